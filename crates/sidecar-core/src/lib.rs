@@ -1,0 +1,19 @@
+//! What every pcap-sidecar daemon shares.
+//!
+//! - [`config`]: environment and flags → one validated [`config::Config`].
+//! - [`log`]: Cloud Logging structured lines on stdout.
+//! - [`schedule`]: crontab expressions (5 or 6 fields) with crontab's day numbering.
+//! - [`naming`]: capture file names (`<iface>_part_<YYYYMMDDTHHMMSS>Z.<ext>`).
+//! - [`bucket`]: the object path `PREFIX/PROJECT/SERVICE/REGION/REVISION/TIMESTAMP/INSTANCE`.
+//! - [`readiness`]: the capture-ready signal `tcpdumpw` raises and `hc-probe` reads.
+//! - [`shutdown`]: SIGTERM/SIGINT as a value threads can wait on.
+//! - [`exit`]: exit codes every daemon uses.
+
+pub mod bucket;
+pub mod config;
+pub mod exit;
+pub mod log;
+pub mod naming;
+pub mod readiness;
+pub mod schedule;
+pub mod shutdown;
