@@ -7,10 +7,13 @@
 //! - [`bucket`]: the object path `PREFIX/PROJECT/SERVICE/REGION/REVISION/TIMESTAMP/INSTANCE`.
 //! - [`readiness`]: the capture-ready signal `tcpdumpw` raises and `hc-probe` reads.
 //! - [`shutdown`]: SIGTERM/SIGINT as a value threads can wait on.
-//! - [`exit`]: exit codes every daemon uses.
+//! - [`exit`]: exit codes every daemon uses; [`daemon`]: the common start of a `main`.
+
+#![deny(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod bucket;
 pub mod config;
+pub mod daemon;
 pub mod exit;
 pub mod log;
 pub mod naming;
