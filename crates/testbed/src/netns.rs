@@ -1,0 +1,180 @@
+//! Two network namespaces joined by a veth pair, for capturing real traffic.
+//!
+//! `TestNet` builds "app" (198.51.100.1, 2001:db8:5100::1) and "peer" (198.51.100.2,
+//! 2001:db8:5100::2), each with its end of the pair named `eth0` and `lo` up.
+//! The veth is created directly inside the namespaces, so the host never
+//! sees an interface, address or route: test traffic cannot leak out.
+
+use crate::{command_line, run, wait_for, Result};
+use std::ffi::OsStr;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// Name of the veth end inside each namespace.
+pub const INTERFACE: &str = "eth0";
+/// Prefix length of the IPv4 addresses (TEST-NET-1, RFC 5737).
+pub const IPV4_PREFIX: u8 = 24;
+/// Prefix length of the IPv6 addresses (documentation range, RFC 3849).
+pub const IPV6_PREFIX: u8 = 64;
+
+const LINK_UP_TIMEOUT: Duration = Duration::from_secs(20);
+
+// Makes names unique among TestNets of one process; the pid separates processes.
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// One named network namespace; deleted (`ip netns del`) on drop.
+///
+/// Processes started inside are not killed: whoever spawned them owns them
+/// (use [`crate::ChildGuard`]).
+#[derive(Debug)]
+pub struct Netns {
+    name: String,
+    ipv4: Ipv4Addr,
+    ipv6: Ipv6Addr,
+}
+
+impl Netns {
+    fn create(name: String, ipv4: Ipv4Addr, ipv6: Ipv6Addr) -> Result<Netns> {
+        run(Command::new("ip").args(["netns", "add", &name]))?;
+        Ok(Netns { name, ipv4, ipv6 })
+    }
+
+    /// The namespace name, as shown by `ip netns list`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The interface joining this namespace to the other one (`eth0`).
+    pub fn interface(&self) -> &str {
+        INTERFACE
+    }
+
+    /// The IPv4 address of [`Netns::interface`].
+    pub fn ipv4(&self) -> Ipv4Addr {
+        self.ipv4
+    }
+
+    /// The IPv6 address of [`Netns::interface`].
+    pub fn ipv6(&self) -> Ipv6Addr {
+        self.ipv6
+    }
+
+    /// A command that runs `program` inside this namespace (`ip netns exec`).
+    ///
+    /// `ip` execs the program, so a spawned child's pid is the program's own.
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name]).arg(program);
+        cmd
+    }
+
+    /// Runs `program args...` inside the namespace to completion; fails on a non-zero exit.
+    pub fn run<I, S>(&self, program: &str, args: I) -> Result<Output>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        run(self.command(program).args(args))
+    }
+
+    /// Runs `ip -n <name> args...` (configuration without entering the namespace).
+    fn ip<const N: usize>(&self, args: [&str; N]) -> Result<Output> {
+        run(Command::new("ip").args(["-n", &self.name]).args(args))
+    }
+
+    fn link_is_up(&self) -> std::result::Result<(), String> {
+        let mut cmd = Command::new("ip");
+        cmd.args(["-n", &self.name, "-o", "link", "show", "dev", INTERFACE]);
+        let line = command_line(&cmd);
+        let out = cmd.output().map_err(|e| format!("{line}: {e}"))?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.contains("state UP") {
+            Ok(())
+        } else {
+            Err(format!("{}: {}", self.name, text.trim()))
+        }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Destroying the namespace also destroys the veth end inside it.
+        if let Err(e) = run(Command::new("ip").args(["netns", "del", &self.name])) {
+            eprintln!("testbed: could not delete netns {}: {e}", self.name);
+        }
+    }
+}
+
+/// Two namespaces, "app" and "peer", joined by a veth pair; both deleted on drop.
+#[derive(Debug)]
+pub struct TestNet {
+    app: Netns,
+    peer: Netns,
+}
+
+impl TestNet {
+    /// Creates the pair. `tag` (e.g. the test name) makes the namespace names
+    /// recognizable; pid and a counter make them unique.
+    ///
+    /// Returns once both ends are operationally up. Addresses are added with
+    /// `nodad`, so IPv6 is usable immediately.
+    pub fn new(tag: &str) -> Result<TestNet> {
+        crate::check_netns()?;
+        let tag: String = tag
+            .chars()
+            .map(|c| c.to_ascii_lowercase())
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .take(20)
+            .collect();
+        let base = format!(
+            "tb-{tag}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        // Each Netns deletes itself on drop, so an error below leaks nothing.
+        let app = Netns::create(
+            format!("{base}-app"),
+            Ipv4Addr::new(198, 51, 100, 1),
+            Ipv6Addr::new(0x2001, 0xdb8, 0x5100, 0, 0, 0, 0, 1),
+        )?;
+        let peer = Netns::create(
+            format!("{base}-peer"),
+            Ipv4Addr::new(198, 51, 100, 2),
+            Ipv6Addr::new(0x2001, 0xdb8, 0x5100, 0, 0, 0, 0, 2),
+        )?;
+        // Created directly in the namespaces: no interface ever exists on the host.
+        run(Command::new("ip").args([
+            "link", "add", INTERFACE, "netns", &app.name, "type", "veth", "peer", "name",
+            INTERFACE, "netns", &peer.name,
+        ]))?;
+        for ns in [&app, &peer] {
+            let v4 = format!("{}/{IPV4_PREFIX}", ns.ipv4);
+            let v6 = format!("{}/{IPV6_PREFIX}", ns.ipv6);
+            ns.ip(["link", "set", "lo", "up"])?;
+            ns.ip(["addr", "add", &v4, "dev", INTERFACE])?;
+            ns.ip(["-6", "addr", "add", &v6, "dev", INTERFACE, "nodad"])?;
+            ns.ip(["link", "set", INTERFACE, "up"])?;
+        }
+        for ns in [&app, &peer] {
+            wait_for(
+                "veth end to come up",
+                LINK_UP_TIMEOUT,
+                Duration::from_millis(20),
+                || ns.link_is_up(),
+            )?;
+        }
+        Ok(TestNet { app, peer })
+    }
+
+    /// The namespace where the application (and the capture) runs.
+    pub fn app(&self) -> &Netns {
+        &self.app
+    }
+
+    /// The namespace acting as the remote side.
+    pub fn peer(&self) -> &Netns {
+        &self.peer
+    }
+}

@@ -1,0 +1,1 @@
+//! End-to-end tests live in `tests/*.rs` files declared below; this library is empty.
