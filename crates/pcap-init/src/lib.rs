@@ -6,6 +6,8 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod discovery;
+
 use serde::Serialize;
 use sidecar_core::config::Config;
 use sidecar_core::log::{self, Severity};

@@ -1,0 +1,100 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+//! Discovery against the metadata-server emulator (real HTTP, `Metadata-Flavor: Google`).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use pcap_init::discovery::{discover, MetadataClient};
+use testbed::{MetadataConfig, MetadataServer};
+
+fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |name| map.get(name).cloned()
+}
+
+fn fast(host: &str) -> MetadataClient {
+    MetadataClient::new(host).with_retries(Duration::from_millis(500), 3, Duration::from_millis(10))
+}
+
+#[test]
+fn cloud_run_values_make_the_bucket_path() {
+    let server = MetadataServer::start_with(MetadataConfig {
+        project_id: "my-project".into(),
+        region: "europe-west1".into(),
+        instance_id: "0087abc".into(),
+        ..MetadataConfig::default()
+    })
+    .unwrap();
+    let env = env(&[
+        ("K_SERVICE", "checkout"),
+        ("K_REVISION", "checkout-00042-abc"),
+        ("GCE_METADATA_HOST", &server.host()),
+    ]);
+    let found = discover(&env, &MetadataClient::from_env(&env));
+    assert_eq!(found.project.as_deref(), Some("my-project"));
+    assert_eq!(found.region.as_deref(), Some("europe-west1"));
+    assert_eq!(found.instance.as_deref(), Some("0087abc"));
+    let path = found.bucket_path(Some("team"));
+    let stamp = found.startup.format("%Y%m%dT%H%M%SZ").to_string();
+    assert_eq!(
+        path.as_str(),
+        format!("team/my-project/checkout/europe-west1/checkout-00042-abc/{stamp}/0087abc")
+    );
+}
+
+#[test]
+fn server_errors_are_retried() {
+    let server = MetadataServer::start().unwrap();
+    server.fail_next(MetadataServer::REGION, 2);
+    let found = discover(&env(&[]), &fast(&server.host()));
+    assert_eq!(found.region.as_deref(), Some("us-central1"));
+    assert_eq!(server.requests(MetadataServer::REGION), 3);
+}
+
+#[test]
+fn missing_values_become_placeholders_without_empty_segments() {
+    let server = MetadataServer::start().unwrap();
+    server.remove(MetadataServer::INSTANCE_ID);
+    server.fail_next(MetadataServer::REGION, 10);
+    let found = discover(
+        &env(&[("GOOGLE_CLOUD_PROJECT", "from-env")]),
+        &fast(&server.host()),
+    );
+    assert_eq!(found.project.as_deref(), Some("from-env"));
+    assert_eq!(server.requests(MetadataServer::PROJECT_ID), 0, "env wins");
+    assert_eq!(found.region, None);
+    assert_eq!(
+        server.requests(MetadataServer::REGION),
+        3,
+        "bounded retries"
+    );
+    assert_eq!(found.instance, None);
+    assert_eq!(
+        server.requests(MetadataServer::INSTANCE_ID),
+        1,
+        "404 is final"
+    );
+    let path = found.bucket_path(None);
+    assert!(path
+        .as_str()
+        .starts_with("from-env/unknown-service/unknown-region/unknown-revision/"));
+    assert!(path.as_str().ends_with("/unknown-instance"));
+}
+
+#[test]
+fn no_metadata_server_is_quick_and_local() {
+    // A closed port on loopback: connection refused, as on a laptop.
+    let port = testbed::free_port().unwrap();
+    let started = Instant::now();
+    let found = discover(&env(&[]), &fast(&format!("127.0.0.1:{port}")));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(found.project, None);
+    assert!(found
+        .bucket_path(None)
+        .as_str()
+        .starts_with("unknown-project/"));
+}

@@ -1,0 +1,506 @@
+//! Supervised child processes for `tcpdumpw` (its `tcpdump`s and `pcapd`) and `pcap-init`
+//! (the daemons, the mounter).
+//!
+//! A [`Supervised`] child runs in its own process group, so signals reach everything it
+//! started and nothing else. Its output is either inherited or wrapped: lines that are
+//! already Cloud Logging JSON objects pass through unchanged, any other line becomes a
+//! structured log line naming the program ([`output`]). Exits are noticed by
+//! [`Supervised::poll`] (a non-blocking `waitpid` on the child's pid — never `waitpid(-1)`,
+//! which would steal other children's statuses in a test process), and the child is restarted
+//! with exponential backoff until [`RestartPolicy::max_failures`] consecutive quick failures,
+//! after which it has given up and the last lines of its output say why. [`Supervised::stop`]
+//! is SIGTERM to the group, a grace period, then SIGKILL.
+
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod output;
+
+use std::ffi::OsString;
+use std::fmt;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::{killpg, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use serde::Serialize;
+
+pub use output::{OutputLine, Stream, StreamHandling};
+
+/// How to start a child.
+#[derive(Debug, Clone)]
+pub struct ChildSpec {
+    /// Name used in logs (`tcpdump[eth0]`, `pcapd`, `gcsfuse`).
+    pub name: String,
+    /// Program to run.
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<OsString>,
+    /// Variables added to (or replacing) the inherited environment.
+    pub env: Vec<(OsString, OsString)>,
+    /// What happens to the child's stdout.
+    pub stdout: StreamHandling,
+    /// What happens to the child's stderr.
+    pub stderr: StreamHandling,
+}
+
+impl ChildSpec {
+    /// A spec with wrapped stdout and stderr and no extra environment.
+    pub fn new(name: impl Into<String>, program: impl Into<PathBuf>) -> Self {
+        ChildSpec {
+            name: name.into(),
+            program: program.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            stdout: StreamHandling::Wrap,
+            stderr: StreamHandling::Wrap,
+        }
+    }
+
+    /// Adds arguments.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets an environment variable for the child.
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// The command line, for logs.
+    pub fn command_line(&self) -> String {
+        std::iter::once(self.program.display().to_string())
+            .chain(self.args.iter().map(|a| a.to_string_lossy().into_owned()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// When and how often a child that exits is started again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartPolicy {
+    /// Consecutive failures (runs shorter than `stable_after`) before giving up; 0 = never
+    /// restart.
+    pub max_failures: u32,
+    /// Delay before the first restart; doubled after each failure.
+    pub initial_backoff: Duration,
+    /// Upper bound of the delay.
+    pub max_backoff: Duration,
+    /// A run at least this long resets the failure count.
+    pub stable_after: Duration,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        RestartPolicy {
+            max_failures: 5,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+            stable_after: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RestartPolicy {
+    /// Never restart.
+    pub fn never() -> Self {
+        RestartPolicy {
+            max_failures: 0,
+            ..Self::default()
+        }
+    }
+
+    fn backoff(&self, failures: u32) -> Duration {
+        let factor = 1u32 << failures.saturating_sub(1).min(16);
+        self.initial_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff)
+    }
+}
+
+/// How a child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Exit {
+    /// Exited with this code.
+    Code(i32),
+    /// Killed by this signal number.
+    Signal(i32),
+}
+
+impl Exit {
+    /// Exit code 0.
+    pub fn is_success(self) -> bool {
+        self == Exit::Code(0)
+    }
+}
+
+impl fmt::Display for Exit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Exit::Code(code) => write!(f, "exit code {code}"),
+            Exit::Signal(signal) => match Signal::try_from(*signal) {
+                Ok(name) => write!(f, "signal {name}"),
+                Err(_) => write!(f, "signal {signal}"),
+            },
+        }
+    }
+}
+
+/// Where a supervised child is in its life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    /// Running with this pid.
+    Running {
+        /// Process id (also the process group id).
+        pid: u32,
+        /// When it was started.
+        since: Instant,
+    },
+    /// Exited; will be started again at `at`.
+    Restarting {
+        /// When.
+        at: Instant,
+        /// How the last run ended.
+        last: Exit,
+    },
+    /// Exited and will not be restarted (policy exhausted, or restarts disabled).
+    GaveUp {
+        /// How the last run ended.
+        last: Exit,
+    },
+    /// Stopped on request.
+    Stopped {
+        /// How it ended.
+        exit: Exit,
+    },
+}
+
+/// Something [`Supervised::poll`] noticed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The child exited; it will be restarted after `restart_in`.
+    Exited {
+        /// How it ended.
+        exit: Exit,
+        /// Delay before the restart.
+        restart_in: Duration,
+    },
+    /// The child was started again.
+    Restarted {
+        /// Its new pid.
+        pid: u32,
+    },
+    /// The child exited and will not be restarted.
+    GaveUp {
+        /// How the last run ended.
+        exit: Exit,
+    },
+}
+
+/// Failures to start or signal a child.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The program could not be started.
+    #[error("cannot start {name} ({command}): {source}")]
+    Spawn {
+        /// Child name.
+        name: String,
+        /// Command line.
+        command: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A child process under supervision.
+pub struct Supervised {
+    spec: ChildSpec,
+    policy: RestartPolicy,
+    state: State,
+    failures: u32,
+    starts: u32,
+    tap: Option<Sender<OutputLine>>,
+    recent: Arc<Mutex<output::Recent>>,
+}
+
+#[derive(Serialize)]
+struct ChildEvent<'a> {
+    program: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    restart_in_ms: Option<u128>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    command: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    last_output: Vec<String>,
+}
+
+impl Supervised {
+    /// Starts the child now. Every output line is also sent to `tap` when given (how
+    /// `tcpdumpw` sees tcpdump's "listening on" line).
+    pub fn start(
+        spec: ChildSpec,
+        policy: RestartPolicy,
+        tap: Option<Sender<OutputLine>>,
+    ) -> Result<Self, Error> {
+        let mut child = Supervised {
+            spec,
+            policy,
+            state: State::Stopped {
+                exit: Exit::Code(0),
+            },
+            failures: 0,
+            starts: 0,
+            tap,
+            recent: Arc::new(Mutex::new(output::Recent::default())),
+        };
+        child.spawn()?;
+        Ok(child)
+    }
+
+    fn spawn(&mut self) -> Result<u32, Error> {
+        let mut command = Command::new(&self.spec.program);
+        command
+            .args(&self.spec.args)
+            .envs(self.spec.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(self.spec.stdout.stdio())
+            .stderr(self.spec.stderr.stdio())
+            // Own process group: group signals reach the child and its children only.
+            .process_group(0);
+        let mut child = command.spawn().map_err(|source| Error::Spawn {
+            name: self.spec.name.clone(),
+            command: self.spec.command_line(),
+            source,
+        })?;
+        let pid = child.id();
+        if let Some(stdout) = child.stdout.take() {
+            output::forward(
+                &self.spec.name,
+                Stream::Stdout,
+                stdout,
+                self.tap.clone(),
+                self.recent.clone(),
+            );
+        }
+        if let Some(stderr) = child.stderr.take() {
+            output::forward(
+                &self.spec.name,
+                Stream::Stderr,
+                stderr,
+                self.tap.clone(),
+                self.recent.clone(),
+            );
+        }
+        // The status is collected with waitpid on the pid (see poll); the handle is not
+        // needed any more and dropping it neither waits nor kills.
+        drop(child);
+        self.starts += 1;
+        self.state = State::Running {
+            pid,
+            since: Instant::now(),
+        };
+        let command_line = self.spec.command_line();
+        sidecar_core::log::event(
+            sidecar_core::log::Severity::Info,
+            &format!("started {}", self.spec.name),
+            &ChildEvent {
+                program: &self.spec.name,
+                pid: Some(pid),
+                exit: None,
+                restart_in_ms: None,
+                command: Some(&command_line),
+                last_output: Vec::new(),
+            },
+        );
+        Ok(pid)
+    }
+
+    /// The child's name.
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    /// Current state.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The pid while running.
+    pub fn pid(&self) -> Option<u32> {
+        match self.state {
+            State::Running { pid, .. } => Some(pid),
+            _ => None,
+        }
+    }
+
+    /// How many times the child was started.
+    pub fn starts(&self) -> u32 {
+        self.starts
+    }
+
+    /// The last lines the child printed (most recent last).
+    pub fn recent_output(&self) -> Vec<String> {
+        self.recent.lock().map(|r| r.lines()).unwrap_or_default()
+    }
+
+    /// Reaps the child if it exited and restarts it when due. Never blocks.
+    pub fn poll(&mut self) -> Option<Event> {
+        match self.state.clone() {
+            State::Running { pid, since } => {
+                let exit = try_reap(pid)?;
+                let ran_for = since.elapsed();
+                if ran_for >= self.policy.stable_after {
+                    self.failures = 0;
+                }
+                self.failures += 1;
+                if self.failures > self.policy.max_failures {
+                    self.state = State::GaveUp { last: exit };
+                    self.log_exit(Some(pid), exit, None, sidecar_core::log::Severity::Error);
+                    return Some(Event::GaveUp { exit });
+                }
+                let delay = self.policy.backoff(self.failures);
+                self.state = State::Restarting {
+                    at: Instant::now() + delay,
+                    last: exit,
+                };
+                self.log_exit(
+                    Some(pid),
+                    exit,
+                    Some(delay),
+                    sidecar_core::log::Severity::Warning,
+                );
+                Some(Event::Exited {
+                    exit,
+                    restart_in: delay,
+                })
+            }
+            State::Restarting { at, last } if Instant::now() >= at => match self.spawn() {
+                Ok(pid) => Some(Event::Restarted { pid }),
+                Err(error) => {
+                    sidecar_core::log::error(&error.to_string());
+                    self.state = State::GaveUp { last };
+                    Some(Event::GaveUp { exit: last })
+                }
+            },
+            _ => None,
+        }
+    }
+
+    fn log_exit(
+        &self,
+        pid: Option<u32>,
+        exit: Exit,
+        restart_in: Option<Duration>,
+        severity: sidecar_core::log::Severity,
+    ) {
+        let message = match restart_in {
+            Some(_) => format!("{} exited ({exit}); restarting", self.spec.name),
+            None => format!("{} exited ({exit}); giving up", self.spec.name),
+        };
+        sidecar_core::log::event(
+            severity,
+            &message,
+            &ChildEvent {
+                program: &self.spec.name,
+                pid,
+                exit: Some(exit.to_string()),
+                restart_in_ms: restart_in.map(|d| d.as_millis()),
+                command: None,
+                last_output: self.recent_output(),
+            },
+        );
+    }
+
+    /// Sends `signal` to the child's process group while it runs.
+    pub fn signal(&self, signal: Signal) -> bool {
+        match self.pid() {
+            Some(pid) => killpg(Pid::from_raw(pid as i32), signal).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Stops the child: SIGTERM to its group, up to `grace` to exit, then SIGKILL. A child
+    /// waiting for a restart is simply not restarted. Returns how it ended.
+    pub fn stop(&mut self, grace: Duration) -> Exit {
+        let exit = match self.state.clone() {
+            State::Running { pid, .. } => {
+                let group = Pid::from_raw(pid as i32);
+                let _ = killpg(group, Signal::SIGTERM);
+                let deadline = Instant::now() + grace;
+                loop {
+                    if let Some(exit) = try_reap(pid) {
+                        break exit;
+                    }
+                    if Instant::now() >= deadline {
+                        let _ = killpg(group, Signal::SIGKILL);
+                        break reap_blocking(pid);
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+            State::Restarting { last, .. } | State::GaveUp { last } => last,
+            State::Stopped { exit } => exit,
+        };
+        self.state = State::Stopped { exit };
+        exit
+    }
+}
+
+impl Drop for Supervised {
+    fn drop(&mut self) {
+        // Never leave a running child behind (tests, panics).
+        if let State::Running { pid, .. } = self.state {
+            let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            let _ = reap_blocking(pid);
+        }
+    }
+}
+
+fn to_exit(status: WaitStatus) -> Option<Exit> {
+    match status {
+        WaitStatus::Exited(_, code) => Some(Exit::Code(code)),
+        WaitStatus::Signaled(_, signal, _) => Some(Exit::Signal(signal as i32)),
+        _ => None,
+    }
+}
+
+/// A non-blocking `waitpid` for one pid.
+fn try_reap(pid: u32) -> Option<Exit> {
+    match waitpid(Pid::from_raw(pid as i32), Some(WaitPidFlag::WNOHANG)) {
+        Ok(status) => to_exit(status),
+        // Someone else reaped it (e.g. PID 1's orphan reaper): it is gone all the same.
+        Err(Errno::ECHILD) => Some(Exit::Code(-1)),
+        Err(_) => None,
+    }
+}
+
+fn reap_blocking(pid: u32) -> Exit {
+    loop {
+        match waitpid(Pid::from_raw(pid as i32), None) {
+            Ok(status) => {
+                if let Some(exit) = to_exit(status) {
+                    return exit;
+                }
+            }
+            Err(Errno::EINTR) => {}
+            Err(_) => return Exit::Code(-1),
+        }
+    }
+}
