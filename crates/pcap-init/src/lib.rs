@@ -7,6 +7,8 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod discovery;
+pub mod graph;
+pub mod supervisor;
 
 use serde::Serialize;
 use sidecar_core::config::Config;

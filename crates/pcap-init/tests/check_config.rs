@@ -101,10 +101,14 @@ fn every_invalid_variable_is_reported_and_exits_2() {
         ("PCAP_PORTS", "http,abc"),
         ("PCAP_TCP_FLAGS", "syn,tcp-psh"),
         ("PCAP_FILTER", "tcp\0"),
+        ("PCAP_EXCLUDE_SELF", "sometimes"),
         ("PCAP_SNAPSHOT_LENGTH", "big"),
         ("PCAP_ROTATE_SECS", "86401"),
         ("PCAP_FILE_EXT", "gz"),
         ("PCAP_COMPRESS", "gzip"),
+        ("PCAP_COMPRESS_LEVEL", "0"),
+        ("PCAP_BACKLOG_MB", "-1"),
+        ("PCAP_BACKLOG_POLICY", "keep-all"),
         ("PCAP_TCPDUMP", "on"),
         ("PCAP_JSON", "json"),
         ("PCAP_JSON_LOG", "stdout"),
@@ -122,6 +126,7 @@ fn every_invalid_variable_is_reported_and_exits_2() {
         ("PCAP_SHUTDOWN_SECS", "3601"),
         ("PCAP_REDACT_HEADERS", "x-ok,not ok"),
         ("PCAP_RUN_DIR", "./run"),
+        ("PCAP_SUPERVISOR_FILE", "relative.toml"),
     ];
     // The environment cannot carry a NUL byte; test PCAP_FILTER's NUL rule in unit tests only.
     let bad: Vec<(&str, &str)> = bad

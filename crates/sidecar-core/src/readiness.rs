@@ -15,6 +15,11 @@ use serde::{Deserialize, Serialize};
 /// File name of the signal inside the run directory.
 pub const READY_FILE: &str = "capture.ready";
 
+/// File name of `pcap-fsnotify`'s signal: its watch on the capture directory is installed
+/// (use with [`ReadySignal::raise_named`] and [`check_named`]; `supervisor/processes.toml`
+/// names the same file).
+pub const FSNOTIFY_READY_FILE: &str = "fsnotify.ready";
+
 #[derive(Debug, Serialize, Deserialize)]
 struct ReadyRecord {
     pid: u32,
@@ -37,9 +42,20 @@ impl ReadySignal {
     /// Raises the signal on behalf of another process (used by tests and by a supervisor
     /// that knows its child is ready).
     pub fn raise_for(run_dir: &Path, pid: u32, detail: &str) -> io::Result<ReadySignal> {
+        Self::raise_named(run_dir, READY_FILE, pid, detail)
+    }
+
+    /// Raises another daemon's signal, named `file` inside `run_dir` (e.g. pcap-fsnotify's
+    /// "watch installed"), for process `pid`.
+    pub fn raise_named(
+        run_dir: &Path,
+        file: &str,
+        pid: u32,
+        detail: &str,
+    ) -> io::Result<ReadySignal> {
         fs::create_dir_all(run_dir)?;
-        let path = run_dir.join(READY_FILE);
-        let temporary = run_dir.join(format!(".{READY_FILE}.{pid}.tmp"));
+        let path = run_dir.join(file);
+        let temporary = run_dir.join(format!(".{file}.{pid}.tmp"));
         let record = ReadyRecord {
             pid,
             since: chrono::Utc::now().to_rfc3339(),
@@ -89,9 +105,14 @@ impl Readiness {
     }
 }
 
-/// Reads the signal in `run_dir`.
+/// Reads the capture-ready signal in `run_dir`.
 pub fn check(run_dir: &Path) -> Readiness {
-    let Ok(text) = fs::read_to_string(run_dir.join(READY_FILE)) else {
+    check_named(run_dir, READY_FILE)
+}
+
+/// Reads the signal named `file` in `run_dir`.
+pub fn check_named(run_dir: &Path, file: &str) -> Readiness {
+    let Ok(text) = fs::read_to_string(run_dir.join(file)) else {
         return Readiness::NotReady;
     };
     let Ok(record) = serde_json::from_str::<ReadyRecord>(&text) else {

@@ -234,6 +234,8 @@ pub struct Supervised {
     starts: u32,
     tap: Option<Sender<OutputLine>>,
     recent: Arc<Mutex<output::Recent>>,
+    /// An exit status collected by someone else's `waitpid(-1)` (PID 1's reaper).
+    reaped: Option<(u32, Exit)>,
 }
 
 #[derive(Serialize)]
@@ -269,6 +271,7 @@ impl Supervised {
             starts: 0,
             tap,
             recent: Arc::new(Mutex::new(output::Recent::default())),
+            reaped: None,
         };
         child.spawn()?;
         Ok(child)
@@ -360,11 +363,29 @@ impl Supervised {
         self.recent.lock().map(|r| r.lines()).unwrap_or_default()
     }
 
+    /// Hands over an exit status reaped elsewhere (a PID 1 that reaps every child with
+    /// `waitpid(-1)`); returns whether `pid` is this child's.
+    pub fn notify_exit(&mut self, pid: u32, exit: Exit) -> bool {
+        if self.pid() == Some(pid) {
+            self.reaped = Some((pid, exit));
+            true
+        } else {
+            false
+        }
+    }
+
+    fn reap(&mut self, pid: u32) -> Option<Exit> {
+        match self.reaped.take() {
+            Some((reaped, exit)) if reaped == pid => Some(exit),
+            _ => try_reap(pid),
+        }
+    }
+
     /// Reaps the child if it exited and restarts it when due. Never blocks.
     pub fn poll(&mut self) -> Option<Event> {
         match self.state.clone() {
             State::Running { pid, since } => {
-                let exit = try_reap(pid)?;
+                let exit = self.reap(pid)?;
                 let ran_for = since.elapsed();
                 if ran_for >= self.policy.stable_after {
                     self.failures = 0;
@@ -445,7 +466,7 @@ impl Supervised {
                 let _ = killpg(group, Signal::SIGTERM);
                 let deadline = Instant::now() + grace;
                 loop {
-                    if let Some(exit) = try_reap(pid) {
+                    if let Some(exit) = self.reap(pid) {
                         break exit;
                     }
                     if Instant::now() >= deadline {
@@ -478,6 +499,22 @@ fn to_exit(status: WaitStatus) -> Option<Exit> {
         WaitStatus::Exited(_, code) => Some(Exit::Code(code)),
         WaitStatus::Signaled(_, signal, _) => Some(Exit::Signal(signal as i32)),
         _ => None,
+    }
+}
+
+/// Reaps any exited child of this process without blocking: `(pid, exit)`. Only for PID 1,
+/// which must also reap orphans re-parented to it; hand each result to
+/// [`Supervised::notify_exit`].
+pub fn reap_any() -> Option<(u32, Exit)> {
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(_) => return None,
+            Ok(status) => {
+                if let (Some(pid), Some(exit)) = (status.pid(), to_exit(status)) {
+                    return Some((pid.as_raw() as u32, exit));
+                }
+            }
+        }
     }
 }
 

@@ -35,6 +35,26 @@ pub enum Verbosity {
     Debug,
 }
 
+/// What export gives up when the capture directory exceeds its budget
+/// (`PCAP_BACKLOG_POLICY`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BacklogPolicy {
+    /// Delete the oldest completed files first (keep recent traffic).
+    DropOldest,
+    /// Delete the newest completed files first (keep the oldest).
+    DropNewest,
+}
+
+impl BacklogPolicy {
+    /// The variable's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BacklogPolicy::DropOldest => "drop-oldest",
+            BacklogPolicy::DropNewest => "drop-newest",
+        }
+    }
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -64,6 +84,9 @@ pub struct Config {
     pub tcp_flags: Selection<TcpFlag>,
     /// `PCAP_FILTER`; `None` when `DISABLED`.
     pub filter: Option<String>,
+    /// `PCAP_EXCLUDE_SELF`: leave the sidecar's own traffic (metadata server, uploads) out of
+    /// the capture filter.
+    pub exclude_self: bool,
     /// `PCAP_SNAPSHOT_LENGTH`, with 0 already turned into 262144.
     pub snaplen: u32,
     /// `PCAP_ROTATE_SECS`; 0 means no rotation.
@@ -72,6 +95,12 @@ pub struct Config {
     pub file_ext: String,
     /// `PCAP_COMPRESS`.
     pub compress: bool,
+    /// `PCAP_COMPRESS_LEVEL`: gzip level 1..=9.
+    pub compress_level: u32,
+    /// `PCAP_BACKLOG_MB`: byte budget of the capture directory in MiB; 0 means no limit.
+    pub backlog_mb: u64,
+    /// `PCAP_BACKLOG_POLICY`.
+    pub backlog_policy: BacklogPolicy,
     /// `PCAP_TCPDUMP`.
     pub tcpdump: bool,
     /// `PCAP_JSON`.
@@ -106,6 +135,8 @@ pub struct Config {
     pub redact_headers: Vec<String>,
     /// `PCAP_RUN_DIR`.
     pub run_dir: PathBuf,
+    /// `PCAP_SUPERVISOR_FILE`.
+    pub supervisor_file: Option<PathBuf>,
 }
 
 /// Snaplen used when `PCAP_SNAPSHOT_LENGTH=0` (tcpdump's own default).
@@ -295,6 +326,7 @@ impl Config {
                 Ok(Some(raw.to_string()))
             }
         });
+        let exclude_self = r.boolean("PCAP_EXCLUDE_SELF");
         let snaplen = r.get("PCAP_SNAPSHOT_LENGTH", 65_536, |raw| {
             parse_u64_in(raw, 0, u64::from(MAX_SNAPLEN)).map(|n| {
                 if n == 0 {
@@ -319,6 +351,21 @@ impl Config {
             }
         });
         let compress = r.boolean("PCAP_COMPRESS");
+        let compress_level = r.get("PCAP_COMPRESS_LEVEL", 2, |raw| {
+            parse_u64_in(raw, 1, 9).map(|n| n as u32)
+        });
+        let backlog_mb = r.get("PCAP_BACKLOG_MB", 256, |raw| {
+            parse_u64_in(raw, 0, 1_048_576)
+        });
+        let backlog_policy = r.get(
+            "PCAP_BACKLOG_POLICY",
+            BacklogPolicy::DropOldest,
+            |raw| match raw.to_ascii_lowercase().as_str() {
+                "drop-oldest" => Ok(BacklogPolicy::DropOldest),
+                "drop-newest" => Ok(BacklogPolicy::DropNewest),
+                _ => Err("unknown policy".into()),
+            },
+        );
         let tcpdump = r.boolean("PCAP_TCPDUMP");
         let json = r.boolean("PCAP_JSON");
         let json_log = r.boolean("PCAP_JSON_LOG");
@@ -360,6 +407,13 @@ impl Config {
             PathBuf::from("/run/pcap-sidecar"),
             parse_absolute_dir,
         );
+        let supervisor_file = r.optional("PCAP_SUPERVISOR_FILE", |raw| {
+            if raw.ends_with('/') {
+                Err("not a file path".to_string())
+            } else {
+                parse_absolute_dir(raw)
+            }
+        });
 
         // Rules that involve more than one variable.
         let outputs_valid = !r
@@ -401,10 +455,14 @@ impl Config {
             ports,
             tcp_flags,
             filter,
+            exclude_self,
             snaplen,
             rotate_secs,
             file_ext,
             compress,
+            compress_level,
+            backlog_mb,
+            backlog_policy,
             tcpdump,
             json,
             json_log,
@@ -422,6 +480,7 @@ impl Config {
             shutdown_secs,
             redact_headers,
             run_dir,
+            supervisor_file,
         })
     }
 
@@ -469,6 +528,31 @@ impl Config {
         notes
     }
 
+    /// The configuration as environment variables, for child daemons: parsing them gives this
+    /// configuration back (flags given to the parent reach its children this way). Unset
+    /// values are left out.
+    pub fn to_env(&self) -> Vec<(&'static str, String)> {
+        self.effective()
+            .into_iter()
+            .filter_map(|(name, value)| {
+                let text = match value {
+                    Value::Null => return None,
+                    Value::String(s) => s,
+                    Value::Array(items) => items
+                        .iter()
+                        .map(|item| match item {
+                            Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    other => other.to_string(),
+                };
+                Some((name, text))
+            })
+            .collect()
+    }
+
     /// The effective configuration keyed by variable name, for the start-up log line.
     /// It holds only configuration values: never the environment, never credentials.
     pub fn effective(&self) -> BTreeMap<&'static str, Value> {
@@ -487,10 +571,14 @@ impl Config {
         m.insert("PCAP_PORTS", json!(self.ports.to_string()));
         m.insert("PCAP_TCP_FLAGS", json!(self.tcp_flags.to_string()));
         m.insert("PCAP_FILTER", text(&self.filter));
+        m.insert("PCAP_EXCLUDE_SELF", json!(self.exclude_self));
         m.insert("PCAP_SNAPSHOT_LENGTH", json!(self.snaplen));
         m.insert("PCAP_ROTATE_SECS", json!(self.rotate_secs));
         m.insert("PCAP_FILE_EXT", json!(self.file_ext));
         m.insert("PCAP_COMPRESS", json!(self.compress));
+        m.insert("PCAP_COMPRESS_LEVEL", json!(self.compress_level));
+        m.insert("PCAP_BACKLOG_MB", json!(self.backlog_mb));
+        m.insert("PCAP_BACKLOG_POLICY", json!(self.backlog_policy.as_str()));
         m.insert("PCAP_TCPDUMP", json!(self.tcpdump));
         m.insert("PCAP_JSON", json!(self.json));
         m.insert("PCAP_JSON_LOG", json!(self.json_log));
@@ -519,6 +607,12 @@ impl Config {
         m.insert("PCAP_SHUTDOWN_SECS", json!(self.shutdown_secs));
         m.insert("PCAP_REDACT_HEADERS", json!(self.redact_headers));
         m.insert("PCAP_RUN_DIR", json!(self.run_dir));
+        m.insert(
+            "PCAP_SUPERVISOR_FILE",
+            self.supervisor_file
+                .as_ref()
+                .map_or(Value::Null, |p| json!(p)),
+        );
         m
     }
 }

@@ -58,10 +58,14 @@ fn defaults_match_the_readme() {
     assert_eq!(c.ports, Selection::All);
     assert_eq!(c.tcp_flags, Selection::All);
     assert_eq!(c.filter, None);
+    assert!(c.exclude_self);
     assert_eq!(c.snaplen, 65_536);
     assert_eq!(c.rotate_secs, 60);
     assert_eq!(c.file_ext, "pcap");
     assert!(c.compress);
+    assert_eq!(c.compress_level, 2);
+    assert_eq!(c.backlog_mb, 256);
+    assert_eq!(c.backlog_policy, BacklogPolicy::DropOldest);
     assert!(c.tcpdump);
     assert!(!c.json);
     assert!(!c.json_log);
@@ -79,6 +83,7 @@ fn defaults_match_the_readme() {
     assert_eq!(c.shutdown_secs, 9);
     assert!(c.redact_headers.is_empty());
     assert_eq!(c.run_dir, PathBuf::from("/run/pcap-sidecar"));
+    assert_eq!(c.supervisor_file, None);
     assert!(c.warnings().is_empty(), "{:?}", c.warnings());
 }
 
@@ -107,10 +112,14 @@ const CASES: &[(&str, &str, &str)] = &[
     ("PCAP_PORTS", "80,443,8000-8080,https", "70000"),
     ("PCAP_TCP_FLAGS", "syn,rst,psh", "tcp-foo"),
     ("PCAP_FILTER", "tcp port 443", "tcp\0port"),
+    ("PCAP_EXCLUDE_SELF", "false", "sometimes"),
     ("PCAP_SNAPSHOT_LENGTH", "0", "262145"),
     ("PCAP_ROTATE_SECS", "0", "-5"),
     ("PCAP_FILE_EXT", "cap", "json"),
     ("PCAP_COMPRESS", "FALSE", "nope"),
+    ("PCAP_COMPRESS_LEVEL", "9", "10"),
+    ("PCAP_BACKLOG_MB", "0", "1g"),
+    ("PCAP_BACKLOG_POLICY", "Drop-Newest", "drop-random"),
     ("PCAP_TCPDUMP", "yes", "2"),
     ("PCAP_JSON", "1", "enabled"),
     ("PCAP_JSON_LOG", "true", "y"),
@@ -132,6 +141,7 @@ const CASES: &[(&str, &str, &str)] = &[
         "bad header",
     ),
     ("PCAP_RUN_DIR", "/tmp/run", "run"),
+    ("PCAP_SUPERVISOR_FILE", "/etc/pcap/graph.toml", "graph.toml"),
 ];
 
 #[test]
@@ -168,6 +178,7 @@ fn valid_values_become_typed_values() {
         ("PCAP_VERBOSITY", "info"),
         ("PCAP_REDACT_HEADERS", "X-Api-Key"),
         ("PCAP_TIMEZONE", "America/Los_Angeles"),
+        ("PCAP_EXCLUDE_SELF", "No"),
     ]);
     assert_eq!(c.iface, "any");
     assert_eq!(c.gcs_prefix.as_deref(), Some("team/a"));
@@ -209,6 +220,7 @@ fn valid_values_become_typed_values() {
     assert_eq!(c.verbosity, Verbosity::Info);
     assert_eq!(c.redact_headers, vec!["x-api-key".to_string()]);
     assert_eq!(c.timezone, chrono_tz::America::Los_Angeles);
+    assert!(!c.exclude_self);
 }
 
 #[test]
@@ -322,4 +334,34 @@ fn flags_are_unique() {
     let before = flags.len();
     flags.dedup();
     assert_eq!(before, flags.len());
+}
+
+#[test]
+fn to_env_round_trips() {
+    let original = ok(&[
+        ("PCAP_GCS_BUCKET", "bkt"),
+        ("PCAP_PORTS", "80,8000-8080"),
+        ("PCAP_IPV6", "2001:db8::/32"),
+        ("PCAP_FILTER", "tcp port 443"),
+        ("PCAP_SNAPSHOT_LENGTH", "0"),
+        ("PCAP_USE_CRON", "true"),
+        ("PCAP_CRON_EXP", "*/5 * * * 1-5"),
+        ("PCAP_TIMEZONE", "Europe/Paris"),
+        ("PCAP_REDACT_HEADERS", "x-api-key,x-token"),
+        ("PCAP_VERBOSITY", "info"),
+    ]);
+    let env: HashMap<String, String> = original
+        .to_env()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    let again = Config::from_lookup(&|name| env.get(name).cloned()).unwrap();
+    assert_eq!(again, original);
+    assert_eq!(
+        ok(&[])
+            .to_env()
+            .iter()
+            .find(|(k, _)| *k == "PCAP_GCS_BUCKET"),
+        None
+    );
 }

@@ -1,0 +1,402 @@
+//! The ordered start, the watch, and the ordered shutdown of the process graph.
+//!
+//! Start: each program of the graph whose condition holds is started in order, and the next
+//! one only after it is ready (a mount visible in `/proc/self/mountinfo`, a readiness file
+//! raised by a live process) — with a timeout that ends start-up with an actionable error.
+//! Watch: crashed programs are restarted by their [`Supervised`] handle; when one gives up,
+//! the readiness gate (`hc-probe`) is stopped so the startup probe fails instead of lying.
+//! Shutdown: programs stop in `stop_order`, each bounded, all within the shutdown budget; a
+//! second signal shortens every remaining grace period.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use sidecar_core::log::{self, Severity};
+use sidecar_core::readiness;
+use sidecar_core::shutdown::Shutdown;
+use supervise::{ChildSpec, Event, Exit, State, Supervised};
+
+use crate::graph::{expand, GraphError, ProcessGraph, Program, ReadyKind, When};
+
+/// Everything the supervisor needs.
+#[derive(Debug, Clone)]
+pub struct SupervisorSettings {
+    /// The programs.
+    pub graph: ProcessGraph,
+    /// Values of `${NAME}` in the graph.
+    pub vars: BTreeMap<String, String>,
+    /// Environment given to every program (the configuration, so flags reach children).
+    pub env: Vec<(String, String)>,
+    /// `PCAP_RUN_DIR`.
+    pub run_dir: PathBuf,
+    /// Whether programs with `when = "fuse"` run.
+    pub fuse: bool,
+    /// Directories to create before anything starts (capture dir, run dir, mount point).
+    pub directories: Vec<PathBuf>,
+    /// The export directory, created once the mount (if any) is ready.
+    pub export_dir: Option<PathBuf>,
+    /// Budget for the whole shutdown.
+    pub shutdown_budget: Duration,
+    /// Reap every child with `waitpid(-1)` (PID 1 must also reap orphans).
+    pub reap_orphans: bool,
+    /// Name of the program whose port reports readiness; stopped when another gives up.
+    pub gate: Option<String>,
+}
+
+/// Why the supervisor could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SupervisorError {
+    /// The graph is wrong.
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    /// A directory could not be created.
+    #[error("cannot create {path}: {source}")]
+    Directory {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A program could not be started or did not become ready.
+    #[error("{0}")]
+    StartFailed(String),
+}
+
+/// How one program stopped.
+#[derive(Debug, Clone, Serialize)]
+pub struct StopReport {
+    /// Program name.
+    pub program: String,
+    /// How it ended.
+    pub exit: String,
+    /// Whether that counts as a clean stop.
+    pub clean: bool,
+    /// Time it took, in milliseconds.
+    pub took_ms: u128,
+}
+
+/// The shutdown's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShutdownSummary {
+    /// Per program, in stop order.
+    pub stopped: Vec<StopReport>,
+    /// Whole shutdown, in milliseconds.
+    pub total_ms: u128,
+    /// Whether every program stopped cleanly.
+    pub clean: bool,
+}
+
+struct Running {
+    program: Program,
+    child: Supervised,
+}
+
+#[derive(Serialize)]
+struct ReadyEvent<'a> {
+    program: &'a str,
+    waited_ms: u128,
+}
+
+/// Starts the graph, watches it until `shutdown`, then stops it in order.
+pub fn run(
+    settings: &SupervisorSettings,
+    shutdown: &Shutdown,
+) -> Result<ShutdownSummary, SupervisorError> {
+    for directory in &settings.directories {
+        std::fs::create_dir_all(directory).map_err(|source| SupervisorError::Directory {
+            path: directory.clone(),
+            source,
+        })?;
+    }
+    let mut running: Vec<Running> = Vec::new();
+    for program in &settings.graph.programs {
+        if program.when == When::Fuse && !settings.fuse {
+            continue;
+        }
+        if shutdown.is_requested() {
+            break;
+        }
+        match start_one(settings, program, shutdown) {
+            Ok(child) => {
+                let is_mount = program.ready.kind == ReadyKind::Mount;
+                running.push(Running {
+                    program: program.clone(),
+                    child,
+                });
+                if is_mount {
+                    create_export_dir(settings)?;
+                }
+            }
+            Err(error) => {
+                log::critical(&error.to_string());
+                stop_all(settings, &mut running, shutdown);
+                return Err(error);
+            }
+        }
+    }
+    if !settings
+        .graph
+        .programs
+        .iter()
+        .any(|p| p.ready.kind == ReadyKind::Mount)
+        || !settings.fuse
+    {
+        create_export_dir(settings)?;
+    }
+    log::notice("all programs started");
+    watch(settings, &mut running, shutdown);
+    Ok(stop_all(settings, &mut running, shutdown))
+}
+
+fn create_export_dir(settings: &SupervisorSettings) -> Result<(), SupervisorError> {
+    if let Some(dir) = &settings.export_dir {
+        std::fs::create_dir_all(dir).map_err(|source| SupervisorError::Directory {
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+fn spec_for(settings: &SupervisorSettings, program: &Program) -> Result<ChildSpec, GraphError> {
+    let mut words = Vec::with_capacity(program.command.len());
+    for word in &program.command {
+        words.push(expand(&program.name, word, &settings.vars)?);
+    }
+    let mut spec = ChildSpec::new(program.name.clone(), words.remove(0)).args(words);
+    for (key, value) in &settings.env {
+        spec = spec.env(key, value);
+    }
+    spec.stdout = program.stream_handling();
+    spec.stderr = program.stream_handling();
+    Ok(spec)
+}
+
+fn start_one(
+    settings: &SupervisorSettings,
+    program: &Program,
+    shutdown: &Shutdown,
+) -> Result<Supervised, SupervisorError> {
+    let spec = spec_for(settings, program)?;
+    let mut child = Supervised::start(spec, program.restart_policy(), None)
+        .map_err(|e| SupervisorError::StartFailed(e.to_string()))?;
+    let ready_path = expand(&program.name, &program.ready.path, &settings.vars)?;
+    let started = Instant::now();
+    let timeout = program.ready_timeout();
+    loop {
+        let ready = match program.ready.kind {
+            ReadyKind::None => true,
+            ReadyKind::Mount => is_mount_point(Path::new(&ready_path)),
+            ReadyKind::File => readiness::check_named(&settings.run_dir, &ready_path).is_ready(),
+        };
+        if ready {
+            log::event(
+                Severity::Info,
+                &format!("{} is ready", program.name),
+                &ReadyEvent {
+                    program: &program.name,
+                    waited_ms: started.elapsed().as_millis(),
+                },
+            );
+            return Ok(child);
+        }
+        if let Some(Event::GaveUp { exit }) = child.poll() {
+            return Err(SupervisorError::StartFailed(not_ready_message(
+                settings,
+                program,
+                &ready_path,
+                started.elapsed(),
+                &format!("it exited ({exit}) and was given up on"),
+            )));
+        }
+        if started.elapsed() >= timeout {
+            return Err(SupervisorError::StartFailed(not_ready_message(
+                settings,
+                program,
+                &ready_path,
+                started.elapsed(),
+                "timed out",
+            )));
+        }
+        if shutdown.wait_timeout(Duration::from_millis(50)) {
+            return Ok(child);
+        }
+    }
+}
+
+fn not_ready_message(
+    settings: &SupervisorSettings,
+    program: &Program,
+    ready_path: &str,
+    waited: Duration,
+    why: &str,
+) -> String {
+    let hint = expand(&program.name, &program.ready.hint, &settings.vars)
+        .unwrap_or_else(|_| program.ready.hint.clone());
+    let what = match program.ready.kind {
+        ReadyKind::Mount => match settings.vars.get("PCAP_GCS_BUCKET") {
+            Some(bucket) => format!("bucket {bucket} not mounted at {ready_path}"),
+            None => format!("{ready_path} not mounted"),
+        },
+        _ => format!("{} not ready", program.name),
+    };
+    let mut message = format!("{what} after {} s ({why})", waited.as_secs());
+    if !hint.is_empty() {
+        message.push_str(": ");
+        message.push_str(&hint);
+    }
+    message
+}
+
+/// Whether `path` is a mount point, from `/proc/self/mountinfo` (field 5, octal escapes).
+pub fn is_mount_point(path: &Path) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let wanted = path.to_string_lossy();
+    let wanted = wanted.trim_end_matches('/');
+    table.lines().any(|line| {
+        line.split(' ')
+            .nth(4)
+            .is_some_and(|mount| unescape_mountinfo(mount) == wanted)
+    })
+}
+
+fn unescape_mountinfo(field: &str) -> String {
+    let mut out = String::with_capacity(field.len());
+    let mut chars = field.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            let code: String = chars.by_ref().take(3).collect();
+            match u8::from_str_radix(&code, 8) {
+                Ok(byte) => out.push(byte as char),
+                Err(_) => {
+                    out.push('\\');
+                    out.push_str(&code);
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn watch(settings: &SupervisorSettings, running: &mut [Running], shutdown: &Shutdown) {
+    let mut gate_closed = false;
+    while !shutdown.wait_timeout(Duration::from_millis(100)) {
+        if settings.reap_orphans {
+            while let Some((pid, exit)) = supervise::reap_any() {
+                if !running.iter_mut().any(|r| r.child.notify_exit(pid, exit)) {
+                    log::debug(&format!("reaped orphan {pid} ({exit})"));
+                }
+            }
+        }
+        let mut gave_up = None;
+        for entry in running.iter_mut() {
+            if let Some(Event::GaveUp { exit }) = entry.child.poll() {
+                gave_up = Some((entry.program.name.clone(), exit));
+            }
+        }
+        if let (Some((name, exit)), false) = (gave_up, gate_closed) {
+            if let Some(gate) = running
+                .iter_mut()
+                .find(|r| Some(&r.program.name) == settings.gate.as_ref())
+            {
+                if gate.program.name != name {
+                    log::critical(&format!(
+                        "{name} failed for good ({exit}): stopping {} so the startup probe fails",
+                        gate.program.name
+                    ));
+                    gate.child.stop(Duration::from_secs(1));
+                    gate_closed = true;
+                }
+            }
+        }
+    }
+}
+
+fn stop_all(
+    settings: &SupervisorSettings,
+    running: &mut [Running],
+    shutdown: &Shutdown,
+) -> ShutdownSummary {
+    let started = Instant::now();
+    let deadline = started + settings.shutdown_budget;
+    let mut order: Vec<usize> = (0..running.len()).collect();
+    order.sort_by_key(|&i| (running[i].program.stop_order, std::cmp::Reverse(i)));
+    let mut stopped = Vec::with_capacity(order.len());
+    for (position, &index) in order.iter().enumerate() {
+        let entry = &mut running[index];
+        let later = (order.len() - position - 1) as u32;
+        // Keep a little time for every program still to stop after this one.
+        let reserve = Duration::from_millis(300) * later;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let mut grace = remaining
+            .saturating_sub(reserve)
+            .max(Duration::from_millis(200));
+        if shutdown.signals_received() >= 2 {
+            grace = Duration::from_millis(100);
+        }
+        let t0 = Instant::now();
+        let was_stopped = matches!(entry.child.state(), State::Stopped { .. });
+        let exit = entry.child.stop(grace);
+        let clean = was_stopped
+            || matches!(exit, Exit::Code(0))
+            || exit == Exit::Signal(nix::sys::signal::Signal::SIGTERM as i32);
+        stopped.push(StopReport {
+            program: entry.program.name.clone(),
+            exit: exit.to_string(),
+            clean,
+            took_ms: t0.elapsed().as_millis(),
+        });
+        if entry.program.ready.kind == ReadyKind::Mount {
+            unmount_if_needed(settings, &entry.program);
+        }
+    }
+    let clean = stopped.iter().all(|s| s.clean);
+    ShutdownSummary {
+        stopped,
+        total_ms: started.elapsed().as_millis(),
+        clean,
+    }
+}
+
+fn unmount_if_needed(settings: &SupervisorSettings, program: &Program) {
+    let Ok(path) = expand(&program.name, &program.ready.path, &settings.vars) else {
+        return;
+    };
+    if !is_mount_point(Path::new(&path)) {
+        return;
+    }
+    // The mounter normally unmounts on SIGTERM; a lazy unmount releases what it left.
+    for command in [["fusermount3", "-u", "-z"], ["umount", "-l", "--"]] {
+        let status = std::process::Command::new(command[0])
+            .args(&command[1..])
+            .arg(&path)
+            .status();
+        if status.is_ok_and(|s| s.success()) {
+            return;
+        }
+    }
+    log::error(&format!(
+        "{path} is still mounted after {} stopped",
+        program.name
+    ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes() {
+        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
+        assert_eq!(unescape_mountinfo("/plain"), "/plain");
+        assert!(is_mount_point(Path::new("/proc")));
+        assert!(!is_mount_point(Path::new("/proc/self")));
+    }
+}
