@@ -78,7 +78,8 @@ impl MetadataClient {
                 }
                 Err(ureq::Error::Status(404, _)) => return Err(format!("{url}: not found")),
                 Err(ureq::Error::Status(code, _)) => last_error = format!("{url}: HTTP {code}"),
-                Err(error) => last_error = format!("{url}: {error}"),
+                // ureq's transport errors already name the URL.
+                Err(error) => last_error = error.to_string(),
             }
         }
         Err(last_error)

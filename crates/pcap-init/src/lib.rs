@@ -1,8 +1,9 @@
 //! `pcap-init`: PID 1 of the sidecar image.
 //!
-//! Today it validates the configuration (`--check-config`). Discovery, the process graph in
-//! `supervisor/`, the ordered start and the ordered shutdown come with their own issue; until
-//! then running it without `--check-config` says so and exits non-zero.
+//! [`run`] is the whole life of the sidecar: discovery ([`discovery`]) gives the bucket path,
+//! the process graph ([`graph`], `supervisor/processes.toml`) says what to start, and the
+//! [`supervisor`] starts it in order with real readiness waits, watches it, and stops it in
+//! order within the shutdown budget. `--check-config` only validates the configuration.
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,13 +11,22 @@ pub mod discovery;
 pub mod graph;
 pub mod supervisor;
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
 use serde::Serialize;
 use sidecar_core::config::Config;
 use sidecar_core::log::{self, Severity};
+use sidecar_core::shutdown::Shutdown;
+
+use discovery::{Discovered, MetadataClient};
+use graph::{GraphError, ProcessGraph, DEFAULT_GRAPH};
+use supervisor::{ShutdownSummary, SupervisorError, SupervisorSettings};
 
 #[derive(Serialize)]
 struct EffectiveConfig<'a> {
-    config: &'a std::collections::BTreeMap<&'static str, serde_json::Value>,
+    config: &'a BTreeMap<&'static str, serde_json::Value>,
     capture_dir: &'a std::path::Path,
 }
 
@@ -32,4 +42,117 @@ pub fn report_effective_config(config: &Config) {
             capture_dir: &config.capture_dir(),
         },
     );
+}
+
+/// Why `pcap-init` stopped before a clean shutdown.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InitError {
+    /// The process graph file could not be read.
+    #[error("cannot read the process graph {path}: {source}")]
+    GraphFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The process graph is invalid.
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    /// Start-up or supervision failed.
+    #[error(transparent)]
+    Supervisor(#[from] SupervisorError),
+}
+
+#[derive(Serialize)]
+struct Where<'a> {
+    destination: &'a str,
+    bucket_path: &'a str,
+    discovered: &'a Discovered,
+}
+
+/// Reads the process graph: `PCAP_SUPERVISOR_FILE` or the built-in one.
+pub fn load_graph(config: &Config) -> Result<ProcessGraph, InitError> {
+    let text = match &config.supervisor_file {
+        Some(path) => std::fs::read_to_string(path).map_err(|source| InitError::GraphFile {
+            path: path.clone(),
+            source,
+        })?,
+        None => DEFAULT_GRAPH.to_string(),
+    };
+    Ok(ProcessGraph::parse(&text)?)
+}
+
+/// Whether the bucket is mounted with a FUSE mounter (rather than uploaded to, or absent).
+pub fn uses_fuse(config: &Config) -> bool {
+    config.gcs_bucket.is_some() && config.gcs_fuse
+}
+
+/// Builds the supervisor's settings: `${…}` values, children's environment, directories.
+pub fn supervisor_settings(
+    config: &Config,
+    discovered: &Discovered,
+    graph: ProcessGraph,
+) -> SupervisorSettings {
+    let bucket_path = discovered.bucket_path(config.gcs_prefix.as_deref());
+    let bin_dir = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.to_path_buf()))
+        .unwrap_or_else(|| PathBuf::from("/usr/local/bin"));
+    let mut env: Vec<(String, String)> = config
+        .to_env()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    // pcapd's trace links need the project; it reads GOOGLE_CLOUD_PROJECT first.
+    if let Some(project) = &discovered.project {
+        env.push(("GOOGLE_CLOUD_PROJECT".into(), project.clone()));
+    }
+    let mut vars: BTreeMap<String, String> = env.iter().cloned().collect();
+    let export_dir = config.gcs_mount.join(bucket_path.as_str());
+    vars.insert("BIN_DIR".into(), bin_dir.display().to_string());
+    vars.insert("CAPTURE_DIR".into(), config.capture_dir().display().to_string());
+    vars.insert("BUCKET_PATH".into(), bucket_path.to_string());
+    vars.insert("EXPORT_DIR".into(), export_dir.display().to_string());
+    let uploads = config.gcs_bucket.is_some() && !config.gcs_fuse;
+    SupervisorSettings {
+        graph,
+        vars,
+        env,
+        run_dir: config.run_dir.clone(),
+        fuse: uses_fuse(config),
+        directories: vec![
+            config.run_dir.clone(),
+            config.capture_dir(),
+            config.gcs_mount.clone(),
+        ],
+        // Files are moved into this directory unless they are uploaded through the API.
+        export_dir: (!uploads).then_some(export_dir),
+        shutdown_budget: Duration::from_secs(config.shutdown_secs),
+        reap_orphans: std::process::id() == 1,
+        gate: Some("hc-probe".into()),
+    }
+}
+
+/// The whole life of the sidecar, until `shutdown` and the ordered stop.
+pub fn run(config: &Config, shutdown: &Shutdown) -> Result<ShutdownSummary, InitError> {
+    let graph = load_graph(config)?;
+    let env = |name: &str| std::env::var(name).ok();
+    let discovered = discovery::discover(&env, &MetadataClient::from_env(&env));
+    let settings = supervisor_settings(config, &discovered, graph);
+    let bucket_path = discovered.bucket_path(config.gcs_prefix.as_deref());
+    let destination = match &config.gcs_bucket {
+        Some(bucket) => bucket_path.gs_url(bucket),
+        None => config.gcs_mount.join(bucket_path.as_str()).display().to_string(),
+    };
+    log::event(
+        Severity::Notice,
+        &format!("PCAP files available at: {destination}"),
+        &Where {
+            destination: &destination,
+            bucket_path: bucket_path.as_str(),
+            discovered: &discovered,
+        },
+    );
+    Ok(supervisor::run(&settings, shutdown)?)
 }

@@ -1,7 +1,8 @@
 //! `pcap-init` binary: see the library for what it does.
 
 use clap::{Arg, ArgAction, Command};
-use sidecar_core::{daemon, exit, log};
+use sidecar_core::log::{self, Severity};
+use sidecar_core::{daemon, exit, shutdown::Shutdown};
 
 fn main() {
     let command = Command::new("pcap-init")
@@ -10,15 +11,38 @@ fn main() {
             Arg::new("check-config")
                 .long("check-config")
                 .action(ArgAction::SetTrue)
-                .help(
-                    "Validate the configuration, log it as one line and exit (0 valid, 2 invalid)",
-                ),
+                .help("Validate the configuration, log it as one line and exit (0 valid, 2 invalid)"),
         );
     let (config, matches) = daemon::start("pcap-init", command);
     if matches.get_flag("check-config") {
         pcap_init::report_effective_config(&config);
         std::process::exit(exit::OK);
     }
-    log::critical("the process supervisor is not implemented yet: only --check-config works");
-    std::process::exit(exit::FAILURE);
+    let shutdown = match Shutdown::install() {
+        Ok(shutdown) => shutdown,
+        Err(error) => {
+            log::critical(&format!("cannot handle signals: {error}"));
+            std::process::exit(exit::FAILURE);
+        }
+    };
+    let code = match pcap_init::run(&config, &shutdown) {
+        Ok(summary) => {
+            let severity = if summary.clean {
+                Severity::Notice
+            } else {
+                Severity::Error
+            };
+            log::event(severity, "shutdown complete", &summary);
+            if summary.clean {
+                exit::OK
+            } else {
+                exit::FAILURE
+            }
+        }
+        Err(error) => {
+            log::critical(&format!("pcap-init stopped: {error}"));
+            exit::FAILURE
+        }
+    };
+    std::process::exit(code);
 }

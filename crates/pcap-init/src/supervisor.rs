@@ -204,6 +204,7 @@ fn start_one(
             return Ok(child);
         }
         if let Some(Event::GaveUp { exit }) = child.poll() {
+            child.stop(Duration::from_secs(1));
             return Err(SupervisorError::StartFailed(not_ready_message(
                 settings,
                 program,
@@ -213,6 +214,8 @@ fn start_one(
             )));
         }
         if started.elapsed() >= timeout {
+            // Stopped gracefully, like everything else, so it can leave its files behind.
+            child.stop(Duration::from_secs(1));
             return Err(SupervisorError::StartFailed(not_ready_message(
                 settings,
                 program,
@@ -344,9 +347,13 @@ fn stop_all(
         let t0 = Instant::now();
         let was_stopped = matches!(entry.child.state(), State::Stopped { .. });
         let exit = entry.child.stop(grace);
+        // Exit 0, death by SIGTERM, or 143 (128 + SIGTERM: how many programs report having
+        // honoured it) all mean the program stopped as asked.
+        let sigterm = nix::sys::signal::Signal::SIGTERM as i32;
         let clean = was_stopped
             || matches!(exit, Exit::Code(0))
-            || exit == Exit::Signal(nix::sys::signal::Signal::SIGTERM as i32);
+            || exit == Exit::Signal(sigterm)
+            || exit == Exit::Code(128 + sigterm);
         stopped.push(StopReport {
             program: entry.program.name.clone(),
             exit: exit.to_string(),

@@ -89,6 +89,7 @@ fn flags_override_the_environment() {
 fn every_invalid_variable_is_reported_and_exits_2() {
     let bad: &[(&str, &str)] = &[
         ("PCAP_IFACE", "eth0 lo"),
+        ("PCAP_LOOPBACK", "loopback"),
         ("PCAP_GCS_BUCKET", "Not_A_Bucket!"),
         ("PCAP_GCS_FUSE", "perhaps"),
         ("PCAP_GCS_PREFIX", "../up"),

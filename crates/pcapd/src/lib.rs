@@ -1,2 +1,440 @@
-//! `pcapd`: the capturer/translator (libpcap capture, decode, Cloud Logging JSON). Not
-//! implemented yet; its issue builds it here.
+//! `pcapd`: the capturer/translator. Reads packets from libpcap (one interface or `any`) or
+//! from a pcap/pcapng file (`--read`, gzip too), translates each into one Cloud Logging JSON
+//! line, and writes the lines to stdout and/or rotating `.json` files.
+//!
+//! - [`source`]: opening a live handle (snaplen, kernel buffer, immediate mode, promiscuous,
+//!   BPF filter) or a file; [`Source`] yields packets.
+//! - [`run`] / [`run_with`]: the daemon as a library call: capture thread → [`pipeline`]
+//!   (byte-bounded queue, sharded workers, ordered merge, one writer per output) → stats
+//!   every `stats_every` and at exit → drain inward with a deadline on shutdown.
+//! - [`TranslatorKind`]: what turns packets into lines; [`run`] uses the `render` crate.
+//! - [`settings`]: command-line flags and configuration → [`Settings`].
+
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+mod capture;
+pub mod settings;
+pub mod source;
+mod translate;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use pipeline::{Monitor, Output, Overflow, Pipeline, RotatingFiles, Snapshot, Stdout};
+use serde::Serialize;
+use sidecar_core::log::{self, Severity};
+use sidecar_core::readiness::ReadySignal;
+use sidecar_core::shutdown::Shutdown;
+
+pub use settings::Settings;
+pub use source::{InterfaceInfo, KernelStats, LiveSettings, Source, SourceInfo, SourceSettings};
+pub use translate::RenderKind;
+
+/// Why `pcapd` could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// libpcap rejected the BPF filter.
+    #[error("libpcap rejected the capture filter {filter:?}: {message}")]
+    Filter {
+        /// The filter as given.
+        filter: String,
+        /// libpcap's message.
+        message: String,
+    },
+    /// The interface could not be opened for capture.
+    #[error("cannot capture on interface {iface:?}: {message}")]
+    Device {
+        /// The interface.
+        iface: String,
+        /// libpcap's (or our) message.
+        message: String,
+    },
+    /// The capture file could not be read.
+    #[error("cannot read capture file {path:?}: {message}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// Capture failed while running.
+    #[error("capture on {iface:?} failed: {message}")]
+    Capture {
+        /// The interface (or file label).
+        iface: String,
+        /// libpcap's message.
+        message: String,
+    },
+    /// An output could not be set up.
+    #[error("cannot write output {path:?}: {source}")]
+    Output {
+        /// Directory or file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Settings that do not make sense together.
+    #[error("{0}")]
+    Settings(String),
+    /// A thread could not be started.
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
+}
+
+impl Error {
+    /// The process exit code for this error: 2 for what the user must fix in the
+    /// configuration (a filter libpcap rejects, inconsistent settings), 1 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Filter { .. } | Error::Settings(_) => sidecar_core::exit::BAD_CONFIG,
+            _ => sidecar_core::exit::FAILURE,
+        }
+    }
+}
+
+/// What turns packets into lines, and how packets are grouped into connections.
+pub trait TranslatorKind: Send + Sync + 'static {
+    /// The per-worker translator.
+    type Translator: pipeline::Translate + 'static;
+    /// Direction-independent connection key: equal keys go to the same worker.
+    fn shard_key(&self, linktype: i32, data: &[u8]) -> u64;
+    /// A translator for worker `worker` of a source.
+    fn make(&self, source: &SourceInfo, worker: usize) -> Self::Translator;
+}
+
+/// Where `pcapd`'s own log lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogTarget {
+    /// stdout, like every daemon (Cloud Logging reads it).
+    #[default]
+    Stdout,
+    /// stderr: used by `--read`, whose stdout carries only packet lines.
+    Stderr,
+}
+
+impl LogTarget {
+    /// Writes one Cloud Logging line.
+    pub fn event<F: Serialize + ?Sized>(self, severity: Severity, message: &str, fields: &F) {
+        match self {
+            LogTarget::Stdout => log::event(severity, message, fields),
+            LogTarget::Stderr => {
+                if log::enabled(severity) {
+                    let mut line =
+                        log::format_line("pcapd", severity, message, fields, chrono::Utc::now());
+                    line.push('\n');
+                    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+                }
+            }
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// Packets read from the source.
+    pub read: u64,
+    /// Final pipeline counters.
+    pub pipeline: Snapshot,
+    /// Final kernel counters (live capture).
+    pub kernel: Option<KernelStats>,
+    /// `.json` files completed (closed), oldest first.
+    pub files: Vec<PathBuf>,
+    /// Whether the drain finished before its deadline (plus grace).
+    pub complete: bool,
+    /// Why capture stopped early, if it failed (the exit code should be non-zero).
+    pub capture_error: Option<String>,
+}
+
+/// The periodic and final stats line.
+#[derive(Debug, Serialize)]
+struct StatsLine<'a> {
+    iface: &'a str,
+    #[serde(rename = "final")]
+    last: bool,
+    /// Packets read from libpcap (or the file).
+    received: u64,
+    kernel_received: Option<u64>,
+    kernel_dropped: Option<u64>,
+    kernel_if_dropped: Option<u64>,
+    queue_dropped: u64,
+    shutdown_dropped: u64,
+    translated: u64,
+    translate_errors: u64,
+    translate_panics: u64,
+    written: BTreeMap<&'a str, u64>,
+    lost: BTreeMap<&'a str, u64>,
+    output_errors: u64,
+    queue_bytes: usize,
+    queue_peak_bytes: usize,
+    queue_cap_bytes: usize,
+}
+
+fn stats_line<'a>(
+    iface: &'a str,
+    last: bool,
+    snapshot: &'a Snapshot,
+    kernel: Option<KernelStats>,
+) -> StatsLine<'a> {
+    StatsLine {
+        iface,
+        last,
+        received: snapshot.received,
+        kernel_received: kernel.map(|k| k.received),
+        kernel_dropped: kernel.map(|k| k.dropped),
+        kernel_if_dropped: kernel.map(|k| k.if_dropped),
+        queue_dropped: snapshot.dropped.queue_full,
+        shutdown_dropped: snapshot.dropped.shutdown,
+        translated: snapshot.translated,
+        translate_errors: snapshot.translate_errors,
+        translate_panics: snapshot.translate_panics,
+        written: snapshot
+            .outputs
+            .iter()
+            .map(|o| (o.name.as_str(), o.lines))
+            .collect(),
+        lost: snapshot
+            .outputs
+            .iter()
+            .map(|o| (o.name.as_str(), o.lost_lines))
+            .collect(),
+        output_errors: snapshot.outputs.iter().map(|o| o.errors).sum(),
+        queue_bytes: snapshot.queued_bytes,
+        queue_peak_bytes: snapshot.peak_queued_bytes,
+        queue_cap_bytes: snapshot.queue_cap_bytes,
+    }
+}
+
+#[derive(Serialize)]
+struct ReadyEvent<'a> {
+    iface: &'a str,
+    linktype: i32,
+    filter: Option<&'a str>,
+    live: bool,
+    workers: usize,
+    ordered: bool,
+    outputs: Vec<&'a str>,
+}
+
+#[derive(Serialize)]
+struct OutputErrorEvent<'a> {
+    output: &'a str,
+    error: &'a str,
+    lost_lines: u64,
+}
+
+/// Runs `pcapd` with the `render` translator until the file ends, `settings.duration`
+/// passes, or `shutdown` is requested.
+pub fn run(settings: &Settings, shutdown: &Shutdown) -> Result<Summary, Error> {
+    let kind = RenderKind::new(settings.translator.clone());
+    run_with(settings, shutdown, Arc::new(kind))
+}
+
+/// Runs `pcapd` with any translator (tests use a stand-in).
+pub fn run_with<K: TranslatorKind>(
+    settings: &Settings,
+    shutdown: &Shutdown,
+    kind: Arc<K>,
+) -> Result<Summary, Error> {
+    let logs = settings.logs;
+    // Before touching the device: a configuration error must not depend on capture rights.
+    if !settings.stdout && settings.files.is_none() {
+        return Err(Error::Settings(
+            "pcapd has no output: set PCAP_JSON_LOG=true (stdout) and/or PCAP_JSON=true (files)"
+                .into(),
+        ));
+    }
+    let label = settings.file_label();
+    let source = Source::open(&settings.source, settings.filter.as_deref(), &label)?;
+    let info = source.info().clone();
+    let iface = info.interface.name.clone();
+
+    let mut outputs: Vec<Box<dyn Output>> = Vec::new();
+    if settings.stdout {
+        outputs.push(Box::new(Stdout));
+    }
+    if let Some(files) = &settings.files {
+        let rotating =
+            RotatingFiles::new(&files.dir, &iface, "json", files.rotate).map_err(|source| {
+                Error::Output {
+                    path: files.dir.clone(),
+                    source,
+                }
+            })?;
+        outputs.push(Box::new(rotating));
+    }
+    let output_names: Vec<&str> = settings.output_names();
+    let pipeline_settings = pipeline::Settings {
+        workers: settings.workers.max(1),
+        ordered: settings.ordered,
+        queue_bytes: settings.queue_bytes,
+        overflow: if info.live {
+            Overflow::DropNewest
+        } else {
+            Overflow::Block
+        },
+    };
+    let factory_kind = Arc::clone(&kind);
+    let factory_info = info.clone();
+    let factory: pipeline::Factory<K::Translator> =
+        Arc::new(move |worker| factory_kind.make(&factory_info, worker));
+    let (ingest, pipeline) =
+        Pipeline::start(&pipeline_settings, factory, outputs).map_err(Error::Thread)?;
+    let monitor = pipeline.monitor();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let kernel: capture::SharedKernelStats = Arc::new(Mutex::new(None));
+    let capture_thread = {
+        let stop = Arc::clone(&stop);
+        let kernel = Arc::clone(&kernel);
+        let kind = Arc::clone(&kind);
+        std::thread::Builder::new()
+            .name("capture".into())
+            .spawn(move || capture::run(source, ingest, kind.as_ref(), &stop, &kernel))
+            .map_err(Error::Thread)?
+    };
+
+    let ready = ReadyEvent {
+        iface: &iface,
+        linktype: info.linktype,
+        filter: settings.filter.as_deref(),
+        live: info.live,
+        workers: pipeline_settings.workers,
+        ordered: pipeline_settings.ordered,
+        outputs: output_names,
+    };
+    let severity = if info.live {
+        Severity::Notice
+    } else {
+        Severity::Info
+    };
+    logs.event(severity, &format!("capture ready on {iface}"), &ready);
+    // Raised only once the handle is open and the filter installed; withdrawn on return.
+    let _ready_signal = match (&settings.ready_dir, info.live) {
+        (Some(dir), true) => {
+            match ReadySignal::raise(dir, &format!("pcapd capturing on {iface}")) {
+                Ok(signal) => Some(signal),
+                Err(error) => {
+                    logs.event(
+                        Severity::Warning,
+                        &format!(
+                            "cannot raise the readiness signal in {}: {error}",
+                            dir.display()
+                        ),
+                        &(),
+                    );
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+
+    let started = Instant::now();
+    let mut next_stats = started + settings.stats_every;
+    let mut reported_errors = 0u64;
+    let mut stopped_by_request = false;
+    loop {
+        if capture_thread.is_finished() {
+            break;
+        }
+        if shutdown.wait_timeout(Duration::from_millis(50)) {
+            stopped_by_request = true;
+            break;
+        }
+        let now = Instant::now();
+        if settings.duration.is_some_and(|d| now - started >= d) {
+            stopped_by_request = true;
+            break;
+        }
+        if now >= next_stats {
+            next_stats = now + settings.stats_every;
+            report_stats(logs, &iface, false, &monitor, &kernel);
+        }
+        reported_errors = report_output_errors(logs, &monitor, reported_errors);
+    }
+    stop.store(true, Ordering::Relaxed);
+    // The capture loop wakes up at least every read timeout, so this join is short.
+    let end = capture_thread.join().unwrap_or(capture::CaptureEnd {
+        read: 0,
+        error: Some(Error::Capture {
+            iface: iface.clone(),
+            message: "capture thread panicked".into(),
+        }),
+    });
+    // A file that simply ended is drained fully; a requested stop gets the drain budget.
+    let drain = if stopped_by_request {
+        settings.drain
+    } else {
+        settings.drain.max(Duration::from_secs(60))
+    };
+    let finished = pipeline.finish(Instant::now() + drain);
+    report_output_errors(logs, &monitor, reported_errors);
+    let kernel_stats = kernel.lock().ok().and_then(|k| *k);
+    let snapshot = finished.snapshot;
+    logs.event(
+        Severity::Info,
+        "pcapd stats",
+        &stats_line(&iface, true, &snapshot, kernel_stats),
+    );
+    if !finished.complete {
+        logs.event(
+            Severity::Error,
+            "the drain did not finish in time: some lines may be lost",
+            &(),
+        );
+    }
+    let capture_error = end.error.map(|e| e.to_string());
+    if let Some(error) = &capture_error {
+        logs.event(Severity::Error, error, &());
+    }
+    Ok(Summary {
+        read: end.read,
+        pipeline: snapshot,
+        kernel: kernel_stats,
+        files: finished.files,
+        complete: finished.complete,
+        capture_error,
+    })
+}
+
+fn report_stats(
+    logs: LogTarget,
+    iface: &str,
+    last: bool,
+    monitor: &Monitor,
+    kernel: &capture::SharedKernelStats,
+) {
+    let snapshot = monitor.snapshot();
+    let kernel = kernel.lock().ok().and_then(|k| *k);
+    logs.event(
+        Severity::Info,
+        "pcapd stats",
+        &stats_line(iface, last, &snapshot, kernel),
+    );
+}
+
+/// Logs an output's failure once per new error count (not once per lost line).
+fn report_output_errors(logs: LogTarget, monitor: &Monitor, reported: u64) -> u64 {
+    let snapshot = monitor.snapshot();
+    let errors: u64 = snapshot.outputs.iter().map(|o| o.errors).sum();
+    if errors > reported {
+        for output in snapshot.outputs.iter().filter(|o| o.errors > 0) {
+            logs.event(
+                Severity::Error,
+                &format!("output {} failed", output.name),
+                &OutputErrorEvent {
+                    output: &output.name,
+                    error: output.last_error.as_deref().unwrap_or("unknown"),
+                    lost_lines: output.lost_lines,
+                },
+            );
+        }
+    }
+    errors
+}

@@ -340,6 +340,12 @@ impl Supervised {
         &self.spec.name
     }
 
+    /// The spec, to change before the next restart (a capture that must write to a new file
+    /// name each time it starts).
+    pub fn spec_mut(&mut self) -> &mut ChildSpec {
+        &mut self.spec
+    }
+
     /// Current state.
     pub fn state(&self) -> &State {
         &self.state
@@ -482,6 +488,48 @@ impl Supervised {
         self.state = State::Stopped { exit };
         exit
     }
+}
+
+/// Stops several children at once: SIGTERM to every group first, then one shared `grace`
+/// for all of them, then SIGKILL to those still running. Stopping them one after the other
+/// would let each use up the whole grace period. Returns how each ended, in order.
+pub fn stop_all(children: &mut [&mut Supervised], grace: Duration) -> Vec<Exit> {
+    for child in children.iter() {
+        child.signal(Signal::SIGTERM);
+    }
+    let deadline = Instant::now() + grace;
+    let mut exits: Vec<Option<Exit>> = vec![None; children.len()];
+    loop {
+        for (child, exit) in children.iter_mut().zip(exits.iter_mut()) {
+            if exit.is_none() {
+                *exit = match child.state.clone() {
+                    State::Running { pid, .. } => child.reap(pid),
+                    State::Restarting { last, .. } | State::GaveUp { last } => Some(last),
+                    State::Stopped { exit } => Some(exit),
+                };
+            }
+        }
+        if exits.iter().all(Option::is_some) || Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    children
+        .iter_mut()
+        .zip(exits)
+        .map(|(child, exit)| {
+            let exit = match (exit, child.state.clone()) {
+                (Some(exit), _) => exit,
+                (None, State::Running { pid, .. }) => {
+                    let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+                    reap_blocking(pid)
+                }
+                (None, _) => Exit::Code(-1),
+            };
+            child.state = State::Stopped { exit };
+            exit
+        })
+        .collect()
 }
 
 impl Drop for Supervised {

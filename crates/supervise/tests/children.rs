@@ -200,3 +200,44 @@ fn a_missing_program_is_a_clear_error() {
         "{text}"
     );
 }
+
+#[test]
+fn stop_all_shares_one_grace_period_and_kills_only_the_stubborn() {
+    let mut polite = Supervised::start(
+        sh("polite", "trap 'exit 7' TERM; while :; do sleep 0.05; done"),
+        quick(0),
+        None,
+    )
+    .unwrap();
+    let mut stubborn = Supervised::start(
+        sh("stubborn", "trap '' TERM; while :; do sleep 0.05; done"),
+        quick(0),
+        None,
+    )
+    .unwrap();
+    let mut other_stubborn = Supervised::start(
+        sh("stubborn2", "trap '' TERM; while :; do sleep 0.05; done"),
+        quick(0),
+        None,
+    )
+    .unwrap();
+    // Let the shells install their traps.
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let exits = supervise::stop_all(
+        &mut [&mut polite, &mut stubborn, &mut other_stubborn],
+        Duration::from_millis(800),
+    );
+    // One shared grace, not one per child.
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(exits[0], Exit::Code(7), "SIGTERM first: {exits:?}");
+    assert_eq!(exits[1], Exit::Signal(Signal::SIGKILL as i32), "{exits:?}");
+    assert_eq!(exits[2], Exit::Signal(Signal::SIGKILL as i32), "{exits:?}");
+    for child in [&polite, &stubborn, &other_stubborn] {
+        assert!(matches!(child.state(), State::Stopped { .. }));
+    }
+}

@@ -60,6 +60,8 @@ impl BacklogPolicy {
 pub struct Config {
     /// `PCAP_IFACE`: interface prefix, or `any`.
     pub iface: String,
+    /// `PCAP_LOOPBACK`: also capture on `lo`.
+    pub loopback: bool,
     /// `PCAP_GCS_BUCKET`.
     pub gcs_bucket: Option<String>,
     /// `PCAP_GCS_FUSE`.
@@ -291,6 +293,7 @@ impl Config {
                 Err("not an interface name prefix".into())
             }
         });
+        let loopback = r.boolean("PCAP_LOOPBACK");
         let gcs_bucket = r.optional("PCAP_GCS_BUCKET", parse_bucket);
         let gcs_fuse = r.boolean("PCAP_GCS_FUSE");
         let gcs_prefix = r.optional("PCAP_GCS_PREFIX", parse_object_prefix);
@@ -351,7 +354,7 @@ impl Config {
             }
         });
         let compress = r.boolean("PCAP_COMPRESS");
-        let compress_level = r.get("PCAP_COMPRESS_LEVEL", 2, |raw| {
+        let compress_level = r.get("PCAP_COMPRESS_LEVEL", 1, |raw| {
             parse_u64_in(raw, 1, 9).map(|n| n as u32)
         });
         let backlog_mb = r.get("PCAP_BACKLOG_MB", 256, |raw| {
@@ -443,6 +446,7 @@ impl Config {
         }
         Ok(Config {
             iface,
+            loopback,
             gcs_bucket,
             gcs_fuse,
             gcs_prefix,
@@ -559,6 +563,7 @@ impl Config {
         let text = |s: &Option<String>| s.as_ref().map_or(Value::Null, |s| Value::from(s.as_str()));
         let mut m = BTreeMap::new();
         m.insert("PCAP_IFACE", json!(self.iface));
+        m.insert("PCAP_LOOPBACK", json!(self.loopback));
         m.insert("PCAP_GCS_BUCKET", text(&self.gcs_bucket));
         m.insert("PCAP_GCS_FUSE", json!(self.gcs_fuse));
         m.insert("PCAP_GCS_PREFIX", text(&self.gcs_prefix));

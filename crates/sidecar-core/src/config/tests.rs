@@ -39,6 +39,7 @@ fn net(text: &str) -> IpNet {
 fn defaults_match_the_readme() {
     let c = ok(&[]);
     assert_eq!(c.iface, "eth");
+    assert!(!c.loopback);
     assert_eq!(c.gcs_bucket, None);
     assert!(c.gcs_fuse);
     assert_eq!(c.gcs_prefix, None);
@@ -63,7 +64,7 @@ fn defaults_match_the_readme() {
     assert_eq!(c.rotate_secs, 60);
     assert_eq!(c.file_ext, "pcap");
     assert!(c.compress);
-    assert_eq!(c.compress_level, 2);
+    assert_eq!(c.compress_level, 1);
     assert_eq!(c.backlog_mb, 256);
     assert_eq!(c.backlog_policy, BacklogPolicy::DropOldest);
     assert!(c.tcpdump);
@@ -100,6 +101,7 @@ fn defaults_in_the_table_parse_to_the_same_config() {
 /// whole table.
 const CASES: &[(&str, &str, &str)] = &[
     ("PCAP_IFACE", " ens ", "eth0;rm"),
+    ("PCAP_LOOPBACK", "Yes", "lo"),
     ("PCAP_GCS_BUCKET", "my-bucket", "gs://my-bucket"),
     ("PCAP_GCS_FUSE", "No", "maybe"),
     ("PCAP_GCS_PREFIX", "/team/a/", "a/../b"),

@@ -1,0 +1,150 @@
+//! The application-layer dispatch point: what a TCP/UDP payload is.
+//!
+//! Today: DNS (by port: 53, mDNS 5353, LLMNR 5355; over TCP with its 2-byte length prefix),
+//! TLS (by content, on any port: a strictly valid record header), or an opaque payload.
+//! The HTTP/1.1 and HTTP/2 analysis slots in here (`App::Http…`), using [`FlowState::l7`]
+//! for its per-connection state.
+
+use wire::{dns, tls, ErrorKind};
+
+use crate::decode::{DecodeError, Decoded, Layer, Transport};
+use crate::table::{FlowState, L7State};
+
+/// What the payload of a packet is.
+#[derive(Debug, Clone, Copy)]
+pub enum App<'a> {
+    /// No payload.
+    None,
+    /// A DNS message (its header is present; sections may fail, see the error).
+    Dns(dns::Message<'a>),
+    /// TLS records.
+    Tls(&'a [u8]),
+    /// Unrecognised bytes.
+    Opaque(&'a [u8]),
+}
+
+fn is_dns_port(p: u16) -> bool {
+    matches!(p, 53 | 5353 | 5355)
+}
+
+/// Recognises the payload of `d` and checks it fully, returning the first application-layer
+/// error (a DNS message cut by a TCP segment boundary is not an error).
+pub fn classify<'a>(
+    d: &Decoded<'a>,
+    flow: Option<&mut FlowState>,
+) -> (App<'a>, Option<DecodeError>) {
+    let payload = d.payload;
+    if payload.is_empty() {
+        return (App::None, None);
+    }
+    let (sport, dport) = d.ports().unwrap_or((0, 0));
+    let dns_port = is_dns_port(sport) || is_dns_port(dport);
+    let (app, err) = match d.transport {
+        Some(Transport::Udp(_)) if dns_port => dns_app(d, payload, d.payload_offset, false),
+        Some(Transport::Tcp(_)) if dns_port && payload.len() >= 2 + dns::HEADER_LEN => {
+            let declared = usize::from(u16::from_be_bytes([
+                payload.first().copied().unwrap_or(0),
+                payload.get(1).copied().unwrap_or(0),
+            ]));
+            let msg = payload.get(2..).unwrap_or(&[]);
+            let cut = declared > msg.len();
+            let msg = msg.get(..declared.min(msg.len())).unwrap_or(&[]);
+            dns_app(d, msg, d.payload_offset + 2, cut)
+        }
+        Some(Transport::Tcp(_)) if tls::looks_like_tls(payload) => (App::Tls(payload), None),
+        _ => (App::Opaque(payload), None),
+    };
+    if let Some(f) = flow {
+        f.l7 = match app {
+            App::Dns(_) => L7State::Dns,
+            App::Tls(_) => L7State::Tls,
+            App::Opaque(_) if f.l7 == L7State::Unknown => L7State::Opaque,
+            _ => f.l7,
+        };
+    }
+    (app, err)
+}
+
+fn dns_app<'a>(
+    d: &Decoded<'a>,
+    msg: &'a [u8],
+    base: usize,
+    cut: bool,
+) -> (App<'a>, Option<DecodeError>) {
+    let snap = d.truncated || cut;
+    let m = match dns::Message::new_checked(msg) {
+        Ok(m) => m,
+        Err(e) if snap && e.kind == ErrorKind::Truncated => return (App::Opaque(d.payload), None),
+        Err(_) => return (App::Opaque(d.payload), None),
+    };
+    let mut err = None;
+    let q = m.questions().find_map(|r| r.err());
+    let r = q.or_else(|| {
+        m.records().find_map(|r| match r {
+            Err(e) => Some(e),
+            Ok(rec) => rec.data().err(),
+        })
+    });
+    if let Some(e) = r {
+        if !(snap && e.kind == ErrorKind::Truncated) {
+            err = Some(DecodeError {
+                layer: Layer::Dns,
+                kind: e.kind,
+                offset: base + e.offset,
+            });
+        }
+    }
+    (App::Dns(m), err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn veth(n: usize) -> &'static [u8] {
+        wire::pcapfile::File::new(include_bytes!("../../wire/testdata/veth.pcap"))
+            .unwrap()
+            .records()
+            .nth(n)
+            .unwrap()
+            .unwrap()
+            .data
+    }
+
+    fn app(p: &[u8], wire_len: usize) -> (App<'_>, Option<DecodeError>) {
+        let d = crate::decode(1, p, wire_len as u32);
+        let mut f = FlowState::default();
+        classify(&d, Some(&mut f))
+    }
+
+    #[test]
+    fn dns_udp_tcp_tls_opaque() {
+        assert!(matches!(app(veth(25), veth(25).len()), (App::Dns(m), None) if m.ancount() == 2));
+        // DNS over TCP (packet 43: the query with its length prefix).
+        assert!(matches!(app(veth(43), veth(43).len()), (App::Dns(m), None) if m.qdcount() == 1));
+        assert!(matches!(app(veth(78), veth(78).len()), (App::Tls(_), None)));
+        assert!(
+            matches!(app(veth(53), veth(53).len()), (App::Opaque(p), None) if p.starts_with(b"GET"))
+        );
+        assert!(matches!(app(veth(50), veth(50).len()), (App::None, None)));
+    }
+
+    #[test]
+    fn dns_errors_and_snaplen() {
+        let p = veth(25);
+        // Snaplen cut inside the answers: not an error.
+        let (a, e) = app(&p[..p.len() - 10], p.len());
+        assert!(matches!(a, App::Dns(_)) && e.is_none(), "{e:?}");
+        // A pointer forward in the answer name: an error with an absolute offset.
+        let mut bad = p.to_vec();
+        // The first compression pointer after the question is the answer's owner name
+        // (questions hold none here); point it past itself, which RFC 1035 forbids.
+        let question_end = 42 + 12 + "alias.example.test".len() + 2 + 4;
+        let ptr = bad[question_end..].iter().position(|b| *b == 0xc0).unwrap() + question_end;
+        bad[ptr + 1] = 0xff;
+        let (_, e) = app(&bad, bad.len());
+        let e = e.unwrap();
+        assert_eq!(e.layer, Layer::Dns);
+        assert_eq!(e.offset, ptr);
+    }
+}

@@ -1,0 +1,36 @@
+//! Meaning and per-flow state over the [`wire`] views.
+//!
+//! - [`decode`]: one captured packet → [`Decoded`], every layer as far as it goes, with the
+//!   first failure as a [`DecodeError`] `{layer, kind, offset}` and snaplen truncation told
+//!   apart from malformed lengths.
+//! - [`flow`]: direction-independent flow keys and 64-bit flow ids (FNV-1a over the real,
+//!   ordered 5-tuple — no sums, so 1000→80 and 999→81 differ), and the daemon's
+//!   [`flow::shard_key`].
+//! - [`community_id`]: Community ID v1 (Corelight spec), for joining with Zeek, Suricata,
+//!   Wireshark, Elastic.
+//! - [`table`]: the bounded flow table (cap + idle eviction, by packet time) and
+//!   [`table::FlowState`], the per-connection state (TCP handshake facts, window scale,
+//!   FIN/RST, the L7 slot the HTTP analysis will use).
+//! - [`l7`]: the application-layer dispatch point: DNS, TLS, or an opaque payload.
+//! - [`services`]: IANA service names of well-known ports.
+
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+pub mod community_id;
+pub mod decode;
+pub mod flow;
+pub mod l7;
+pub mod services;
+pub mod table;
+
+pub use decode::{decode, DecodeError, Decoded, Layer, Link, Network, Transport};
+pub use flow::{FlowKey, Side};
+pub use table::{FlowState, FlowTable};

@@ -1,0 +1,305 @@
+//! Per-flow state in a bounded table.
+//!
+//! [`FlowTable`] maps flow ids to a value and never grows past its cap: entries idle longer
+//! than the idle timeout (measured in *packet* time, so reading an old capture behaves like
+//! the live one) are swept periodically, and when the table is full the oldest eighth is
+//! evicted at once (amortised O(1) per insert even under a SYN flood). Evictions are counted.
+//!
+//! [`FlowState`] is what the translator keeps per connection: which side opened it, the
+//! window scales of the handshake, FIN/RST, whether the operation was closed, and the L7
+//! slot the HTTP analysis will fill.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::time::Duration;
+
+use wire::tcp;
+
+use crate::flow::Side;
+
+/// Flow ids are already well-mixed 64-bit hashes: use them as they are.
+#[derive(Default)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+struct Slot<V> {
+    last_ns: u64,
+    value: V,
+}
+
+/// A map from flow id to `V` with a cap and idle eviction.
+pub struct FlowTable<V> {
+    map: HashMap<u64, Slot<V>, BuildHasherDefault<IdHasher>>,
+    cap: usize,
+    idle_ns: u64,
+    next_sweep_ns: u64,
+    scratch: Vec<u64>,
+    /// Entries created.
+    pub created: u64,
+    /// Entries evicted because they were idle.
+    pub evicted_idle: u64,
+    /// Entries evicted because the table was full.
+    pub evicted_cap: u64,
+}
+
+impl<V> FlowTable<V> {
+    /// A table holding at most `cap` flows (at least 1), evicting flows idle for `idle`.
+    pub fn new(cap: usize, idle: Duration) -> Self {
+        FlowTable {
+            map: HashMap::default(),
+            cap: cap.max(1),
+            idle_ns: u64::try_from(idle.as_nanos()).unwrap_or(u64::MAX).max(1),
+            next_sweep_ns: 0,
+            scratch: Vec::new(),
+            created: 0,
+            evicted_idle: 0,
+            evicted_cap: 0,
+        }
+    }
+
+    /// Number of flows held.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when no flow is held.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// The cap.
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    /// The value of flow `id`, created with `init` when absent; `true` when it was created.
+    /// `now_ns` is the packet's timestamp in nanoseconds.
+    pub fn entry(&mut self, id: u64, now_ns: u64, init: impl FnOnce() -> V) -> (&mut V, bool) {
+        if now_ns >= self.next_sweep_ns {
+            self.sweep(now_ns);
+        }
+        let created = !self.map.contains_key(&id);
+        if created {
+            if self.map.len() >= self.cap {
+                self.sweep(now_ns);
+            }
+            if self.map.len() >= self.cap {
+                self.evict_oldest();
+            }
+            self.created += 1;
+        }
+        let slot = self.map.entry(id).or_insert_with(|| Slot {
+            last_ns: now_ns,
+            value: init(),
+        });
+        slot.last_ns = slot.last_ns.max(now_ns);
+        (&mut slot.value, created)
+    }
+
+    /// The value of flow `id`, if held.
+    pub fn get(&self, id: u64) -> Option<&V> {
+        self.map.get(&id).map(|s| &s.value)
+    }
+
+    /// Forgets flow `id`.
+    pub fn remove(&mut self, id: u64) -> Option<V> {
+        self.map.remove(&id).map(|s| s.value)
+    }
+
+    /// Drops every flow idle for longer than the idle timeout at `now_ns`.
+    pub fn sweep(&mut self, now_ns: u64) {
+        let idle = self.idle_ns;
+        let before = self.map.len();
+        self.map
+            .retain(|_, s| now_ns.saturating_sub(s.last_ns) < idle);
+        self.evicted_idle += (before - self.map.len()) as u64;
+        // Sweep a few times per idle period: cheap, and bounds how long dead flows linger.
+        self.next_sweep_ns = now_ns.saturating_add((idle / 8).max(1_000_000_000));
+    }
+
+    fn evict_oldest(&mut self) {
+        self.scratch.clear();
+        self.scratch.extend(self.map.values().map(|s| s.last_ns));
+        let k = (self.cap / 8).max(1).min(self.scratch.len());
+        if k == 0 {
+            return;
+        }
+        let (_, threshold, _) = self.scratch.select_nth_unstable(k - 1);
+        let threshold = *threshold;
+        let before = self.map.len();
+        self.map.retain(|_, s| s.last_ns > threshold);
+        self.evicted_cap += (before - self.map.len()) as u64;
+        // Do not keep a cap-sized scratch buffer around after a burst.
+        if self.scratch.capacity() > 4096 {
+            self.scratch = Vec::new();
+        }
+    }
+}
+
+/// What the application layer of a flow has been recognised as (the HTTP analysis adds its
+/// per-connection parser state here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum L7State {
+    /// Nothing recognised yet.
+    #[default]
+    Unknown,
+    /// DNS.
+    Dns,
+    /// TLS records seen.
+    Tls,
+    /// Payload seen, not recognised.
+    Opaque,
+}
+
+/// Per-connection state.
+#[derive(Debug, Clone, Default)]
+pub struct FlowState {
+    /// Timestamp of the first packet (ns).
+    pub first_ns: u64,
+    /// Packets seen.
+    pub packets: u64,
+    /// The side that sent the SYN (the client), when the handshake was seen.
+    pub client: Option<Side>,
+    /// Window-scale shift offered in each side's SYN.
+    pub wscale: [Option<u8>; 2],
+    /// Whether each side's SYN was seen.
+    pub syn: [bool; 2],
+    /// Whether each side sent a FIN.
+    pub fin: [bool; 2],
+    /// The flow's operation was closed (RST, or the last ACK after both FINs).
+    pub closed: bool,
+    /// Application-layer state.
+    pub l7: L7State,
+}
+
+/// What a TCP segment means for its connection's operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TcpEvent {
+    /// This segment starts the operation (a new SYN on a closed flow).
+    pub restarted: bool,
+    /// This segment ends the operation.
+    pub last: bool,
+}
+
+impl FlowState {
+    /// A fresh state for a flow first seen at `now_ns`.
+    pub fn new(now_ns: u64) -> Self {
+        FlowState {
+            first_ns: now_ns,
+            ..FlowState::default()
+        }
+    }
+
+    /// Updates the TCP facts with a segment sent by `side`.
+    pub fn track_tcp(&mut self, side: Side, seg: &tcp::Packet<'_>, now_ns: u64) -> TcpEvent {
+        let f = seg.flags();
+        let mut ev = TcpEvent::default();
+        let i = side.index();
+        if f.syn() && !f.ack() && (self.closed || self.fin.iter().any(|x| *x)) {
+            // Port reuse: a new connection on the same 5-tuple.
+            *self = FlowState::new(now_ns);
+            ev.restarted = true;
+        }
+        self.packets += 1;
+        if f.syn() {
+            if let Some(s) = self.syn.get_mut(i) {
+                *s = true;
+            }
+            let ws = seg.options().flatten().find_map(|o| match o {
+                tcp::TcpOption::WindowScale(s) => Some(s.min(14)),
+                _ => None,
+            });
+            if let Some(w) = self.wscale.get_mut(i) {
+                *w = ws;
+            }
+            if !f.ack() {
+                self.client = Some(side);
+            } else {
+                self.client.get_or_insert(side.other());
+            }
+        }
+        if self.closed {
+            return ev;
+        }
+        if f.rst() {
+            self.closed = true;
+            ev.last = true;
+        } else if f.fin() {
+            if let Some(x) = self.fin.get_mut(i) {
+                *x = true;
+            }
+        } else if self.fin == [true, true] && f.ack() && seg.payload().is_empty() {
+            self.closed = true;
+            ev.last = true;
+        }
+        ev
+    }
+
+    /// The window-scale shift that applies to segments sent by `side`: only when both SYNs
+    /// were seen and both carried the option (RFC 7323 §2.2).
+    pub fn window_shift(&self, side: Side) -> Option<u8> {
+        match (self.syn, self.wscale) {
+            ([true, true], [Some(a), Some(b)]) => Some(if side == Side::A { a } else { b }),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn idle_eviction_by_packet_time() {
+        let mut t: FlowTable<u32> = FlowTable::new(100, Duration::from_secs(10));
+        assert!(t.entry(1, 0, || 7).1);
+        assert!(!t.entry(1, 5 * S, || 8).1);
+        assert_eq!(*t.entry(1, 6 * S, || 9).0, 7);
+        t.entry(2, 6 * S, || 0);
+        t.sweep(15 * S);
+        assert_eq!(t.len(), 2, "last seen at 6 s, idle 9 s");
+        t.sweep(17 * S);
+        assert!(t.is_empty());
+        assert_eq!(t.evicted_idle, 2);
+    }
+
+    #[test]
+    fn cap_is_never_exceeded() {
+        let mut t: FlowTable<u64> = FlowTable::new(1000, Duration::from_secs(3600));
+        for i in 0..100_000u64 {
+            t.entry(i.wrapping_mul(0x9e37_79b9_7f4a_7c15), i, || i);
+            assert!(t.len() <= 1000);
+        }
+        assert!(t.evicted_cap >= 99_000);
+        assert_eq!(t.created, 100_000);
+        // The newest flows survive.
+        assert!(t
+            .get(99_999u64.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+            .is_some());
+    }
+
+    #[test]
+    fn time_going_backwards_is_harmless() {
+        let mut t: FlowTable<u8> = FlowTable::new(10, Duration::from_secs(1));
+        t.entry(1, 100 * S, || 1);
+        t.entry(2, 5 * S, || 2);
+        assert_eq!(t.len(), 2);
+    }
+}

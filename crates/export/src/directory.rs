@@ -1,0 +1,436 @@
+//! [`DirectoryDestination`]: a gcsfuse mount or a plain directory.
+//!
+//! In a plain directory a file is written as `.<name>.partial-<pid>-<n>` in its final
+//! directory, synced and closed with both errors checked, then renamed to its final name
+//! without replacing anything (`renameat2(RENAME_NOREPLACE)`, or a check-then-rename on
+//! filesystems without it).
+//!
+//! On a bucket mount ([`DirectoryDestination::mounted_bucket`]) the final name is created
+//! directly with `O_EXCL`: gcsfuse (and rclone) create the object only on sync/close, whole or
+//! not at all, and report a failed upload exactly there — which the original ignored. A rename
+//! on such a mount is a server-side copy, and rclone loses a file renamed while its upload is
+//! still queued. Delivery is refused while the mount point is not mounted, so files never
+//! land in the container's own filesystem by mistake.
+//!
+//! Either way the final name only ever shows a complete file, and the size the filesystem
+//! reports after closing must be the size written.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use nix::errno::Errno;
+use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
+
+use crate::encode::{encode, open_source, same_content};
+use crate::{check_object_name, Delivery, Destination, Export, ExportError};
+
+/// Delivers into a directory tree rooted at `root`.
+#[derive(Debug)]
+pub struct DirectoryDestination {
+    root: PathBuf,
+    counter: AtomicU64,
+    require_mount: bool,
+}
+
+impl DirectoryDestination {
+    /// A destination writing under `root` (which must exist when files are delivered; the
+    /// object's own directories are created).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        DirectoryDestination {
+            root: root.into(),
+            counter: AtomicU64::new(0),
+            require_mount: false,
+        }
+    }
+
+    /// A bucket mounted at `root` (gcsfuse): files are written directly under their final
+    /// names, and delivery is refused (a retryable error) while `root` is not a mount point —
+    /// an unmounted bucket leaves a plain directory that would silently keep files in the
+    /// container instead of the bucket.
+    pub fn mounted_bucket(root: impl Into<PathBuf>) -> Self {
+        DirectoryDestination {
+            require_mount: true,
+            ..Self::new(root)
+        }
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn write_error(target: &Path) -> impl FnOnce(io::Error) -> ExportError + '_ {
+        move |source| ExportError::Write {
+            target: target.display().to_string(),
+            source,
+        }
+    }
+
+    /// The final name exists: identical content counts as delivered, anything else is a
+    /// conflict (never overwritten).
+    fn existing(&self, export: &Export<'_>, target: &Path) -> Result<Delivery, ExportError> {
+        let file = File::open(target).map_err(Self::write_error(target))?;
+        let stored = file.metadata().map(|m| m.len()).unwrap_or(0);
+        match same_content(file, export.source, export.compression) {
+            Ok(true) => Ok(Delivery {
+                location: target.display().to_string(),
+                bytes_read: fs::metadata(export.source).map(|m| m.len()).unwrap_or(0),
+                bytes_stored: stored,
+                already_present: true,
+            }),
+            Ok(false) => Err(ExportError::Conflict {
+                target: target.display().to_string(),
+            }),
+            Err(source) if source.kind() == io::ErrorKind::NotFound => Err(ExportError::Vanished {
+                path: export.source.to_path_buf(),
+            }),
+            Err(source) => Err(ExportError::Read {
+                path: export.source.to_path_buf(),
+                source,
+            }),
+        }
+    }
+}
+
+impl Destination for DirectoryDestination {
+    fn deliver(&self, export: &Export<'_>) -> Result<Delivery, ExportError> {
+        check_object_name(export.object)?;
+        let target = self.root.join(export.object);
+        let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
+            return Err(ExportError::InvalidName {
+                name: export.object.to_string(),
+                reason: "no file name".into(),
+            });
+        };
+        // Open the source first: an unreadable file must not leave anything behind.
+        let source = open_source(export.source)?;
+        if self.require_mount && !is_mount_point(&self.root) {
+            return Err(ExportError::Write {
+                target: self.root.display().to_string(),
+                source: io::Error::other("the bucket is not mounted here"),
+            });
+        }
+        fs::create_dir_all(dir).map_err(Self::write_error(dir))?;
+        if target.exists() {
+            return self.existing(export, &target);
+        }
+        if self.require_mount {
+            // A bucket mount: the object is created on close/fsync, complete or not at all,
+            // so the final name is written directly (O_EXCL: never over an existing one). A
+            // rename there would be a server-side copy, and rclone loses files renamed while
+            // their upload is queued.
+            return match write_file(export, source, &target) {
+                Ok(delivery) => Ok(delivery),
+                Err(ExportError::Write { source, .. })
+                    if source.kind() == io::ErrorKind::AlreadyExists =>
+                {
+                    self.existing(export, &target)
+                }
+                Err(error) => {
+                    // O_EXCL made the file ours: remove what a failed upload left.
+                    let _ = fs::remove_file(&target);
+                    Err(error)
+                }
+            };
+        }
+        let temporary = dir.join(format!(
+            ".{}.partial-{}-{}",
+            name.to_string_lossy(),
+            std::process::id(),
+            self.counter.fetch_add(1, Ordering::Relaxed)
+        ));
+        let result = write_file(export, source, &temporary).and_then(|delivery| {
+            rename_no_replace(&temporary, &target)?;
+            check_size(&target, delivery.bytes_stored)?;
+            if let Some(dir) = target.parent() {
+                // Makes the rename durable on a local disk before the source is deleted.
+                let _ = File::open(dir).and_then(|d| d.sync_all());
+            }
+            Ok(Delivery {
+                location: target.display().to_string(),
+                ..delivery
+            })
+        });
+        if result.is_err() {
+            // Best effort: the temporary name is ours and never the final name.
+            let _ = fs::remove_file(&temporary);
+        }
+        match result {
+            Err(ExportError::Conflict { .. }) => self.existing(export, &target),
+            other => other,
+        }
+    }
+
+    fn describe(&self) -> String {
+        if self.require_mount {
+            format!("bucket mounted at {}", self.root.display())
+        } else {
+            format!("directory {}", self.root.display())
+        }
+    }
+}
+
+/// Creates `path` (never replacing a file), writes the encoded file, syncs and closes it with
+/// every error checked, and checks the size the filesystem reports.
+fn write_file(
+    export: &Export<'_>,
+    source: crate::Source,
+    path: &Path,
+) -> Result<Delivery, ExportError> {
+    let name = path.display().to_string();
+    let write_error = |source| ExportError::Write {
+        target: name.clone(),
+        source,
+    };
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(write_error)?;
+    let mut encoded = encode(source, export.compression);
+    encoded.copy_to(&mut file, &name)?;
+    file.sync_all().map_err(write_error)?;
+    // Dropping a File ignores close(2) errors; gcsfuse reports failed uploads exactly there.
+    nix::unistd::close(file).map_err(|errno| write_error(io::Error::from(errno)))?;
+    check_size(path, encoded.bytes_out())?;
+    Ok(Delivery {
+        location: name,
+        bytes_read: encoded.bytes_read(),
+        bytes_stored: encoded.bytes_out(),
+        already_present: false,
+    })
+}
+
+/// On a FUSE mount the size after closing is what the bucket holds: it must be what was
+/// written.
+fn check_size(path: &Path, written: u64) -> Result<(), ExportError> {
+    let stored = fs::metadata(path)
+        .map_err(|source| ExportError::Write {
+            target: path.display().to_string(),
+            source,
+        })?
+        .len();
+    if stored == written {
+        Ok(())
+    } else {
+        Err(ExportError::Integrity {
+            target: path.display().to_string(),
+            detail: format!("{stored} bytes stored, {written} written"),
+        })
+    }
+}
+
+/// Whether `path` is exactly a mount point in `/proc/self/mountinfo`.
+pub fn is_mount_point(path: &Path) -> bool {
+    let wanted = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let Ok(mountinfo) = fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    mountinfo.lines().any(|line| {
+        line.split(' ')
+            .nth(4)
+            .is_some_and(|point| Path::new(&unescape_mountinfo(point)) == wanted)
+    })
+}
+
+/// Undoes mountinfo's octal escapes (`\040` is a space).
+fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let digits = bytes.get(i + 1..i + 4);
+        if bytes[i] == b'\\' {
+            if let Some(d) = digits.filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c))) {
+                let value = d.iter().fold(0u32, |acc, c| acc * 8 + u32::from(c - b'0'));
+                if let Ok(byte) = u8::try_from(value) {
+                    out.push(byte);
+                    i += 4;
+                    continue;
+                }
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Renames without ever replacing `target`; `Conflict` when it exists.
+fn rename_no_replace(from: &Path, target: &Path) -> Result<(), ExportError> {
+    let conflict = || ExportError::Conflict {
+        target: target.display().to_string(),
+    };
+    match renameat2(
+        AT_FDCWD,
+        from,
+        AT_FDCWD,
+        target,
+        RenameFlags::RENAME_NOREPLACE,
+    ) {
+        Ok(()) => Ok(()),
+        Err(Errno::EEXIST) => Err(conflict()),
+        // Filesystems without RENAME_NOREPLACE (some FUSE servers, older kernels): the
+        // remaining race needs another writer of the same name in the same instant, which
+        // names with a per-instance path and a start time do not have.
+        Err(Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => {
+            if target.exists() {
+                return Err(conflict());
+            }
+            fs::rename(from, target).map_err(|source| ExportError::Write {
+                target: target.display().to_string(),
+                source,
+            })
+        }
+        Err(errno) => Err(ExportError::Write {
+            target: target.display().to_string(),
+            source: io::Error::from(errno),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Compression;
+    use std::io::Read;
+
+    fn setup() -> (tempfile::TempDir, PathBuf, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("eth0_part_20260101T000000Z.pcap");
+        let data: Vec<u8> = (0..200_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
+        fs::write(&source, &data).unwrap();
+        fs::create_dir(dir.path().join("out")).unwrap();
+        (dir, source, data)
+    }
+
+    fn only_final_files(dir: &Path) -> Vec<String> {
+        let mut names = Vec::new();
+        for entry in walk(dir) {
+            names.push(entry.strip_prefix(dir).unwrap().display().to_string());
+        }
+        names.sort();
+        names
+    }
+
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files.extend(walk(&path));
+            } else {
+                files.push(path);
+            }
+        }
+        files
+    }
+
+    #[test]
+    fn delivers_gzip_under_final_name_and_recognises_a_repeat() {
+        let (dir, source, data) = setup();
+        let destination = DirectoryDestination::new(dir.path().join("out"));
+        let export = Export {
+            source: &source,
+            object: "p/s/eth0_part_20260101T000000Z.pcap.gz",
+            compression: Compression::Gzip { level: 6 },
+        };
+        let delivery = destination.deliver(&export).unwrap();
+        assert!(!delivery.already_present);
+        assert_eq!(delivery.bytes_read, data.len() as u64);
+        assert_eq!(
+            only_final_files(&dir.path().join("out")),
+            vec!["p/s/eth0_part_20260101T000000Z.pcap.gz"]
+        );
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(
+            File::open(
+                dir.path()
+                    .join("out/p/s/eth0_part_20260101T000000Z.pcap.gz"),
+            )
+            .unwrap(),
+        )
+        .read_to_end(&mut back)
+        .unwrap();
+        assert_eq!(back, data);
+        // A second delivery of the same file is recognised, not duplicated or overwritten.
+        let again = destination.deliver(&export).unwrap();
+        assert!(again.already_present);
+        // Other content under that name is a conflict, and the object is untouched.
+        fs::write(&source, b"different").unwrap();
+        assert!(matches!(
+            destination.deliver(&export),
+            Err(ExportError::Conflict { .. })
+        ));
+        let mut still = Vec::new();
+        flate2::read::GzDecoder::new(
+            File::open(
+                dir.path()
+                    .join("out/p/s/eth0_part_20260101T000000Z.pcap.gz"),
+            )
+            .unwrap(),
+        )
+        .read_to_end(&mut still)
+        .unwrap();
+        assert_eq!(still, data);
+        assert_eq!(only_final_files(&dir.path().join("out")).len(), 1);
+    }
+
+    #[test]
+    fn mount_points_are_read_from_mountinfo() {
+        assert!(is_mount_point(Path::new("/")));
+        assert!(is_mount_point(Path::new("/proc")));
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!is_mount_point(dir.path()));
+        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
+        let (dir, source, _) = setup();
+        let destination = DirectoryDestination::mounted_bucket(dir.path().join("out"));
+        let error = destination
+            .deliver(&Export {
+                source: &source,
+                object: "eth0_part_20260101T000000Z.pcap",
+                compression: Compression::None,
+            })
+            .unwrap_err();
+        assert!(error.is_retryable() && error.to_string().contains("not mounted"));
+    }
+
+    #[test]
+    fn a_failed_write_leaves_nothing_behind() {
+        let (dir, source, _) = setup();
+        // The root is a file: creating the object's directory fails.
+        let root = dir.path().join("not-a-dir");
+        fs::write(&root, b"").unwrap();
+        let destination = DirectoryDestination::new(&root);
+        let error = destination
+            .deliver(&Export {
+                source: &source,
+                object: "a/eth0_part_20260101T000000Z.pcap",
+                compression: Compression::None,
+            })
+            .unwrap_err();
+        assert!(error.is_retryable(), "{error}");
+        assert!(source.exists());
+    }
+
+    #[test]
+    fn unreadable_source_is_not_retryable_and_writes_nothing() {
+        let (dir, _, _) = setup();
+        let bogus = dir.path().join("any_part_20260101T000000Z.pcap");
+        fs::create_dir(&bogus).unwrap();
+        let destination = DirectoryDestination::new(dir.path().join("out"));
+        let error = destination
+            .deliver(&Export {
+                source: &bogus,
+                object: "x/any_part_20260101T000000Z.pcap",
+                compression: Compression::None,
+            })
+            .unwrap_err();
+        assert!(!error.is_retryable());
+        assert!(only_final_files(&dir.path().join("out")).is_empty());
+    }
+}

@@ -1,0 +1,104 @@
+//! Export of completed capture files: streaming gzip and the destinations they go to.
+//!
+//! - [`Compression`] and [`encode`]: a file is read once, optionally gzipped on the fly
+//!   ([`flate2`] with the `zlib-rs` backend), and counted and checksummed (CRC32C) as it goes,
+//!   so memory does not grow with the file size.
+//! - [`Destination`]: one interface, two implementations.
+//!   - [`DirectoryDestination`]: a plain directory (temporary name, sync, close, rename
+//!     without replacing) or a gcsfuse bucket mount (final name created exclusively; sync and
+//!     close errors, where gcsfuse reports failed uploads, are checked).
+//!   - [`GcsApiDestination`]: the Cloud Storage JSON API, with a "does not exist"
+//!     precondition and a CRC32C check of the stored object.
+//! - [`ExportError`]: every failure, with [`ExportError::is_retryable`] telling the caller
+//!   whether trying again can help.
+//!
+//! An object that already exists under the final name with the same content counts as
+//! delivered (a previous run exported it but could not delete the local file); one with other
+//! content is a [`ExportError::Conflict`]: it is never overwritten.
+
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+mod directory;
+mod encode;
+mod error;
+mod gcs;
+
+pub use directory::DirectoryDestination;
+pub use encode::{encode, open_source, Compression, Encoded, Source};
+pub use error::ExportError;
+pub use gcs::{GcsApiDestination, GcsApiSettings, DEFAULT_GCS_ENDPOINT};
+
+use std::path::Path;
+
+/// One file to deliver.
+#[derive(Debug, Clone, Copy)]
+pub struct Export<'a> {
+    /// The local (capture) file.
+    pub source: &'a Path,
+    /// The object name relative to the destination root, `/`-separated, including the
+    /// `.gz` suffix when compressed (e.g. `proj/svc/…/eth0_part_20260101T000000Z.pcap.gz`).
+    pub object: &'a str,
+    /// Whether to gzip on the way.
+    pub compression: Compression,
+}
+
+/// What a successful delivery did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Where the object now is (a path or a `gs://` URL).
+    pub location: String,
+    /// Bytes read from the local file.
+    pub bytes_read: u64,
+    /// Bytes stored (compressed size when compressed).
+    pub bytes_stored: u64,
+    /// The object was already there with identical content; nothing was written.
+    pub already_present: bool,
+}
+
+/// Somewhere completed files go. Implementations are used from several threads at once.
+pub trait Destination: Send + Sync {
+    /// Delivers one file. On `Ok` the object is complete under its final name and the local
+    /// file may be deleted; on `Err` nothing is visible under the final name.
+    fn deliver(&self, export: &Export<'_>) -> Result<Delivery, ExportError>;
+
+    /// A short description for logs (`directory /pcap`, `gs://bucket via JSON API`).
+    fn describe(&self) -> String;
+}
+
+/// Checks an object name: relative, `/`-separated, no empty, `.` or `..` segments, no NUL.
+pub fn check_object_name(name: &str) -> Result<(), ExportError> {
+    let invalid = |reason: &str| ExportError::InvalidName {
+        name: name.to_string(),
+        reason: reason.to_string(),
+    };
+    if name.is_empty() {
+        return Err(invalid("empty"));
+    }
+    if name.contains('\0') {
+        return Err(invalid("contains NUL"));
+    }
+    if name.starts_with('/') {
+        return Err(invalid("absolute"));
+    }
+    if name
+        .split('/')
+        .any(|segment| segment.is_empty() || segment == "." || segment == "..")
+    {
+        return Err(invalid("has an empty, '.' or '..' segment"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_names_are_checked() {
+        assert!(check_object_name("a/b/eth0_part_20260101T000000Z.pcap.gz").is_ok());
+        for bad in ["", "/a", "a//b", "a/../b", "./a", "a/", "a\0b"] {
+            let error = check_object_name(bad).unwrap_err();
+            assert!(!error.is_retryable(), "{bad:?}");
+        }
+    }
+}

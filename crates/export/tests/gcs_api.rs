@@ -1,0 +1,100 @@
+//! [`GcsApiDestination`] against a real fake-gcs-server and a metadata-server emulator.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support {
+    pub mod pcapgen;
+}
+
+use std::io::Read;
+
+use export::{Compression, Destination, Export, ExportError, GcsApiDestination, GcsApiSettings};
+use support::pcapgen::pcap_bytes;
+use testbed::{GcsEmulator, MetadataServer};
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+#[test]
+fn uploads_verifies_recognises_repeats_and_never_overwrites() {
+    let gcs = GcsEmulator::start("bkt").unwrap();
+    let metadata = MetadataServer::start().unwrap();
+    let destination = GcsApiDestination::new(GcsApiSettings::from_vars(
+        "bkt",
+        Some(gcs.endpoint()),
+        Some(metadata.host()),
+    ))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("eth0_part_20260101T000000Z.pcap");
+    let data = pcap_bytes(7, 3_000_000);
+    std::fs::write(&source, &data).unwrap();
+    let export = Export {
+        source: &source,
+        object: "p/s/eth0_part_20260101T000000Z.pcap.gz",
+        compression: Compression::Gzip { level: 2 },
+    };
+
+    let delivery = destination.deliver(&export).unwrap();
+    assert!(!delivery.already_present);
+    assert_eq!(delivery.bytes_read, data.len() as u64);
+    let objects = gcs.list_objects().unwrap();
+    assert_eq!(objects.len(), 1);
+    assert_eq!(objects[0].name, export.object);
+    assert_eq!(objects[0].size, delivery.bytes_stored);
+    assert_eq!(gunzip(&gcs.read_object(export.object).unwrap()), data);
+    assert!(
+        metadata.requests(MetadataServer::TOKEN) >= 1,
+        "token from metadata"
+    );
+
+    // Delivering the same file again (a crash between upload and delete) is recognised.
+    assert!(destination.deliver(&export).unwrap().already_present);
+
+    // Other content under the name: a conflict, and the object is untouched.
+    std::fs::write(&source, b"other bytes").unwrap();
+    let error = destination.deliver(&export).unwrap_err();
+    assert!(matches!(error, ExportError::Conflict { .. }), "{error}");
+    assert_eq!(gunzip(&gcs.read_object(export.object).unwrap()), data);
+    assert_eq!(gcs.list_objects().unwrap().len(), 1);
+
+    // Uncompressed, anonymous (emulator without metadata server).
+    let anonymous =
+        GcsApiDestination::new(GcsApiSettings::from_vars("bkt", Some(gcs.endpoint()), None))
+            .unwrap();
+    let raw = Export {
+        source: &source,
+        object: "p/s/raw.pcap",
+        compression: Compression::None,
+    };
+    anonymous.deliver(&raw).unwrap();
+    assert_eq!(gcs.read_object("p/s/raw.pcap").unwrap(), b"other bytes");
+}
+
+#[test]
+fn an_unreachable_api_is_a_retryable_failure() {
+    let port = testbed::free_port().unwrap();
+    let destination = GcsApiDestination::new(GcsApiSettings::from_vars(
+        "bkt",
+        Some(format!("127.0.0.1:{port}")),
+        None,
+    ))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("f");
+    std::fs::write(&source, b"x").unwrap();
+    let error = destination
+        .deliver(&Export {
+            source: &source,
+            object: "f",
+            compression: Compression::None,
+        })
+        .unwrap_err();
+    assert!(error.is_retryable(), "{error}");
+    assert!(source.exists());
+}

@@ -1,0 +1,134 @@
+//! Realistic pcap content for tests and the benchmark: Ethernet/IPv4/TCP packets of a few
+//! dozen flows, with ACK-only segments, TLS-like random payloads and HTTP/1.1 text, so the
+//! data compresses like a real capture (not like zeros). Deterministic for a given seed.
+
+#![allow(dead_code)]
+
+/// xorshift64*: fast, deterministic, good enough for test data.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let bytes = self.next().to_le_bytes();
+            chunk.copy_from_slice(&bytes[..chunk.len()]);
+        }
+    }
+}
+
+/// Client address, server address, client port, server port, initial sequence number.
+type Flow = ([u8; 4], [u8; 4], u16, u16, u32);
+
+const PATHS: &[&str] = &[
+    "/api/v1/orders",
+    "/api/v1/users/me",
+    "/healthz",
+    "/static/app.js",
+    "/api/v2/cart/items",
+    "/login",
+];
+
+/// A pcap file of about `size` bytes (stops at the first packet past it).
+pub fn pcap_bytes(seed: u64, size: usize) -> Vec<u8> {
+    let mut rng = Rng::new(seed);
+    let mut out = Vec::with_capacity(size + 2048);
+    // Global header: magic, v2.4, tz 0, sigfigs 0, snaplen 65535, LINKTYPE_ETHERNET.
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&65_535u32.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes());
+    let flows: Vec<Flow> = (0..40)
+        .map(|i| {
+            (
+                [10, 0, (i / 250) as u8, (i % 250) as u8 + 2],
+                [142, 250, rng.below(256) as u8, rng.below(256) as u8],
+                (32_768 + rng.below(28_000)) as u16,
+                if i % 3 == 0 { 80 } else { 443 },
+                rng.next() as u32,
+            )
+        })
+        .collect();
+    let mut seqs: Vec<u32> = flows.iter().map(|f| f.4).collect();
+    let mut seconds: u32 = 1_767_225_600;
+    let mut micros: u32 = 0;
+    let mut payload = vec![0u8; 1460];
+    let mut id: u16 = 1;
+    while out.len() < size {
+        let flow = rng.below(flows.len() as u64) as usize;
+        let (src, dst, sport, dport, _) = flows[flow];
+        let kind = rng.below(100);
+        let body: Vec<u8> = if kind < 40 {
+            Vec::new()
+        } else if dport == 80 || kind < 55 {
+            let path = PATHS[rng.below(PATHS.len() as u64) as usize];
+            format!(
+                "GET {path}?id={} HTTP/1.1\r\nHost: shop.example.com\r\nUser-Agent: \
+                 Mozilla/5.0 (X11; Linux x86_64)\r\nAccept: application/json\r\n\
+                 X-Cloud-Trace-Context: {:032x}/{};o=1\r\nContent-Length: 0\r\n\r\n",
+                rng.below(100_000),
+                rng.next() as u128 * rng.next() as u128,
+                rng.below(1 << 40)
+            )
+            .into_bytes()
+        } else {
+            let len = 100 + rng.below(1360) as usize;
+            // TLS application data record header, then ciphertext (random).
+            payload[..5].copy_from_slice(&[0x17, 0x03, 0x03, (len >> 8) as u8, len as u8]);
+            rng.fill(&mut payload[5..len]);
+            payload[..len].to_vec()
+        };
+        micros += 20 + rng.below(3000) as u32;
+        if micros >= 1_000_000 {
+            micros -= 1_000_000;
+            seconds += 1;
+        }
+        let frame_len = 14 + 20 + 20 + body.len();
+        out.extend_from_slice(&seconds.to_le_bytes());
+        out.extend_from_slice(&micros.to_le_bytes());
+        out.extend_from_slice(&(frame_len as u32).to_le_bytes());
+        out.extend_from_slice(&(frame_len as u32).to_le_bytes());
+        // Ethernet.
+        out.extend_from_slice(&[0x42, 0x01, 0x0a, 0x00, 0x00, 0x01]);
+        out.extend_from_slice(&[0x42, 0x01, 0x0a, 0x00, 0x00, src[3]]);
+        out.extend_from_slice(&[0x08, 0x00]);
+        // IPv4 (checksum left 0: offloaded, as captures on the sender often show).
+        let total = (20 + 20 + body.len()) as u16;
+        out.extend_from_slice(&[0x45, 0x00]);
+        out.extend_from_slice(&total.to_be_bytes());
+        out.extend_from_slice(&id.to_be_bytes());
+        id = id.wrapping_add(1);
+        out.extend_from_slice(&[0x40, 0x00, 64, 6, 0, 0]);
+        out.extend_from_slice(&src);
+        out.extend_from_slice(&dst);
+        // TCP.
+        out.extend_from_slice(&sport.to_be_bytes());
+        out.extend_from_slice(&dport.to_be_bytes());
+        out.extend_from_slice(&seqs[flow].to_be_bytes());
+        out.extend_from_slice(&(rng.next() as u32).to_be_bytes());
+        let flags = if body.is_empty() { 0x10 } else { 0x18 };
+        out.extend_from_slice(&[0x50, flags, 0x01, 0xf5, 0, 0, 0, 0]);
+        seqs[flow] = seqs[flow].wrapping_add(body.len() as u32);
+        out.extend_from_slice(&body);
+    }
+    out
+}

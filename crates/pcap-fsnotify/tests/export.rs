@@ -1,0 +1,600 @@
+//! Drives the real `pcap-fsnotify` binary against real destinations: a plain directory, an
+//! rclone FUSE mount of a fake-gcs-server bucket, and the fake-gcs-server JSON API, with
+//! faults (emulator down, mount gone, unreadable files) and SIGTERM drains.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../../export/tests/support/pcapgen.rs"]
+mod pcapgen;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
+use sidecar_core::readiness::{self, FSNOTIFY_READY_FILE};
+use testbed::{FuseMount, GcsEmulator, MetadataServer};
+
+const BUCKET_PATH: &str = "proj/svc/us-central1/svc-00001-abc/20260101T000000Z/inst-1";
+
+struct Daemon {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    root: PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    /// Starts the binary with `GCS_MOUNT=<root>/pcap` (capture dir `<root>/pcap-tmp`) and
+    /// waits for its "watch installed" signal.
+    fn start(root: &Path, env: &[(&str, String)]) -> Daemon {
+        fs::create_dir_all(root.join("pcap")).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pcap-fsnotify"))
+            .env_clear()
+            .env("GCS_MOUNT", root.join("pcap"))
+            .env("PCAP_RUN_DIR", root.join("run"))
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .args(["--bucket-path", BUCKET_PATH])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let daemon = Daemon {
+            child,
+            lines,
+            root: root.to_path_buf(),
+        };
+        let run = root.join("run");
+        daemon.wait(
+            "the watch-installed signal",
+            Duration::from_secs(20),
+            || readiness::check_named(&run, FSNOTIFY_READY_FILE).is_ready(),
+        );
+        daemon
+    }
+
+    fn capture_dir(&self) -> PathBuf {
+        self.root.join("pcap-tmp")
+    }
+
+    fn export_dir(&self) -> PathBuf {
+        self.root.join("pcap").join(BUCKET_PATH)
+    }
+
+    fn logs(&self) -> Vec<Value> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+            .collect()
+    }
+
+    fn wait(&self, what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if condition() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "timed out waiting for {what}; log:\n{}",
+            self.lines.lock().unwrap().join("\n")
+        );
+    }
+
+    fn sigterm(&self) {
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
+    }
+
+    fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Let the reader thread take the last lines.
+                std::thread::sleep(Duration::from_millis(100));
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still running after {timeout:?}; log:\n{}",
+                self.lines.lock().unwrap().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The final summary line.
+    fn summary(&self) -> Value {
+        self.logs()
+            .into_iter()
+            .rev()
+            .find(|l| {
+                l["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("export finished"))
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "no summary; log:\n{}",
+                    self.lines.lock().unwrap().join("\n")
+                )
+            })
+    }
+}
+
+fn name(iface: &str, second: u32) -> String {
+    format!("{iface}_part_20260101T0000{second:02}Z.pcap")
+}
+
+/// Writes a capture file the way a writer does: create, write, close.
+fn write_capture(dir: &Path, file: &str, bytes: &[u8]) {
+    let mut handle = fs::File::create(dir.join(file)).unwrap();
+    handle.write_all(bytes).unwrap();
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+/// Every file under `dir`, relative, with its bytes.
+fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(base, &path, out);
+            } else {
+                let rel = path.strip_prefix(base).unwrap().display().to_string();
+                out.insert(rel, fs::read(&path).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+fn capture_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn directory_destination_exports_each_closed_file_once_and_waits_for_open_ones() {
+    let root = tempfile::tempdir().unwrap();
+    let mut daemon = Daemon::start(root.path(), &[("PCAP_COMPRESS", "true".into())]);
+    let capture = daemon.capture_dir();
+    let mut originals = BTreeMap::new();
+    // A file still being written: must not be exported until its writer closes it.
+    let open_name = name("eth0", 0);
+    let mut writer = fs::File::create(capture.join(&open_name)).unwrap();
+    let open_bytes = pcapgen::pcap_bytes(99, 300_000);
+    writer.write_all(&open_bytes[..100_000]).unwrap();
+    for i in 1..=5 {
+        let bytes = pcapgen::pcap_bytes(i, 200_000 + i as usize * 10_000);
+        write_capture(&capture, &name("eth0", i as u32), &bytes);
+        originals.insert(name("eth0", i as u32), bytes);
+    }
+    fs::write(capture.join("notes.txt"), b"not a capture file").unwrap();
+    let export = daemon.export_dir();
+    daemon.wait("5 exported files", Duration::from_secs(30), || {
+        tree(&export).len() == 5
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !export.join(format!("{open_name}.gz")).exists(),
+        "an open file was exported"
+    );
+    writer.write_all(&open_bytes[100_000..]).unwrap();
+    drop(writer);
+    originals.insert(open_name.clone(), open_bytes);
+    daemon.wait("the closed file", Duration::from_secs(30), || {
+        tree(&export).len() == 6
+    });
+    let exported = tree(&export);
+    assert_eq!(
+        exported.keys().cloned().collect::<Vec<_>>(),
+        originals
+            .keys()
+            .map(|n| format!("{n}.gz"))
+            .collect::<Vec<_>>(),
+        "every file once, under its final name, no temporary files"
+    );
+    for (file, bytes) in &originals {
+        assert_eq!(&gunzip(&exported[&format!("{file}.gz")]), bytes, "{file}");
+    }
+    daemon.wait("local files deleted", Duration::from_secs(10), || {
+        capture_files(&capture) == vec!["notes.txt".to_string()]
+    });
+    daemon.sigterm();
+    let status = daemon.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+    let summary = daemon.summary();
+    assert_eq!(summary["exported"], 6);
+    assert_eq!(summary["not_exported"], serde_json::json!([]));
+    assert_eq!(summary["severity"], "NOTICE");
+    // Every export was logged with its file name.
+    let logged: Vec<String> = daemon
+        .logs()
+        .iter()
+        .filter(|l| l["message"] == "exported")
+        .map(|l| l["file"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(logged.len(), 6);
+}
+
+#[test]
+fn startup_scan_exports_leftovers_and_waits_for_a_file_still_being_written() {
+    let root = tempfile::tempdir().unwrap();
+    let capture = root.path().join("pcap-tmp");
+    fs::create_dir_all(&capture).unwrap();
+    let left = pcapgen::pcap_bytes(1, 150_000);
+    write_capture(&capture, &name("eth0", 1), &left);
+    let growing = pcapgen::pcap_bytes(2, 150_000);
+    let mut writer = fs::File::create(capture.join(name("eth0", 2))).unwrap();
+    writer.write_all(&growing[..50_000]).unwrap();
+    let mut daemon = Daemon::start(root.path(), &[("PCAP_COMPRESS", "false".into())]);
+    let export = daemon.export_dir();
+    daemon.wait("the leftover file", Duration::from_secs(30), || {
+        export.join(name("eth0", 1)).exists()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!export.join(name("eth0", 2)).exists());
+    writer.write_all(&growing[50_000..]).unwrap();
+    drop(writer);
+    daemon.wait("the completed file", Duration::from_secs(30), || {
+        export.join(name("eth0", 2)).exists()
+    });
+    assert_eq!(fs::read(export.join(name("eth0", 1))).unwrap(), left);
+    assert_eq!(fs::read(export.join(name("eth0", 2))).unwrap(), growing);
+    daemon.sigterm();
+    assert!(daemon.wait_exit(Duration::from_secs(10)).success());
+    assert!(capture_files(&capture).is_empty());
+}
+
+#[test]
+fn unreadable_files_are_reported_and_the_others_still_exported() {
+    let root = tempfile::tempdir().unwrap();
+    let mut daemon = Daemon::start(root.path(), &[]);
+    let capture = daemon.capture_dir();
+    // A directory and a FIFO with capture-file names: root can open anything, not these.
+    let dir_name = name("eth0", 1);
+    fs::create_dir(capture.join(&dir_name)).unwrap();
+    let fifo_name = name("lo", 2);
+    nix::unistd::mkfifo(
+        &capture.join(&fifo_name),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    for i in 3..=5 {
+        write_capture(
+            &capture,
+            &name("eth0", i),
+            &pcapgen::pcap_bytes(i.into(), 50_000),
+        );
+    }
+    // The FIFO and the directory emit no close event: the periodic/shutdown scan finds them.
+    let export = daemon.export_dir();
+    daemon.wait("3 exported files", Duration::from_secs(30), || {
+        tree(&export).len() == 3
+    });
+    daemon.sigterm();
+    let status = daemon.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(1), "something was not exported");
+    let summary = daemon.summary();
+    assert_eq!(summary["exported"], 3);
+    let mut missing: Vec<String> = summary["not_exported"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    missing.sort();
+    assert_eq!(missing, vec![dir_name.clone(), fifo_name.clone()]);
+    let errors: Vec<Value> = daemon
+        .logs()
+        .into_iter()
+        .filter(|l| l["severity"] == "ERROR" && l["kind"] == "not-a-file")
+        .collect();
+    for file in [&dir_name, &fifo_name] {
+        assert!(
+            errors.iter().any(|l| l["file"] == file.as_str()),
+            "{file} reported: {errors:?}"
+        );
+    }
+    // Kept, not deleted.
+    assert!(capture.join(&dir_name).is_dir());
+    assert!(capture.join(&fifo_name).exists());
+}
+
+#[test]
+fn sigterm_drains_50_mb_in_five_files_within_3_s() {
+    let root = tempfile::tempdir().unwrap();
+    let mut daemon = Daemon::start(
+        root.path(),
+        &[
+            ("PCAP_COMPRESS", "true".into()),
+            ("PCAP_SHUTDOWN_SECS", "3".into()),
+        ],
+    );
+    let capture = daemon.capture_dir();
+    // Five capture files still being written when SIGTERM arrives, like tcpdump's current
+    // files; their writers close them shortly after (tcpdump stopping).
+    let mut writers = Vec::new();
+    let mut originals = BTreeMap::new();
+    for i in 0..5u32 {
+        let bytes = pcapgen::pcap_bytes(u64::from(i) + 10, 10 * 1024 * 1024);
+        let file = format!("eth{i}_part_20260101T000000Z.pcap");
+        let mut writer = fs::File::create(capture.join(&file)).unwrap();
+        writer.write_all(&bytes).unwrap();
+        writers.push(writer);
+        originals.insert(file, bytes);
+    }
+    let started = Instant::now();
+    daemon.sigterm();
+    std::thread::sleep(Duration::from_millis(200));
+    drop(writers);
+    let status = daemon.wait_exit(Duration::from_secs(10));
+    let elapsed = started.elapsed();
+    assert!(status.success(), "{status:?}");
+    assert!(elapsed < Duration::from_secs(3), "drain took {elapsed:?}");
+    let exported = tree(&daemon.export_dir());
+    assert_eq!(exported.len(), 5, "{:?}", exported.keys());
+    for (file, bytes) in &originals {
+        // Compressed when the time budget allowed it, as is otherwise.
+        match exported.get(&format!("{file}.gz")) {
+            Some(gz) => assert_eq!(&gunzip(gz), bytes),
+            None => assert_eq!(exported.get(file), Some(bytes), "{file}"),
+        }
+    }
+    let summary = daemon.summary();
+    eprintln!("drain finished {elapsed:?} after SIGTERM: {summary}");
+    assert_eq!(summary["exported"], 5);
+    assert!(capture_files(&capture).is_empty());
+}
+
+#[test]
+fn fuse_mount_destination_puts_every_file_in_the_bucket_and_survives_an_unmount() {
+    if let Err(reason) = testbed::check_fuse() {
+        panic!("FUSE is required for this test: {reason}");
+    }
+    let root = tempfile::tempdir().unwrap();
+    let gcs = GcsEmulator::start("pcap-bucket").unwrap();
+    let mut mount = FuseMount::rclone(&gcs, &root.path().join("pcap")).unwrap();
+    let mut daemon = Daemon::start(
+        root.path(),
+        &[
+            ("PCAP_GCS_BUCKET", "pcap-bucket".into()),
+            ("PCAP_GCS_FUSE", "true".into()),
+            ("PCAP_COMPRESS", "true".into()),
+        ],
+    );
+    let capture = daemon.capture_dir();
+    let mut originals = BTreeMap::new();
+    for i in 1..=3u32 {
+        let bytes = pcapgen::pcap_bytes(i.into(), 300_000);
+        write_capture(&capture, &name("eth0", i), &bytes);
+        originals.insert(name("eth0", i), bytes);
+    }
+    let objects = |gcs: &GcsEmulator| -> Vec<String> {
+        let mut names: Vec<String> = gcs
+            .list_objects()
+            .map(|list| list.into_iter().map(|o| o.name).collect())
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    daemon.wait("3 objects", Duration::from_secs(60), || {
+        objects(&gcs).len() == 3
+    });
+
+    // The mount goes away: files must wait (and be reported), not land in the bare directory.
+    mount.unmount().unwrap();
+    fs::create_dir_all(root.path().join("pcap")).unwrap();
+    for i in 4..=5u32 {
+        let bytes = pcapgen::pcap_bytes(i.into(), 300_000);
+        write_capture(&capture, &name("eth0", i), &bytes);
+        originals.insert(name("eth0", i), bytes);
+    }
+    daemon.wait("failures reported", Duration::from_secs(30), || {
+        daemon.logs().iter().any(|l| {
+            l["message"] == "export failed; will retry" && l["file"] == name("eth0", 4).as_str()
+        })
+    });
+    assert!(
+        tree(&root.path().join("pcap")).is_empty(),
+        "nothing written to the bare directory"
+    );
+    assert!(capture.join(name("eth0", 4)).exists());
+    let _mount = FuseMount::rclone(&gcs, &root.path().join("pcap")).unwrap();
+    daemon.wait("5 objects after remount", Duration::from_secs(60), || {
+        objects(&gcs).len() == 5
+    });
+    let expected: Vec<String> = originals
+        .keys()
+        .map(|n| format!("{BUCKET_PATH}/{n}.gz"))
+        .collect();
+    assert_eq!(objects(&gcs), expected, "once each, final names only");
+    for (file, bytes) in &originals {
+        let object = gcs
+            .read_object(&format!("{BUCKET_PATH}/{file}.gz"))
+            .unwrap();
+        assert_eq!(&gunzip(&object), bytes, "{file}");
+    }
+    daemon.wait("local files deleted", Duration::from_secs(10), || {
+        capture_files(&capture).is_empty()
+    });
+    daemon.sigterm();
+    assert!(daemon.wait_exit(Duration::from_secs(10)).success());
+}
+
+#[test]
+fn api_destination_uploads_once_never_overwrites_and_survives_20_s_outage() {
+    let root = tempfile::tempdir().unwrap();
+    let mut gcs = GcsEmulator::start("api-bucket").unwrap();
+    let metadata = MetadataServer::start().unwrap();
+    // An object that already holds the first file's name with other content.
+    let taken = format!("{BUCKET_PATH}/{}.gz", name("eth0", 1));
+    gcs.upload_object(&taken, b"someone else's object").unwrap();
+    let mut daemon = Daemon::start(
+        root.path(),
+        &[
+            ("PCAP_GCS_BUCKET", "api-bucket".into()),
+            ("PCAP_GCS_FUSE", "false".into()),
+            ("PCAP_COMPRESS", "true".into()),
+            ("STORAGE_EMULATOR_HOST", gcs.endpoint()),
+            ("GCE_METADATA_HOST", metadata.host()),
+        ],
+    );
+    let capture = daemon.capture_dir();
+    let mut originals = BTreeMap::new();
+    let write = |i: u32, originals: &mut BTreeMap<String, Vec<u8>>| {
+        let bytes = pcapgen::pcap_bytes(i.into(), 200_000);
+        write_capture(&capture, &name("eth0", i), &bytes);
+        originals.insert(name("eth0", i), bytes);
+    };
+    for i in 1..=3 {
+        write(i, &mut originals);
+    }
+    let count = |gcs: &GcsEmulator| gcs.list_objects().map(|l| l.len()).unwrap_or(0);
+    daemon.wait("3 uploads", Duration::from_secs(30), || count(&gcs) == 4);
+
+    // The API goes away for 20 s while files keep arriving.
+    gcs.stop().unwrap();
+    let outage = Instant::now();
+    let mut i = 4;
+    while outage.elapsed() < Duration::from_secs(20) {
+        write(i, &mut originals);
+        i += 1;
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    gcs.restart().unwrap();
+    let total = originals.len() + 1;
+    daemon.wait(
+        "every upload after the outage",
+        Duration::from_secs(60),
+        || count(&gcs) == total,
+    );
+    let capture = daemon.capture_dir();
+    daemon.wait("local files deleted", Duration::from_secs(10), || {
+        capture_files(&capture).is_empty()
+    });
+    // The taken name was not overwritten; the file went to the next free name.
+    assert_eq!(gcs.read_object(&taken).unwrap(), b"someone else's object");
+    let renamed = format!("{BUCKET_PATH}/eth0_part_20260101T000001Z-1.pcap.gz");
+    assert_eq!(
+        gunzip(&gcs.read_object(&renamed).unwrap()),
+        originals[&name("eth0", 1)]
+    );
+    for (file, bytes) in originals.iter().skip(1) {
+        let object = gcs
+            .read_object(&format!("{BUCKET_PATH}/{file}.gz"))
+            .unwrap();
+        assert_eq!(&gunzip(&object), bytes, "{file}");
+    }
+    let failures = daemon
+        .logs()
+        .iter()
+        .filter(|l| l["message"] == "export failed; will retry" && l["file"].is_string())
+        .count();
+    assert!(failures > 0, "the outage was reported");
+    assert!(
+        metadata.requests(MetadataServer::TOKEN) > 0,
+        "the token came from the metadata server"
+    );
+    daemon.sigterm();
+    assert!(daemon.wait_exit(Duration::from_secs(10)).success());
+}
+
+#[test]
+fn over_budget_the_policy_drops_the_oldest_waiting_files_and_names_them() {
+    let root = tempfile::tempdir().unwrap();
+    let capture = root.path().join("pcap-tmp");
+    fs::create_dir_all(&capture).unwrap();
+    for i in 1..=4 {
+        write_capture(
+            &capture,
+            &name("eth0", i),
+            &pcapgen::pcap_bytes(i.into(), 400_000),
+        );
+    }
+    // The bucket path's first directory is a file: every export fails (retryably), so the
+    // backlog cannot shrink by exporting.
+    fs::create_dir_all(root.path().join("pcap")).unwrap();
+    fs::write(root.path().join("pcap/proj"), b"in the way").unwrap();
+    let mut daemon = Daemon::start(
+        root.path(),
+        &[
+            ("PCAP_BACKLOG_MB", "1".into()),
+            ("PCAP_BACKLOG_POLICY", "drop-oldest".into()),
+            ("PCAP_COMPRESS", "false".into()),
+            ("PCAP_SHUTDOWN_SECS", "2".into()),
+        ],
+    );
+    // 4 x 400 kB > 1 MiB: the two oldest go, the two newest stay (and keep being retried).
+    daemon.wait("the budget policy", Duration::from_secs(20), || {
+        capture_files(&capture) == vec![name("eth0", 3), name("eth0", 4)]
+    });
+    daemon.wait("retries of the kept files", Duration::from_secs(20), || {
+        daemon.logs().iter().any(|l| {
+            l["message"] == "export failed; will retry" && l["file"] == name("eth0", 4).as_str()
+        })
+    });
+    daemon.sigterm();
+    let status = daemon.wait_exit(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(1), "data was lost, so not 0");
+    let summary = daemon.summary();
+    assert_eq!(
+        summary["dropped"],
+        serde_json::json!([name("eth0", 1), name("eth0", 2)])
+    );
+    assert_eq!(
+        summary["not_exported"],
+        serde_json::json!([name("eth0", 3), name("eth0", 4)])
+    );
+    let dropped: Vec<String> = daemon
+        .logs()
+        .iter()
+        .filter(|l| l["policy"] == "drop-oldest" && l["file"].is_string())
+        .map(|l| l["file"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(dropped, vec![name("eth0", 1), name("eth0", 2)]);
+    // Kept files are still there for a later run.
+    assert_eq!(
+        capture_files(&capture),
+        vec![name("eth0", 3), name("eth0", 4)]
+    );
+}

@@ -1,0 +1,419 @@
+//! `pcapd`'s settings: the shared configuration (`PCAP_IFACE`, `PCAP_FILTER`, `PCAP_JSON`,
+//! `PCAP_JSON_LOG`, `PCAP_ORDERED`, `PCAP_CONNTRACK`, `PCAP_ROTATE_SECS`, …) plus a few
+//! flags of its own ([`command`]), each also read from its environment variable and parsed
+//! as strictly as the shared ones.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Arg, ArgAction, ArgMatches, Command};
+use sidecar_core::config::values::{parse_bool, parse_u64_in};
+use sidecar_core::config::{Config, ALWAYS_REDACTED_HEADERS};
+
+use crate::source::{LiveSettings, SourceSettings};
+use crate::{Error, LogTarget};
+
+/// Where `.json` files go and how often they rotate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSettings {
+    /// The capture directory (`GCS_MOUNT-tmp` by default).
+    pub dir: PathBuf,
+    /// Rotation period; `None` keeps one file until exit.
+    pub rotate: Option<Duration>,
+}
+
+/// Everything [`crate::run`] needs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Live interface or file.
+    pub source: SourceSettings,
+    /// BPF filter handed to libpcap (compiled before capture starts).
+    pub filter: Option<String>,
+    /// Write lines to stdout.
+    pub stdout: bool,
+    /// Write rotating `.json` files.
+    pub files: Option<FileSettings>,
+    /// Translation workers.
+    pub workers: usize,
+    /// Exact capture order in every output.
+    pub ordered: bool,
+    /// Cap of the capture → translation queue, in bytes.
+    pub queue_bytes: usize,
+    /// How often the stats line is logged.
+    pub stats_every: Duration,
+    /// Drain budget after a stop request.
+    pub drain: Duration,
+    /// Stop after this long (live capture).
+    pub duration: Option<Duration>,
+    /// Raise the capture-ready signal in this directory once capturing.
+    pub ready_dir: Option<PathBuf>,
+    /// Where `pcapd`'s own log lines go.
+    pub logs: LogTarget,
+    /// Interface name used for a file source (its JSON `iface` and file names).
+    pub label: Option<String>,
+    /// How packets are translated.
+    pub translator: render::TranslatorSettings,
+}
+
+/// Default number of translation workers: suits the 2-core machines this runs on (capture
+/// and the writer need some CPU too).
+pub const DEFAULT_WORKERS: usize = 2;
+/// Default queue cap, MiB.
+pub const DEFAULT_QUEUE_MIB: u64 = 8;
+/// Default kernel capture buffer, MiB.
+pub const DEFAULT_BUFFER_MIB: u64 = 4;
+
+impl Settings {
+    /// Defaults for a live capture on `iface` writing to stdout.
+    pub fn live(iface: &str) -> Self {
+        Settings {
+            source: SourceSettings::Live(LiveSettings {
+                iface: iface.to_string(),
+                ..LiveSettings::default()
+            }),
+            filter: None,
+            stdout: true,
+            files: None,
+            workers: DEFAULT_WORKERS,
+            ordered: false,
+            queue_bytes: (DEFAULT_QUEUE_MIB as usize) << 20,
+            stats_every: Duration::from_secs(60),
+            drain: Duration::from_secs(2),
+            duration: None,
+            ready_dir: None,
+            logs: LogTarget::Stdout,
+            label: None,
+            translator: render::TranslatorSettings::default(),
+        }
+    }
+
+    /// Defaults for translating a file to stdout (logs on stderr).
+    pub fn read(path: impl Into<PathBuf>) -> Self {
+        Settings {
+            source: SourceSettings::File(path.into()),
+            logs: LogTarget::Stderr,
+            ..Settings::live("any")
+        }
+    }
+
+    /// The interface name of a file source.
+    pub fn file_label(&self) -> String {
+        self.label.clone().unwrap_or_else(|| "file".to_string())
+    }
+
+    /// Names of the configured outputs.
+    pub fn output_names(&self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        if self.stdout {
+            names.push("stdout");
+        }
+        if self.files.is_some() {
+            names.push("files");
+        }
+        names
+    }
+}
+
+struct Flag {
+    id: &'static str,
+    long: &'static str,
+    env: Option<&'static str>,
+    value: &'static str,
+    help: &'static str,
+}
+
+const FLAGS: &[Flag] = &[
+    Flag { id: "read", long: "read", env: None, value: "FILE",
+        help: "Translate a pcap/pcapng file (gzip too; '-' is stdin) to JSON lines on stdout and exit; logs go to stderr." },
+    Flag { id: "output-dir", long: "output-dir", env: Some("PCAP_OUTPUT_DIR"), value: "DIR",
+        help: "Directory of the .json files (default: GCS_MOUNT-tmp, the capture directory)." },
+    Flag { id: "workers", long: "workers", env: Some("PCAP_WORKERS"), value: "N",
+        help: "Translation worker threads, 1..=64 (default 2; PCAP_CONNTRACK forces 1)." },
+    Flag { id: "queue-mib", long: "queue-mib", env: Some("PCAP_QUEUE_MIB"), value: "MIB",
+        help: "Cap of the capture → translation queue in MiB, 1..=1024 (default 8); when full, new packets are dropped and counted." },
+    Flag { id: "buffer-mib", long: "buffer-mib", env: Some("PCAP_BUFFER_MIB"), value: "MIB",
+        help: "Kernel capture buffer in MiB, 1..=1024 (default 4)." },
+    Flag { id: "promisc", long: "promisc", env: Some("PCAP_PROMISC"), value: "BOOL",
+        help: "Promiscuous mode (default true)." },
+    Flag { id: "immediate", long: "immediate", env: Some("PCAP_IMMEDIATE"), value: "BOOL",
+        help: "Deliver packets as they arrive instead of in kernel blocks (default true)." },
+    Flag { id: "ready-dir", long: "ready-dir", env: None, value: "DIR",
+        help: "Raise the capture-ready signal (capture.ready) in DIR once the capture handle is open." },
+    Flag { id: "stats-secs", long: "stats-secs", env: Some("PCAP_STATS_SECS"), value: "SECS",
+        help: "Seconds between stats lines, 1..=86400 (default 60); one more at exit." },
+    Flag { id: "drain-ms", long: "drain-ms", env: Some("PCAP_DRAIN_MS"), value: "MS",
+        help: "Budget to translate and write what is queued after SIGTERM, 10..=60000 ms (default 2000)." },
+    Flag { id: "label", long: "label", env: None, value: "NAME",
+        help: "Interface name given to a --read file's packets and .json files (default: file)." },
+    Flag { id: "run-id", long: "run-id", env: Some("PCAP_RUN_ID"), value: "ID",
+        help: "Run identity stamped on every packet line (pcap.id); default: a new random one." },
+];
+
+/// `pcapd`'s command with its own flags (the shared configuration flags are added by
+/// `sidecar_core::daemon::start`).
+pub fn command() -> Command {
+    let mut command = Command::new("pcapd").about(
+        "Captures packets with libpcap (or reads a capture file) and writes them as Cloud Logging JSON lines",
+    );
+    for flag in FLAGS {
+        let help = match flag.env {
+            Some(env) => format!("{} [env: {env}]", flag.help),
+            None => flag.help.to_string(),
+        };
+        command = command.arg(
+            Arg::new(flag.id)
+                .long(flag.long)
+                .value_name(flag.value)
+                .action(ArgAction::Set)
+                .help(help),
+        );
+    }
+    command
+}
+
+/// Reads a flag, falling back to its environment variable; trimmed, empty = unset.
+fn raw(matches: &ArgMatches, flag: &Flag) -> Option<String> {
+    matches
+        .get_one::<String>(flag.id)
+        .cloned()
+        .or_else(|| flag.env.and_then(|env| std::env::var(env).ok()))
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+fn flag(id: &str) -> &'static Flag {
+    // FLAGS holds every id used below; a missing one is a programming error caught by tests.
+    FLAGS.iter().find(|f| f.id == id).unwrap_or(&FLAGS[0])
+}
+
+fn invalid(flag: &Flag, value: &str, problem: &str, accepted: &str) -> Error {
+    let name = match flag.env {
+        Some(env) => format!("--{} ({env})", flag.long),
+        None => format!("--{}", flag.long),
+    };
+    Error::Settings(format!(
+        "invalid {name}={value:?}: {problem}; expected {accepted}"
+    ))
+}
+
+fn number(matches: &ArgMatches, id: &str, default: u64, min: u64, max: u64) -> Result<u64, Error> {
+    let flag = flag(id);
+    match raw(matches, flag) {
+        None => Ok(default),
+        Some(value) => parse_u64_in(&value, min, max).map_err(|problem| {
+            invalid(
+                flag,
+                &value,
+                &problem,
+                &format!("a whole number {min}..={max}"),
+            )
+        }),
+    }
+}
+
+fn boolean(matches: &ArgMatches, id: &str, default: bool) -> Result<bool, Error> {
+    let flag = flag(id);
+    match raw(matches, flag) {
+        None => Ok(default),
+        Some(value) => parse_bool(&value)
+            .map_err(|problem| invalid(flag, &value, &problem, "true/false/1/0/yes/no")),
+    }
+}
+
+/// Builds the settings from the validated configuration and `pcapd`'s own flags.
+pub fn from_config(config: &Config, matches: &ArgMatches) -> Result<Settings, Error> {
+    let read = raw(matches, flag("read")).map(PathBuf::from);
+    let workers = number(matches, "workers", DEFAULT_WORKERS as u64, 1, 64)? as usize;
+    let queue_mib = number(matches, "queue-mib", DEFAULT_QUEUE_MIB, 1, 1024)?;
+    let buffer_mib = number(matches, "buffer-mib", DEFAULT_BUFFER_MIB, 1, 1024)?;
+    let promisc = boolean(matches, "promisc", true)?;
+    let immediate = boolean(matches, "immediate", true)?;
+    let stats_secs = number(matches, "stats-secs", 60, 1, 86_400)?;
+    let drain_ms = number(matches, "drain-ms", 2_000, 10, 60_000)?;
+    let output_dir = raw(matches, flag("output-dir"))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| config.capture_dir());
+    let ready_dir = raw(matches, flag("ready-dir")).map(PathBuf::from);
+    let label = raw(matches, flag("label"));
+    let run_id = raw(matches, flag("run-id")).unwrap_or_else(new_run_id);
+
+    let files = config.json.then(|| FileSettings {
+        dir: output_dir,
+        rotate: (config.rotate_secs > 0).then(|| Duration::from_secs(config.rotate_secs)),
+    });
+    let (source, stdout, logs, duration) = match read {
+        Some(path) => (SourceSettings::File(path), true, LogTarget::Stderr, None),
+        None => (
+            SourceSettings::Live(LiveSettings {
+                iface: config.iface.clone(),
+                snaplen: config.snaplen,
+                buffer_bytes: u32::try_from(buffer_mib << 20).unwrap_or(u32::MAX),
+                promisc,
+                immediate,
+                ..LiveSettings::default()
+            }),
+            config.json_log,
+            LogTarget::Stdout,
+            (config.timeout_secs > 0).then(|| Duration::from_secs(config.timeout_secs)),
+        ),
+    };
+    let project_id = ["GOOGLE_CLOUD_PROJECT", "PROJECT_ID"]
+        .iter()
+        .filter_map(|name| std::env::var(name).ok())
+        .map(|v| v.trim().to_string())
+        .find(|v| !v.is_empty());
+    let mut redact_headers: Vec<String> = ALWAYS_REDACTED_HEADERS
+        .iter()
+        .map(|h| h.to_string())
+        .collect();
+    for header in &config.redact_headers {
+        if !redact_headers.contains(header) {
+            redact_headers.push(header.clone());
+        }
+    }
+    let defaults = render::TranslatorSettings::default();
+    let log_name = match &project_id {
+        Some(project) => format!("projects/{project}/pcap/{run_id}"),
+        None => format!("pcap/{run_id}"),
+    };
+    let translator = render::TranslatorSettings {
+        run_id,
+        log_name,
+        project_id,
+        verbosity: config.verbosity,
+        ephemeral_ports: ephemeral_ports().unwrap_or(defaults.ephemeral_ports),
+        redact_headers,
+        ..defaults
+    };
+    Ok(Settings {
+        source,
+        filter: config.filter.clone(),
+        stdout,
+        files,
+        workers: if config.conntrack { 1 } else { workers },
+        ordered: config.ordered || config.conntrack,
+        queue_bytes: (queue_mib as usize) << 20,
+        stats_every: Duration::from_secs(stats_secs),
+        drain: Duration::from_millis(drain_ms),
+        duration,
+        ready_dir,
+        logs,
+        label,
+        translator,
+    })
+}
+
+/// The kernel's ephemeral port range, used to tell clients from servers.
+fn ephemeral_ports() -> Option<(u16, u16)> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut parts = text.split_whitespace().map(|p| p.parse::<u16>());
+    match (parts.next(), parts.next()) {
+        (Some(Ok(low)), Some(Ok(high))) if low <= high => Some((low, high)),
+        _ => None,
+    }
+}
+
+/// `pcapd/<uuid>` from the kernel's random UUID source (no extra dependency).
+fn new_run_id() -> String {
+    let uuid = std::fs::read_to_string("/proc/sys/kernel/random/uuid")
+        .map(|u| u.trim().to_string())
+        .unwrap_or_else(|_| {
+            format!(
+                "{}-{}",
+                std::process::id(),
+                chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+            )
+        });
+    format!("pcapd/{uuid}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Settings, Error> {
+        let matches = command()
+            .args(sidecar_core::config::args())
+            .try_get_matches_from(std::iter::once("pcapd").chain(args.iter().copied()))
+            .unwrap();
+        let config = sidecar_core::config::from_matches(&matches).unwrap();
+        from_config(&config, &matches)
+    }
+
+    #[test]
+    fn every_flag_id_is_known() {
+        for id in [
+            "read",
+            "output-dir",
+            "workers",
+            "queue-mib",
+            "buffer-mib",
+            "promisc",
+            "immediate",
+            "ready-dir",
+            "stats-secs",
+            "drain-ms",
+            "label",
+            "run-id",
+        ] {
+            assert_eq!(flag(id).id, id);
+        }
+    }
+
+    #[test]
+    fn read_mode_writes_stdout_and_logs_to_stderr() {
+        let s = parse(&["--read", "/tmp/x.pcap"]).unwrap();
+        assert_eq!(s.source, SourceSettings::File("/tmp/x.pcap".into()));
+        assert!(s.stdout && s.files.is_none());
+        assert_eq!(s.logs, LogTarget::Stderr);
+        assert_eq!(s.workers, DEFAULT_WORKERS);
+    }
+
+    #[test]
+    fn live_mode_follows_the_shared_configuration() {
+        let s = parse(&[
+            "--iface",
+            "eth0",
+            "--json",
+            "--rotate-secs",
+            "5",
+            "--conntrack",
+            "--filter",
+            "icmp",
+            "--output-dir",
+            "/tmp/out",
+            "--buffer-mib",
+            "8",
+        ])
+        .unwrap();
+        let SourceSettings::Live(live) = &s.source else {
+            panic!("live")
+        };
+        assert_eq!((live.iface.as_str(), live.buffer_bytes), ("eth0", 8 << 20));
+        assert!(!s.stdout);
+        assert_eq!(
+            s.files,
+            Some(FileSettings {
+                dir: "/tmp/out".into(),
+                rotate: Some(Duration::from_secs(5))
+            })
+        );
+        assert_eq!(
+            (s.workers, s.ordered),
+            (1, true),
+            "conntrack: one worker, ordered"
+        );
+        assert_eq!(s.filter.as_deref(), Some("icmp"));
+    }
+
+    #[test]
+    fn bad_values_name_the_flag_and_the_accepted_form() {
+        let error = parse(&["--workers", "0"]).unwrap_err().to_string();
+        assert!(
+            error.contains("--workers (PCAP_WORKERS)") && error.contains("1..=64"),
+            "{error}"
+        );
+        let error = parse(&["--promisc", "maybe"]).unwrap_err();
+        assert_eq!(error.exit_code(), sidecar_core::exit::BAD_CONFIG);
+    }
+}

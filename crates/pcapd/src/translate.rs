@@ -1,0 +1,69 @@
+//! The `render` crate as the pipeline's translator: one `render::Translator` per worker
+//! (each holds the per-connection state of its shard), connections sharded by
+//! `render::shard_key`.
+
+use pipeline::{PacketView, Translate, Translation};
+
+use crate::{SourceInfo, TranslatorKind};
+
+/// Translation by the `render` crate.
+#[derive(Debug, Clone)]
+pub struct RenderKind {
+    settings: render::TranslatorSettings,
+}
+
+impl RenderKind {
+    /// Translators made with `settings`.
+    pub fn new(settings: render::TranslatorSettings) -> Self {
+        RenderKind { settings }
+    }
+}
+
+/// One worker's translator, bound to its source.
+pub struct RenderTranslator {
+    interface: render::Interface,
+    linktype: i32,
+    translator: render::Translator,
+}
+
+impl TranslatorKind for RenderKind {
+    type Translator = RenderTranslator;
+
+    fn shard_key(&self, linktype: i32, data: &[u8]) -> u64 {
+        render::shard_key(linktype, data)
+    }
+
+    fn make(&self, source: &SourceInfo, _worker: usize) -> RenderTranslator {
+        RenderTranslator {
+            interface: render::Interface {
+                index: source.interface.index,
+                name: source.interface.name.clone(),
+                addrs: source.interface.addrs.clone(),
+            },
+            linktype: source.linktype,
+            translator: render::Translator::new(self.settings.clone()),
+        }
+    }
+}
+
+impl Translate for RenderTranslator {
+    fn translate(&mut self, packet: &PacketView<'_>, out: &mut Vec<u8>) -> Translation {
+        let captured = render::CapturedPacket {
+            interface: &self.interface,
+            linktype: self.linktype,
+            timestamp: packet.timestamp,
+            wire_len: packet.wire_len,
+            num: packet.num,
+            data: packet.data,
+        };
+        let errors_before = self.translator.counters().decode_errors;
+        let outcome = self.translator.translate(&captured, out);
+        // Severity ERROR also marks HTTP 5xx, so it does not mean a failed translation; a
+        // decode error or a packet that produced no line does.
+        if outcome.bytes == 0 || self.translator.counters().decode_errors > errors_before {
+            Translation::Error
+        } else {
+            Translation::Ok
+        }
+    }
+}

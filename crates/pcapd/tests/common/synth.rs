@@ -1,0 +1,403 @@
+//! Synthetic mixed traffic written as a classic pcap file (Ethernet, microseconds): TCP
+//! connections (handshake, an HTTP/1.1 request and response, FIN teardown) over IPv4 and
+//! IPv6, DNS over UDP (query and answer), ICMP and ICMPv6 echo, ARP request and reply.
+//! Checksums are correct so tshark and tcpdump decode every packet. Conversations are
+//! interleaved (several open at once) like real traffic; the output is deterministic for a
+//! given seed. Shared by the benchmark generator (`examples/gen-pcap.rs`) and the tests.
+
+#![allow(dead_code)]
+
+use std::io::{self, Write};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// A small deterministic PRNG (xorshift64*).
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.max(1))
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+fn sum16(data: &[u8], mut acc: u32) -> u32 {
+    let mut chunks = data.chunks_exact(2);
+    for c in &mut chunks {
+        acc += u32::from(u16::from_be_bytes([c[0], c[1]]));
+    }
+    if let [last] = chunks.remainder() {
+        acc += u32::from(*last) << 8;
+    }
+    acc
+}
+
+fn fold(mut acc: u32) -> u16 {
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    !(acc as u16)
+}
+
+#[derive(Clone, Copy)]
+enum Ip {
+    V4(Ipv4Addr, Ipv4Addr),
+    V6(Ipv6Addr, Ipv6Addr),
+}
+
+impl Ip {
+    fn reversed(self) -> Ip {
+        match self {
+            Ip::V4(a, b) => Ip::V4(b, a),
+            Ip::V6(a, b) => Ip::V6(b, a),
+        }
+    }
+}
+
+const MAC_A: [u8; 6] = [0x02, 0x42, 0xac, 0x11, 0x00, 0x02];
+const MAC_B: [u8; 6] = [0x02, 0x42, 0xac, 0x11, 0x00, 0x01];
+
+fn ethernet(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(14 + payload.len());
+    frame.extend_from_slice(&dst);
+    frame.extend_from_slice(&src);
+    frame.extend_from_slice(&ethertype.to_be_bytes());
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// An IP packet carrying `l4` (whose checksum field at `csum_at` is filled in here).
+fn ip_packet(ip: Ip, proto: u8, mut l4: Vec<u8>, csum_at: Option<usize>, id: u16) -> Vec<u8> {
+    let len = l4.len();
+    let (ethertype, header) = match ip {
+        Ip::V4(src, dst) => {
+            if let Some(at) = csum_at {
+                let mut acc = sum16(&src.octets(), 0);
+                acc = sum16(&dst.octets(), acc);
+                acc += u32::from(proto) + len as u32;
+                let c = fold(sum16(&l4, acc));
+                // UDP: a computed 0 is sent as all ones (RFC 768).
+                let c = if c == 0 && proto == 17 { 0xffff } else { c };
+                l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
+            }
+            let mut h = vec![0u8; 20];
+            h[0] = 0x45;
+            h[2..4].copy_from_slice(&((20 + len) as u16).to_be_bytes());
+            h[4..6].copy_from_slice(&id.to_be_bytes());
+            h[6] = 0x40; // don't fragment
+            h[8] = 64;
+            h[9] = proto;
+            h[12..16].copy_from_slice(&src.octets());
+            h[16..20].copy_from_slice(&dst.octets());
+            let c = fold(sum16(&h, 0));
+            h[10..12].copy_from_slice(&c.to_be_bytes());
+            (0x0800, h)
+        }
+        Ip::V6(src, dst) => {
+            if let Some(at) = csum_at {
+                let mut acc = sum16(&src.octets(), 0);
+                acc = sum16(&dst.octets(), acc);
+                acc += len as u32 + u32::from(proto);
+                let c = fold(sum16(&l4, acc));
+                let c = if c == 0 && proto == 17 { 0xffff } else { c };
+                l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
+            }
+            let mut h = vec![0u8; 40];
+            h[0] = 0x60;
+            h[4..6].copy_from_slice(&(len as u16).to_be_bytes());
+            h[6] = proto;
+            h[7] = 64;
+            h[8..24].copy_from_slice(&src.octets());
+            h[24..40].copy_from_slice(&dst.octets());
+            (0x86dd, h)
+        }
+    };
+    let mut packet = header;
+    packet.extend_from_slice(&l4);
+    ethernet(MAC_B, MAC_A, ethertype, &packet)
+}
+
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+const PSH: u8 = 0x08;
+const FIN: u8 = 0x01;
+
+#[allow(clippy::too_many_arguments)]
+fn tcp(
+    ip: Ip,
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    payload: &[u8],
+    id: u16,
+) -> Vec<u8> {
+    let syn = flags & SYN != 0;
+    let options: &[u8] = if syn {
+        // MSS 1460, SACK permitted, window scale 7 (padded to 12 bytes).
+        &[2, 4, 0x05, 0xb4, 4, 2, 1, 3, 3, 7, 1, 1]
+    } else {
+        &[]
+    };
+    let header_len = 20 + options.len();
+    let mut s = vec![0u8; header_len];
+    s[0..2].copy_from_slice(&sport.to_be_bytes());
+    s[2..4].copy_from_slice(&dport.to_be_bytes());
+    s[4..8].copy_from_slice(&seq.to_be_bytes());
+    s[8..12].copy_from_slice(&ack.to_be_bytes());
+    s[12] = ((header_len / 4) as u8) << 4;
+    s[13] = flags;
+    s[14..16].copy_from_slice(&64240u16.to_be_bytes());
+    s[20..].copy_from_slice(options);
+    s.extend_from_slice(payload);
+    ip_packet(ip, 6, s, Some(16), id)
+}
+
+fn udp(ip: Ip, sport: u16, dport: u16, payload: &[u8], id: u16) -> Vec<u8> {
+    let mut d = vec![0u8; 8];
+    d[0..2].copy_from_slice(&sport.to_be_bytes());
+    d[2..4].copy_from_slice(&dport.to_be_bytes());
+    d[4..6].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    d.extend_from_slice(payload);
+    ip_packet(ip, 17, d, Some(6), id)
+}
+
+fn icmp_echo(ip: Ip, reply: bool, ident: u16, seq: u16, id: u16) -> Vec<u8> {
+    let mut m = vec![0u8; 8];
+    let v6 = matches!(ip, Ip::V6(..));
+    m[0] = match (v6, reply) {
+        (false, false) => 8,
+        (false, true) => 0,
+        (true, false) => 128,
+        (true, true) => 129,
+    };
+    m[4..6].copy_from_slice(&ident.to_be_bytes());
+    m[6..8].copy_from_slice(&seq.to_be_bytes());
+    m.extend((0..48u8).map(|i| i.wrapping_add(0x10)));
+    if v6 {
+        ip_packet(ip, 58, m, Some(2), id)
+    } else {
+        let c = fold(sum16(&m, 0));
+        m[2..4].copy_from_slice(&c.to_be_bytes());
+        ip_packet(ip, 1, m, None, id)
+    }
+}
+
+fn arp(reply: bool, sender: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+    let mut a = vec![0u8; 28];
+    a[0..2].copy_from_slice(&1u16.to_be_bytes());
+    a[2..4].copy_from_slice(&0x0800u16.to_be_bytes());
+    a[4] = 6;
+    a[5] = 4;
+    a[6..8].copy_from_slice(&(if reply { 2u16 } else { 1 }).to_be_bytes());
+    let (smac, tmac) = if reply {
+        (MAC_B, MAC_A)
+    } else {
+        (MAC_A, [0; 6])
+    };
+    a[8..14].copy_from_slice(&smac);
+    a[14..18].copy_from_slice(&sender.octets());
+    a[18..24].copy_from_slice(&tmac);
+    a[24..28].copy_from_slice(&target.octets());
+    let dst = if reply { MAC_A } else { [0xff; 6] };
+    let mut frame = ethernet(dst, smac, 0x0806, &a);
+    frame.resize(60, 0); // minimum Ethernet frame
+    frame
+}
+
+fn dns_name(name: &str, out: &mut Vec<u8>) {
+    for label in name.split('.') {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label.as_bytes());
+    }
+    out.push(0);
+}
+
+fn dns(query_id: u16, name: &str, answer: Option<Ipv4Addr>) -> Vec<u8> {
+    let mut m = Vec::new();
+    m.extend_from_slice(&query_id.to_be_bytes());
+    let flags: u16 = if answer.is_some() { 0x8180 } else { 0x0100 };
+    m.extend_from_slice(&flags.to_be_bytes());
+    m.extend_from_slice(&1u16.to_be_bytes());
+    m.extend_from_slice(&(u16::from(answer.is_some())).to_be_bytes());
+    m.extend_from_slice(&[0, 0, 0, 0]);
+    dns_name(name, &mut m);
+    m.extend_from_slice(&[0, 1, 0, 1]);
+    if let Some(addr) = answer {
+        m.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0x0e, 0x10, 0, 4]);
+        m.extend_from_slice(&addr.octets());
+    }
+    m
+}
+
+/// One conversation: its packets, produced one at a time.
+struct Conversation {
+    packets: std::vec::IntoIter<Vec<u8>>,
+}
+
+fn conversation(rng: &mut Rng, n: u64) -> Conversation {
+    let client4 = Ipv4Addr::new(10, 1, (n >> 8) as u8, n as u8);
+    let server4 = Ipv4Addr::new(10, 0, 0, 1 + (n % 20) as u8);
+    let client6 = Ipv6Addr::new(0xfd00, 0, 0, 1, 0, 0, (n >> 16) as u16, n as u16);
+    let server6 = Ipv6Addr::new(0xfd00, 0, 0, 2, 0, 0, 0, 1 + (n % 20) as u16);
+    let id = (n as u16).wrapping_mul(7);
+    let kind = rng.below(100);
+    let mut packets = Vec::new();
+    if kind < 23 {
+        // TCP + HTTP/1.1, IPv6 for one connection in four.
+        let ip = if kind % 4 == 0 {
+            Ip::V6(client6, server6)
+        } else {
+            Ip::V4(client4, server4)
+        };
+        let back = ip.reversed();
+        let sport = 32768 + (rng.below(28000) as u16);
+        let dport = 8080;
+        let (c0, s0) = (rng.next() as u32, rng.next() as u32);
+        packets.push(tcp(ip, sport, dport, c0, 0, SYN, &[], id));
+        packets.push(tcp(
+            back,
+            dport,
+            sport,
+            s0,
+            c0.wrapping_add(1),
+            SYN | ACK,
+            &[],
+            id,
+        ));
+        let (mut c, mut s) = (c0.wrapping_add(1), s0.wrapping_add(1));
+        packets.push(tcp(ip, sport, dport, c, s, ACK, &[], id + 1));
+        // A keep-alive connection: 1 to 6 exchanges, responses of 1 to 3 segments.
+        let exchanges = 1 + rng.below(6);
+        for exchange in 0..exchanges {
+            let request = format!(
+                "GET /api/items/{n}/{exchange}?page={} HTTP/1.1\r\nHost: backend.internal:8080\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n",
+                rng.below(10)
+            );
+            let body_len = 64 + rng.below(3500) as usize;
+            let body: String = (0..body_len)
+                .map(|i| (b'a' + (i % 26) as u8) as char)
+                .collect();
+            let response = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {body_len}\r\n\r\n{body}"
+            );
+            let ipid = id.wrapping_add(2 + 4 * exchange as u16);
+            packets.push(tcp(
+                ip,
+                sport,
+                dport,
+                c,
+                s,
+                PSH | ACK,
+                request.as_bytes(),
+                ipid,
+            ));
+            c = c.wrapping_add(request.len() as u32);
+            packets.push(tcp(back, dport, sport, s, c, ACK, &[], ipid));
+            for segment in response.as_bytes().chunks(1448) {
+                packets.push(tcp(back, dport, sport, s, c, PSH | ACK, segment, ipid + 1));
+                s = s.wrapping_add(segment.len() as u32);
+            }
+            packets.push(tcp(ip, sport, dport, c, s, ACK, &[], ipid + 1));
+        }
+        packets.push(tcp(ip, sport, dport, c, s, FIN | ACK, &[], id + 3));
+        packets.push(tcp(
+            back,
+            dport,
+            sport,
+            s,
+            c.wrapping_add(1),
+            FIN | ACK,
+            &[],
+            id + 3,
+        ));
+        packets.push(tcp(
+            ip,
+            sport,
+            dport,
+            c.wrapping_add(1),
+            s.wrapping_add(1),
+            ACK,
+            &[],
+            id + 5,
+        ));
+    } else if kind < 68 {
+        let ip = Ip::V4(client4, Ipv4Addr::new(10, 0, 0, 53));
+        let name = format!("svc{}.example.internal", n % 500);
+        let sport = 32768 + (rng.below(28000) as u16);
+        let qid = rng.next() as u16;
+        packets.push(udp(ip, sport, 53, &dns(qid, &name, None), id));
+        let answer = Ipv4Addr::new(10, 2, (n >> 8) as u8, n as u8);
+        packets.push(udp(
+            ip.reversed(),
+            53,
+            sport,
+            &dns(qid, &name, Some(answer)),
+            id,
+        ));
+    } else if kind < 84 {
+        let ip = if kind % 2 == 0 {
+            Ip::V4(client4, server4)
+        } else {
+            Ip::V6(client6, server6)
+        };
+        let ident = rng.next() as u16;
+        for seq in 1..=2 {
+            packets.push(icmp_echo(ip, false, ident, seq, id + seq));
+            packets.push(icmp_echo(ip.reversed(), true, ident, seq, id + seq));
+        }
+    } else {
+        packets.push(arp(false, client4, server4));
+        packets.push(arp(true, server4, client4));
+    }
+    Conversation {
+        packets: packets.into_iter(),
+    }
+}
+
+/// Writes `count` packets of interleaved conversations to `out` as a pcap file.
+pub fn write_pcap(out: &mut impl Write, count: u64, seed: u64) -> io::Result<()> {
+    let mut header = Vec::with_capacity(24);
+    header.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    header.extend_from_slice(&2u16.to_le_bytes());
+    header.extend_from_slice(&4u16.to_le_bytes());
+    header.extend_from_slice(&[0; 8]);
+    header.extend_from_slice(&65_535u32.to_le_bytes());
+    header.extend_from_slice(&1u32.to_le_bytes());
+    out.write_all(&header)?;
+    let mut rng = Rng::new(seed);
+    let mut open: Vec<Conversation> = Vec::new();
+    let mut started = 0u64;
+    let mut micros: u64 = 1_767_225_600_000_000; // 2026-01-01T00:00:00Z
+    let mut written = 0u64;
+    while written < count {
+        // Keep about 16 conversations open so flows interleave.
+        while open.len() < 16 {
+            open.push(conversation(&mut rng, started));
+            started += 1;
+        }
+        let pick = rng.below(open.len() as u64) as usize;
+        let Some(frame) = open[pick].packets.next() else {
+            open.swap_remove(pick);
+            continue;
+        };
+        micros += 1 + rng.below(40);
+        let mut record = Vec::with_capacity(16 + frame.len());
+        record.extend_from_slice(&((micros / 1_000_000) as u32).to_le_bytes());
+        record.extend_from_slice(&((micros % 1_000_000) as u32).to_le_bytes());
+        record.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        record.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        record.extend_from_slice(&frame);
+        out.write_all(&record)?;
+        written += 1;
+    }
+    Ok(())
+}

@@ -1,0 +1,158 @@
+//! Translation workers: each owns one [`Translate`] (its per-connection state), turns the
+//! batches its shard receives into [`Chunk`]s of complete JSON lines and passes them on.
+//!
+//! A translator that panics is caught: the packet's partial output is cut away (so no line
+//! is ever cut in half), the panic is counted, and the worker continues with a fresh
+//! translator. Workers may block on the sink (bounded channel); only capture must not.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, Sender, SyncSender};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::counters::DropReason;
+use crate::queue::Batch;
+use crate::Shared;
+
+/// A packet as a worker sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct PacketView<'a> {
+    /// Capture serial number.
+    pub num: u64,
+    /// Capture time.
+    pub timestamp: DateTime<Utc>,
+    /// Length on the wire.
+    pub wire_len: u32,
+    /// The captured bytes.
+    pub data: &'a [u8],
+}
+
+/// How a translation went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Translation {
+    /// A line was appended.
+    Ok,
+    /// Something failed; whatever line was appended is still written, and the error counted.
+    Error,
+}
+
+/// Turns a packet into an output line: appends one complete line (ending in `\n`) to
+/// `out`, or nothing. (Lines are counted one per packet that produced output.)
+pub trait Translate {
+    /// Translates one packet.
+    fn translate(&mut self, packet: &PacketView<'_>, out: &mut Vec<u8>) -> Translation;
+}
+
+/// Makes the translator of worker `n`; called again after a translator panicked.
+pub type Factory<T> = Arc<dyn Fn(usize) -> T + Send + Sync>;
+
+/// Output of one batch: complete lines, and in ordered mode where each packet's lines end.
+#[derive(Debug, Default)]
+pub(crate) struct Chunk {
+    pub(crate) worker: usize,
+    pub(crate) epoch: u64,
+    pub(crate) buf: Vec<u8>,
+    pub(crate) lines: u64,
+    /// Ordered mode: `(seq, end offset in buf)` per packet, in seq order.
+    pub(crate) ends: Vec<(u64, usize)>,
+}
+
+const CHUNK_KEEP: usize = 1024 * 1024;
+
+impl Chunk {
+    pub(crate) fn reset(&mut self) {
+        self.buf.clear();
+        self.lines = 0;
+        self.ends.clear();
+        if self.buf.capacity() > 8 * CHUNK_KEEP {
+            self.buf.shrink_to(CHUNK_KEEP);
+        }
+    }
+}
+
+pub(crate) struct Worker<T> {
+    pub(crate) index: usize,
+    pub(crate) input: Receiver<Batch>,
+    pub(crate) recycle: Sender<Batch>,
+    pub(crate) output: SyncSender<Chunk>,
+    pub(crate) chunks: Receiver<Chunk>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) factory: Factory<T>,
+    pub(crate) ordered: bool,
+}
+
+impl<T: Translate> Worker<T> {
+    pub(crate) fn run(self) {
+        let counters = &self.shared.counters;
+        let mut translator = (self.factory)(self.index);
+        let mut spare: Option<Chunk> = None;
+        while let Ok(batch) = self.input.recv() {
+            let mut chunk = spare
+                .take()
+                .or_else(|| self.chunks.try_recv().ok())
+                .unwrap_or_default();
+            chunk.reset();
+            chunk.worker = self.index;
+            chunk.epoch = batch.epoch;
+            for meta in &batch.packets {
+                // Checked per packet: after the drain deadline the rest is skipped quickly.
+                if self.shared.aborted() {
+                    counters.count_drop(DropReason::Shutdown, 1);
+                } else {
+                    let data = batch.data.get(meta.start..meta.end).unwrap_or_default();
+                    let view = PacketView {
+                        num: meta.num,
+                        timestamp: DateTime::from_timestamp(meta.ts_sec, meta.ts_nsec)
+                            .unwrap_or_default(),
+                        wire_len: meta.wire_len,
+                        data,
+                    };
+                    let before = chunk.buf.len();
+                    let result = catch_unwind(AssertUnwindSafe(|| {
+                        translator.translate(&view, &mut chunk.buf)
+                    }));
+                    match result {
+                        Ok(outcome) => {
+                            counters.translated.fetch_add(1, Ordering::Relaxed);
+                            if outcome == Translation::Error {
+                                counters.translate_errors.fetch_add(1, Ordering::Relaxed);
+                            }
+                            if chunk.buf.len() > before {
+                                // A line must end where the packet's output ends.
+                                if chunk.buf.last() != Some(&b'\n') {
+                                    chunk.buf.push(b'\n');
+                                }
+                                chunk.lines += 1;
+                            }
+                        }
+                        Err(_) => {
+                            chunk.buf.truncate(before);
+                            counters.translated.fetch_add(1, Ordering::Relaxed);
+                            counters.translate_errors.fetch_add(1, Ordering::Relaxed);
+                            counters.translate_panics.fetch_add(1, Ordering::Relaxed);
+                            // The old translator's state may be half-updated.
+                            translator = (self.factory)(self.index);
+                        }
+                    }
+                }
+                if self.ordered {
+                    chunk.ends.push((meta.seq, chunk.buf.len()));
+                }
+            }
+            self.shared.done(self.index);
+            self.shared.release(batch.charged);
+            batch.recycle(&self.recycle);
+            if chunk.buf.is_empty() && !self.ordered {
+                spare = Some(chunk);
+                continue;
+            }
+            if self.output.send(chunk).is_err() {
+                // The sink is gone: nothing can be written any more. Keep consuming input so
+                // the queue's bytes are released and capture is never stuck on them.
+                continue;
+            }
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! One captured packet → one Cloud Logging JSON line.
+//!
+//! [`Translator::translate`] decodes the packet ([`analyze::decode`]), updates the worker's
+//! bounded flow table, recognises the payload ([`analyze::l7`]), composes the one-line
+//! `message` summary, and serialises the entry once, with `serde_json`, straight into the
+//! caller's reused buffer (entry types borrow from the packet; nothing is copied into an
+//! intermediate document). It never panics, whatever the bytes: a layer that fails adds
+//! `error {layer, kind, offset}` and the layers below it are still written.
+//!
+//! The JSON follows the original translator's field names (`pcap`, `meta`, `timestamp`,
+//! `iface`, `L2`, `L3`, `L4`, `ARP`, `ICMP`, `DNS`, `TLS`, `L7`, `flow`, `message`,
+//! `logging.googleapis.com/{labels,operation}`) with its bugs fixed; see [`fields`] for the
+//! names and `API.md` beside this crate for the contract with the daemon.
+//! [`sidecar_core::config::Verbosity::Info`] writes a compact entry, `Debug` the full one.
+
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+mod entry;
+mod fast;
+pub mod fields;
+mod message;
+mod translator;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use sidecar_core::config::Verbosity;
+use sidecar_core::log::Severity;
+
+pub use translator::{TranslateCounters, Translator};
+
+/// How entries are written.
+#[derive(Debug, Clone)]
+pub struct TranslatorSettings {
+    /// `pcap.id`: the run id.
+    pub run_id: String,
+    /// `pcap.ctx`: the log name.
+    pub log_name: String,
+    /// Project for `logging.googleapis.com/trace = projects/<id>/traces/<trace>` (HTTP issue).
+    pub project_id: Option<String>,
+    /// `Info` = compact entry, `Debug` = full.
+    pub verbosity: Verbosity,
+    /// The local ephemeral port range (inclusive), to tell clients from servers.
+    pub ephemeral_ports: (u16, u16),
+    /// Lowercased extra header names to redact (HTTP issue).
+    pub redact_headers: Vec<String>,
+    /// Most flows held per translator.
+    pub max_flows: usize,
+    /// Flows idle this long (in packet time) are forgotten.
+    pub flow_idle: Duration,
+}
+
+impl Default for TranslatorSettings {
+    /// DEBUG entries, Linux's default ephemeral range, 50 000 flows (≈ 5 MiB) idle after 5 min.
+    fn default() -> Self {
+        TranslatorSettings {
+            run_id: String::new(),
+            log_name: String::new(),
+            project_id: None,
+            verbosity: Verbosity::Debug,
+            ephemeral_ports: (32768, 60999),
+            redact_headers: Vec::new(),
+            max_flows: 50_000,
+            flow_idle: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The capture interface of a packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interface {
+    /// OS interface index (0 for `any`).
+    pub index: u32,
+    /// Interface name.
+    pub name: String,
+    /// Its addresses (used for `local`).
+    pub addrs: Vec<IpAddr>,
+}
+
+/// One captured packet, borrowed from the capture buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct CapturedPacket<'a> {
+    /// The interface it was captured on.
+    pub interface: &'a Interface,
+    /// `LINKTYPE_*` of the capture: 1 Ethernet, 113 LINUX_SLL, 276 LINUX_SLL2, 0/108
+    /// NULL/LOOP, 101/12 raw IP.
+    pub linktype: i32,
+    /// Capture time.
+    pub timestamp: chrono::DateTime<chrono::Utc>,
+    /// Length on the wire; `data.len()` is the captured length.
+    pub wire_len: u32,
+    /// Capture-order serial per interface, first packet 0.
+    pub num: u64,
+    /// Captured bytes.
+    pub data: &'a [u8],
+}
+
+/// What [`Translator::translate`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// The entry's severity.
+    pub severity: Severity,
+    /// Bytes appended to the output buffer (including the newline).
+    pub bytes: usize,
+}
+
+/// Direction-independent hash of the packet's flow, computed from its headers without L7
+/// analysis; the daemon routes all packets of one connection to the same worker with it.
+/// It equals the entry's `flow` id; undecodable packets hash to 0.
+pub fn shard_key(linktype: i32, data: &[u8]) -> u64 {
+    analyze::flow::shard_key(linktype, data)
+}

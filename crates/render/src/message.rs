@@ -1,0 +1,189 @@
+//! The one-line `message` summary (original-pcap-cli.md §2.5), with the original's bugs
+//! fixed: the real ack number, a real flow id for ARP and L2 frames (no literal `{flowID}`),
+//! no dangling separator.
+//!
+//! `#:<num> | @:<ifindex>/<ifname> | flow:<id> | TCP | <sproto>/<src>:<sport> >
+//! <dproto>/<dst>:<dport> | [<flags>] | len/seq/ack:<len>/<seq>/<ack>` then suffixes:
+//! ` | size:<n>` for a non-HTTP payload, ` | DNS …`, ` | TLS …`, ` | error:<layer>/<kind>@<offset>`.
+
+use std::fmt::Write;
+
+use analyze::l7::App;
+use analyze::{Decoded, Network, Transport};
+use wire::{dns, tls};
+
+use crate::entry::FlowFacts;
+use crate::CapturedPacket;
+
+pub(crate) fn write(
+    out: &mut String,
+    p: &CapturedPacket<'_>,
+    d: &Decoded<'_>,
+    app: &App<'_>,
+    flow: &FlowFacts,
+) {
+    out.clear();
+    let _ = write!(
+        out,
+        "#:{} | @:{}/{} | flow:",
+        p.num, p.interface.index, p.interface.name
+    );
+    match flow.id {
+        Some(id) => {
+            let _ = write!(out, "{id}");
+        }
+        None => out.push('-'),
+    }
+    let _ = body(out, d, app);
+    if let Some(e) = flow.error {
+        let _ = write!(
+            out,
+            " | error:{}/{}@{}",
+            e.layer.name(),
+            e.kind.as_str(),
+            e.offset
+        );
+    }
+}
+
+fn service(tcp: bool, port: u16) -> &'static str {
+    let name = if tcp {
+        analyze::services::tcp(port)
+    } else {
+        analyze::services::udp(port)
+    };
+    name.unwrap_or("")
+}
+
+fn body(out: &mut String, d: &Decoded<'_>, app: &App<'_>) -> std::fmt::Result {
+    let Some(net) = d.network else {
+        return Ok(());
+    };
+    let (src, dst) = match (net, d.ip_addrs()) {
+        (Network::Arp(a), _) => {
+            out.push_str(" | ARP | ");
+            match (a.sender_ip(), a.target_ip()) {
+                (Some(s), Some(t)) => write!(out, "{s} > {t}")?,
+                _ => write!(out, "{} > {}", a.sender_hw(), a.target_hw())?,
+            }
+            return write!(out, " | {}", a.operation().name());
+        }
+        (Network::Other(t), _) => {
+            write!(out, " | {}", t.name())?;
+            if let analyze::Link::Ethernet(f) = d.link {
+                write!(out, " | {} > {}", f.src(), f.dst())?;
+            }
+            return Ok(());
+        }
+        (_, Some(addrs)) => addrs,
+        _ => return Ok(()),
+    };
+    match d.transport {
+        Some(Transport::Tcp(t)) => {
+            write!(
+                out,
+                " | TCP | {}/{}:{} > {}/{}:{} | [{}] | len/seq/ack:{}/{}/{}",
+                service(true, t.src_port()),
+                src,
+                t.src_port(),
+                service(true, t.dst_port()),
+                dst,
+                t.dst_port(),
+                t.flags(),
+                d.payload.len(),
+                t.seq(),
+                t.ack()
+            )?;
+        }
+        Some(Transport::Udp(u)) => {
+            write!(
+                out,
+                " | UDP | {}/{}:{} > {}/{}:{}",
+                service(false, u.src_port()),
+                src,
+                u.src_port(),
+                service(false, u.dst_port()),
+                dst,
+                u.dst_port()
+            )?;
+        }
+        Some(Transport::Icmpv4(i)) => write!(out, " | ICMPv4 | {src} > {dst} | {}", i.type_code())?,
+        Some(Transport::Icmpv6(i)) => write!(out, " | ICMPv6 | {src} > {dst} | {}", i.type_code())?,
+        Some(Transport::Fragment(p)) => {
+            let off = match net {
+                Network::Ipv4(ip) => ip.frag_offset(),
+                Network::Ipv6(ip) => ip.fragment().map(|f| f.offset).unwrap_or(0),
+                _ => 0,
+            };
+            write!(out, " | {} | {src} > {dst} | fragment off:{off}", p.name())?;
+        }
+        Some(Transport::Other(p)) => write!(out, " | {} | {src} > {dst}", p.name())?,
+        None => {
+            let name = d.ip_protocol().map(|p| p.name()).unwrap_or("IP");
+            write!(out, " | {name} | {src} > {dst}")?;
+        }
+    }
+    match app {
+        App::None => {}
+        App::Opaque(p) => {
+            if matches!(d.transport, Some(Transport::Tcp(_))) {
+                write!(out, " | size:{}", p.len())?;
+            }
+        }
+        App::Tls(p) => {
+            if matches!(d.transport, Some(Transport::Tcp(_))) {
+                write!(out, " | size:{}", d.payload.len())?;
+            }
+            tls_suffix(out, p)?;
+        }
+        App::Dns(m) => dns_suffix(out, m)?,
+    }
+    Ok(())
+}
+
+fn dns_suffix(out: &mut String, m: &dns::Message<'_>) -> std::fmt::Result {
+    let kind = if m.is_response() { "Response" } else { "Query" };
+    write!(out, " | DNS {kind} {}", m.id())?;
+    if m.is_response() {
+        write!(out, " {}", m.rcode().mnemonic())?;
+    }
+    if let Some(Ok(q)) = m.questions().next() {
+        write!(out, " {} {}", q.qtype.name(), q.name)?;
+    }
+    if m.is_response() {
+        write!(out, " answers:{}", m.ancount())?;
+    }
+    Ok(())
+}
+
+fn tls_suffix(out: &mut String, payload: &[u8]) -> std::fmt::Result {
+    let Some(r) = tls::records(payload).next() else {
+        return Ok(());
+    };
+    out.push_str(" | TLS ");
+    match r.handshake() {
+        Some(h) => {
+            out.push_str(tls::handshake_name(h.msg_type()));
+            if let Some(hello) = h.hello() {
+                if let Some(sni) = hello.server_name {
+                    write!(out, " sni:{}", String::from_utf8_lossy(sni))?;
+                }
+                let mut alpn = hello.alpn().peekable();
+                if alpn.peek().is_some() {
+                    out.push_str(" alpn:");
+                    for (i, a) in alpn.enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        out.push_str(&String::from_utf8_lossy(a));
+                    }
+                }
+                if !hello.client {
+                    write!(out, " {}", tls::version_name(hello.selected_version()))?;
+                }
+            }
+        }
+        None => out.push_str(r.content_type().name()),
+    }
+    Ok(())
+}
