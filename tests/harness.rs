@@ -333,3 +333,55 @@ fn child_guard_and_waits_behave() {
     .expect("true on the third call");
     assert_eq!(calls, 3);
 }
+
+#[test]
+fn emulators_can_live_inside_a_namespace() {
+    if !needs_root("emulators_can_live_inside_a_namespace") {
+        return;
+    }
+    let net = TestNet::new("harness-inside").expect("netns pair");
+    let app = net.app();
+
+    // The metadata server listens on the namespace's loopback.
+    let metadata =
+        MetadataServer::start_in(app, MetadataConfig::default()).expect("metadata inside");
+    let url = format!("{}{}", metadata.url(), MetadataServer::PROJECT_ID);
+    let out = app
+        .run("curl", ["-sf", "-H", "Metadata-Flavor: Google", &url])
+        .expect("curl inside the namespace");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "test-project");
+    assert_eq!(metadata.requests(MetadataServer::PROJECT_ID), 1);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], metadata.port()));
+    assert!(app.can_connect(addr, Duration::from_secs(2)).unwrap());
+    // The peer namespace has its own loopback: nothing listens there.
+    assert!(!net
+        .peer()
+        .can_connect(addr, Duration::from_secs(2))
+        .unwrap());
+
+    // The GCS emulator runs under `ip netns exec`; the handle's own requests go inside too.
+    let gcs = GcsEmulator::start_in(app, "inside-bucket").expect("emulator inside");
+    gcs.upload_object("a/b.txt", b"inside")
+        .expect("upload from inside");
+    assert_eq!(gcs.read_object("a/b.txt").expect("read"), b"inside");
+    assert_eq!(gcs.list_objects().expect("list").len(), 1);
+    let out = app
+        .run(
+            "curl",
+            [
+                "-sf",
+                &format!("{}/storage/v1/b/inside-bucket/o", gcs.endpoint()),
+            ],
+        )
+        .expect("the emulator answers inside the namespace");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("a/b.txt"));
+    assert_eq!(
+        std::fs::read(gcs.data_dir().join("inside-bucket/a/b.txt")).expect("data dir"),
+        b"inside"
+    );
+    let gcs_addr = std::net::SocketAddr::from(([127, 0, 0, 1], gcs.port()));
+    assert!(!net
+        .peer()
+        .can_connect(gcs_addr, Duration::from_secs(2))
+        .unwrap());
+}

@@ -181,6 +181,10 @@ pub struct Excluded {
     pub port: Option<u16>,
     /// The addresses excluded (sorted).
     pub addrs: Vec<IpAddr>,
+    /// Why the host has no addresses yet (its name did not resolve). Not fatal: capturing
+    /// the sidecar's own traffic beats capturing nothing, and the periodic refresh retries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unresolved: Option<String>,
 }
 
 /// Resolves the endpoints (the metadata server first), merging duplicates.
@@ -196,15 +200,19 @@ pub(crate) fn resolve_endpoints(
         {
             continue;
         }
-        let addrs = match endpoint.host.parse::<IpAddr>() {
-            Ok(addr) => vec![addr],
-            Err(_) => resolve_name(resolver, endpoint.variable, &endpoint.host)?.addrs,
+        let (addrs, unresolved) = match endpoint.host.parse::<IpAddr>() {
+            Ok(addr) => (vec![addr], None),
+            Err(_) => match resolve_name(resolver, endpoint.variable, &endpoint.host) {
+                Ok(resolved) => (resolved.addrs, None),
+                Err(error) => (Vec::new(), Some(error.to_string())),
+            },
         };
         out.push(Excluded {
             purpose: endpoint.purpose,
             host: endpoint.host.clone(),
             port: endpoint.port,
             addrs,
+            unresolved,
         });
     }
     Ok(out)
@@ -326,12 +334,14 @@ mod tests {
                 host: "169.254.169.254".into(),
                 port: Some(80),
                 addrs: vec![METADATA_SERVER],
+                unresolved: None,
             },
             Excluded {
                 purpose: "test",
                 host: "2001:db8::9".into(),
                 port: None,
                 addrs: vec!["2001:db8::9".parse().unwrap()],
+                unresolved: None,
             },
             Excluded {
                 purpose: "Cloud Storage uploads",
@@ -341,12 +351,14 @@ mod tests {
                     "142.250.1.1".parse().unwrap(),
                     "2a00:1450::1".parse().unwrap(),
                 ],
+                unresolved: None,
             },
             Excluded {
                 purpose: "metadata server",
                 host: "metadata.google.internal".into(),
                 port: Some(80),
                 addrs: vec![METADATA_SERVER],
+                unresolved: None,
             },
         ];
         assert_eq!(

@@ -293,7 +293,7 @@ fn check_contradictions(
     let usable: Vec<Family> = families
         .iter()
         .copied()
-        .filter(|f| l4.map_or(true, |l4| l4.iter().any(|p| l4_carried_by(*p, *f))))
+        .filter(|f| l4.is_none_or(|l4| l4.iter().any(|p| l4_carried_by(*p, *f))))
         .collect();
     if usable.is_empty() {
         return Err(contradiction(

@@ -524,12 +524,17 @@ fn extra_exclusions_are_resolved_and_merged() {
     let never = |_: &str| -> io::Result<Vec<IpAddr>> { panic!("resolved") };
     let off = build(&cfg(&[("PCAP_EXCLUDE_SELF", "no")]), &extra, &never).unwrap();
     assert_eq!(off.text, "(ip or ip6) and (tcp or udp)");
-    // An endpoint that does not resolve names its variable.
+    // An endpoint that does not resolve is kept out of the text and reported with its
+    // variable; it does not stop capture.
     let broken =
         [ExcludedEndpoint::parse("GCE_METADATA_HOST", "nowhere.invalid", Some(80), "m").unwrap()];
-    let err = build(&cfg(&[]), &broken, &dns).unwrap_err();
-    assert_eq!(err.variable(), "GCE_METADATA_HOST");
-    assert_eq!(err.value(), "nowhere.invalid");
+    let plan = build(&cfg(&[]), &broken, &dns).unwrap();
+    let reason = plan.excluded[1].unresolved.as_deref().unwrap();
+    assert!(reason.contains("GCE_METADATA_HOST") && reason.contains("nowhere.invalid"));
+    assert_eq!(
+        plan.text,
+        "(ip or ip6) and (tcp or udp) and not (tcp port 80 and host 169.254.169.254)"
+    );
 }
 
 #[test]
@@ -663,4 +668,24 @@ fn every_filter_compiles_for_ethernet_and_any() {
             assert!(!program.get_instructions().is_empty());
         }
     }
+}
+
+/// Regression (end-to-end run without DNS): a self endpoint whose name does not resolve must
+/// not stop capture; it is reported and left out until a refresh resolves it.
+#[test]
+fn an_unresolvable_self_endpoint_is_reported_not_fatal() {
+    let config = cfg(&[("PCAP_GCS_BUCKET", "bkt")]);
+    let no_dns = |_: &str| -> io::Result<Vec<IpAddr>> {
+        Err(io::Error::new(io::ErrorKind::NotFound, "no DNS"))
+    };
+    let plan = build(&config, &[ExcludedEndpoint::cloud_storage()], &no_dns).unwrap();
+    let storage = plan.excluded.iter().find(|e| e.host == STORAGE).unwrap();
+    assert!(storage.addrs.is_empty());
+    assert!(storage.unresolved.is_some());
+    assert!(
+        plan.text
+            .ends_with("not (tcp port 80 and host 169.254.169.254)"),
+        "{}",
+        plan.text
+    );
 }

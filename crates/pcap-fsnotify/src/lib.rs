@@ -38,7 +38,7 @@ use serde::Serialize;
 use sidecar_core::config::BacklogPolicy;
 use sidecar_core::log::{self, Severity};
 use sidecar_core::naming::CaptureFileName;
-use sidecar_core::readiness::{ReadySignal, FSNOTIFY_READY_FILE};
+use sidecar_core::readiness::{ReadySignal, FSNOTIFY_READY_FILE, FSNOTIFY_SUMMARY_FILE};
 use sidecar_core::shutdown::Shutdown;
 
 use backlog::{Backlog, Entry, State};
@@ -356,7 +356,27 @@ pub fn run(
     };
     let summary = exporter.event_loop(&rx);
     drop(watcher);
+    if let Some(run_dir) = &settings.run_dir {
+        // pcap-init reads this for the sidecar's last log line (files exported / lost).
+        if let Err(error) = write_summary(run_dir, &summary) {
+            log::event(
+                Severity::Warning,
+                "cannot write the export summary",
+                &Problem {
+                    error: &error.to_string(),
+                },
+            );
+        }
+    }
     Ok(summary)
+}
+
+/// Writes `summary` to `<run_dir>/`[`FSNOTIFY_SUMMARY_FILE`] (temporary name, then rename).
+fn write_summary(run_dir: &Path, summary: &Summary) -> std::io::Result<()> {
+    let text = serde_json::to_vec(summary).map_err(std::io::Error::other)?;
+    let temporary = run_dir.join(format!(".{FSNOTIFY_SUMMARY_FILE}.tmp"));
+    fs::write(&temporary, text)?;
+    fs::rename(&temporary, run_dir.join(FSNOTIFY_SUMMARY_FILE))
 }
 
 fn worker(jobs: &Mutex<Receiver<Job>>, done: &Sender<Msg>, destination: &dyn Destination) {

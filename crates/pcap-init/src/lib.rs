@@ -111,7 +111,10 @@ pub fn supervisor_settings(
     let mut vars: BTreeMap<String, String> = env.iter().cloned().collect();
     let export_dir = config.gcs_mount.join(bucket_path.as_str());
     vars.insert("BIN_DIR".into(), bin_dir.display().to_string());
-    vars.insert("CAPTURE_DIR".into(), config.capture_dir().display().to_string());
+    vars.insert(
+        "CAPTURE_DIR".into(),
+        config.capture_dir().display().to_string(),
+    );
     vars.insert("BUCKET_PATH".into(), bucket_path.to_string());
     vars.insert("EXPORT_DIR".into(), export_dir.display().to_string());
     let uploads = config.gcs_bucket.is_some() && !config.gcs_fuse;
@@ -143,7 +146,11 @@ pub fn run(config: &Config, shutdown: &Shutdown) -> Result<ShutdownSummary, Init
     let bucket_path = discovered.bucket_path(config.gcs_prefix.as_deref());
     let destination = match &config.gcs_bucket {
         Some(bucket) => bucket_path.gs_url(bucket),
-        None => config.gcs_mount.join(bucket_path.as_str()).display().to_string(),
+        None => config
+            .gcs_mount
+            .join(bucket_path.as_str())
+            .display()
+            .to_string(),
     };
     log::event(
         Severity::Notice,

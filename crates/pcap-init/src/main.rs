@@ -11,7 +11,9 @@ fn main() {
             Arg::new("check-config")
                 .long("check-config")
                 .action(ArgAction::SetTrue)
-                .help("Validate the configuration, log it as one line and exit (0 valid, 2 invalid)"),
+                .help(
+                    "Validate the configuration, log it as one line and exit (0 valid, 2 invalid)",
+                ),
         );
     let (config, matches) = daemon::start("pcap-init", command);
     if matches.get_flag("check-config") {
@@ -32,7 +34,23 @@ fn main() {
             } else {
                 Severity::Error
             };
-            log::event(severity, "shutdown complete", &summary);
+            let files = match &summary.files {
+                Some(f) if f.not_exported.is_empty() && f.dropped.is_empty() => {
+                    format!("{} files exported, none lost", f.exported)
+                }
+                Some(f) => format!(
+                    "{} files exported, {} not exported, {} dropped",
+                    f.exported,
+                    f.not_exported.len(),
+                    f.dropped.len()
+                ),
+                None => "no export report".to_string(),
+            };
+            log::event(
+                severity,
+                &format!("shutdown complete in {} ms: {files}", summary.total_ms),
+                &summary,
+            );
             if summary.clean {
                 exit::OK
             } else {

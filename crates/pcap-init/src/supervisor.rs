@@ -85,8 +85,36 @@ pub struct ShutdownSummary {
     pub stopped: Vec<StopReport>,
     /// Whole shutdown, in milliseconds.
     pub total_ms: u128,
-    /// Whether every program stopped cleanly.
+    /// Files exported, and any not exported, as pcap-fsnotify reported them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<FilesReport>,
+    /// Whether every program stopped cleanly and no file was lost.
     pub clean: bool,
+}
+
+/// The exporter's final counts (from its summary file).
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+pub struct FilesReport {
+    /// Files exported.
+    #[serde(default)]
+    pub exported: u64,
+    /// Files left unexported, by name.
+    #[serde(default)]
+    pub not_exported: Vec<String>,
+    /// Files given up by the backlog policy, by name.
+    #[serde(default)]
+    pub dropped: Vec<String>,
+}
+
+impl FilesReport {
+    fn read(run_dir: &Path) -> Option<FilesReport> {
+        let text = std::fs::read(run_dir.join(readiness::FSNOTIFY_SUMMARY_FILE)).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    fn lost_nothing(&self) -> bool {
+        self.not_exported.is_empty() && self.dropped.is_empty()
+    }
 }
 
 struct Running {
@@ -105,6 +133,8 @@ pub fn run(
     settings: &SupervisorSettings,
     shutdown: &Shutdown,
 ) -> Result<ShutdownSummary, SupervisorError> {
+    // A summary left by an earlier run must not be reported as this one's.
+    let _ = std::fs::remove_file(settings.run_dir.join(readiness::FSNOTIFY_SUMMARY_FILE));
     for directory in &settings.directories {
         std::fs::create_dir_all(directory).map_err(|source| SupervisorError::Directory {
             path: directory.clone(),
@@ -364,10 +394,12 @@ fn stop_all(
             unmount_if_needed(settings, &entry.program);
         }
     }
-    let clean = stopped.iter().all(|s| s.clean);
+    let files = FilesReport::read(&settings.run_dir);
+    let clean = stopped.iter().all(|s| s.clean) && files.as_ref().is_none_or(|f| f.lost_nothing());
     ShutdownSummary {
         stopped,
         total_ms: started.elapsed().as_millis(),
+        files,
         clean,
     }
 }

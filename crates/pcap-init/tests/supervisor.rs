@@ -127,7 +127,11 @@ fn script(dir: &Path, name: &str, journal: &Path, ready_file: Option<&str>) -> P
 fn wait_journal(path: &Path, prefix: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !journal(path).iter().any(|l| l.starts_with(prefix)) {
-        assert!(Instant::now() < deadline, "no {prefix:?} in {:?}", journal(path));
+        assert!(
+            Instant::now() < deadline,
+            "no {prefix:?} in {:?}",
+            journal(path)
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -171,12 +175,18 @@ stop_order = 1
     init.wait_line("all programs started");
     wait_journal(&log, "start second");
     assert!(dir.path().join("pcap-tmp").is_dir(), "capture dir created");
-    let exported = dir.path().join("pcap").join(located["bucket_path"].as_str().unwrap());
+    let exported = dir
+        .path()
+        .join("pcap")
+        .join(located["bucket_path"].as_str().unwrap());
     assert!(exported.is_dir(), "export dir {exported:?} created");
     assert_eq!(init.terminate(), 0, "{:#?}", init.seen);
     let entries = journal(&log);
     assert_eq!(entries.len(), 4, "{entries:?}");
-    assert_eq!(entries[0].split(' ').take(2).collect::<Vec<_>>(), ["start", "first"]);
+    assert_eq!(
+        entries[0].split(' ').take(2).collect::<Vec<_>>(),
+        ["start", "first"]
+    );
     assert!(
         entries[1].starts_with("start second") && entries[1].contains("first.ready"),
         "second starts only once first is ready: {entries:?}"
@@ -280,7 +290,12 @@ stop_order = 3
     kill(Pid::from_raw(steady_pid), Signal::SIGKILL).unwrap();
     init.wait_line("steady exited (signal SIGKILL); restarting");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while journal(&log).iter().filter(|l| l.starts_with("start steady")).count() < 2 {
+    while journal(&log)
+        .iter()
+        .filter(|l| l.starts_with("start steady"))
+        .count()
+        < 2
+    {
         assert!(Instant::now() < deadline, "steady was not restarted");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -297,7 +312,11 @@ stop_order = 3
     assert_eq!(closed["severity"], "CRITICAL");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !journal(&log).contains(&"stop hc-probe".to_string()) {
-        assert!(Instant::now() < deadline, "gate not stopped: {:?}", journal(&log));
+        assert!(
+            Instant::now() < deadline,
+            "gate not stopped: {:?}",
+            journal(&log)
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     // The wrapped stderr of the failing program reached the log as a structured line.
@@ -342,7 +361,10 @@ stop_order = 1
     let mut init = Init::start(
         dir.path(),
         &graph,
-        &[("PCAP_GCS_BUCKET", "pcap-bucket"), ("PCAP_GCS_FUSE", "true")],
+        &[
+            ("PCAP_GCS_BUCKET", "pcap-bucket"),
+            ("PCAP_GCS_FUSE", "true"),
+        ],
     );
     let located = init.wait_line("PCAP files available at: gs://pcap-bucket/");
     init.wait_line("all programs started");
@@ -379,10 +401,16 @@ hint = "check the bucket name and the service account's storage role"
     let mut init = Init::start(
         dir.path(),
         graph,
-        &[("PCAP_GCS_BUCKET", "no-such-bucket"), ("PCAP_GCS_FUSE", "yes")],
+        &[
+            ("PCAP_GCS_BUCKET", "no-such-bucket"),
+            ("PCAP_GCS_FUSE", "yes"),
+        ],
     );
     assert_eq!(init.wait_exit(Duration::from_secs(20)), 1);
-    assert!(started.elapsed() < Duration::from_secs(15), "fails fast when the mounter gives up");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "fails fast when the mounter gives up"
+    );
     let failure = init.wait_line("bucket no-such-bucket not mounted at");
     assert!(message(&failure).contains("storage role"));
 }
@@ -410,9 +438,16 @@ stop_order = 1
 "#,
         worker = worker.display()
     );
-    let mut init = Init::start(dir.path(), &graph, &[("PCAP_GCS_BUCKET", "bkt"), ("PCAP_GCS_FUSE", "false")]);
+    let mut init = Init::start(
+        dir.path(),
+        &graph,
+        &[("PCAP_GCS_BUCKET", "bkt"), ("PCAP_GCS_FUSE", "false")],
+    );
     init.wait_line("all programs started");
     wait_journal(&log, "start worker");
-    assert!(!init.seen.iter().any(|l| message(l).contains("started mounter")));
+    assert!(!init
+        .seen
+        .iter()
+        .any(|l| message(l).contains("started mounter")));
     assert_eq!(init.terminate(), 0);
 }

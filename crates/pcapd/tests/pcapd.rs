@@ -678,3 +678,23 @@ fn live_capture_on_any_uses_the_linux_cooked_header() {
         );
     }
 }
+
+#[test]
+fn live_capture_without_an_output_is_a_configuration_error() {
+    let out = pcapd_command(None)
+        .args(["--iface", "lo"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("PCAP_JSON_LOG") && stdout.contains("PCAP_JSON"),
+        "{stdout}"
+    );
+    let out = pcapd_command(None)
+        .args(["--iface", "lo", "--json-log", "--workers", "zero"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("PCAP_WORKERS"));
+}

@@ -181,7 +181,7 @@ fn merge(chunks: &[Chunk], merged: &mut Vec<u8>) -> u64 {
         let mut best: Option<(usize, u64)> = None;
         for (worker, chunk) in chunks.iter().enumerate() {
             if let Some(&(seq, _)) = chunk.ends.get(cursor[worker]) {
-                if best.map_or(true, |(_, min)| seq < min) {
+                if best.is_none_or(|(_, min)| seq < min) {
                     best = Some((worker, seq));
                 }
             }

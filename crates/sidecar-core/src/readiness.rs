@@ -19,6 +19,9 @@ pub const READY_FILE: &str = "capture.ready";
 /// (use with [`ReadySignal::raise_named`] and [`check_named`]; `supervisor/processes.toml`
 /// names the same file).
 pub const FSNOTIFY_READY_FILE: &str = "fsnotify.ready";
+/// pcap-fsnotify's final export summary (JSON: `exported`, `not_exported`, `dropped`, …),
+/// written in the run directory when it stops; pcap-init reports it in its last line.
+pub const FSNOTIFY_SUMMARY_FILE: &str = "fsnotify.summary.json";
 
 #[derive(Debug, Serialize, Deserialize)]
 struct ReadyRecord {

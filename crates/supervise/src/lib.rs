@@ -99,6 +99,9 @@ pub struct RestartPolicy {
     pub max_backoff: Duration,
     /// A run at least this long resets the failure count.
     pub stable_after: Duration,
+    /// An exit code that means "restarting cannot help" (our daemons exit 2 on an invalid
+    /// configuration): the child is given up at once instead of crash-looping.
+    pub give_up_on_code: Option<i32>,
 }
 
 impl Default for RestartPolicy {
@@ -108,6 +111,7 @@ impl Default for RestartPolicy {
             initial_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
             stable_after: Duration::from_secs(10),
+            give_up_on_code: Some(2),
         }
     }
 }
@@ -397,7 +401,11 @@ impl Supervised {
                     self.failures = 0;
                 }
                 self.failures += 1;
-                if self.failures > self.policy.max_failures {
+                let hopeless = self
+                    .policy
+                    .give_up_on_code
+                    .is_some_and(|code| exit == Exit::Code(code));
+                if hopeless || self.failures > self.policy.max_failures {
                     self.state = State::GaveUp { last: exit };
                     self.log_exit(Some(pid), exit, None, sidecar_core::log::Severity::Error);
                     return Some(Event::GaveUp { exit });

@@ -14,7 +14,21 @@ fn quick(max_failures: u32) -> RestartPolicy {
         initial_backoff: Duration::from_millis(20),
         max_backoff: Duration::from_millis(100),
         stable_after: Duration::from_secs(60),
+        give_up_on_code: Some(2),
     }
+}
+
+#[test]
+fn exit_code_2_is_given_up_at_once() {
+    let mut child = Supervised::start(sh("misconfigured", "exit 2"), quick(5), None).unwrap();
+    let events = poll_events(&mut child, |e| !e.is_empty());
+    assert_eq!(
+        events,
+        vec![Event::GaveUp {
+            exit: Exit::Code(2)
+        }]
+    );
+    assert_eq!(child.starts(), 1);
 }
 
 fn sh(name: &str, script: &str) -> ChildSpec {

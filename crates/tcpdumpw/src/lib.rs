@@ -128,6 +128,7 @@ impl Default for RunOptions {
                 initial_backoff: Duration::from_millis(500),
                 max_backoff: Duration::from_secs(8),
                 stable_after: Duration::from_secs(10),
+                give_up_on_code: None,
             },
         }
     }

@@ -64,6 +64,8 @@ pub struct GcsEmulator {
     port: u16,
     bucket: String,
     agent: ureq::Agent,
+    // `Some(name)`: the emulator runs (and is reached) inside this network namespace.
+    netns: Option<String>,
     dir: tempfile::TempDir,
 }
 
@@ -71,6 +73,19 @@ impl GcsEmulator {
     /// Starts an emulator on a free loopback port with an empty `bucket`,
     /// and waits (bounded) until it answers `GET /storage/v1/b`.
     pub fn start(bucket: &str) -> Result<GcsEmulator> {
+        Self::start_at(bucket, None)
+    }
+
+    /// Starts an emulator inside `netns` (under `ip netns exec`) on `127.0.0.1:<port>` of
+    /// that namespace, with an empty `bucket`. Only processes in the namespace can reach
+    /// [`GcsEmulator::endpoint`]; this handle's own requests (listing, reading, uploading)
+    /// are made from a thread that joins the namespace, and [`GcsEmulator::data_dir`] is on
+    /// the shared filesystem. The namespace must outlive the emulator.
+    pub fn start_in(netns: &crate::Netns, bucket: &str) -> Result<GcsEmulator> {
+        Self::start_at(bucket, Some(netns.name().to_string()))
+    }
+
+    fn start_at(bucket: &str, netns: Option<String>) -> Result<GcsEmulator> {
         validate_bucket(bucket)?;
         let binary = locate_binary()?;
         let dir = tempfile::Builder::new()
@@ -90,6 +105,7 @@ impl GcsEmulator {
             port: crate::free_port()?,
             bucket: bucket.to_string(),
             agent,
+            netns,
             dir,
         };
         emulator.spawn()?;
@@ -150,7 +166,21 @@ impl GcsEmulator {
 
     /// Lists every object of the bucket, following `nextPageToken`.
     pub fn list_objects(&self) -> Result<Vec<ObjectInfo>> {
-        self.list_pages(None)
+        self.in_netns(|| self.list_pages(None))
+    }
+
+    /// Runs `f` where the emulator is reachable: here, or on a thread inside its namespace.
+    fn in_netns<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send,
+        F: FnOnce() -> Result<T> + Send,
+    {
+        match &self.netns {
+            Some(name) => {
+                crate::netns::enter_path(&std::path::Path::new("/var/run/netns").join(name), f)?
+            }
+            None => f(),
+        }
     }
 
     // `max_results` lets the unit test force several pages without uploading 1000+ objects.
@@ -203,6 +233,10 @@ impl GcsEmulator {
 
     /// Downloads an object's bytes (`GET /storage/v1/b/<bucket>/o/<name>?alt=media`).
     pub fn read_object(&self, name: &str) -> Result<Vec<u8>> {
+        self.in_netns(|| self.read_object_here(name))
+    }
+
+    fn read_object_here(&self, name: &str) -> Result<Vec<u8>> {
         let url = format!(
             "{}/storage/v1/b/{}/o/{}",
             self.endpoint(),
@@ -226,6 +260,10 @@ impl GcsEmulator {
 
     /// Uploads an object with a simple media upload, replacing any existing one.
     pub fn upload_object(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        self.in_netns(|| self.upload_object_here(name, bytes))
+    }
+
+    fn upload_object_here(&self, name: &str, bytes: &[u8]) -> Result<()> {
         let url = format!(
             "{}/upload/storage/v1/b/{}/o",
             self.endpoint(),
@@ -244,6 +282,10 @@ impl GcsEmulator {
 
     /// Deletes an object.
     pub fn delete_object(&self, name: &str) -> Result<()> {
+        self.in_netns(|| self.delete_object_here(name))
+    }
+
+    fn delete_object_here(&self, name: &str) -> Result<()> {
         let url = format!(
             "{}/storage/v1/b/{}/o/{}",
             self.endpoint(),
@@ -268,7 +310,15 @@ impl GcsEmulator {
         let log_err = clone_file(&log, &log_path)?;
         let port = self.port.to_string();
         let host_port = format!("127.0.0.1:{port}");
-        let mut cmd = Command::new(&self.binary);
+        let mut cmd = match &self.netns {
+            Some(name) => {
+                let mut cmd = Command::new("ip");
+                // `ip` execs the program, so the guarded pid is the emulator's own.
+                cmd.args(["netns", "exec", name]).arg(&self.binary);
+                cmd
+            }
+            None => Command::new(&self.binary),
+        };
         cmd.args(["-scheme", "http", "-host", "127.0.0.1", "-port", &port])
             .args(["-backend", "filesystem", "-filesystem-root"])
             .arg(self.data_dir())
@@ -301,10 +351,15 @@ impl GcsEmulator {
                     log: self.log(),
                 });
             }
-            let last = match probe.get(&url).call() {
-                Ok(response) if response.status() == 200 => return Ok(()),
-                Ok(response) => format!("HTTP {}", response.status()),
-                Err(e) => e.to_string(),
+            let last = self.in_netns(|| {
+                Ok(match probe.get(&url).call() {
+                    Ok(response) if response.status() == 200 => None,
+                    Ok(response) => Some(format!("HTTP {}", response.status())),
+                    Err(e) => Some(e.to_string()),
+                })
+            })?;
+            let Some(last) = last else {
+                return Ok(());
             };
             if start.elapsed() >= READY_TIMEOUT {
                 // Leave nothing running that never became ready.

@@ -4,9 +4,9 @@
 //! insists on `Metadata-Flavor: Google`, and it can be told to fail a path a
 //! number of times so retry logic can be exercised, counting every request.
 
-use crate::{Error, Result};
+use crate::{Error, Netns, Result};
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use tiny_http::{Header, Request, Response, Server};
@@ -63,7 +63,8 @@ struct State {
     failures: HashMap<String, usize>,
 }
 
-/// A running metadata server on `127.0.0.1:<random port>`; stopped on drop.
+/// A running metadata server on `127.0.0.1:<random port>` (of the host, or of a namespace
+/// with [`MetadataServer::start_in`]); stopped on drop.
 pub struct MetadataServer {
     addr: SocketAddr,
     server: Arc<Server>,
@@ -100,6 +101,32 @@ impl MetadataServer {
                 std::io::Error::other(e.to_string()),
             )
         })?;
+        Self::serve(server, config)
+    }
+
+    /// Starts a server serving `config` on `127.0.0.1:<random port>` inside `netns`, so
+    /// processes in that namespace reach it with `GCE_METADATA_HOST=<host()>` (and the host
+    /// cannot). The listener is bound from a thread that joined the namespace; the namespace
+    /// must outlive the server.
+    pub fn start_in(netns: &Netns, config: MetadataConfig) -> Result<MetadataServer> {
+        let listener = netns
+            .enter(|| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))?
+            .map_err(|e| {
+                Error::io(
+                    format!("binding 127.0.0.1:0 inside netns {}", netns.name()),
+                    e,
+                )
+            })?;
+        let server = Server::from_listener(listener, None).map_err(|e| {
+            Error::io(
+                format!("starting the metadata server inside netns {}", netns.name()),
+                std::io::Error::other(e.to_string()),
+            )
+        })?;
+        Self::serve(server, config)
+    }
+
+    fn serve(server: Server, config: MetadataConfig) -> Result<MetadataServer> {
         let addr = server
             .server_addr()
             .to_ip()

@@ -5,9 +5,10 @@
 //! The veth is created directly inside the namespaces, so the host never
 //! sees an interface, address or route: test traffic cannot leak out.
 
-use crate::{command_line, run, wait_for, Result};
+use crate::{command_line, run, wait_for, Error, Result};
 use std::ffi::OsStr;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -44,6 +45,28 @@ impl Netns {
     /// The namespace name, as shown by `ip netns list`.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The namespace file `ip netns` keeps (`/var/run/netns/<name>`), for `setns(2)`.
+    pub fn path(&self) -> PathBuf {
+        Path::new("/var/run/netns").join(&self.name)
+    }
+
+    /// Runs `f` on a thread that first joins this namespace, and returns its result.
+    ///
+    /// Sockets created by `f` stay in this namespace when handed back (a socket keeps the
+    /// namespace it was created in), so a listener bound here can be served from any thread.
+    pub fn enter<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send,
+        F: FnOnce() -> T + Send,
+    {
+        enter_path(&self.path(), f)
+    }
+
+    /// Whether a TCP connection to `addr` from inside this namespace succeeds within `timeout`.
+    pub fn can_connect(&self, addr: SocketAddr, timeout: Duration) -> Result<bool> {
+        self.enter(|| TcpStream::connect_timeout(&addr, timeout).is_ok())
     }
 
     /// The interface joining this namespace to the other one (`eth0`).
@@ -96,6 +119,28 @@ impl Netns {
             Err(format!("{}: {}", self.name, text.trim()))
         }
     }
+}
+
+/// Runs `f` on a fresh thread that has joined the network namespace at `path`.
+///
+/// Only that thread changes namespace; it ends when `f` returns.
+pub(crate) fn enter_path<T, F>(path: &Path, f: F) -> Result<T>
+where
+    T: Send,
+    F: FnOnce() -> T + Send,
+{
+    let file = std::fs::File::open(path)
+        .map_err(|e| Error::io(format!("opening netns {}", path.display()), e))?;
+    std::thread::scope(|scope| {
+        let handle = scope.spawn(move || {
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| Error::io(format!("setns into {}", path.display()), e.into()))?;
+            Ok(f())
+        });
+        handle
+            .join()
+            .map_err(|_| Error::Protocol(format!("a thread inside {} panicked", path.display())))?
+    })
 }
 
 impl Drop for Netns {
