@@ -6,6 +6,7 @@
 //! had is logged and left out, and [`BucketPath`] puts a placeholder in its segment. Outside
 //! any cloud (no metadata server) discovery still succeeds, with a warning.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -190,4 +191,124 @@ pub fn discover(env: &dyn Fn(&str) -> Option<String>, metadata: &MetadataClient)
         }
     }
     discovered
+}
+
+/// The Docker socket mounted into the sidecar on App Engine Flex (`-v
+/// /var/run/docker.sock:/docker.sock`); `DOCKER_HOST=unix:///path` overrides it.
+pub const DEFAULT_DOCKER_SOCKET: &str = "/docker.sock";
+/// The app container of an App Engine Flex VM.
+pub const GAE_APP_CONTAINER: &str = "gaeapp";
+
+/// The Docker socket to use: `DOCKER_HOST` (when it is a `unix://` address) or the default.
+pub fn docker_socket(env: &dyn Fn(&str) -> Option<String>) -> std::path::PathBuf {
+    env("DOCKER_HOST")
+        .and_then(|host| host.strip_prefix("unix://").map(str::to_string))
+        .filter(|path| !path.is_empty())
+        .unwrap_or_else(|| DEFAULT_DOCKER_SOCKET.to_string())
+        .into()
+}
+
+/// The app container's `GAE_*`, `GOOGLE_*` and `GCLOUD_*` variables, read from the Docker
+/// Engine API (`GET /containers/<name>/json`) over its unix socket.
+pub fn app_container_env(
+    socket: &std::path::Path,
+    container: &str,
+) -> Result<BTreeMap<String, String>, String> {
+    use std::io::{Read, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(socket)
+        .map_err(|e| format!("cannot connect to {}: {e}", socket.display()))?;
+    let timeout = Some(Duration::from_secs(5));
+    let _ = stream.set_read_timeout(timeout);
+    let _ = stream.set_write_timeout(timeout);
+    // HTTP/1.0: the engine closes the connection after the body, so no chunked decoding.
+    write!(
+        stream,
+        "GET /containers/{container}/json HTTP/1.0\r\nHost: docker\r\n\r\n"
+    )
+    .map_err(|e| format!("Docker API request failed: {e}"))?;
+    let mut answer = Vec::new();
+    stream
+        .read_to_end(&mut answer)
+        .map_err(|e| format!("Docker API answer failed: {e}"))?;
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("Docker API answer without headers")?;
+    let head = String::from_utf8_lossy(&answer[..split]);
+    let status = head.split_whitespace().nth(1).unwrap_or("");
+    if status != "200" {
+        return Err(format!(
+            "Docker API answered {status} for container {container}"
+        ));
+    }
+    let body: serde_json::Value = serde_json::from_slice(&answer[split + 4..])
+        .map_err(|e| format!("Docker API answer is not JSON: {e}"))?;
+    let mut vars = BTreeMap::new();
+    for entry in body["Config"]["Env"].as_array().into_iter().flatten() {
+        let Some((key, value)) = entry.as_str().and_then(|e| e.split_once('=')) else {
+            continue;
+        };
+        if ["GAE_", "GOOGLE_", "GCLOUD_"]
+            .iter()
+            .any(|p| key.starts_with(p))
+        {
+            vars.insert(key.to_string(), value.to_string());
+        }
+    }
+    Ok(vars)
+}
+
+#[derive(Serialize)]
+struct AppEngineApp<'a> {
+    container: &'a str,
+    variables: Vec<&'a str>,
+}
+
+/// App Engine Flex (`PCAP_GAE=true`): the app's own variables (through the Docker socket)
+/// give project, service (`GAE_SERVICE`) and version (`GAE_VERSION`); the metadata server
+/// gives the zone (used as the region, as the original did) and the VM's instance id, joined
+/// with `GAE_INSTANCE`. Falls back to [`discover`]'s sources for what is missing.
+pub fn discover_app_engine(
+    env: &dyn Fn(&str) -> Option<String>,
+    metadata: &MetadataClient,
+    socket: &std::path::Path,
+) -> Discovered {
+    let app = match app_container_env(socket, GAE_APP_CONTAINER) {
+        Ok(vars) => {
+            log::event(
+                Severity::Info,
+                "App Engine Flex: read the app container's environment",
+                &AppEngineApp {
+                    container: GAE_APP_CONTAINER,
+                    variables: vars.keys().map(String::as_str).collect(),
+                },
+            );
+            vars
+        }
+        Err(reason) => {
+            log::event(
+                Severity::Warning,
+                "App Engine Flex: cannot read the app container's environment",
+                &Missing {
+                    value: "app environment",
+                    reason: &reason,
+                },
+            );
+            BTreeMap::new()
+        }
+    };
+    let merged = |name: &str| app.get(name).cloned().or_else(|| env(name));
+    let mut found = discover(&merged, metadata);
+    found.service = non_empty(merged("GAE_SERVICE")).or(found.service);
+    found.revision = non_empty(merged("GAE_VERSION")).or(found.revision);
+    if let Ok(zone) = metadata.get("instance/zone") {
+        found.region = Some(last_segment(&zone));
+    }
+    if let Some(gae_instance) = non_empty(merged("GAE_INSTANCE")) {
+        found.instance = Some(match found.instance.take() {
+            Some(vm) => format!("{vm}-{gae_instance}"),
+            None => gae_instance,
+        });
+    }
+    found
 }

@@ -141,7 +141,12 @@ pub fn supervisor_settings(
 pub fn run(config: &Config, shutdown: &Shutdown) -> Result<ShutdownSummary, InitError> {
     let graph = load_graph(config)?;
     let env = |name: &str| std::env::var(name).ok();
-    let discovered = discovery::discover(&env, &MetadataClient::from_env(&env));
+    let metadata = MetadataClient::from_env(&env);
+    let discovered = if config.gae {
+        discovery::discover_app_engine(&env, &metadata, &discovery::docker_socket(&env))
+    } else {
+        discovery::discover(&env, &metadata)
+    };
     let settings = supervisor_settings(config, &discovered, graph);
     let bucket_path = discovered.bucket_path(config.gcs_prefix.as_deref());
     let destination = match &config.gcs_bucket {

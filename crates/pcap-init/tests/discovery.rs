@@ -98,3 +98,73 @@ fn no_metadata_server_is_quick_and_local() {
         .as_str()
         .starts_with("unknown-project/"));
 }
+
+/// A Docker Engine API stand-in on a unix socket (the engine itself cannot run here): answers
+/// `GET /containers/gaeapp/json` like the engine does, with the app's environment.
+fn docker_api(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::io::{Read, Write};
+    let socket = dir.join("docker.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let mut request = [0u8; 1024];
+            let n = stream.read(&mut request).unwrap_or(0);
+            let request = String::from_utf8_lossy(&request[..n]).to_string();
+            let (status, body) = if request.starts_with("GET /containers/gaeapp/json ") {
+                (
+                    "200 OK",
+                    serde_json::json!({"Id": "abc", "Name": "/gaeapp", "Config": {"Env": [
+                        "PATH=/usr/bin", "GAE_SERVICE=default", "GAE_VERSION=20261126t0700",
+                        "GAE_INSTANCE=aef-default-20261126t0700-x1y2", "GOOGLE_CLOUD_PROJECT=flex-project",
+                        "SECRET_TOKEN=not-for-us"
+                    ]}})
+                    .to_string(),
+                )
+            } else {
+                (
+                    "404 Not Found",
+                    r#"{"message":"No such container"}"#.to_string(),
+                )
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.0 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    socket
+}
+
+#[test]
+fn app_engine_flex_reads_the_app_container_through_the_docker_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = docker_api(dir.path());
+    let vars = pcap_init::discovery::app_container_env(&socket, "gaeapp").unwrap();
+    assert_eq!(vars.get("GAE_SERVICE").map(String::as_str), Some("default"));
+    assert!(!vars.contains_key("SECRET_TOKEN") && !vars.contains_key("PATH"));
+    assert!(pcap_init::discovery::app_container_env(&socket, "other").is_err());
+
+    let server = MetadataServer::start_with(MetadataConfig {
+        instance_id: "4455".into(),
+        zone: "us-east1-b".into(),
+        ..MetadataConfig::default()
+    })
+    .unwrap();
+    let found =
+        pcap_init::discovery::discover_app_engine(&env(&[]), &fast(&server.host()), &socket);
+    assert_eq!(found.project.as_deref(), Some("flex-project"));
+    assert_eq!(found.service.as_deref(), Some("default"));
+    assert_eq!(found.revision.as_deref(), Some("20261126t0700"));
+    assert_eq!(found.region.as_deref(), Some("us-east1-b"));
+    assert_eq!(
+        found.instance.as_deref(),
+        Some("4455-aef-default-20261126t0700-x1y2")
+    );
+    let socket_env = env(&[("DOCKER_HOST", "unix:///run/other.sock")]);
+    assert_eq!(
+        pcap_init::discovery::docker_socket(&socket_env),
+        std::path::PathBuf::from("/run/other.sock")
+    );
+}

@@ -139,7 +139,7 @@ pub const VARS: &[Var] = &[
     boolean("PCAP_COMPAT", "compat", false,
         "Force the gen1 (gVisor) capture path: no packet rings, filters applied in user space."),
     boolean("PCAP_GAE", "gae", false,
-        "App Engine Flex mode: discover the app through the Docker socket."),
+        "App Engine Flex mode: service, version, instance and project come from the app container (gaeapp) read through the Docker socket, the region from the VM's zone."),
     boolean("PCAP_DEBUG", "debug", false,
         "Write DEBUG log lines."),
     var("PCAP_VERBOSITY", "verbosity", Some("DEBUG"),
