@@ -520,6 +520,8 @@ fn check_exports(
     let mut json_packets = 0;
     let mut json_app_packets = 0;
     let mut json_requests = Vec::new();
+    // Trace id → (request entries, response entries, other entries, sampled flags seen).
+    let mut traced: BTreeMap<String, (usize, usize, usize, Vec<bool>)> = BTreeMap::new();
     for name in &jsons {
         let text = String::from_utf8(gunzip(&files[*name], name)).expect("JSON is UTF-8");
         for line in text.lines() {
@@ -540,9 +542,31 @@ fn check_exports(
             if l4["src"] == APP_PORT || l4["dst"] == APP_PORT {
                 json_app_packets += 1;
             }
-            if let Some(sample) = value["L7"]["sample"].as_str() {
-                if let Some(rest) = sample.strip_prefix("GET /?request=") {
-                    json_requests.push(rest.split(' ').next().unwrap_or_default().to_string());
+            let kind = value["HTTP"]["kind"].as_str().unwrap_or("");
+            if kind == "request" {
+                if let Some(rest) = value["HTTP"]["url"]
+                    .as_str()
+                    .and_then(|url| url.strip_prefix("/?request="))
+                {
+                    json_requests.push(rest.to_string());
+                }
+            }
+            if let Some(trace) = value["logging.googleapis.com/trace"].as_str() {
+                let span = value["logging.googleapis.com/spanId"]
+                    .as_str()
+                    .unwrap_or("");
+                assert!(
+                    span.len() == 16 && span.bytes().all(|b| b.is_ascii_hexdigit()),
+                    "{name}: spanId is 16 hex digits: {line}"
+                );
+                let entry = traced.entry(trace.to_string()).or_default();
+                match kind {
+                    "request" => entry.0 += 1,
+                    "response" => entry.1 += 1,
+                    _ => entry.2 += 1,
+                }
+                if let Some(sampled) = value["logging.googleapis.com/trace_sampled"].as_bool() {
+                    entry.3.push(sampled);
                 }
             }
         }
@@ -555,12 +579,25 @@ fn check_exports(
     json_requests.sort_by_key(|n| n.parse::<usize>().unwrap_or(usize::MAX));
     let sent: Vec<String> = (0..traces.len()).map(|i| i.to_string()).collect();
     assert_eq!(json_requests, sent, "every request is in the JSON");
-    // TODO(trace-analysis): HTTP/trace analysis is a later issue (nothing in crates/ reads
-    // `traceparent` yet: the JSON has no `HTTP` section and no top-level trace fields). Once it
-    // exists, assert that the request, its response and the ACK/FIN carry
-    // `logging.googleapis.com/trace` = `projects/test-project/traces/<id>` (and `spanId`,
-    // `trace_sampled` = the flag) for every id in `traces`. Until then the JSON packet count
-    // above stands in for it.
+    // The trace ids sent: on the request, its response and the segments of the exchange,
+    // under the discovered project, with `trace_sampled` following the header's flag.
+    for (i, trace) in traces.iter().enumerate() {
+        let key = format!("projects/test-project/traces/{trace}");
+        let (requests, responses, others, sampled) = traced
+            .get(&key)
+            .unwrap_or_else(|| panic!("trace {key} of request {i} is in no JSON line"));
+        assert_eq!(*requests, 1, "request {i} carries its trace");
+        assert_eq!(*responses, 1, "response {i} carries its request's trace");
+        assert!(
+            *others >= 1,
+            "the ACK/FIN segments of exchange {i} carry its trace"
+        );
+        let flag = i % 2 == 0;
+        assert!(
+            sampled.iter().all(|s| *s == flag),
+            "trace_sampled of request {i} is {flag}: {sampled:?}"
+        );
+    }
     eprintln!(
         "exports: {} pcap, {} json; app packets: reference {}, merged {}, dropped {dropped}; \
          JSON lines {json_packets}",

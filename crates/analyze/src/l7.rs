@@ -1,18 +1,23 @@
 //! The application-layer dispatch point: what a TCP/UDP payload is.
 //!
-//! Today: DNS (by port: 53, mDNS 5353, LLMNR 5355; over TCP with its 2-byte length prefix),
-//! TLS (by content, on any port: a strictly valid record header), or an opaque payload.
-//! The HTTP/1.1 and HTTP/2 analysis slots in here (`App::Http…`), using [`FlowState::l7`]
-//! for its per-connection state.
+//! DNS (by port: 53, mDNS 5353, LLMNR 5355; over TCP with its 2-byte length prefix),
+//! HTTP/1.x (by content, on any TCP port, with per-connection state in [`FlowState::http`];
+//! see [`crate::http`]), TLS (by content, on any port: a strictly valid record header), or
+//! an opaque payload. HTTP/2 will slot in here too.
 
 use wire::{dns, tls, ErrorKind};
 
 use crate::decode::{DecodeError, Decoded, Layer, Transport};
+use crate::flow::Side;
+use crate::http;
 use crate::table::{FlowState, L7State};
 
 /// What the payload of a packet is.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum App<'a> {
+    /// An HTTP/1.x message, or a continuation of one (owned: it may come from several
+    /// segments).
+    Http(Box<http::Message>),
     /// No payload.
     None,
     /// A DNS message (its header is present; sections may fail, see the error).
@@ -28,16 +33,38 @@ fn is_dns_port(p: u16) -> bool {
 }
 
 /// Recognises the payload of `d` and checks it fully, returning the first application-layer
-/// error (a DNS message cut by a TCP segment boundary is not an error).
+/// error (a DNS message cut by a TCP segment boundary is not an error). Without the sender
+/// side and time, HTTP state is keyed as if side A sent it at time 0: use [`classify_at`].
 pub fn classify<'a>(
     d: &Decoded<'a>,
     flow: Option<&mut FlowState>,
+) -> (App<'a>, Option<DecodeError>) {
+    classify_at(d, flow, Side::A, 0)
+}
+
+/// [`classify`] for a packet sent by `side` of its flow at `now_ns` (packet time): HTTP/1.x
+/// messages are analysed with the flow's per-connection state.
+pub fn classify_at<'a>(
+    d: &Decoded<'a>,
+    mut flow: Option<&mut FlowState>,
+    side: Side,
+    now_ns: u64,
 ) -> (App<'a>, Option<DecodeError>) {
     let payload = d.payload;
     if payload.is_empty() {
         return (App::None, None);
     }
     let (sport, dport) = d.ports().unwrap_or((0, 0));
+    if let (Some(Transport::Tcp(_)), false) =
+        (d.transport, is_dns_port(sport) || is_dns_port(dport))
+    {
+        if let Some(m) = http_app(flow.as_deref_mut(), side, now_ns, payload) {
+            if let Some(f) = flow {
+                f.l7 = L7State::Http;
+            }
+            return (App::Http(Box::new(m)), None);
+        }
+    }
     let dns_port = is_dns_port(sport) || is_dns_port(dport);
     let (app, err) = match d.transport {
         Some(Transport::Udp(_)) if dns_port => dns_app(d, payload, d.payload_offset, false),
@@ -63,6 +90,26 @@ pub fn classify<'a>(
         };
     }
     (app, err)
+}
+
+fn http_app(
+    flow: Option<&mut FlowState>,
+    side: Side,
+    now_ns: u64,
+    payload: &[u8],
+) -> Option<http::Message> {
+    match flow {
+        Some(f) => {
+            if f.http.is_none() {
+                if !(http::looks_like_request(payload) || http::looks_like_response(payload)) {
+                    return None;
+                }
+                f.http = Some(Box::default());
+            }
+            f.http.as_mut()?.on_segment(side, now_ns, payload)
+        }
+        None => http::Conn::default().on_segment(side, now_ns, payload),
+    }
 }
 
 fn dns_app<'a>(
@@ -123,9 +170,11 @@ mod tests {
         // DNS over TCP (packet 43: the query with its length prefix).
         assert!(matches!(app(veth(43), veth(43).len()), (App::Dns(m), None) if m.qdcount() == 1));
         assert!(matches!(app(veth(78), veth(78).len()), (App::Tls(_), None)));
-        assert!(
-            matches!(app(veth(53), veth(53).len()), (App::Opaque(p), None) if p.starts_with(b"GET"))
-        );
+        assert!(matches!(app(veth(53), veth(53).len()), (App::Http(m), None) if m.method == "GET"));
+        // Not HTTP, and no HTTP state on the flow: opaque.
+        let mut p = veth(53).to_vec();
+        p[66] = b'g';
+        assert!(matches!(app(&p, p.len()), (App::Opaque(_), None)));
         assert!(matches!(app(veth(50), veth(50).len()), (App::None, None)));
     }
 

@@ -10,8 +10,10 @@
 //!   Wireshark, Elastic.
 //! - [`table`]: the bounded flow table (cap + idle eviction, by packet time) and
 //!   [`table::FlowState`], the per-connection state (TCP handshake facts, window scale,
-//!   FIN/RST, the L7 slot the HTTP analysis will use).
-//! - [`l7`]: the application-layer dispatch point: DNS, TLS, or an opaque payload.
+//!   FIN/RST, the L7 state and the HTTP/1.x connection state).
+//! - [`l7`]: the application-layer dispatch point: DNS, HTTP/1.x, TLS, or an opaque payload.
+//! - [`http`]: HTTP/1.x messages with bounded per-connection state (header-block
+//!   reassembly, body continuations, request/response pairing) and trace-context parsing.
 //! - [`services`]: IANA service names of well-known ports.
 
 #![cfg_attr(
@@ -27,6 +29,7 @@
 pub mod community_id;
 pub mod decode;
 pub mod flow;
+pub mod http;
 pub mod l7;
 pub mod services;
 pub mod table;

@@ -6,8 +6,9 @@
 //! evicted at once (amortised O(1) per insert even under a SYN flood). Evictions are counted.
 //!
 //! [`FlowState`] is what the translator keeps per connection: which side opened it, the
-//! window scales of the handshake, FIN/RST, whether the operation was closed, and the L7
-//! slot the HTTP analysis will fill.
+//! window scales of the handshake, FIN/RST, whether the operation was closed, what the
+//! application layer is, and the HTTP/1.x connection state ([`crate::http::Conn`], boxed
+//! and only allocated for HTTP flows).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -151,8 +152,7 @@ impl<V> FlowTable<V> {
     }
 }
 
-/// What the application layer of a flow has been recognised as (the HTTP analysis adds its
-/// per-connection parser state here).
+/// What the application layer of a flow has been recognised as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum L7State {
     /// Nothing recognised yet.
@@ -164,6 +164,8 @@ pub enum L7State {
     Tls,
     /// Payload seen, not recognised.
     Opaque,
+    /// HTTP/1.x messages seen (state in [`FlowState::http`]).
+    Http,
 }
 
 /// Per-connection state.
@@ -185,6 +187,8 @@ pub struct FlowState {
     pub closed: bool,
     /// Application-layer state.
     pub l7: L7State,
+    /// HTTP/1.x state (allocated on the first HTTP message; bounded, see [`crate::http`]).
+    pub http: Option<Box<crate::http::Conn>>,
 }
 
 /// What a TCP segment means for its connection's operation.
@@ -248,6 +252,24 @@ impl FlowState {
             ev.last = true;
         }
         ev
+    }
+
+    /// The trace of the connection's latest HTTP exchange (for its ACK/FIN/RST segments).
+    pub fn http_trace(&self) -> Option<crate::http::Trace> {
+        self.http.as_ref().and_then(|c| c.current)
+    }
+
+    /// Frees HTTP state a segment ends: a RST or a closed operation drops it all, a FIN the
+    /// sender's unfinished message. Call after the segment's entry took [`Self::http_trace`].
+    pub fn http_segment_done(&mut self, side: Side, seg: &tcp::Packet<'_>) {
+        let f = seg.flags();
+        if f.rst() || self.closed {
+            self.http = None;
+        } else if f.fin() {
+            if let Some(c) = self.http.as_mut() {
+                c.on_fin(side);
+            }
+        }
     }
 
     /// The window-scale shift that applies to segments sent by `side`: only when both SYNs

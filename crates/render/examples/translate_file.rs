@@ -32,6 +32,7 @@ fn main() {
         addrs: vec!["10.77.0.1".parse().unwrap()],
     };
     let mut t = Translator::new(TranslatorSettings {
+        project_id: std::env::var("PROJECT").ok(),
         run_id: "pcapd/5b1c6f3e-2a44-4bd1-9a4e-0c3f6a1b2d7e".into(),
         log_name: "projects/my-project/pcap/pcapd/5b1c6f3e-2a44-4bd1-9a4e-0c3f6a1b2d7e".into(),
         verbosity,

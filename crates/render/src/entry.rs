@@ -19,6 +19,7 @@ use wire::{arp, dns, icmpv4, icmpv6, ipv4, ipv6, tcp, tls, udp};
 
 use crate::fast;
 use crate::fields as f;
+use crate::http;
 use crate::{CapturedPacket, TranslatorSettings};
 
 /// DNS records written per section (the counts are always complete).
@@ -105,6 +106,9 @@ pub(crate) struct Entry<'a> {
     pub flow: &'a FlowFacts,
     pub message: &'a str,
     pub severity: Severity,
+    /// Trace of the HTTP exchange this packet belongs to.
+    pub trace: Option<&'a analyze::http::Trace>,
+    pub redact: &'a crate::redact::Redactor,
 }
 
 /// Serialises anything `Display` as a JSON string without allocating.
@@ -183,6 +187,16 @@ impl Serialize for Entry<'_> {
         if let Some(e) = &self.flow.error {
             m.serialize_entry(f::ERROR, &ErrorJson(e))?;
         }
+        if let Some(t) = self.trace {
+            m.serialize_entry(
+                f::TRACE,
+                &http::trace_name(self.settings.project_id.as_deref(), t),
+            )?;
+            if let Some(span) = t.span_id {
+                m.serialize_entry(f::SPAN_ID, &http::span_hex(span))?;
+            }
+            m.serialize_entry(f::TRACE_SAMPLED, &t.sampled)?;
+        }
         if debug && !matches!(d.link, Link::None | Link::Raw) {
             m.serialize_entry(f::L2, &L2(d.link))?;
         }
@@ -211,7 +225,38 @@ impl Serialize for Entry<'_> {
                     m.serialize_entry(f::TLS, &t)?;
                 }
             }
-            App::Opaque(payload) => m.serialize_entry(f::L7, &Opaque { p: payload, debug })?,
+            App::Opaque(payload) => m.serialize_entry(
+                f::L7,
+                &Opaque {
+                    p: payload,
+                    debug,
+                    redact: self.redact,
+                },
+            )?,
+            App::Http(msg) => {
+                if debug || msg.error.is_some() {
+                    m.serialize_entry(
+                        f::HTTP,
+                        &http::HttpJson {
+                            m: msg,
+                            redact: self.redact,
+                            debug,
+                        },
+                    )?;
+                }
+                if msg.kind == analyze::http::Kind::Response && msg.error.is_none() {
+                    let ips = d.ip_addrs();
+                    m.serialize_entry(
+                        f::HTTP_REQUEST,
+                        &http::HttpRequestJson {
+                            m: msg,
+                            remote_ip: ips.map(|(_, dst)| dst),
+                            server_ip: ips.map(|(src, _)| src),
+                            redact: self.redact,
+                        },
+                    )?;
+                }
+            }
             App::None => {}
         }
         let labels = if debug {
@@ -1358,6 +1403,7 @@ impl Serialize for Versions<'_> {
 struct Opaque<'a> {
     p: &'a [u8],
     debug: bool,
+    redact: &'a crate::redact::Redactor,
 }
 
 fn printable(b: &[u8]) -> Option<&str> {
@@ -1380,7 +1426,8 @@ impl Serialize for Opaque<'_> {
             let sample = self.p.get(..SAMPLE_BYTES).unwrap_or(self.p);
             match printable(sample) {
                 Some(text) => {
-                    m.serialize_entry(f::SAMPLE, text)?;
+                    // A capture that starts inside a header block: no secret in the sample.
+                    m.serialize_entry(f::SAMPLE, &self.redact.lines(text))?;
                     m.serialize_entry(f::ENCODING, "text")?;
                 }
                 None => {

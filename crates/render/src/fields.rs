@@ -42,7 +42,7 @@ pub const L2: &str = "L2";
 pub const L3: &str = "L3";
 /// Transport layer section.
 pub const L4: &str = "L4";
-/// Application payload section (opaque payloads; HTTP's raw view later).
+/// Application payload section (opaque payloads).
 pub const L7: &str = "L7";
 /// ARP section.
 pub const ARP: &str = "ARP";
@@ -74,6 +74,12 @@ pub const OFFSET: &str = "offset";
 pub const LABELS: &str = "logging.googleapis.com/labels";
 /// Cloud Logging operation `{id, producer, first, last}`.
 pub const OPERATION: &str = "logging.googleapis.com/operation";
+/// HTTP/1.x message section.
+pub const HTTP: &str = "HTTP";
+/// Cloud Logging's HTTP request object (on response entries).
+pub const HTTP_REQUEST: &str = "httpRequest";
+/// What replaces the value of a secret header.
+pub const REDACTED: &str = "[REDACTED]";
 /// Cloud Logging trace (HTTP analysis).
 pub const TRACE: &str = "logging.googleapis.com/trace";
 /// Cloud Logging span id (HTTP analysis).

@@ -9,7 +9,8 @@
 //!
 //! The JSON follows the original translator's field names (`pcap`, `meta`, `timestamp`,
 //! `iface`, `L2`, `L3`, `L4`, `ARP`, `ICMP`, `DNS`, `TLS`, `L7`, `flow`, `message`,
-//! `logging.googleapis.com/{labels,operation}`) with its bugs fixed; see [`fields`] for the
+//! `logging.googleapis.com/{labels,operation,trace,spanId,trace_sampled}`, plus Cloud
+//! Logging's `httpRequest` on HTTP responses) with its bugs fixed; see [`fields`] for the
 //! names and `API.md` beside this crate for the contract with the daemon.
 //! [`sidecar_core::config::Verbosity::Info`] writes a compact entry, `Debug` the full one.
 
@@ -21,7 +22,9 @@
 mod entry;
 mod fast;
 pub mod fields;
+mod http;
 mod message;
+mod redact;
 mod translator;
 
 use std::net::IpAddr;
@@ -39,13 +42,15 @@ pub struct TranslatorSettings {
     pub run_id: String,
     /// `pcap.ctx`: the log name.
     pub log_name: String,
-    /// Project for `logging.googleapis.com/trace = projects/<id>/traces/<trace>` (HTTP issue).
+    /// Project for `logging.googleapis.com/trace = projects/<id>/traces/<trace>`; when None
+    /// (or empty) the field holds the bare trace id.
     pub project_id: Option<String>,
     /// `Info` = compact entry, `Debug` = full.
     pub verbosity: Verbosity,
     /// The local ephemeral port range (inclusive), to tell clients from servers.
     pub ephemeral_ports: (u16, u16),
-    /// Lowercased extra header names to redact (HTTP issue).
+    /// Extra header names (any case) whose values are redacted, besides `Authorization`,
+    /// `Proxy-Authorization`, `Cookie` and `Set-Cookie`.
     pub redact_headers: Vec<String>,
     /// Most flows held per translator.
     pub max_flows: usize,

@@ -4,7 +4,9 @@
 //!
 //! `#:<num> | @:<ifindex>/<ifname> | flow:<id> | TCP | <sproto>/<src>:<sport> >
 //! <dproto>/<dst>:<dport> | [<flags>] | len/seq/ack:<len>/<seq>/<ack>` then suffixes:
-//! ` | size:<n>` for a non-HTTP payload, ` | DNS …`, ` | TLS …`, ` | error:<layer>/<kind>@<offset>`.
+//! ` | size:<n>` for a non-HTTP payload, ` | DNS …`, ` | TLS …`, ` | HTTP/1.1 <METHOD> <url>`,
+//! ` | HTTP/1.1 <code> <reason> | latency:<d>`, ` | <HTTP error code>: <info>`,
+//! ` | error:<layer>/<kind>@<offset>`.
 
 use std::fmt::Write;
 
@@ -137,6 +139,7 @@ fn body(out: &mut String, d: &Decoded<'_>, app: &App<'_>) -> std::fmt::Result {
             tls_suffix(out, p)?;
         }
         App::Dns(m) => dns_suffix(out, m)?,
+        App::Http(m) => crate::http::summary(out, m),
     }
     Ok(())
 }

@@ -1,12 +1,13 @@
 //! The per-worker [`Translator`]: flow table, counters, reused scratch, and the rules that
 //! turn a decoded packet into an entry (severity, `local`, operation first/last).
 
-use analyze::l7;
+use analyze::l7::{self, App};
 use analyze::table::{FlowState, FlowTable};
 use analyze::{community_id, decode, FlowKey, Layer, Transport};
 use sidecar_core::log::Severity;
 
 use crate::entry::{Cached, Entry, FlowFacts};
+use crate::redact::Redactor;
 use crate::{message, CapturedPacket, Outcome, TranslatorSettings};
 
 /// What a translator has done so far.
@@ -24,9 +25,9 @@ pub struct TranslateCounters {
     pub errors_by_layer: [u64; Layer::ALL.len()],
     /// Entries by severity: INFO, WARNING, ERROR.
     pub info: u64,
-    /// WARNING entries (TCP RST, ICMP errors).
+    /// WARNING entries (TCP RST, ICMP errors, HTTP 4xx).
     pub warning: u64,
-    /// ERROR entries (decoding errors).
+    /// ERROR entries (decoding errors, HTTP parse errors, HTTP 5xx).
     pub error: u64,
     /// Flows held now.
     pub flows_active: u64,
@@ -81,6 +82,7 @@ pub struct Translator {
     counters: TranslateCounters,
     message: String,
     cached: Cached,
+    redact: Redactor,
 }
 
 impl Translator {
@@ -92,6 +94,7 @@ impl Translator {
             counters: TranslateCounters::default(),
             message: String::with_capacity(256),
             cached: Cached::new(&settings),
+            redact: Redactor::new(&settings.redact_headers),
             settings,
         }
     }
@@ -114,6 +117,7 @@ impl Translator {
         let key = FlowKey::of(&d);
 
         let mut facts = FlowFacts::default();
+        let mut trace = None;
         let (app, app_err) = if let Some((k, side)) = key {
             let id = k.id();
             facts.id = Some(id);
@@ -133,7 +137,18 @@ impl Translator {
             } else {
                 state.packets += 1;
             }
-            l7::classify(&d, Some(state))
+            let (app, err) = l7::classify_at(&d, Some(&mut *state), side, now_ns);
+            if let Some(Transport::Tcp(t)) = d.transport {
+                // The trace of the exchange: the message's own, or for the connection's
+                // other segments (ACK/FIN/RST, retransmissions) the latest exchange's.
+                trace = match &app {
+                    App::Http(m) => m.trace,
+                    App::None => state.http_trace(),
+                    _ => None,
+                };
+                state.http_segment_done(side, &t);
+            }
+            (app, err)
         } else {
             l7::classify(&d, None)
         };
@@ -141,7 +156,7 @@ impl Translator {
         facts.community_id = community_id::of(&d);
         facts.local = local(&self.settings, packet, &d, facts.server_side);
 
-        let severity = severity(&d, &facts);
+        let severity = severity(&d, &facts, &app);
         self.count(&d, &facts, severity);
         message::write(&mut self.message, packet, &d, &app, &facts);
 
@@ -156,6 +171,8 @@ impl Translator {
             flow: &facts,
             message: &self.message,
             severity,
+            trace: trace.as_ref(),
+            redact: &self.redact,
         };
         if serde_json::to_writer(&mut *out, &entry).is_err() {
             // Serialising borrowed, already-validated values cannot fail into a Vec; if it
@@ -203,10 +220,23 @@ fn timestamp_ns(p: &CapturedPacket<'_>) -> u64 {
         .saturating_add(u64::from(p.timestamp.timestamp_subsec_nanos()))
 }
 
-/// CONTRACT §7: WARNING for TCP RST and ICMP errors, ERROR for analysis errors.
-fn severity(d: &analyze::Decoded<'_>, facts: &FlowFacts) -> Severity {
+/// CONTRACT §7: WARNING for TCP RST, ICMP errors and HTTP 4xx; ERROR for HTTP 5xx and
+/// analysis errors (HTTP messages that cannot be parsed included).
+fn severity(d: &analyze::Decoded<'_>, facts: &FlowFacts, app: &App<'_>) -> Severity {
     if facts.error.is_some() {
         return Severity::Error;
+    }
+    if let App::Http(m) = app {
+        if m.error.is_some() {
+            return Severity::Error;
+        }
+        if m.kind == analyze::http::Kind::Response {
+            match m.code {
+                500..=599 => return Severity::Error,
+                400..=499 => return Severity::Warning,
+                _ => {}
+            }
+        }
     }
     match d.transport {
         Some(Transport::Tcp(t)) if t.flags().rst() => Severity::Warning,

@@ -233,12 +233,13 @@ fn connection_lifecycle_flow_ids_and_window_scale() {
         "{}",
         resp[f::MESSAGE]
     );
-    // Opaque HTTP payload (HTTP analysis is another issue): L7 sample and size suffix.
+    // The GET is recognised as HTTP/1.1 (no opaque L7 view, no size suffix).
     let get = &lines[53];
-    assert_eq!(get[f::L7][f::LENGTH], 78);
-    assert!(s(&get[f::L7][f::SAMPLE]).starts_with("GET / HTTP/1.1\r\n"));
-    assert_eq!(s(&get[f::L7][f::ENCODING]), "text");
-    assert!(s(&get[f::MESSAGE]).ends_with(" | size:78"));
+    assert!(get.get(f::L7).is_none());
+    assert_eq!(s(&get[f::HTTP]["kind"]), "request");
+    assert_eq!(get[f::HTTP]["size"], 78);
+    assert!(s(&get[f::HTTP]["raw"]).starts_with("GET / HTTP/1.1\r\n"));
+    assert!(s(&get[f::MESSAGE]).ends_with(" | HTTP/1.1 GET /"));
 }
 
 #[test]

@@ -1,0 +1,256 @@
+//! JSON of HTTP/1.x messages: the `HTTP` section, Cloud Logging's `httpRequest` object on
+//! responses, and the trace fields. Secret header values are redacted here (see
+//! [`crate::redact`]).
+
+use std::fmt::Write;
+use std::net::IpAddr;
+
+use analyze::http::{Kind, Message, Trace};
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+
+use crate::fast;
+use crate::redact::Redactor;
+
+/// A duration in Cloud Logging's JSON form: seconds with up to 9 decimals and an `s`
+/// (`0.012s`, `1.5s`, `0s`).
+pub(crate) fn duration(ns: u64) -> String {
+    let mut s = String::with_capacity(16);
+    let secs = ns / 1_000_000_000;
+    let frac = ns % 1_000_000_000;
+    let _ = write!(s, "{secs}");
+    if frac != 0 {
+        let digits = format!("{frac:09}");
+        s.push('.');
+        s.push_str(digits.trim_end_matches('0'));
+    }
+    s.push('s');
+    s
+}
+
+/// `logging.googleapis.com/trace`: `projects/<project>/traces/<id>`, or the bare trace id
+/// when no project is known (never `projects//traces/…`).
+pub(crate) fn trace_name(project: Option<&str>, t: &Trace) -> String {
+    match project.filter(|p| !p.is_empty()) {
+        Some(p) => format!("projects/{p}/traces/{}", t.trace_id_str()),
+        None => t.trace_id_str().to_string(),
+    }
+}
+
+/// `logging.googleapis.com/spanId`: always 16 lowercase hex digits.
+pub(crate) fn span_hex(span: u64) -> fast::StackStr<16> {
+    let mut s = fast::StackStr::new();
+    let _ = write!(s, "{span:016x}");
+    s
+}
+
+/// `<method> <target>` or `<code> <reason>`, for the summary line.
+pub(crate) fn summary(out: &mut String, m: &Message) {
+    if let Some(e) = &m.error {
+        let _ = write!(out, " | {}: {}", e.code, e.info);
+        return;
+    }
+    match m.kind {
+        Kind::Request => {
+            let _ = write!(out, " | {} {} {}", m.proto(), m.method, m.url);
+        }
+        Kind::Response => {
+            let _ = write!(out, " | {} {} {}", m.proto(), m.code, m.reason);
+            if let Some(l) = m.latency_ns {
+                let _ = write!(out, " | latency:{}", duration(l));
+            }
+        }
+        Kind::Body => {
+            let _ = write!(out, " | HTTP body continuation | size:{}", m.size);
+        }
+        Kind::Partial => {
+            let _ = write!(out, " | HTTP header block continues | size:{}", m.size);
+        }
+    }
+}
+
+/// The `HTTP` section.
+pub(crate) struct HttpJson<'a> {
+    pub m: &'a Message,
+    pub redact: &'a crate::redact::Redactor,
+    pub debug: bool,
+}
+
+struct Headers<'a>(&'a Message, &'a Redactor);
+
+impl Serialize for Headers<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // Names as sent, values grouped by name in order of first appearance.
+        let hs = &self.0.headers;
+        let mut m = s.serialize_map(None)?;
+        for (i, (name, _)) in hs.iter().enumerate() {
+            if hs.iter().take(i).any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                continue;
+            }
+            let secret = self.1.is_secret(name);
+            let values: Vec<String> = hs
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| {
+                    if secret {
+                        crate::redact::MARKER.to_string()
+                    } else {
+                        String::from_utf8_lossy(v).into_owned()
+                    }
+                })
+                .collect();
+            m.serialize_entry(name, &values)?;
+        }
+        m.end()
+    }
+}
+
+struct BodyJson<'a>(&'a Message);
+
+impl Serialize for BodyJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let b = self.0;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("length", &b.body_len)?;
+        if let Some(cl) = b.content_length {
+            m.serialize_entry("content_length", &cl)?;
+        }
+        if b.chunked {
+            m.serialize_entry("chunked", &true)?;
+        }
+        if !b.body_sample.is_empty() {
+            m.serialize_entry("sample", &String::from_utf8_lossy(&b.body_sample))?;
+        }
+        m.end()
+    }
+}
+
+impl Serialize for HttpJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let h = self.m;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("kind", h.kind.name())?;
+        if let Some(e) = &h.error {
+            m.serialize_entry(
+                "error",
+                &ErrorJson {
+                    code: e.code,
+                    info: &e.info,
+                },
+            )?;
+        }
+        if !self.debug {
+            return m.end();
+        }
+        m.serialize_entry("proto", h.proto())?;
+        m.serialize_entry("size", &h.size)?;
+        match h.kind {
+            Kind::Request => {
+                m.serialize_entry("method", &h.method)?;
+                m.serialize_entry("url", &h.url)?;
+                if let Some(host) = h.header("host") {
+                    m.serialize_entry("host", &String::from_utf8_lossy(host))?;
+                }
+            }
+            Kind::Response => {
+                m.serialize_entry("code", &h.code)?;
+                m.serialize_entry("reason", &h.reason)?;
+                m.serialize_entry("status", &format!("{} {}", h.code, h.reason))?;
+                if let Some(r) = &h.request {
+                    let mut req = serde_json::Map::new();
+                    req.insert("method".into(), r.method.clone().into());
+                    req.insert("url".into(), r.url.clone().into());
+                    if let Some(l) = h.latency_ns {
+                        req.insert("latency".into(), duration(l).into());
+                    }
+                    m.serialize_entry("request", &req)?;
+                }
+            }
+            Kind::Body | Kind::Partial => {
+                m.serialize_entry("continuation", &true)?;
+            }
+        }
+        if matches!(h.kind, Kind::Request | Kind::Response) && h.error.is_none() {
+            m.serialize_entry("headers", &Headers(h, self.redact))?;
+            m.serialize_entry("body", &BodyJson(h))?;
+        }
+        m.serialize_entry("fragmented", &h.fragmented)?;
+        if h.reassembled {
+            m.serialize_entry("reassembled", &true)?;
+        }
+        if h.pipelined > 0 {
+            m.serialize_entry("pipelined", &h.pipelined)?;
+        }
+        if !h.raw.is_empty() {
+            m.serialize_entry("raw", &self.redact.raw(&h.raw, h.header_len))?;
+        }
+        m.end()
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorJson<'a> {
+    code: &'a str,
+    info: &'a str,
+}
+
+/// Cloud Logging's `httpRequest` (LogEntry.HttpRequest) for a response entry.
+pub(crate) struct HttpRequestJson<'a> {
+    pub m: &'a Message,
+    /// The client: the response's destination.
+    pub remote_ip: Option<IpAddr>,
+    /// The server: the response's source.
+    pub server_ip: Option<IpAddr>,
+    pub redact: &'a Redactor,
+}
+
+impl Serialize for HttpRequestJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let h = self.m;
+        let mut m = s.serialize_map(None)?;
+        if let Some(r) = &h.request {
+            m.serialize_entry("requestMethod", &r.method)?;
+            let url = match (&r.host, r.url.starts_with('/')) {
+                (Some(host), true) => format!("http://{host}{}", r.url),
+                _ => r.url.clone(),
+            };
+            m.serialize_entry("requestUrl", &url)?;
+            if let Some(ua) = &r.user_agent {
+                if self.redact.is_secret("user-agent") {
+                    m.serialize_entry("userAgent", crate::redact::MARKER)?;
+                } else {
+                    m.serialize_entry("userAgent", ua)?;
+                }
+            }
+        }
+        m.serialize_entry("status", &h.code)?;
+        // int64 fields are strings in LogEntry's JSON mapping.
+        m.serialize_entry("responseSize", &fast::dec(h.total_size()))?;
+        if let Some(l) = h.latency_ns {
+            m.serialize_entry("latency", &duration(l))?;
+        }
+        if let Some(ip) = self.remote_ip {
+            m.serialize_entry("remoteIp", &fast::ip(ip))?;
+        }
+        if let Some(ip) = self.server_ip {
+            m.serialize_entry("serverIp", &fast::ip(ip))?;
+        }
+        m.serialize_entry("protocol", h.proto())?;
+        m.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_spans() {
+        assert_eq!(duration(12_000_000), "0.012s");
+        assert_eq!(duration(1_500_000_000), "1.5s");
+        assert_eq!(duration(0), "0s");
+        assert_eq!(duration(3_000_000_001), "3.000000001s");
+        assert_eq!(span_hex(1).as_str(), "0000000000000001");
+        assert_eq!(span_hex(u64::MAX).as_str(), "ffffffffffffffff");
+    }
+}
