@@ -20,6 +20,9 @@ use render::fields as f;
 use serde_json::Value;
 use testbed::{ChildGuard, Netns, TestNet};
 
+mod common;
+use common::live::{reference_tcpdump, stop, tshark_count};
+
 const BIN: &str = env!("CARGO_BIN_EXE_pcapd");
 
 /// The server side (dnsmasq, s_server) runs in the app namespace, where pcapd captures.
@@ -125,55 +128,6 @@ impl Running {
             .collect();
         (status.code(), lines)
     }
-}
-
-/// Reference capture with tcpdump in the same namespace (immediate mode, packet-buffered).
-fn reference_tcpdump(ns: &Netns, file: &Path) -> ChildGuard {
-    let mut command = ns.command("tcpdump");
-    command
-        .args([
-            "-i",
-            "eth0",
-            "-n",
-            "-U",
-            "--immediate-mode",
-            "-Z",
-            "root",
-            "-w",
-        ])
-        .arg(file)
-        .arg(FILTER)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = ChildGuard::spawn(&mut command).unwrap();
-    // tcpdump says "listening on" once its handle is open.
-    let stderr = child.child_mut().stderr.take().unwrap();
-    let mut reader = BufReader::new(stderr);
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
-    assert!(line.contains("listening on"), "tcpdump: {line}");
-    std::thread::spawn(move || for _ in reader.lines() {});
-    child
-}
-
-fn stop(mut child: ChildGuard) {
-    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
-    child
-        .wait_timeout(Duration::from_secs(10))
-        .unwrap()
-        .expect("exits after SIGTERM");
-}
-
-fn tshark_count(file: &Path) -> usize {
-    let out = Command::new("tshark")
-        .arg("-n")
-        .arg("-r")
-        .arg(file)
-        .stderr(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "tshark -r {file:?}");
-    out.stdout.iter().filter(|&&b| b == b'\n').count()
 }
 
 /// `tshark -r FILE -Y FILTER -T fields -e ...`: one row of field values per matching packet.
@@ -490,7 +444,7 @@ fn live_arp_dns_tls_and_icmp_are_decoded_field_by_field_and_counted_like_tshark(
     let pcapd = Running::start(command);
     pcapd.wait_ready();
     let reference = dir.path().join("reference.pcap");
-    let tcpdump = reference_tcpdump(net.app(), &reference);
+    let tcpdump = reference_tcpdump(net.app(), &reference, FILTER);
 
     net.peer()
         .run(

@@ -18,6 +18,7 @@ use nix::unistd::Pid;
 use serde_json::Value;
 use testbed::{ChildGuard, Netns, TestNet};
 
+use common::live::{reference_tcpdump, stop, tshark_count};
 use common::synth;
 
 const BIN: &str = env!("CARGO_BIN_EXE_pcapd");
@@ -52,10 +53,6 @@ fn tool_lines(program: &str, args: &[&str]) -> usize {
         .unwrap();
     assert!(out.status.success(), "{program} {args:?}");
     out.stdout.iter().filter(|&&b| b == b'\n').count()
-}
-
-fn tshark_count(file: &Path) -> usize {
-    tool_lines("tshark", &["-n", "-r", file.to_str().unwrap()])
 }
 
 fn parse(line: &str) -> Value {
@@ -308,43 +305,6 @@ fn ready_line(v: &Value) -> bool {
     v["message"]
         .as_str()
         .is_some_and(|m| m.starts_with("capture ready"))
-}
-
-/// Reference capture with tcpdump in the same namespace (immediate mode, packet-buffered).
-fn reference_tcpdump(ns: &Netns, file: &Path, filter: &str) -> ChildGuard {
-    let mut command = ns.command("tcpdump");
-    command
-        .args([
-            "-i",
-            "eth0",
-            "-n",
-            "-U",
-            "--immediate-mode",
-            "-Z",
-            "root",
-            "-w",
-        ])
-        .arg(file)
-        .arg(filter)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = ChildGuard::spawn(&mut command).unwrap();
-    // tcpdump says "listening on" once its handle is open.
-    let stderr = child.child_mut().stderr.take().unwrap();
-    let mut reader = BufReader::new(stderr);
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
-    assert!(line.contains("listening on"), "tcpdump: {line}");
-    std::thread::spawn(move || for _ in reader.lines() {});
-    child
-}
-
-fn stop(mut child: ChildGuard) {
-    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
-    child
-        .wait_timeout(Duration::from_secs(10))
-        .unwrap()
-        .expect("exits");
 }
 
 fn final_stats(lines: &[Value]) -> &Value {

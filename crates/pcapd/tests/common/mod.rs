@@ -1,3 +1,4 @@
 //! Helpers shared by the integration tests and the benchmark generator.
 
+pub mod live;
 pub mod synth;
