@@ -8,20 +8,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use render::fields as f;
 use serde_json::Value;
 use testbed::{ChildGuard, Netns, TestNet};
 
 mod common;
-use common::live::{reference_tcpdump, stop, tshark_count};
+use common::live::{is_packet, parse, ready_line, reference_tcpdump, stop, tshark_count, Running};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pcapd");
 
@@ -54,80 +50,6 @@ fn pcapd_command(ns: &Netns) -> Command {
         .env("PCAP_RUN_DIR", "/tmp/pcapd-test-run")
         .env("GCS_MOUNT", "/tmp/pcapd-test-mount");
     command
-}
-
-fn parse(line: &str) -> Value {
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
-}
-
-/// Packet lines carry the `pcap` section; pcapd's own log lines do not.
-fn is_packet(v: &Value) -> bool {
-    v.get(f::PCAP).is_some_and(Value::is_object)
-}
-
-/// A running `pcapd` whose stdout lines are collected by a thread.
-struct Running {
-    child: ChildGuard,
-    lines: Arc<Mutex<Vec<String>>>,
-    reader: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Running {
-    fn start(mut command: Command) -> Running {
-        command.stdout(Stdio::piped()).stderr(Stdio::inherit());
-        let mut child = ChildGuard::spawn(&mut command).unwrap();
-        let stdout = child.child_mut().stdout.take().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&lines);
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Running {
-            child,
-            lines,
-            reader: Some(reader),
-        }
-    }
-
-    fn wait_ready(&self) {
-        testbed::wait_until(WAIT, Duration::from_millis(20), || {
-            self.lines.lock().unwrap().iter().any(|l| {
-                parse(l)[f::MESSAGE]
-                    .as_str()
-                    .is_some_and(|m| m.starts_with("capture ready"))
-            })
-        })
-        .unwrap_or_else(|e| {
-            panic!(
-                "pcapd readiness: {e}; lines: {:?}",
-                self.lines.lock().unwrap()
-            )
-        });
-    }
-
-    /// SIGTERM, then the exit code and every stdout line.
-    fn terminate(mut self) -> (Option<i32>, Vec<Value>) {
-        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
-        let status = self
-            .child
-            .wait_timeout(Duration::from_secs(15))
-            .unwrap()
-            .expect("pcapd exits after SIGTERM");
-        if let Some(reader) = self.reader.take() {
-            reader.join().unwrap();
-        }
-        let lines = self
-            .lines
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|l| parse(l))
-            .collect();
-        (status.code(), lines)
-    }
 }
 
 /// `tshark -r FILE -Y FILTER -T fields -e ...`: one row of field values per matching packet.
@@ -442,7 +364,7 @@ fn live_arp_dns_tls_and_icmp_are_decoded_field_by_field_and_counted_like_tshark(
         .arg("--ready-dir")
         .arg(&run_dir);
     let pcapd = Running::start(command);
-    pcapd.wait_ready();
+    pcapd.wait_for_line("pcapd readiness", ready_line);
     let reference = dir.path().join("reference.pcap");
     let tcpdump = reference_tcpdump(net.app(), &reference, FILTER);
 

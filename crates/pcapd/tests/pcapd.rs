@@ -7,18 +7,15 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use serde_json::Value;
 use testbed::{ChildGuard, Netns, TestNet};
 
-use common::live::{reference_tcpdump, stop, tshark_count};
+use common::live::{is_packet, parse, ready_line, reference_tcpdump, stop, tshark_count, Running};
 use common::synth;
 
 const BIN: &str = env!("CARGO_BIN_EXE_pcapd");
@@ -53,15 +50,6 @@ fn tool_lines(program: &str, args: &[&str]) -> usize {
         .unwrap();
     assert!(out.status.success(), "{program} {args:?}");
     out.stdout.iter().filter(|&&b| b == b'\n').count()
-}
-
-fn parse(line: &str) -> Value {
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
-}
-
-/// Packet lines carry the `pcap` section; pcapd's own log lines do not.
-fn is_packet(v: &Value) -> bool {
-    v.get("pcap").is_some_and(Value::is_object)
 }
 
 fn num(v: &Value) -> u64 {
@@ -231,82 +219,6 @@ fn ordered_mode_keeps_exact_capture_order() {
     assert_eq!(nums, (0..20_000).collect::<Vec<_>>());
 }
 
-/// A running `pcapd` whose stdout lines are collected by a thread.
-struct Running {
-    child: ChildGuard,
-    lines: Arc<Mutex<Vec<String>>>,
-    reader: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Running {
-    fn start(mut command: Command) -> Running {
-        command.stdout(Stdio::piped()).stderr(Stdio::inherit());
-        let mut child = ChildGuard::spawn(&mut command).unwrap();
-        let stdout = child.child_mut().stdout.take().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&lines);
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Running {
-            child,
-            lines,
-            reader: Some(reader),
-        }
-    }
-
-    fn wait_for_line(&self, what: &str, predicate: impl Fn(&Value) -> bool) -> Value {
-        let mut found = None;
-        testbed::wait_until(Duration::from_secs(20), Duration::from_millis(20), || {
-            found = self
-                .lines
-                .lock()
-                .unwrap()
-                .iter()
-                .map(|l| parse(l))
-                .find(|v| predicate(v));
-            found.is_some()
-        })
-        .unwrap_or_else(|e| {
-            panic!(
-                "waiting for {what}: {e}; lines: {:?}",
-                self.lines.lock().unwrap()
-            )
-        });
-        found.unwrap()
-    }
-
-    /// SIGTERM, then the exit code and every stdout line.
-    fn terminate(mut self) -> (Option<i32>, Vec<Value>) {
-        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
-        let status = self
-            .child
-            .wait_timeout(Duration::from_secs(15))
-            .unwrap()
-            .expect("pcapd exits after SIGTERM");
-        if let Some(reader) = self.reader.take() {
-            reader.join().unwrap();
-        }
-        let lines = self
-            .lines
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|l| parse(l))
-            .collect();
-        (status.code(), lines)
-    }
-}
-
-fn ready_line(v: &Value) -> bool {
-    v["message"]
-        .as_str()
-        .is_some_and(|m| m.starts_with("capture ready"))
-}
-
 fn final_stats(lines: &[Value]) -> &Value {
     lines
         .iter()
@@ -453,7 +365,7 @@ fn files_rotate_on_a_timer_and_the_last_one_is_closed_at_sigterm() {
         .arg(&out_dir);
     let pcapd = Running::start(command);
     pcapd.wait_for_line("readiness", ready_line);
-    let pid = pcapd.child.id();
+    let pid = pcapd.pid();
     let mut ping = ChildGuard::spawn(
         net.app()
             .command("ping")

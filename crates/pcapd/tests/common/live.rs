@@ -1,10 +1,16 @@
-//! Live-capture helpers shared by the integration tests: a reference tcpdump in the same
-//! namespace, a graceful stop, and tshark's packet count.
+//! Live-capture helpers shared by the integration tests: a running pcapd with its stdout
+//! collected, a reference tcpdump in the same namespace, a graceful stop, tshark's count.
+
+// Each test binary compiles this module and uses a subset of it.
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use serde_json::Value;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -59,4 +65,97 @@ pub fn tshark_count(file: &Path) -> usize {
         .unwrap();
     assert!(out.status.success(), "tshark -r {file:?}");
     out.stdout.iter().filter(|&&b| b == b'\n').count()
+}
+
+pub fn parse(line: &str) -> Value {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+}
+
+/// Packet lines carry the `pcap` section; pcapd's own log lines do not.
+pub fn is_packet(v: &Value) -> bool {
+    v.get("pcap").is_some_and(Value::is_object)
+}
+
+/// pcapd's "capture ready" log line.
+pub fn ready_line(v: &Value) -> bool {
+    v["message"]
+        .as_str()
+        .is_some_and(|m| m.starts_with("capture ready"))
+}
+
+/// A running `pcapd` whose stdout lines are collected by a thread.
+pub struct Running {
+    child: ChildGuard,
+    lines: Arc<Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Starts `command` with its stdout collected line by line.
+    pub fn start(mut command: Command) -> Running {
+        command.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let mut child = ChildGuard::spawn(&mut command).unwrap();
+        let stdout = child.child_mut().stdout.take().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&lines);
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Running {
+            child,
+            lines,
+            reader: Some(reader),
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits (20 s at most) for a stdout line matching `predicate`, and returns it parsed.
+    pub fn wait_for_line(&self, what: &str, predicate: impl Fn(&Value) -> bool) -> Value {
+        let mut found = None;
+        testbed::wait_until(Duration::from_secs(20), Duration::from_millis(20), || {
+            found = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|l| parse(l))
+                .find(|v| predicate(v));
+            found.is_some()
+        })
+        .unwrap_or_else(|e| {
+            panic!(
+                "waiting for {what}: {e}; lines: {:?}",
+                self.lines.lock().unwrap()
+            )
+        });
+        found.unwrap()
+    }
+
+    /// SIGTERM, then the exit code and every stdout line.
+    pub fn terminate(mut self) -> (Option<i32>, Vec<Value>) {
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
+        let status = self
+            .child
+            .wait_timeout(Duration::from_secs(15))
+            .unwrap()
+            .expect("pcapd exits after SIGTERM");
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        let lines = self
+            .lines
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| parse(l))
+            .collect();
+        (status.code(), lines)
+    }
 }
