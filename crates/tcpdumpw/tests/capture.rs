@@ -184,6 +184,11 @@ impl Packet {
     }
 }
 
+/// How many ICMP echo requests to `dst` are in `packets`.
+fn echo_requests_to(packets: &[Packet], dst: &str) -> usize {
+    packets.iter().filter(|p| p.echo_request_to(dst)).count()
+}
+
 /// Reads a capture file with tshark; fails the test if tshark finds it damaged.
 fn read_packets(file: &Path) -> Vec<Packet> {
     let output = Command::new("tshark")
@@ -309,11 +314,7 @@ fn pcap_l4_protos_icmp_keeps_only_icmp() {
         ping(net.app(), PEER, 3);
         tcp_attempt(net.app(), PEER, 8080);
     });
-    assert_eq!(
-        packets.iter().filter(|p| p.echo_request_to(PEER)).count(),
-        3,
-        "{packets:?}"
-    );
+    assert_eq!(echo_requests_to(&packets, PEER), 3, "{packets:?}");
     for packet in &packets {
         assert!(
             packet.protocols.contains("icmp") && !packet.protocols.contains("tcp"),
@@ -329,11 +330,7 @@ fn pcap_ipv4_keeps_only_those_addresses() {
         ping(net.app(), PEER, 2);
         ping(net.app(), PEER2, 2);
     });
-    assert_eq!(
-        packets.iter().filter(|p| p.echo_request_to(PEER2)).count(),
-        2,
-        "{packets:?}"
-    );
+    assert_eq!(echo_requests_to(&packets, PEER2), 2, "{packets:?}");
     for packet in &packets {
         assert!(packet.src == PEER2 || packet.dst == PEER2, "{packet:?}");
     }
@@ -375,11 +372,7 @@ fn rotation_produces_several_valid_files_and_loses_nothing() {
         let capinfos = Command::new("capinfos").arg(file).output().unwrap();
         assert!(capinfos.status.success(), "{name}: {capinfos:?}");
     }
-    let requests = sidecar
-        .packets()
-        .iter()
-        .filter(|p| p.echo_request_to(PEER))
-        .count();
+    let requests = echo_requests_to(&sidecar.packets(), PEER);
     assert_eq!(requests, 20, "every packet is in exactly one file");
 }
 
@@ -418,7 +411,7 @@ fn cron_runs_capture_only_inside_their_windows() {
         );
     }
     let packets = sidecar.packets();
-    let requests = packets.iter().filter(|p| p.echo_request_to(PEER)).count();
+    let requests = echo_requests_to(&packets, PEER);
     assert!(requests >= 20, "{requests} requests");
     assert!(
         requests < 100,
@@ -474,16 +467,12 @@ fn a_killed_tcpdump_is_restarted_and_capture_continues_without_truncation() {
     assert!(files.len() >= 2, "{files:?}");
     let first = read_packets(&files[0]);
     assert_eq!(
-        first.iter().filter(|p| p.echo_request_to(PEER)).count(),
+        echo_requests_to(&first, PEER),
         3,
         "the first file survived the restart: {first:?}"
     );
     let later: Vec<Packet> = files[1..].iter().flat_map(|f| read_packets(f)).collect();
-    assert_eq!(
-        later.iter().filter(|p| p.echo_request_to(PEER2)).count(),
-        3,
-        "{later:?}"
-    );
+    assert_eq!(echo_requests_to(&later, PEER2), 3, "{later:?}");
     let exited = sidecar.lines().into_iter().find(|l| {
         l["message"]
             .as_str()
@@ -519,13 +508,7 @@ fn an_existing_file_name_is_never_reused() {
     let files = sidecar.files();
     let new: Vec<&PathBuf> = files.iter().filter(|f| !planted.contains(f)).collect();
     assert_eq!(new.len(), 1, "{files:?}");
-    assert_eq!(
-        read_packets(new[0])
-            .iter()
-            .filter(|p| p.echo_request_to(PEER))
-            .count(),
-        2
-    );
+    assert_eq!(echo_requests_to(&read_packets(new[0]), PEER), 2);
 }
 
 #[test]
@@ -554,10 +537,7 @@ fn sigterm_leaves_a_complete_last_file_and_readiness_follows_capture() {
     let files = sidecar.files();
     assert_eq!(files.len(), 1, "{files:?}");
     let packets = read_packets(&files[0]);
-    assert_eq!(
-        packets.iter().filter(|p| p.echo_request_to(PEER)).count(),
-        5
-    );
+    assert_eq!(echo_requests_to(&packets, PEER), 5);
     assert_eq!(
         packets
             .iter()
@@ -752,13 +732,7 @@ fn interfaces_that_appear_later_are_captured() {
         })
         .flat_map(|f| read_packets(f))
         .collect();
-    assert!(
-        eth1.iter()
-            .filter(|p| p.echo_request_to("198.51.101.2"))
-            .count()
-            >= 3,
-        "{eth1:?}"
-    );
+    assert!(echo_requests_to(&eth1, "198.51.101.2") >= 3, "{eth1:?}");
 }
 
 /// `/etc/netns/<ns>/hosts`, which `ip netns exec` mounts over `/etc/hosts`; removed on drop.
@@ -816,14 +790,8 @@ fn pcap_hosts_are_resolved_again_and_the_filter_follows() {
     );
     let packets = sidecar.packets();
     // Before the change only PEER was captured, after it only PEER2.
-    assert_eq!(
-        packets.iter().filter(|p| p.echo_request_to(PEER)).count(),
-        3
-    );
-    assert_eq!(
-        packets.iter().filter(|p| p.echo_request_to(PEER2)).count(),
-        3
-    );
+    assert_eq!(echo_requests_to(&packets, PEER), 3);
+    assert_eq!(echo_requests_to(&packets, PEER2), 3);
 }
 
 /// The pcapd binary of this workspace, next to tcpdumpw (`cargo build -p pcapd` builds it;
@@ -855,11 +823,7 @@ fn json_output_runs_pcapd_beside_tcpdump_with_the_same_filter() {
     let status = sidecar.terminate();
     assert!(status.success(), "{}", sidecar.log_text());
 
-    let pcap_requests = sidecar
-        .packets()
-        .iter()
-        .filter(|p| p.echo_request_to(PEER))
-        .count();
+    let pcap_requests = echo_requests_to(&sidecar.packets(), PEER);
     assert_eq!(pcap_requests, 3);
     let json: Vec<Value> = std::fs::read_dir(sidecar.capture_dir())
         .unwrap()
@@ -912,11 +876,7 @@ fn a_timeout_without_cron_is_a_one_shot_capture_and_the_process_stays_up() {
     );
     assert!(readiness::check(&sidecar.run_dir()).is_ready());
     assert!(sidecar.terminate().success());
-    let requests = sidecar
-        .packets()
-        .iter()
-        .filter(|p| p.echo_request_to(PEER))
-        .count();
+    let requests = echo_requests_to(&sidecar.packets(), PEER);
     assert_eq!(requests, 2, "only the pings inside the capture window");
 }
 
@@ -983,7 +943,7 @@ fn a_file_left_open_by_a_quiet_interface_is_closed_after_its_period() {
     assert_eq!(files.len(), 2, "{files:?}");
     // Closed, hence complete: the packets can be exported before traffic resumes.
     let first = read_packets(&files[0]);
-    assert_eq!(first.iter().filter(|p| p.echo_request_to(PEER)).count(), 3);
+    assert_eq!(echo_requests_to(&first, PEER), 3);
     // The new, empty file is left open: an idle interface does not churn out empty files.
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!(sidecar.count("closing the idle capture file"), 1);
