@@ -694,6 +694,16 @@ fn wait_healthy(world: &World, sidecar: &mut Sidecar) -> Duration {
     }
 }
 
+/// The common middle of a scenario: 12 traced requests over 6 s, a moment for the last
+/// segments to be captured, then SIGTERM and the shutdown checks. Returns the trace ids.
+fn traffic_then_shutdown(world: &World, sidecar: &mut Sidecar) -> Vec<String> {
+    let traces = world.traffic(12, Duration::from_secs(6));
+    std::thread::sleep(Duration::from_millis(500));
+    let took = check_shutdown(world, sidecar);
+    eprintln!("shutdown took {took:?}");
+    traces
+}
+
 /// Shutdown checks common to every scenario: exit 0 in time, capture dir empty, the last
 /// line is the summary, fsnotify lost nothing.
 fn check_shutdown(world: &World, sidecar: &mut Sidecar) -> Duration {
@@ -745,10 +755,7 @@ fn plain_directory_end_to_end() {
         "health after {healthy:?}"
     );
 
-    let traces = world.traffic(12, Duration::from_secs(6));
-    std::thread::sleep(Duration::from_millis(500));
-    let took = check_shutdown(&world, &mut sidecar);
-    eprintln!("shutdown took {took:?}");
+    let traces = traffic_then_shutdown(&world, &mut sidecar);
     let (ref_path, ref_log) = reference.stop();
 
     let export_dir = world.gcs_mount().join(&bucket_path);
@@ -873,10 +880,7 @@ fn fuse_mount_end_to_end() {
         "GCS_MOUNT is an rclone mount for pcap-init"
     );
 
-    let traces = world.traffic(12, Duration::from_secs(6));
-    std::thread::sleep(Duration::from_millis(500));
-    let took = check_shutdown(&world, &mut sidecar);
-    eprintln!("shutdown took {took:?}");
+    let traces = traffic_then_shutdown(&world, &mut sidecar);
     let (ref_path, ref_log) = reference.stop();
     assert!(
         !Path::new(&format!("/proc/{mounter_pid}")).exists(),
@@ -912,10 +916,7 @@ fn api_upload_end_to_end() {
         "health after {healthy:?}"
     );
 
-    let traces = world.traffic(12, Duration::from_secs(6));
-    std::thread::sleep(Duration::from_millis(500));
-    let took = check_shutdown(&world, &mut sidecar);
-    eprintln!("shutdown took {took:?}");
+    let traces = traffic_then_shutdown(&world, &mut sidecar);
     let (ref_path, ref_log) = reference.stop();
     assert!(
         world.metadata.requests(MetadataServer::TOKEN) > 0,
