@@ -221,11 +221,10 @@ pub fn app_container_env(
     let _ = stream.set_read_timeout(timeout);
     let _ = stream.set_write_timeout(timeout);
     // HTTP/1.0: the engine closes the connection after the body, so no chunked decoding.
-    write!(
-        stream,
-        "GET /containers/{container}/json HTTP/1.0\r\nHost: docker\r\n\r\n"
-    )
-    .map_err(|e| format!("Docker API request failed: {e}"))?;
+    let request = format!("GET /containers/{container}/json HTTP/1.0\r\nHost: docker\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| format!("Docker API request failed: {e}"))?;
     let mut answer = Vec::new();
     stream
         .read_to_end(&mut answer)

@@ -108,9 +108,16 @@ fn docker_api(dir: &std::path::Path) -> std::path::PathBuf {
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { break };
-            let mut request = [0u8; 1024];
-            let n = stream.read(&mut request).unwrap_or(0);
-            let request = String::from_utf8_lossy(&request[..n]).to_string();
+            // Read the whole request head: it may arrive in several pieces.
+            let mut request = Vec::new();
+            let mut chunk = [0u8; 256];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let request = String::from_utf8_lossy(&request).to_string();
             let (status, body) = if request.starts_with("GET /containers/gaeapp/json ") {
                 (
                     "200 OK",
