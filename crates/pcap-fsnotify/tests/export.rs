@@ -183,6 +183,15 @@ fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
+/// How many files under `dir` carry a final name: an upload in flight is a
+/// hidden `.partial` file that must not count as exported.
+fn finished(dir: &Path) -> usize {
+    tree(dir)
+        .keys()
+        .filter(|rel| !rel.rsplit('/').next().unwrap_or(rel).starts_with('.'))
+        .count()
+}
+
 fn capture_files(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .unwrap()
@@ -211,7 +220,7 @@ fn directory_destination_exports_each_closed_file_once_and_waits_for_open_ones()
     fs::write(capture.join("notes.txt"), b"not a capture file").unwrap();
     let export = daemon.export_dir();
     daemon.wait("5 exported files", Duration::from_secs(30), || {
-        tree(&export).len() == 5
+        finished(&export) == 5
     });
     std::thread::sleep(Duration::from_millis(300));
     assert!(
@@ -222,7 +231,7 @@ fn directory_destination_exports_each_closed_file_once_and_waits_for_open_ones()
     drop(writer);
     originals.insert(open_name.clone(), open_bytes);
     daemon.wait("the closed file", Duration::from_secs(30), || {
-        tree(&export).len() == 6
+        finished(&export) == 6
     });
     let exported = tree(&export);
     assert_eq!(
@@ -309,7 +318,7 @@ fn unreadable_files_are_reported_and_the_others_still_exported() {
     // The FIFO and the directory emit no close event: the periodic/shutdown scan finds them.
     let export = daemon.export_dir();
     daemon.wait("3 exported files", Duration::from_secs(30), || {
-        tree(&export).len() == 3
+        finished(&export) == 3
     });
     daemon.sigterm();
     let status = daemon.wait_exit(Duration::from_secs(10));
