@@ -62,6 +62,12 @@ pub const DEFAULT_WORKERS: usize = 2;
 pub const DEFAULT_QUEUE_MIB: u64 = 8;
 /// Default kernel capture buffer, MiB.
 pub const DEFAULT_BUFFER_MIB: u64 = 4;
+/// Most bytes pcapd keeps of a live packet, whatever `PCAP_SNAPSHOT_LENGTH` says (the `.pcap`
+/// files keep the configured length). libpcap gives each packet a ring frame of snaplen plus
+/// ~80 bytes of headers, rounded up to a power-of-two block: at the default 65,536 that is a
+/// 128 KiB block per 64 KiB packet, so a 4 MiB buffer maps 8 MiB. The JSON needs headers,
+/// not the last bytes of a 64 KiB segment; this cap keeps a frame within 64 KiB blocks.
+pub const RING_SNAPLEN_CAP: u32 = 65_400;
 
 impl Settings {
     /// Defaults for a live capture on `iface` writing to stdout.
@@ -246,7 +252,7 @@ pub fn from_config(config: &Config, matches: &ArgMatches) -> Result<Settings, Er
         None => (
             SourceSettings::Live(LiveSettings {
                 iface: config.iface.clone(),
-                snaplen: config.snaplen,
+                snaplen: config.snaplen.min(RING_SNAPLEN_CAP),
                 buffer_bytes: u32::try_from(buffer_mib << 20).unwrap_or(u32::MAX),
                 promisc,
                 immediate,
