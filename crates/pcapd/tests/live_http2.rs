@@ -1,6 +1,6 @@
 //! The real `pcapd` binary capturing live HTTP/2 over cleartext TCP (h2c) in a network
 //! namespace the test creates (issue 4): `nghttpd` serving files to `curl
-//! --http2-prior-knowledge` and `nghttp` (concurrent streams, trace headers, a 20 KB header
+//! --http2-prior-knowledge` and `nghttp` (concurrent streams, trace headers, a 30 KB header
 //! that needs CONTINUATION frames, secrets), a Python `grpcio` server and client (an OK
 //! call and a NOT_FOUND error), and a capture started in the middle of a long-lived
 //! connection whose HPACK dynamic table it never saw. Every output line is parsed as JSON
