@@ -81,7 +81,8 @@ fn rank(s: Severity) -> u8 {
     }
 }
 
-/// ` | HTTP/2 HEADERS#1 GET /x, DATA#1, …` and the first response's latency.
+/// ` | HTTP/2 HEADERS#1 GET /x, DATA#1, …` (header blocks and error codes named first) and
+/// the first response's latency.
 pub(crate) fn summary(out: &mut String, s: &Segment) {
     out.push_str(" | HTTP/2");
     if s.preface {
@@ -95,7 +96,16 @@ pub(crate) fn summary(out: &mut String, s: &Segment) {
         let _ = write!(out, " frame continuation | size:{}", s.size);
         return;
     }
-    for (i, f) in s.frames.iter().take(SUMMARY_FRAMES).enumerate() {
+    // Header blocks and error codes first (a client's first segment often leads with
+    // SETTINGS and PRIORITY frames), then the others, in order within each group.
+    let notable = |f: &&FrameInfo| f.headers.is_some() || f.error_code.is_some();
+    let shown = s
+        .frames
+        .iter()
+        .filter(notable)
+        .chain(s.frames.iter().filter(|f| !notable(f)))
+        .take(SUMMARY_FRAMES);
+    for (i, f) in shown.enumerate() {
         out.push_str(if i == 0 { " " } else { ", " });
         out.push_str(f.kind.name());
         if f.stream != 0 {

@@ -191,7 +191,9 @@ fn streams_pair_with_latency_trace_and_http_request() {
     let (_, l) = run(&conversation(), Verbosity::Debug, &[]);
     let m = sv(&l[3][f::MESSAGE]);
     assert!(
-        m.contains("| HTTP/2 preface SETTINGS, HEADERS#1 GET /a, HEADERS#3 GET /b"),
+        m.ends_with(
+            "| HTTP/2 preface HEADERS#1 GET /a, HEADERS#3 GET /b, HEADERS#5 GET /c, SETTINGS"
+        ),
         "{m}"
     );
     let h = &l[3][f::HTTP];
