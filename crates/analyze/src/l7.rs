@@ -233,6 +233,42 @@ mod tests {
     }
 
     #[test]
+    fn http2_by_content_after_http1_and_never_on_tls_flows() {
+        // The HTTP/1.1 request of veth.pcap (packet 53) with its payload replaced.
+        let with_payload = |payload: &[u8]| {
+            let mut p = veth(53)[..66].to_vec();
+            p.extend_from_slice(payload);
+            let ip_len = (p.len() - 14) as u16;
+            p[16..18].copy_from_slice(&ip_len.to_be_bytes());
+            p
+        };
+        let mut preface = http2::PREFACE.to_vec();
+        preface.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+        let p = with_payload(&preface);
+        let d = crate::decode(1, &p, p.len() as u32);
+        let mut f = FlowState::default();
+        let (a, e) = classify(&d, Some(&mut f));
+        assert!(
+            matches!(a, App::Http2(s) if s.preface && s.frames.len() == 1),
+            "{e:?}"
+        );
+        assert_eq!(f.l7, L7State::Http2);
+        assert!(f.h2.is_some() && f.http.is_none());
+        // A flow already seen as TLS is never taken for HTTP/2, even by valid frames.
+        let settings = with_payload(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+        let d = crate::decode(1, &settings, settings.len() as u32);
+        let mut tls = FlowState {
+            l7: L7State::Tls,
+            ..FlowState::default()
+        };
+        assert!(matches!(classify(&d, Some(&mut tls)).0, App::Opaque(_)));
+        // HTTP/1.1 still wins on a new flow.
+        let mut f = FlowState::default();
+        assert!(matches!(app(veth(53), veth(53).len()).0, App::Http(_)));
+        assert!(matches!(classify(&d, Some(&mut f)).0, App::Http2(_)));
+    }
+
+    #[test]
     fn dns_errors_and_snaplen() {
         let p = veth(25);
         // Snaplen cut inside the answers: not an error.

@@ -364,3 +364,22 @@ fn bounds() {
     assert_eq!(err.unwrap().code, "HEADER_BLOCK_TOO_LARGE");
     assert_eq!(c.buffered(), 0);
 }
+
+#[test]
+fn push_promise_and_unknown_frame_types() {
+    let mut c = Conn::new(true);
+    c.on_segment(Side::A, 0, &request(1, "/", &[]));
+    let mut pp = 2u32.to_be_bytes().to_vec();
+    pp.extend(block(&[(":method", "GET"), (":path", "/style.css")], false));
+    let mut p = frame(5, flags::END_HEADERS, 1, &pp);
+    p.extend(frame(0xfa, 0x0f, 0, b"extension"));
+    let s = c.on_segment(Side::B, 1, &p);
+    assert!(s.error.is_none(), "{s:?}");
+    let h = s.frames[0].headers.as_ref().unwrap();
+    assert_eq!(
+        (h.role, h.get(":path")),
+        (Role::Promise, Some(&b"/style.css"[..]))
+    );
+    assert_eq!(s.frames[1].kind, FrameType::Unknown(0xfa));
+    assert_eq!(s.frames[1].kind.name(), "UNKNOWN");
+}
