@@ -383,3 +383,51 @@ fn push_promise_and_unknown_frame_types() {
     assert_eq!(s.frames[1].kind, FrameType::Unknown(0xfa));
     assert_eq!(s.frames[1].kind.name(), "UNKNOWN");
 }
+
+/// Mutated and cut valid traffic (xorshift, fixed seed) through synced and mid-connection
+/// state: nothing panics (debug builds check arithmetic overflow too) and the bounds hold.
+#[test]
+fn mutated_segments_never_panic() {
+    let mut base = PREFACE.to_vec();
+    base.extend(settings());
+    base.extend(request(1, "/a", &[("traceparent", TP), ("cookie", "c")]));
+    let mut cont = frame(
+        1,
+        flags::PADDED | flags::PRIORITY,
+        3,
+        &[2, 0, 0, 0, 1, 9, 0x82, 0x40, 1, b'k', 1, b'v', 0, 0],
+    );
+    cont.extend(frame(
+        9,
+        flags::END_HEADERS,
+        3,
+        &[0xbe, 0xbf, 0x3f, 0xe1, 0x1f],
+    ));
+    base.extend(cont);
+    base.extend(frame(3, 0, 1, &[0, 0, 0, 1]));
+    base.extend(frame(7, 0, 0, &[0, 0, 0, 1, 0, 0, 0, 2, b'x']));
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for round in 0..20_000 {
+        let mut c = Conn::new(round % 2 == 0);
+        for _ in 0..8 {
+            let mut seg = base.clone();
+            for _ in 0..(next() % 6) {
+                let i = (next() as usize) % seg.len();
+                seg[i] = next() as u8;
+            }
+            let start = (next() as usize) % 40;
+            let end = seg.len() - (next() as usize) % 40;
+            let side = if next() % 3 == 0 { Side::B } else { Side::A };
+            let _ = c.on_segment(side, next() % 1_000, &seg[start.min(end)..end]);
+            assert!(c.buffered() <= 2 * (MAX_FRAME_BUFFER + MAX_HEADER_BLOCK));
+            assert!(c.streams() <= MAX_STREAMS);
+            assert!(c.table_sizes().iter().all(|t| *t <= hpack::MAX_TABLE_SIZE));
+        }
+    }
+}
