@@ -400,7 +400,10 @@ fn trace_header(rng: &mut Rng) -> Option<(&'static str, String)> {
     let span = rng.next() | 1;
     match rng.below(3) {
         0 => Some(("traceparent", format!("00-{id:032x}-{span:016x}-01"))),
-        1 => Some(("x-cloud-trace-context", format!("{id:032x}/{};o=1", span >> 1))),
+        1 => Some((
+            "x-cloud-trace-context",
+            format!("{id:032x}/{};o=1", span >> 1),
+        )),
         _ => None,
     }
 }
@@ -427,13 +430,28 @@ fn http_conversation(rng: &mut Rng, n: u64) -> Conversation {
     let (c0, s0) = (rng.next() as u32, rng.next() as u32);
     let mut packets = vec![
         tcp(ip, sport, dport, c0, 0, SYN, &[], id),
-        tcp(back, dport, sport, s0, c0.wrapping_add(1), SYN | ACK, &[], id),
+        tcp(
+            back,
+            dport,
+            sport,
+            s0,
+            c0.wrapping_add(1),
+            SYN | ACK,
+            &[],
+            id,
+        ),
     ];
     let (mut c, mut s) = (c0.wrapping_add(1), s0.wrapping_add(1));
     packets.push(tcp(ip, sport, dport, c, s, ACK, &[], id + 1));
     if h2 {
         let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-        h2_frame(&mut hello, 4, 0, 0, &[0, 3, 0, 0, 0, 100, 0, 4, 0, 0x10, 0, 0]);
+        h2_frame(
+            &mut hello,
+            4,
+            0,
+            0,
+            &[0, 3, 0, 0, 0, 100, 0, 4, 0, 0x10, 0, 0],
+        );
         h2_frame(&mut hello, 8, 0, 0, &[0, 0x0f, 0, 1]);
         packets.push(tcp(ip, sport, dport, c, s, PSH | ACK, &hello, id + 1));
         c = c.wrapping_add(hello.len() as u32);
@@ -497,8 +515,26 @@ fn http_conversation(rng: &mut Rng, n: u64) -> Conversation {
         packets.push(tcp(ip, sport, dport, c, s, ACK, &[], ipid + 1));
     }
     packets.push(tcp(ip, sport, dport, c, s, FIN | ACK, &[], id + 3));
-    packets.push(tcp(back, dport, sport, s, c.wrapping_add(1), FIN | ACK, &[], id + 3));
-    packets.push(tcp(ip, sport, dport, c.wrapping_add(1), s.wrapping_add(1), ACK, &[], id + 5));
+    packets.push(tcp(
+        back,
+        dport,
+        sport,
+        s,
+        c.wrapping_add(1),
+        FIN | ACK,
+        &[],
+        id + 3,
+    ));
+    packets.push(tcp(
+        ip,
+        sport,
+        dport,
+        c.wrapping_add(1),
+        s.wrapping_add(1),
+        ACK,
+        &[],
+        id + 5,
+    ));
     Conversation {
         packets: packets.into_iter(),
     }
