@@ -274,6 +274,23 @@ fn live_h2c_nghttpd_curl_nghttp_streams_traces_continuation_and_secrets() {
         "1111111111111111",
         true,
     );
+    // The connection's payload-less FIN segments after the exchange carry it too.
+    let flow = &req[0][f::FLOW];
+    let fins: Vec<&&Value> = packets
+        .iter()
+        .filter(|v| {
+            &v[f::FLOW] == flow && v[f::MESSAGE].as_str().is_some_and(|m| m.contains("[FIN"))
+        })
+        .collect();
+    assert!(!fins.is_empty(), "FINs of the /a.txt connection");
+    for v in fins {
+        expect_trace(
+            v,
+            "11111111111111111111111111111111",
+            "1111111111111111",
+            true,
+        );
+    }
     // X-Cloud-Trace-Context alone (decimal span 33 = 0x21).
     expect_trace(
         with_header(&packets, ":path", "/b.txt")[0],
