@@ -2,14 +2,18 @@
 //!
 //! DNS (by port: 53, mDNS 5353, LLMNR 5355; over TCP with its 2-byte length prefix),
 //! HTTP/1.x (by content, on any TCP port, with per-connection state in [`FlowState::http`];
-//! see [`crate::http`]), TLS (by content, on any port: a strictly valid record header), or
-//! an opaque payload. HTTP/2 will slot in here too.
+//! see [`crate::http`]), HTTP/2 over cleartext TCP (by content, on any TCP port: the
+//! connection preface or strictly valid frames, with per-connection state in
+//! [`FlowState::h2`]; see [`crate::http2`]; an HTTP/1.1 `Upgrade: h2c` answered by `101`
+//! switches the connection), TLS (by content, on any port: a strictly valid record header),
+//! or an opaque payload.
 
 use wire::{dns, tls, ErrorKind};
 
 use crate::decode::{DecodeError, Decoded, Layer, Transport};
 use crate::flow::Side;
 use crate::http;
+use crate::http2;
 use crate::table::{FlowState, L7State};
 
 /// What the payload of a packet is.
@@ -18,6 +22,8 @@ pub enum App<'a> {
     /// An HTTP/1.x message, or a continuation of one (owned: it may come from several
     /// segments).
     Http(Box<http::Message>),
+    /// HTTP/2 frames (owned: frames and header blocks may span segments).
+    Http2(Box<http2::Segment>),
     /// No payload.
     None,
     /// A DNS message (its header is present; sections may fail, see the error).
@@ -58,11 +64,25 @@ pub fn classify_at<'a>(
     if let (Some(Transport::Tcp(_)), false) =
         (d.transport, is_dns_port(sport) || is_dns_port(dport))
     {
-        if let Some(m) = http_app(flow.as_deref_mut(), side, now_ns, payload) {
-            if let Some(f) = flow {
-                f.l7 = L7State::Http;
+        let has_h2 = flow.as_deref().is_some_and(|f| f.h2.is_some());
+        if !has_h2 {
+            if let Some(m) = http_app(flow.as_deref_mut(), side, now_ns, payload) {
+                if let Some(f) = flow {
+                    f.l7 = L7State::Http;
+                    if is_h2c_switch(&m) {
+                        let req = m.request.clone().unwrap_or_default();
+                        f.h2 = Some(Box::new(http2::Conn::upgraded(side.other(), req)));
+                        f.http = None;
+                    }
+                }
+                return (App::Http(Box::new(m)), None);
             }
-            return (App::Http(Box::new(m)), None);
+        }
+        if let Some(seg) = h2_app(flow.as_deref_mut(), side, now_ns, payload) {
+            if let Some(f) = flow {
+                f.l7 = L7State::Http2;
+            }
+            return (App::Http2(Box::new(seg)), None);
         }
     }
     let dns_port = is_dns_port(sport) || is_dns_port(dport);
@@ -109,6 +129,40 @@ fn http_app(
             f.http.as_mut()?.on_segment(side, now_ns, payload)
         }
         None => http::Conn::default().on_segment(side, now_ns, payload),
+    }
+}
+
+/// A `101 Switching Protocols` to `h2c`.
+fn is_h2c_switch(m: &http::Message) -> bool {
+    m.kind == http::Kind::Response
+        && m.code == 101
+        && m.header("upgrade")
+            .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"h2c"))
+}
+
+fn h2_app(
+    flow: Option<&mut FlowState>,
+    side: Side,
+    now_ns: u64,
+    payload: &[u8],
+) -> Option<http2::Segment> {
+    match flow {
+        Some(f) => {
+            if f.h2.is_none() {
+                if matches!(f.l7, L7State::Tls | L7State::Dns) || !http2::looks_like_http2(payload)
+                {
+                    return None;
+                }
+                // Seeing the SYN (or the preface) means no header block was missed.
+                let from_start = f.syn.iter().any(|s| *s) || payload.starts_with(http2::PREFACE);
+                f.h2 = Some(Box::new(http2::Conn::new(from_start)));
+                f.http = None;
+            }
+            Some(f.h2.as_mut()?.on_segment(side, now_ns, payload))
+        }
+        None => http2::looks_like_http2(payload).then(|| {
+            http2::Conn::new(payload.starts_with(http2::PREFACE)).on_segment(side, now_ns, payload)
+        }),
     }
 }
 
@@ -176,6 +230,42 @@ mod tests {
         p[66] = b'g';
         assert!(matches!(app(&p, p.len()), (App::Opaque(_), None)));
         assert!(matches!(app(veth(50), veth(50).len()), (App::None, None)));
+    }
+
+    #[test]
+    fn http2_by_content_after_http1_and_never_on_tls_flows() {
+        // The HTTP/1.1 request of veth.pcap (packet 53) with its payload replaced.
+        let with_payload = |payload: &[u8]| {
+            let mut p = veth(53)[..66].to_vec();
+            p.extend_from_slice(payload);
+            let ip_len = (p.len() - 14) as u16;
+            p[16..18].copy_from_slice(&ip_len.to_be_bytes());
+            p
+        };
+        let mut preface = http2::PREFACE.to_vec();
+        preface.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+        let p = with_payload(&preface);
+        let d = crate::decode(1, &p, p.len() as u32);
+        let mut f = FlowState::default();
+        let (a, e) = classify(&d, Some(&mut f));
+        assert!(
+            matches!(a, App::Http2(s) if s.preface && s.frames.len() == 1),
+            "{e:?}"
+        );
+        assert_eq!(f.l7, L7State::Http2);
+        assert!(f.h2.is_some() && f.http.is_none());
+        // A flow already seen as TLS is never taken for HTTP/2, even by valid frames.
+        let settings = with_payload(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+        let d = crate::decode(1, &settings, settings.len() as u32);
+        let mut tls = FlowState {
+            l7: L7State::Tls,
+            ..FlowState::default()
+        };
+        assert!(matches!(classify(&d, Some(&mut tls)).0, App::Opaque(_)));
+        // HTTP/1.1 still wins on a new flow.
+        let mut f = FlowState::default();
+        assert!(matches!(app(veth(53), veth(53).len()).0, App::Http(_)));
+        assert!(matches!(classify(&d, Some(&mut f)).0, App::Http2(_)));
     }
 
     #[test]

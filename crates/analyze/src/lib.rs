@@ -10,10 +10,15 @@
 //!   Wireshark, Elastic.
 //! - [`table`]: the bounded flow table (cap + idle eviction, by packet time) and
 //!   [`table::FlowState`], the per-connection state (TCP handshake facts, window scale,
-//!   FIN/RST, the L7 state and the HTTP/1.x connection state).
-//! - [`l7`]: the application-layer dispatch point: DNS, HTTP/1.x, TLS, or an opaque payload.
+//!   FIN/RST, the L7 state and the HTTP/1.x and HTTP/2 connection states).
+//! - [`l7`]: the application-layer dispatch point: DNS, HTTP/1.x, HTTP/2, TLS, or an
+//!   opaque payload.
 //! - [`http`]: HTTP/1.x messages with bounded per-connection state (header-block
 //!   reassembly, body continuations, request/response pairing) and trace-context parsing.
+//! - [`http2`]: HTTP/2 over cleartext TCP (h2c): frames, per-stream pairing, gRPC status,
+//!   RST_STREAM/GOAWAY codes, with bounded per-connection state; [`hpack`] decodes its
+//!   header blocks (per connection and direction, tolerant of a capture that starts
+//!   mid-connection).
 //! - [`services`]: IANA service names of well-known ports.
 
 #![cfg_attr(
@@ -29,7 +34,9 @@
 pub mod community_id;
 pub mod decode;
 pub mod flow;
+pub mod hpack;
 pub mod http;
+pub mod http2;
 pub mod l7;
 pub mod services;
 pub mod table;

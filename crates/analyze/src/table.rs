@@ -7,8 +7,8 @@
 //!
 //! [`FlowState`] is what the translator keeps per connection: which side opened it, the
 //! window scales of the handshake, FIN/RST, whether the operation was closed, what the
-//! application layer is, and the HTTP/1.x connection state ([`crate::http::Conn`], boxed
-//! and only allocated for HTTP flows).
+//! application layer is, and the HTTP/1.x ([`crate::http::Conn`]) or HTTP/2
+//! ([`crate::http2::Conn`]) connection state, boxed and only allocated for HTTP flows.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -166,6 +166,8 @@ pub enum L7State {
     Opaque,
     /// HTTP/1.x messages seen (state in [`FlowState::http`]).
     Http,
+    /// HTTP/2 frames seen (state in [`FlowState::h2`]).
+    Http2,
 }
 
 /// Per-connection state.
@@ -189,6 +191,9 @@ pub struct FlowState {
     pub l7: L7State,
     /// HTTP/1.x state (allocated on the first HTTP message; bounded, see [`crate::http`]).
     pub http: Option<Box<crate::http::Conn>>,
+    /// HTTP/2 state (allocated when the flow is recognised as HTTP/2; bounded, see
+    /// [`crate::http2`]).
+    pub h2: Option<Box<crate::http2::Conn>>,
 }
 
 /// What a TCP segment means for its connection's operation.
@@ -256,7 +261,10 @@ impl FlowState {
 
     /// The trace of the connection's latest HTTP exchange (for its ACK/FIN/RST segments).
     pub fn http_trace(&self) -> Option<crate::http::Trace> {
-        self.http.as_ref().and_then(|c| c.current)
+        match &self.h2 {
+            Some(c) => c.current,
+            None => self.http.as_ref().and_then(|c| c.current),
+        }
     }
 
     /// Frees HTTP state a segment ends: a RST or a closed operation drops it all, a FIN the
@@ -265,8 +273,12 @@ impl FlowState {
         let f = seg.flags();
         if f.rst() || self.closed {
             self.http = None;
+            self.h2 = None;
         } else if f.fin() {
             if let Some(c) = self.http.as_mut() {
+                c.on_fin(side);
+            }
+            if let Some(c) = self.h2.as_mut() {
                 c.on_fin(side);
             }
         }

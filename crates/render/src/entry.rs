@@ -257,6 +257,28 @@ impl Serialize for Entry<'_> {
                     )?;
                 }
             }
+            App::Http2(seg) => {
+                let j = crate::http2::Http2Json {
+                    s: seg,
+                    redact: self.redact,
+                    debug,
+                };
+                if j.worth_writing() {
+                    m.serialize_entry(f::HTTP, &j)?;
+                }
+                if let Some(h) = seg.response() {
+                    let ips = d.ip_addrs();
+                    m.serialize_entry(
+                        f::HTTP_REQUEST,
+                        &crate::http2::Http2RequestJson {
+                            h,
+                            remote_ip: ips.map(|(_, dst)| dst),
+                            server_ip: ips.map(|(src, _)| src),
+                            redact: self.redact,
+                        },
+                    )?;
+                }
+            }
             App::None => {}
         }
         let labels = if debug {

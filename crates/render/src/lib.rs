@@ -10,7 +10,7 @@
 //! The JSON follows the original translator's field names (`pcap`, `meta`, `timestamp`,
 //! `iface`, `L2`, `L3`, `L4`, `ARP`, `ICMP`, `DNS`, `TLS`, `L7`, `flow`, `message`,
 //! `logging.googleapis.com/{labels,operation,trace,spanId,trace_sampled}`, plus Cloud
-//! Logging's `httpRequest` on HTTP responses) with its bugs fixed; see [`fields`] for the
+//! Logging's `httpRequest` on HTTP/1.1 and HTTP/2 responses) with its bugs fixed; see [`fields`] for the
 //! names and `API.md` beside this crate for the contract with the daemon.
 //! [`sidecar_core::config::Verbosity::Info`] writes a compact entry, `Debug` the full one.
 
@@ -23,6 +23,7 @@ mod entry;
 mod fast;
 pub mod fields;
 mod http;
+mod http2;
 mod message;
 mod redact;
 mod translator;

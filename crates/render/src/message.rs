@@ -140,6 +140,7 @@ fn body(out: &mut String, d: &Decoded<'_>, app: &App<'_>) -> std::fmt::Result {
         }
         App::Dns(m) => dns_suffix(out, m)?,
         App::Http(m) => crate::http::summary(out, m),
+        App::Http2(s) => crate::http2::summary(out, s),
     }
     Ok(())
 }

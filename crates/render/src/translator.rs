@@ -143,6 +143,7 @@ impl Translator {
                 // other segments (ACK/FIN/RST, retransmissions) the latest exchange's.
                 trace = match &app {
                     App::Http(m) => m.trace,
+                    App::Http2(s) => s.trace,
                     App::None => state.http_trace(),
                     _ => None,
                 };
@@ -221,10 +222,17 @@ fn timestamp_ns(p: &CapturedPacket<'_>) -> u64 {
 }
 
 /// CONTRACT §7: WARNING for TCP RST, ICMP errors and HTTP 4xx; ERROR for HTTP 5xx and
-/// analysis errors (HTTP messages that cannot be parsed included).
+/// analysis errors (HTTP messages that cannot be parsed included); HTTP/2 adds gRPC status
+/// and RST_STREAM/GOAWAY codes (see [`crate::http2`]).
 fn severity(d: &analyze::Decoded<'_>, facts: &FlowFacts, app: &App<'_>) -> Severity {
     if facts.error.is_some() {
         return Severity::Error;
+    }
+    if let App::Http2(s) = app {
+        let sev = crate::http2::severity(s);
+        if sev != Severity::Info {
+            return sev;
+        }
     }
     if let App::Http(m) = app {
         if m.error.is_some() {

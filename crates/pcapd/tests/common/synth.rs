@@ -3,7 +3,8 @@
 //! IPv6, DNS over UDP (query and answer), ICMP and ICMPv6 echo, ARP request and reply.
 //! Checksums are correct so tshark and tcpdump decode every packet. Conversations are
 //! interleaved (several open at once) like real traffic; the output is deterministic for a
-//! given seed. Shared by the benchmark generator (`examples/gen-pcap.rs`) and the tests.
+//! given seed. [`write_http_pcap`] writes HTTP-heavy traffic instead: HTTP/1.1 and h2c
+//! (HPACK literal fields) keep-alive connections with trace headers. Shared by the benchmark generator (`examples/gen-pcap.rs`) and the tests.
 
 #![allow(dead_code)]
 
@@ -363,8 +364,199 @@ fn conversation(rng: &mut Rng, n: u64) -> Conversation {
     }
 }
 
+/// Appends a literal header field without indexing, new name, raw strings (RFC 7541 §6.2.2):
+/// a tiny HPACK encoder for synthetic HTTP/2 header blocks.
+fn hpack_literal(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.push(0x00);
+    for s in [name, value] {
+        // §5.1 integer, 7-bit prefix, Huffman bit clear.
+        let mut len = s.len();
+        if len < 127 {
+            out.push(len as u8);
+        } else {
+            out.push(127);
+            len -= 127;
+            while len >= 128 {
+                out.push((len % 128) as u8 | 0x80);
+                len /= 128;
+            }
+            out.push(len as u8);
+        }
+        out.extend_from_slice(s.as_bytes());
+    }
+}
+
+fn h2_frame(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
+    out.extend_from_slice(&(payload.len() as u32).to_be_bytes()[1..]);
+    out.push(kind);
+    out.push(flags);
+    out.extend_from_slice(&stream.to_be_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// A trace header (traceparent, X-Cloud-Trace-Context, or none), one third each.
+fn trace_header(rng: &mut Rng) -> Option<(&'static str, String)> {
+    let id = u128::from(rng.next()) << 64 | u128::from(rng.next()) | 1;
+    let span = rng.next() | 1;
+    match rng.below(3) {
+        0 => Some(("traceparent", format!("00-{id:032x}-{span:016x}-01"))),
+        1 => Some((
+            "x-cloud-trace-context",
+            format!("{id:032x}/{};o=1", span >> 1),
+        )),
+        _ => None,
+    }
+}
+
+/// One HTTP-heavy conversation: a keep-alive TCP connection of 1 to 6 exchanges, HTTP/1.1
+/// (port 8080) or h2c (port 50051: preface, SETTINGS both ways, one stream per request,
+/// HEADERS with literal HPACK fields, DATA frames cut into 1448-byte segments so frames
+/// cross segment boundaries), with trace headers on two requests in three.
+fn http_conversation(rng: &mut Rng, n: u64) -> Conversation {
+    let client4 = Ipv4Addr::new(10, 1, (n >> 8) as u8, n as u8);
+    let server4 = Ipv4Addr::new(10, 0, 0, 1 + (n % 20) as u8);
+    let client6 = Ipv6Addr::new(0xfd00, 0, 0, 1, 0, 0, (n >> 16) as u16, n as u16);
+    let server6 = Ipv6Addr::new(0xfd00, 0, 0, 2, 0, 0, 0, 1 + (n % 20) as u16);
+    let id = (n as u16).wrapping_mul(7);
+    let ip = if rng.below(4) == 0 {
+        Ip::V6(client6, server6)
+    } else {
+        Ip::V4(client4, server4)
+    };
+    let back = ip.reversed();
+    let h2 = rng.below(2) == 0;
+    let sport = 32768 + (rng.below(28000) as u16);
+    let dport = if h2 { 50051 } else { 8080 };
+    let (c0, s0) = (rng.next() as u32, rng.next() as u32);
+    let mut packets = vec![
+        tcp(ip, sport, dport, c0, 0, SYN, &[], id),
+        tcp(
+            back,
+            dport,
+            sport,
+            s0,
+            c0.wrapping_add(1),
+            SYN | ACK,
+            &[],
+            id,
+        ),
+    ];
+    let (mut c, mut s) = (c0.wrapping_add(1), s0.wrapping_add(1));
+    packets.push(tcp(ip, sport, dport, c, s, ACK, &[], id + 1));
+    if h2 {
+        let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        h2_frame(
+            &mut hello,
+            4,
+            0,
+            0,
+            &[0, 3, 0, 0, 0, 100, 0, 4, 0, 0x10, 0, 0],
+        );
+        h2_frame(&mut hello, 8, 0, 0, &[0, 0x0f, 0, 1]);
+        packets.push(tcp(ip, sport, dport, c, s, PSH | ACK, &hello, id + 1));
+        c = c.wrapping_add(hello.len() as u32);
+        let mut reply = Vec::new();
+        h2_frame(&mut reply, 4, 0, 0, &[0, 3, 0, 0, 0, 128]);
+        h2_frame(&mut reply, 4, 1, 0, &[]);
+        packets.push(tcp(back, dport, sport, s, c, PSH | ACK, &reply, id + 1));
+        s = s.wrapping_add(reply.len() as u32);
+        let mut ack = Vec::new();
+        h2_frame(&mut ack, 4, 1, 0, &[]);
+        packets.push(tcp(ip, sport, dport, c, s, PSH | ACK, &ack, id + 2));
+        c = c.wrapping_add(ack.len() as u32);
+    }
+    let exchanges = 1 + rng.below(6);
+    for exchange in 0..exchanges {
+        let ipid = id.wrapping_add(3 + 4 * exchange as u16);
+        let path = format!("/api/items/{n}/{exchange}?page={}", rng.below(10));
+        let trace = trace_header(rng);
+        let body_len = 64 + rng.below(3500) as usize;
+        let body: String = (0..body_len)
+            .map(|i| (b'a' + (i % 26) as u8) as char)
+            .collect();
+        let (request, response) = if h2 {
+            let stream = 1 + 2 * exchange as u32;
+            let mut block = vec![0x82, 0x86]; // :method GET, :scheme http (static table)
+            hpack_literal(&mut block, ":path", &path);
+            hpack_literal(&mut block, ":authority", "backend.internal:50051");
+            hpack_literal(&mut block, "user-agent", "grpc-go/1.62.0");
+            hpack_literal(&mut block, "accept", "*/*");
+            if let Some((name, value)) = &trace {
+                hpack_literal(&mut block, name, value);
+            }
+            let mut req = Vec::new();
+            h2_frame(&mut req, 1, 0x05, stream, &block);
+            let mut head = vec![0x88]; // :status 200
+            hpack_literal(&mut head, "content-type", "text/plain");
+            hpack_literal(&mut head, "content-length", &body_len.to_string());
+            let mut resp = Vec::new();
+            h2_frame(&mut resp, 1, 0x04, stream, &head);
+            h2_frame(&mut resp, 0, 0x01, stream, body.as_bytes());
+            (req, resp)
+        } else {
+            let trace = trace
+                .map(|(n, v)| format!("{n}: {v}\r\n"))
+                .unwrap_or_default();
+            let req = format!(
+                "GET {path} HTTP/1.1\r\nHost: backend.internal:8080\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n{trace}\r\n"
+            );
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {body_len}\r\n\r\n{body}"
+            );
+            (req.into_bytes(), resp.into_bytes())
+        };
+        packets.push(tcp(ip, sport, dport, c, s, PSH | ACK, &request, ipid));
+        c = c.wrapping_add(request.len() as u32);
+        packets.push(tcp(back, dport, sport, s, c, ACK, &[], ipid));
+        for segment in response.chunks(1448) {
+            packets.push(tcp(back, dport, sport, s, c, PSH | ACK, segment, ipid + 1));
+            s = s.wrapping_add(segment.len() as u32);
+        }
+        packets.push(tcp(ip, sport, dport, c, s, ACK, &[], ipid + 1));
+    }
+    packets.push(tcp(ip, sport, dport, c, s, FIN | ACK, &[], id + 3));
+    packets.push(tcp(
+        back,
+        dport,
+        sport,
+        s,
+        c.wrapping_add(1),
+        FIN | ACK,
+        &[],
+        id + 3,
+    ));
+    packets.push(tcp(
+        ip,
+        sport,
+        dport,
+        c.wrapping_add(1),
+        s.wrapping_add(1),
+        ACK,
+        &[],
+        id + 5,
+    ));
+    Conversation {
+        packets: packets.into_iter(),
+    }
+}
+
 /// Writes `count` packets of interleaved conversations to `out` as a pcap file.
 pub fn write_pcap(out: &mut impl Write, count: u64, seed: u64) -> io::Result<()> {
+    write_pcap_with(out, count, seed, conversation)
+}
+
+/// [`write_pcap`] of HTTP-heavy traffic only: HTTP/1.1 and h2c keep-alive connections with
+/// trace headers ([`http_conversation`]).
+pub fn write_http_pcap(out: &mut impl Write, count: u64, seed: u64) -> io::Result<()> {
+    write_pcap_with(out, count, seed, http_conversation)
+}
+
+fn write_pcap_with(
+    out: &mut impl Write,
+    count: u64,
+    seed: u64,
+    conversation: fn(&mut Rng, u64) -> Conversation,
+) -> io::Result<()> {
     let mut header = Vec::with_capacity(24);
     header.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
     header.extend_from_slice(&2u16.to_le_bytes());

@@ -1,0 +1,477 @@
+//! JSON of HTTP/2 segments: the `HTTP` section (same key names as HTTP/1.1 where they
+//! apply, `proto: "HTTP/2"`, plus `frames`, `grpc`, `stream_error`), Cloud Logging's
+//! `httpRequest` on entries holding a response's HEADERS, and the summary. Secret header
+//! values are redacted here (see [`crate::redact`]); fields whose name HPACK could not
+//! resolve never carry a value (the analyser drops it).
+//!
+//! Severity (chosen here, documented in `API.md`): a response `:status` 4xx is WARNING and
+//! 5xx ERROR, as for HTTP/1.1; a non-zero `grpc-status` is ERROR (CONTRACT §7); a
+//! RST_STREAM or GOAWAY with a non-zero error code is WARNING, or ERROR when the code means
+//! a broken peer (PROTOCOL_ERROR, INTERNAL_ERROR, FLOW_CONTROL_ERROR, FRAME_SIZE_ERROR,
+//! COMPRESSION_ERROR, CONNECT_ERROR, INADEQUATE_SECURITY); analysis errors (invalid frame
+//! headers, HPACK failures) are ERROR.
+
+use std::fmt::Write;
+use std::net::IpAddr;
+
+use analyze::http2::{self, FrameInfo, FrameType, Headers, Role, Segment};
+use serde::ser::{SerializeMap, SerializeSeq, Serializer};
+use serde::Serialize;
+use sidecar_core::log::Severity;
+
+use crate::fast;
+use crate::http::duration;
+use crate::redact::Redactor;
+
+/// Frames named in the summary line.
+const SUMMARY_FRAMES: usize = 6;
+
+/// `kind` of a segment: its first header block's role, else `frames` (or `partial` when
+/// it holds no complete frame).
+pub(crate) fn kind(s: &Segment) -> &'static str {
+    match s.first_headers() {
+        Some((_, h)) => h.role.name(),
+        None if s.frames.is_empty() && !s.preface => "partial",
+        None => "frames",
+    }
+}
+
+/// The severity an HTTP/2 segment asks for (see the module doc).
+pub(crate) fn severity(s: &Segment) -> Severity {
+    let mut sev = Severity::Info;
+    let mut raise = |x: Severity| {
+        if rank(x) > rank(sev) {
+            sev = x;
+        }
+    };
+    if s.error.is_some() {
+        raise(Severity::Error);
+    }
+    for f in &s.frames {
+        if let Some(h) = &f.headers {
+            match h.status {
+                Some(500..=599) if h.role == Role::Response => raise(Severity::Error),
+                Some(400..=499) if h.role == Role::Response => raise(Severity::Warning),
+                _ => {}
+            }
+            if h.grpc
+                .as_ref()
+                .and_then(|g| g.status)
+                .is_some_and(|c| c != 0)
+            {
+                raise(Severity::Error);
+            }
+        }
+        if let Some(code) = f.error_code.filter(|c| *c != 0) {
+            raise(if http2::is_severe_error(code) {
+                Severity::Error
+            } else {
+                Severity::Warning
+            });
+        }
+    }
+    sev
+}
+
+fn rank(s: Severity) -> u8 {
+    match s {
+        Severity::Error | Severity::Critical => 2,
+        Severity::Warning => 1,
+        _ => 0,
+    }
+}
+
+/// ` | HTTP/2 HEADERS#1 GET /x, DATA#1, …` (header blocks and error codes named first) and
+/// the first response's latency.
+pub(crate) fn summary(out: &mut String, s: &Segment) {
+    out.push_str(" | HTTP/2");
+    if s.preface {
+        out.push_str(" preface");
+    }
+    if let Some(e) = &s.error {
+        let _ = write!(out, " | {}: {}", e.code, e.info);
+        return;
+    }
+    if s.frames.is_empty() {
+        let _ = write!(out, " frame continuation | size:{}", s.size);
+        return;
+    }
+    // Header blocks and error codes first (a client's first segment often leads with
+    // SETTINGS and PRIORITY frames), then the others, in order within each group.
+    let notable = |f: &&FrameInfo| f.headers.is_some() || f.error_code.is_some();
+    let shown = s
+        .frames
+        .iter()
+        .filter(notable)
+        .chain(s.frames.iter().filter(|f| !notable(f)))
+        .take(SUMMARY_FRAMES);
+    for (i, f) in shown.enumerate() {
+        out.push_str(if i == 0 { " " } else { ", " });
+        out.push_str(f.kind.name());
+        if f.stream != 0 {
+            let _ = write!(out, "#{}", f.stream);
+        }
+        if let Some(h) = &f.headers {
+            frame_headers(out, h);
+        }
+        if let Some(c) = f.error_code {
+            let _ = write!(out, " {}", http2::error_name(c));
+        }
+    }
+    let more = s.frames.len().saturating_sub(SUMMARY_FRAMES) + s.more_frames;
+    if more > 0 {
+        let _ = write!(out, ", +{more} frames");
+    }
+    if let Some(l) = s.response().and_then(|h| h.latency_ns) {
+        let _ = write!(out, " | latency:{}", duration(l));
+    }
+}
+
+fn frame_headers(out: &mut String, h: &Headers) {
+    let text = |v: Option<&[u8]>| String::from_utf8_lossy(v.unwrap_or(b"?")).into_owned();
+    match h.role {
+        Role::Request => {
+            let _ = write!(out, " {} {}", text(h.get(":method")), text(h.get(":path")));
+        }
+        Role::Response | Role::Informational => {
+            let _ = write!(out, " {}", h.status.unwrap_or(0));
+        }
+        Role::Trailers => out.push_str(" trailers"),
+        Role::Promise => {
+            let _ = write!(out, " promise {}", text(h.get(":path")));
+        }
+        Role::Unknown => out.push_str(" headers"),
+    }
+    if let Some(g) = &h.grpc {
+        if let Some(st) = g.status {
+            let _ = write!(out, " grpc-status:{st} {}", http2::grpc_status_name(st));
+        }
+    }
+    let unknown = h.block.unknown().count();
+    if unknown > 0 {
+        let _ = write!(out, " unknown-dynamic:{unknown}");
+    }
+}
+
+/// The `HTTP` section of an HTTP/2 segment.
+pub(crate) struct Http2Json<'a> {
+    pub s: &'a Segment,
+    pub redact: &'a Redactor,
+    pub debug: bool,
+}
+
+impl Http2Json<'_> {
+    /// INFO entries write the section only when it says something the summary cannot
+    /// (an error, gRPC facts, a stream/connection error code).
+    pub(crate) fn worth_writing(&self) -> bool {
+        self.debug
+            || self.s.error.is_some()
+            || self.s.worst_error_code().is_some()
+            || self
+                .s
+                .frames
+                .iter()
+                .any(|f| f.headers.as_ref().is_some_and(|h| h.grpc.is_some()))
+    }
+}
+
+impl Serialize for Http2Json<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let s = self.s;
+        let mut m = ser.serialize_map(None)?;
+        m.serialize_entry("kind", kind(s))?;
+        m.serialize_entry("proto", "HTTP/2")?;
+        if let Some(e) = &s.error {
+            let mut err = serde_json::Map::new();
+            err.insert("code".into(), e.code.into());
+            err.insert("info".into(), e.info.clone().into());
+            m.serialize_entry("error", &err)?;
+        }
+        // The block with a status (trailers) says most; else the first with gRPC facts.
+        let grpc = || {
+            s.frames
+                .iter()
+                .filter_map(|f| f.headers.as_ref().and_then(|h| h.grpc.as_ref()))
+        };
+        if let Some(g) = grpc()
+            .find(|g| g.status.is_some())
+            .or_else(|| grpc().next())
+        {
+            m.serialize_entry("grpc", &GrpcJson(g))?;
+        }
+        if let Some(f) = s
+            .frames
+            .iter()
+            .find(|f| f.error_code.is_some_and(|c| c != 0))
+        {
+            m.serialize_entry("stream_error", &StreamError(f))?;
+        }
+        if !self.debug {
+            return m.end();
+        }
+        m.serialize_entry("size", &s.size)?;
+        if s.preface {
+            m.serialize_entry("preface", &true)?;
+        }
+        if s.continued > 0 {
+            m.serialize_entry("continued", &s.continued)?;
+        }
+        if s.partial {
+            m.serialize_entry("fragmented", &true)?;
+        }
+        if let Some((f, h)) = s.first_headers() {
+            m.serialize_entry("stream", &f.stream)?;
+            match h.role {
+                Role::Request => {
+                    if let Some(v) = h.get(":method") {
+                        m.serialize_entry("method", &String::from_utf8_lossy(v))?;
+                    }
+                    if let Some(v) = h.get(":path") {
+                        m.serialize_entry("url", &String::from_utf8_lossy(v))?;
+                    }
+                    if let Some(v) = h.get(":authority") {
+                        m.serialize_entry("host", &String::from_utf8_lossy(v))?;
+                    }
+                }
+                Role::Response | Role::Informational => {
+                    if let Some(c) = h.status {
+                        m.serialize_entry("code", &c)?;
+                        m.serialize_entry("status", &c.to_string())?;
+                    }
+                }
+                _ => {}
+            }
+            if let Some(r) = &h.request {
+                let mut req = serde_json::Map::new();
+                req.insert("method".into(), r.method.clone().into());
+                req.insert("url".into(), r.url.clone().into());
+                if let Some(l) = h.latency_ns {
+                    req.insert("latency".into(), duration(l).into());
+                }
+                m.serialize_entry("request", &req)?;
+            }
+        }
+        m.serialize_entry(
+            "frames",
+            &Frames {
+                s,
+                redact: self.redact,
+            },
+        )?;
+        if s.more_frames > 0 {
+            m.serialize_entry("more_frames", &s.more_frames)?;
+        }
+        m.end()
+    }
+}
+
+struct GrpcJson<'a>(&'a http2::Grpc);
+
+impl Serialize for GrpcJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let g = self.0;
+        let mut m = s.serialize_map(None)?;
+        if !g.service.is_empty() {
+            m.serialize_entry("service", &g.service)?;
+            m.serialize_entry("method", &g.method)?;
+        }
+        if let Some(st) = g.status {
+            m.serialize_entry("status", &st)?;
+            m.serialize_entry("status_name", http2::grpc_status_name(st))?;
+        }
+        if let Some(msg) = &g.message {
+            m.serialize_entry("message", msg)?;
+        }
+        m.end()
+    }
+}
+
+struct StreamError<'a>(&'a FrameInfo);
+
+impl Serialize for StreamError<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let f = self.0;
+        let code = f.error_code.unwrap_or(0);
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("frame", f.kind.name())?;
+        m.serialize_entry("stream", &f.last_stream.unwrap_or(f.stream))?;
+        m.serialize_entry("code", &code)?;
+        m.serialize_entry("name", http2::error_name(code))?;
+        m.end()
+    }
+}
+
+struct Frames<'a> {
+    s: &'a Segment,
+    redact: &'a Redactor,
+}
+
+impl Serialize for Frames<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.s.frames.len()))?;
+        for f in &self.s.frames {
+            seq.serialize_element(&FrameJson {
+                f,
+                redact: self.redact,
+            })?;
+        }
+        seq.end()
+    }
+}
+
+struct FrameJson<'a> {
+    f: &'a FrameInfo,
+    redact: &'a Redactor,
+}
+
+struct FlagNames(FrameType, u8);
+
+impl Serialize for FlagNames {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.flag_names(self.1))
+    }
+}
+
+impl Serialize for FrameJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let f = self.f;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("type", f.kind.name())?;
+        if let FrameType::Unknown(t) = f.kind {
+            m.serialize_entry("type_id", &t)?;
+        }
+        m.serialize_entry("stream", &f.stream)?;
+        m.serialize_entry("flags", &FlagNames(f.kind, f.flags))?;
+        m.serialize_entry("length", &f.length)?;
+        if f.reassembled {
+            m.serialize_entry("reassembled", &true)?;
+        }
+        if f.oversize {
+            m.serialize_entry("oversize", &true)?;
+        }
+        if let Some(h) = &f.headers {
+            m.serialize_entry("role", h.role.name())?;
+            m.serialize_entry("headers", &HeadersJson(h, self.redact))?;
+            let unknown: Vec<u32> = h.block.unknown().collect();
+            if !unknown.is_empty() {
+                m.serialize_entry("unknown_dynamic", &unknown)?;
+            }
+            if h.unsynced {
+                m.serialize_entry("hpack_unsynced", &true)?;
+            }
+            if h.block.omitted > 0 {
+                m.serialize_entry("omitted_headers", &h.block.omitted)?;
+            }
+            if h.continuations > 0 {
+                m.serialize_entry("continuations", &h.continuations)?;
+            }
+        }
+        if let Some(c) = f.error_code {
+            m.serialize_entry("error_code", &c)?;
+            m.serialize_entry("error_name", http2::error_name(c))?;
+        }
+        if let Some(l) = f.last_stream {
+            m.serialize_entry("last_stream", &l)?;
+        }
+        if let Some(d) = &f.debug_data {
+            m.serialize_entry("debug_data", d)?;
+        }
+        if !f.settings.is_empty() {
+            let mut st = serde_json::Map::new();
+            for (id, v) in &f.settings {
+                let name = match http2::setting_name(*id) {
+                    "UNKNOWN" => format!("0x{id:x}"),
+                    n => n.to_string(),
+                };
+                st.insert(name, (*v).into());
+            }
+            m.serialize_entry("settings", &st)?;
+        }
+        if let Some(i) = f.increment {
+            m.serialize_entry("increment", &i)?;
+        }
+        m.end()
+    }
+}
+
+struct HeadersJson<'a>(&'a Headers, &'a Redactor);
+
+impl Serialize for HeadersJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // Names as decoded, values grouped by name in order of first appearance (as for
+        // HTTP/1.1).
+        let fields: Vec<(&str, &[u8])> = self.0.block.known().collect();
+        let mut m = s.serialize_map(None)?;
+        for (i, (name, _)) in fields.iter().enumerate() {
+            if fields.iter().take(i).any(|(n, _)| n == name) {
+                continue;
+            }
+            let secret = self.1.is_secret(name);
+            let values: Vec<String> = fields
+                .iter()
+                .filter(|(n, _)| n == name)
+                .map(|(_, v)| {
+                    if secret {
+                        crate::redact::MARKER.to_string()
+                    } else {
+                        String::from_utf8_lossy(v).into_owned()
+                    }
+                })
+                .collect();
+            m.serialize_entry(name, &values)?;
+        }
+        m.end()
+    }
+}
+
+/// Cloud Logging's `httpRequest` for an entry holding a response's HEADERS.
+pub(crate) struct Http2RequestJson<'a> {
+    pub h: &'a Headers,
+    /// The client: the response's destination.
+    pub remote_ip: Option<IpAddr>,
+    /// The server: the response's source.
+    pub server_ip: Option<IpAddr>,
+    pub redact: &'a Redactor,
+}
+
+impl Serialize for Http2RequestJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let h = self.h;
+        let mut m = s.serialize_map(None)?;
+        if let Some(r) = &h.request {
+            m.serialize_entry("requestMethod", &r.method)?;
+            let url = match (&r.host, r.url.starts_with('/')) {
+                (Some(host), true) => format!("http://{host}{}", r.url),
+                _ => r.url.clone(),
+            };
+            m.serialize_entry("requestUrl", &url)?;
+            if let Some(ua) = &r.user_agent {
+                if self.redact.is_secret("user-agent") {
+                    m.serialize_entry("userAgent", crate::redact::MARKER)?;
+                } else {
+                    m.serialize_entry("userAgent", ua)?;
+                }
+            }
+        }
+        m.serialize_entry("status", &h.status.unwrap_or(0))?;
+        // The body is not known yet when the HEADERS pass: its announced length, if any.
+        if let Some(cl) = h
+            .get("content-length")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
+            m.serialize_entry("responseSize", &fast::dec(cl))?;
+        }
+        if let Some(l) = h.latency_ns {
+            m.serialize_entry("latency", &duration(l))?;
+        }
+        if let Some(ip) = self.remote_ip {
+            m.serialize_entry("remoteIp", &fast::ip(ip))?;
+        }
+        if let Some(ip) = self.server_ip {
+            m.serialize_entry("serverIp", &fast::ip(ip))?;
+        }
+        m.serialize_entry("protocol", "HTTP/2")?;
+        m.end()
+    }
+}
