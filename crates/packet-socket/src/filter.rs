@@ -20,9 +20,6 @@ impl std::fmt::Debug for UserFilter {
     }
 }
 
-/// `BPF_RET | BPF_K`.
-const RET_K: u16 = 0x06;
-
 impl UserFilter {
     /// Compiles `text` (optimised, like tcpdump) for `linktype`; the error is libpcap's
     /// message.
@@ -46,28 +43,6 @@ impl UserFilter {
     /// Whether a packet of `wire_len` bytes, of which `data` was captured, passes.
     pub fn matches(&self, data: &[u8], wire_len: u32) -> bool {
         sys::offline_filter(&self.program, data, wire_len)
-    }
-
-    /// The program as the kernel takes it (`SO_ATTACH_FILTER`): a non-zero return keeps the
-    /// whole packet (the socket's buffer applies the snap length), like libpcap's.
-    pub(crate) fn kernel_program(&self) -> Vec<libc::sock_filter> {
-        self.program
-            .get_instructions()
-            .iter()
-            .filter_map(|instruction| {
-                // `code jt jf k`: the only public view of an instruction.
-                let text = instruction.to_string();
-                let mut parts = text.split_whitespace();
-                let code: u16 = parts.next()?.parse().ok()?;
-                let jt: u8 = parts.next()?.parse().ok()?;
-                let jf: u8 = parts.next()?.parse().ok()?;
-                let mut k: u32 = parts.next()?.parse().ok()?;
-                if code == RET_K && k != 0 {
-                    k = 0x0004_0000;
-                }
-                Some(libc::sock_filter { code, jt, jf, k })
-            })
-            .collect()
     }
 
     /// Number of instructions.
@@ -117,19 +92,6 @@ mod tests {
         assert!(!filter.matches(&frame, 42));
         // Captured 42 bytes of a 1500-byte packet: `len` is the original length.
         assert!(filter.matches(&frame, 1500));
-    }
-
-    #[test]
-    fn kernel_program_keeps_whole_packets() {
-        let filter = UserFilter::compile(1, "udp").unwrap();
-        let program = filter.kernel_program();
-        assert_eq!(program.len(), filter.len());
-        let rets: Vec<u32> = program
-            .iter()
-            .filter(|i| i.code == RET_K)
-            .map(|i| i.k)
-            .collect();
-        assert!(rets.contains(&0) && rets.contains(&0x0004_0000), "{rets:?}");
     }
 
     #[test]

@@ -12,8 +12,10 @@
 //!   re-inserted, the link type of the interface (Ethernet, or Linux cooked headers built
 //!   for `any` and other link types), kernel drop counters when the kernel has them.
 //! - [`UserFilter`]: the capture filter compiled by libpcap for the socket's link type and
-//!   run in user space by libpcap's own interpreter (`pcap_offline_filter`) when the kernel
-//!   refuses it: the same program, so the same packets, as on the kernel path.
+//!   run in user space by libpcap's own interpreter (`pcap_offline_filter`), on the packets
+//!   as libpcap presents them (VLAN tags restored, cooked headers built): the same program
+//!   over the same bytes, so the same packets as on the ring path. gVisor refuses kernel
+//!   filters; on a normal kernel the program is not attached either ([`USER_SPACE_REASON`]).
 //!
 //! All `unsafe` code is in one private module (`sys`), each block with its justification.
 //! `docs/capture-paths.md` describes the paths for users.
@@ -29,5 +31,5 @@ pub use detect::{detect, gvisor_hint, probe_rings, CapturePath, Detection};
 pub use filter::UserFilter;
 pub use socket::{
     Error, FilterMode, Packet, PacketSocket, SocketSettings, LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL,
-    MAX_SNAPLEN,
+    MAX_SNAPLEN, USER_SPACE_REASON,
 };

@@ -94,13 +94,17 @@ fn io_error(what: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
     move |source| Error::Io { what, source }
 }
 
+/// Why the filter never goes to the kernel on this path. gVisor refuses `SO_ATTACH_FILTER`;
+/// and on a kernel that takes it, libpcap's program for a capture file (what a socket that
+/// libpcap did not open can get) tests VLAN tags in the packet bytes, where the kernel has
+/// already removed them (libpcap rewrites its programs for its own live sockets).
+pub const USER_SPACE_REASON: &str = "the ring-less path filters after VLAN tags and cooked headers are restored, exactly as libpcap sees packets (the kernel would see them without; gVisor refuses SO_ATTACH_FILTER anyway)";
+
 /// Where the capture filter runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FilterMode {
     /// No filter.
     None,
-    /// Attached to the socket (`SO_ATTACH_FILTER`).
-    Kernel,
     /// Run per packet by libpcap's interpreter.
     UserSpace {
         /// Why not in the kernel.
@@ -113,7 +117,6 @@ impl FilterMode {
     pub fn as_str(&self) -> &'static str {
         match self {
             FilterMode::None => "none",
-            FilterMode::Kernel => "kernel",
             FilterMode::UserSpace { .. } => "user-space",
         }
     }
@@ -170,8 +173,8 @@ impl std::fmt::Debug for PacketSocket {
 }
 
 impl PacketSocket {
-    /// Opens the socket on `settings.iface`, with `filter` (libpcap syntax) in the kernel if
-    /// it takes it, otherwise in user space.
+    /// Opens the socket on `settings.iface`, with `filter` (libpcap syntax) run in user space
+    /// (see [`USER_SPACE_REASON`]).
     pub fn open(settings: &SocketSettings, filter: Option<&str>) -> Result<PacketSocket, Error> {
         if settings.snaplen == 0 || settings.snaplen >= MAX_SNAPLEN {
             return Err(Error::Snaplen(settings.snaplen));
@@ -253,25 +256,16 @@ impl PacketSocket {
             None => (None, FilterMode::None),
             Some(text) => {
                 let compiled = UserFilter::compile(linktype, text).map_err(Error::Filter)?;
-                if cooked {
-                    // The kernel would see packets without the cooked header libpcap's program
-                    // expects (libpcap rewrites such programs for the kernel; we do not).
-                    let reason = "cooked headers are built in user space".to_string();
-                    (Some(compiled), FilterMode::UserSpace { reason })
-                } else {
-                    match sys::attach_filter(fd.as_fd(), &compiled.kernel_program()) {
-                        Ok(()) => (None, FilterMode::Kernel),
-                        Err(error) => {
-                            let reason =
-                                format!("kernel refused SO_ATTACH_FILTER: {}", errno_text(&error));
-                            (Some(compiled), FilterMode::UserSpace { reason })
-                        }
-                    }
-                }
+                (
+                    Some(compiled),
+                    FilterMode::UserSpace {
+                        reason: USER_SPACE_REASON.into(),
+                    },
+                )
             }
         };
 
-        // Packets flow from here on: the kernel filter (if any) is already in place.
+        // Packets flow from here on.
         sys::bind(fd.as_fd(), ifindex, sys::ETH_P_ALL).map_err(io_error(format!(
             "cannot bind the packet socket to {}",
             settings.iface

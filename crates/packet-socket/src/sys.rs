@@ -130,17 +130,6 @@ pub(crate) fn add_promisc(fd: BorrowedFd<'_>, ifindex: u32) -> io::Result<()> {
     setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mreq)
 }
 
-/// `SO_ATTACH_FILTER` with a classic BPF program.
-pub(crate) fn attach_filter(fd: BorrowedFd<'_>, program: &[libc::sock_filter]) -> io::Result<()> {
-    let fprog = libc::sock_fprog {
-        len: u16::try_from(program.len())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "BPF program too long"))?,
-        // The kernel copies the program and never writes through this pointer.
-        filter: program.as_ptr().cast_mut(),
-    };
-    setsockopt(fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &fprog)
-}
-
 /// Binds to `ifindex` (0: every interface) for `protocol` (host order).
 pub(crate) fn bind(fd: BorrowedFd<'_>, ifindex: u32, protocol: u16) -> io::Result<()> {
     let mut addr = zeroed_sockaddr_ll();

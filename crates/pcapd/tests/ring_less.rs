@@ -1,0 +1,231 @@
+//! pcapd on the ring-less capture path (issue 9): run on its own, it detects gVisor's limits
+//! (reproduced with the seccomp filter of `testbed::gvisor`), captures from an `AF_PACKET`
+//! socket, filters in user space and writes `.pcap` files; the packets equal those of a
+//! reference tcpdump (ring path) capturing the same traffic with the same filter, VLAN tags
+//! included.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+use testbed::gvisor::restrict_like_gvisor;
+use testbed::{Netns, TestNet};
+
+mod common;
+use common::live::{is_packet, reference_tcpdump, stop, tshark_count, Running};
+
+const BIN: &str = env!("CARGO_BIN_EXE_pcapd");
+const APP_V4: &str = "198.51.100.1";
+
+fn pcapd(ns: &Netns, out: &Path, env: &[(&str, &str)], gvisor: bool) -> Command {
+    let mut command = ns.command(BIN);
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PCAP_RUN_DIR", "/tmp/pcapd-test-run")
+        .env("GCS_MOUNT", "/tmp/pcapd-test-mount")
+        .env("PCAP_IFACE", "eth0")
+        .env("PCAP_JSON_LOG", "true")
+        .envs(env.iter().copied())
+        .args(["--write-pcap", "true", "--output-dir"])
+        .arg(out)
+        .stdin(Stdio::null());
+    if gvisor {
+        restrict_like_gvisor(&mut command).unwrap();
+    }
+    command
+}
+
+fn pcap_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// `tshark -T fields -e FIELDS` rows of a file.
+fn tshark_rows(file: &Path, fields: &[&str]) -> Vec<String> {
+    let mut command = Command::new("tshark");
+    command.args(["-n", "-r"]).arg(file).args(["-T", "fields"]);
+    for field in fields {
+        command.args(["-e", field]);
+    }
+    let out = command.stderr(Stdio::null()).output().unwrap();
+    assert!(out.status.success(), "tshark -r {file:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn ping(from: &Netns, to: &str, count: u32) {
+    let out = from
+        .command("ping")
+        .args([
+            "-n",
+            "-q",
+            "-c",
+            &count.to_string(),
+            "-i",
+            "0.05",
+            "-W",
+            "2",
+            to,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ping {to}: {out:?}");
+}
+
+fn message_contains(line: &Value, text: &str) -> bool {
+    line["message"].as_str().is_some_and(|m| m.contains(text))
+}
+
+#[test]
+fn pcapd_detects_gvisor_limits_and_captures_without_rings() {
+    let net = TestNet::new("pcapd-gvisor").unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let reference = out.path().join("reference.pcap");
+    let tcpdump = reference_tcpdump(net.app(), &reference, "icmp");
+    let running = Running::start(pcapd(
+        net.app(),
+        out.path(),
+        &[("PCAP_FILTER", "icmp")],
+        true,
+    ));
+    let ready = running.wait_for_line("ready", |v| message_contains(v, "capture ready"));
+    assert_eq!(ready["filter_mode"], "user-space", "{ready}");
+    assert_eq!(ready["capture_path"], "ring-less");
+    ping(net.peer(), APP_V4, 5);
+    // Excluded by the filter: UDP to a port that answers nothing (the unreachable reply is
+    // ICMP and counted by both).
+    let _ = net
+        .peer()
+        .command("bash")
+        .args(["-c", &format!("echo x > /dev/udp/{APP_V4}/9")])
+        .status();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (code, lines) = running.terminate();
+    stop(tcpdump);
+    assert_eq!(code, Some(0), "{lines:?}");
+
+    let path = lines
+        .iter()
+        .find(|l| message_contains(l, "capture path: ring-less"))
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    assert_eq!(
+        path["probe_error"], "ENOPROTOOPT (Protocol not available)",
+        "{path}"
+    );
+    assert_eq!(path["forced"], false);
+
+    let packets: Vec<&Value> = lines.iter().filter(|l| is_packet(l)).collect();
+    let expected = tshark_count(&reference);
+    assert_eq!(expected, 11, "5 requests, 5 replies, 1 port unreachable");
+    assert_eq!(packets.len(), expected, "JSON lines vs reference tcpdump");
+    let files = pcap_files(out.path())
+        .into_iter()
+        .filter(|f| f != &reference)
+        .collect::<Vec<_>>();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let fields = [
+        "frame.len",
+        "frame.cap_len",
+        "ip.src",
+        "ip.dst",
+        "icmp.type",
+    ];
+    assert_eq!(
+        tshark_rows(&files[0], &fields),
+        tshark_rows(&reference, &fields),
+        "the .pcap file has the reference's packets"
+    );
+}
+
+/// Sends Ethernet frames from `ns`'s eth0 with a raw socket: `tagged` UDP datagrams in VLAN
+/// 10 and `untagged` ones without a tag, broadcast.
+fn send_frames(ns: &Netns, tagged: usize, untagged: usize) {
+    let script = format!(
+        r#"
+import socket, struct
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("eth0", 0))
+def ip_udp(i):
+    udp = struct.pack("!HHHH", 4000, 4001, 8 + 4, 0) + struct.pack("!I", i)
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), i, 0, 64, 17, 0,
+                     bytes([10, 99, 0, 2]), bytes([10, 99, 0, 1]))
+    return ip + udp
+head = b"\xff" * 6 + bytes([2, 0, 0, 0, 0, 2])
+for i in range({tagged}):
+    s.send(head + struct.pack("!HH", 0x8100, 10) + b"\x08\x00" + ip_udp(i))
+for i in range({untagged}):
+    s.send(head + b"\x08\x00" + ip_udp(100 + i))
+"#
+    );
+    let out = ns
+        .command("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// The kernel strips VLAN tags on receive and reports them aside (`PACKET_AUXDATA`): the
+/// ring-less path puts them back before filtering, as libpcap does, so a `vlan` filter
+/// selects the same packets and the files hold the same bytes.
+#[test]
+fn vlan_tags_are_restored_and_filtered_like_libpcap() {
+    let net = TestNet::new("pcapd-vlan").unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let reference = out.path().join("reference.pcap");
+    let filter = "vlan 10 and udp";
+    let tcpdump = reference_tcpdump(net.app(), &reference, filter);
+    let seccomp_dir = out.path().join("seccomp");
+    let forced_dir = out.path().join("forced");
+    std::fs::create_dir_all(&seccomp_dir).unwrap();
+    std::fs::create_dir_all(&forced_dir).unwrap();
+    let env = [("PCAP_FILTER", filter)];
+    let under_seccomp = Running::start(pcapd(net.app(), &seccomp_dir, &env, true));
+    let mut forced_env = env.to_vec();
+    forced_env.push(("PCAP_COMPAT", "true"));
+    let forced = Running::start(pcapd(net.app(), &forced_dir, &forced_env, false));
+    for running in [&under_seccomp, &forced] {
+        running.wait_for_line("ready", |v| message_contains(v, "capture ready"));
+    }
+    send_frames(net.peer(), 4, 3);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (a, _) = under_seccomp.terminate();
+    let (b, _) = forced.terminate();
+    stop(tcpdump);
+    assert_eq!((a, b), (Some(0), Some(0)));
+    let fields = [
+        "frame.len",
+        "vlan.id",
+        "ip.src",
+        "ip.dst",
+        "udp.dstport",
+        "ip.id",
+    ];
+    let expected = tshark_rows(&reference, &fields);
+    assert_eq!(expected.len(), 4, "{expected:?}");
+    assert!(
+        expected.iter().all(|row| row.contains("\t10\t")),
+        "{expected:?}"
+    );
+    for dir in [&seccomp_dir, &forced_dir] {
+        let files = pcap_files(dir);
+        assert_eq!(files.len(), 1, "{files:?}");
+        assert_eq!(
+            tshark_rows(&files[0], &fields),
+            expected,
+            "{}",
+            dir.display()
+        );
+    }
+}
