@@ -9,8 +9,8 @@
 //!   `tcpdumpw` and `pcapd`.
 //! - [`PacketSocket`]: an `AF_PACKET` socket read with `recvmmsg` batches: timestamps
 //!   (`SO_TIMESTAMPNS`), original lengths (`MSG_TRUNC`, `PACKET_AUXDATA`), VLAN tags
-//!   re-inserted, the link type of the interface (Ethernet, or Linux cooked headers built
-//!   for `any` and other link types), kernel drop counters when the kernel has them.
+//!   re-inserted, the link type of the interface (Ethernet, or Linux cooked v2 headers
+//!   built for `any` and other link types, as tcpdump writes them), kernel drop counters when the kernel has them.
 //! - [`UserFilter`]: the capture filter compiled by libpcap for the socket's link type and
 //!   run in user space by libpcap's own interpreter (`pcap_offline_filter`), on the packets
 //!   as libpcap presents them (VLAN tags restored, cooked headers built): the same program
@@ -30,6 +30,6 @@ mod sys;
 pub use detect::{detect, gvisor_hint, probe_rings, CapturePath, Detection};
 pub use filter::UserFilter;
 pub use socket::{
-    Error, FilterMode, Packet, PacketSocket, SocketSettings, LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL,
-    MAX_SNAPLEN, USER_SPACE_REASON,
+    Error, FilterMode, Packet, PacketSocket, SocketSettings, LINKTYPE_ETHERNET,
+    LINKTYPE_LINUX_SLL2, MAX_SNAPLEN, USER_SPACE_REASON,
 };

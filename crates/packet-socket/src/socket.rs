@@ -10,14 +10,16 @@ use crate::sys::{self, Slot};
 
 /// `DLT_EN10MB`.
 pub const LINKTYPE_ETHERNET: i32 = 1;
-/// `DLT_LINUX_SLL` (Linux cooked capture v1, what tcpdump writes for `any`).
-pub const LINKTYPE_LINUX_SLL: i32 = 113;
+/// `DLT_LINUX_SLL2` (Linux cooked capture v2: what tcpdump ≥ 4.99 writes for `any`).
+pub const LINKTYPE_LINUX_SLL2: i32 = 276;
 /// tcpdump's "unlimited" snap length (`-s 0`): refused on this path.
 pub const MAX_SNAPLEN: u32 = 262_144;
 
-/// Room before each received packet: a cooked header (16 bytes) or a VLAN tag (4).
-const HEADROOM: usize = 16;
-const SLL_HEADER_LEN: usize = 16;
+/// Room before each received packet: a cooked header (20 bytes) or a VLAN tag (4).
+const HEADROOM: usize = 20;
+/// Bytes of a VLAN tag (TPID, TCI).
+const VLAN_TAG_LEN: usize = 4;
+const SLL2_HEADER_LEN: usize = 20;
 const ARPHRD_ETHER: u16 = 1;
 const ARPHRD_LOOPBACK: u16 = 772;
 const PACKET_OUTGOING: u8 = 4;
@@ -218,7 +220,7 @@ impl PacketSocket {
             raw
         };
         let linktype = if cooked {
-            LINKTYPE_LINUX_SLL
+            LINKTYPE_LINUX_SLL2
         } else {
             LINKTYPE_ETHERNET
         };
@@ -282,7 +284,7 @@ impl PacketSocket {
         }
         let snaplen = settings.snaplen as usize;
         let payload = if cooked {
-            snaplen.saturating_sub(SLL_HEADER_LEN).max(1)
+            snaplen.saturating_sub(SLL2_HEADER_LEN).max(1)
         } else {
             snaplen
         };
@@ -304,7 +306,7 @@ impl PacketSocket {
         })
     }
 
-    /// libpcap link type of the packets: [`LINKTYPE_ETHERNET`] or [`LINKTYPE_LINUX_SLL`].
+    /// libpcap link type of the packets: [`LINKTYPE_ETHERNET`] or [`LINKTYPE_LINUX_SLL2`].
     pub fn linktype(&self) -> i32 {
         self.linktype
     }
@@ -398,20 +400,19 @@ impl PacketSocket {
         let (ts_sec, ts_nsec) = control.timestamp.unwrap_or_else(now);
         let duplicate = slot.addr.sll_pkttype == PACKET_OUTGOING
             && lo_index.is_some_and(|lo| i64::from(slot.addr.sll_ifindex) == i64::from(lo));
+        // The kernel strips VLAN tags (offload) and reports them aside: like libpcap, they
+        // are put back after the MAC addresses of Ethernet packets; cooked v2 packets carry
+        // none (libpcap does not restore them there either).
+        let tag = control.aux.and_then(Aux::vlan_tag);
         let (start, wire_len) = if cooked {
-            let header = sll_header(&slot.addr);
-            slot.buf[..SLL_HEADER_LEN].copy_from_slice(&header);
-            (0, original + SLL_HEADER_LEN)
-        } else if let Some(tag) = control
-            .aux
-            .and_then(Aux::vlan_tag)
-            .filter(|_| captured >= 12)
-        {
-            // The kernel strips the tag (offload) and reports it aside: put it back after
-            // the two MAC addresses, as libpcap does.
-            slot.buf.copy_within(HEADROOM..HEADROOM + 12, HEADROOM - 4);
-            slot.buf[HEADROOM + 8..HEADROOM + 12].copy_from_slice(&tag);
-            (HEADROOM - 4, original + 4)
+            let header = sll2_header(&slot.addr);
+            slot.buf[..SLL2_HEADER_LEN].copy_from_slice(&header);
+            (0, original + SLL2_HEADER_LEN)
+        } else if let Some(tag) = tag.filter(|_| captured >= 12) {
+            let start = HEADROOM - VLAN_TAG_LEN;
+            slot.buf.copy_within(HEADROOM..HEADROOM + 12, start);
+            slot.buf[start + 12..HEADROOM + 12].copy_from_slice(&tag);
+            (start, original + VLAN_TAG_LEN)
         } else {
             (HEADROOM, original)
         };
@@ -450,16 +451,19 @@ fn now() -> (i64, u32) {
     )
 }
 
-/// The `DLT_LINUX_SLL` header of a packet received on a `SOCK_DGRAM` socket.
-fn sll_header(addr: &libc::sockaddr_ll) -> [u8; SLL_HEADER_LEN] {
-    let mut header = [0u8; SLL_HEADER_LEN];
-    header[0..2].copy_from_slice(&u16::from(addr.sll_pkttype).to_be_bytes());
-    header[2..4].copy_from_slice(&addr.sll_hatype.to_be_bytes());
-    let halen = usize::from(addr.sll_halen).min(8);
-    header[4..6].copy_from_slice(&(halen as u16).to_be_bytes());
-    header[6..6 + halen].copy_from_slice(&addr.sll_addr[..halen]);
+/// The `DLT_LINUX_SLL2` header of a packet received on a `SOCK_DGRAM` socket (as libpcap
+/// builds it: protocol, reserved, interface index, ARPHRD type, packet type, address).
+fn sll2_header(addr: &libc::sockaddr_ll) -> [u8; SLL2_HEADER_LEN] {
+    let mut header = [0u8; SLL2_HEADER_LEN];
     // Already in network order.
-    header[14..16].copy_from_slice(&addr.sll_protocol.to_ne_bytes());
+    header[0..2].copy_from_slice(&addr.sll_protocol.to_ne_bytes());
+    let ifindex = u32::try_from(addr.sll_ifindex).unwrap_or(0);
+    header[4..8].copy_from_slice(&ifindex.to_be_bytes());
+    header[8..10].copy_from_slice(&addr.sll_hatype.to_be_bytes());
+    header[10] = addr.sll_pkttype;
+    let halen = usize::from(addr.sll_halen).min(8);
+    header[11] = halen as u8;
+    header[12..12 + halen].copy_from_slice(&addr.sll_addr[..halen]);
     header
 }
 
@@ -631,13 +635,15 @@ mod tests {
     fn cooked_headers_follow_libpcap() {
         let mut addr = sys::Slot::new(1).addr;
         addr.sll_pkttype = PACKET_OUTGOING;
-        addr.sll_hatype = ARPHRD_ETHER;
+        addr.sll_hatype = ARPHRD_LOOPBACK;
+        addr.sll_ifindex = 1;
         addr.sll_halen = 6;
-        addr.sll_addr = [1, 2, 3, 4, 5, 6, 7, 8];
+        addr.sll_addr = [2, 2, 2, 2, 2, 2, 7, 8];
         addr.sll_protocol = 0x0800u16.to_be();
+        // As tcpdump -i any wrote it for a packet on lo.
         assert_eq!(
-            sll_header(&addr),
-            [0, 4, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0, 0x08, 0x00]
+            sll2_header(&addr),
+            [8, 0, 0, 0, 0, 0, 0, 1, 3, 4, 4, 6, 2, 2, 2, 2, 2, 2, 0, 0]
         );
     }
 

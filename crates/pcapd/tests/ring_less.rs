@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 use testbed::gvisor::restrict_like_gvisor;
-use testbed::{Netns, TestNet};
+use testbed::{ChildGuard, Netns, TestNet};
 
 mod common;
 use common::live::{is_packet, reference_tcpdump, stop, tshark_count, Running};
@@ -195,15 +195,26 @@ fn vlan_tags_are_restored_and_filtered_like_libpcap() {
     let mut forced_env = env.to_vec();
     forced_env.push(("PCAP_COMPAT", "true"));
     let forced = Running::start(pcapd(net.app(), &forced_dir, &forced_env, false));
-    for running in [&under_seccomp, &forced] {
+    // `any`: Linux cooked v2 headers, which carry no VLAN tag (neither libpcap's nor ours):
+    // every UDP datagram, tagged or not, with the same headers as tcpdump's.
+    let any_dir = out.path().join("any");
+    std::fs::create_dir_all(&any_dir).unwrap();
+    let any_reference = out.path().join("any-reference.pcap");
+    let any_filter = "udp port 4001";
+    let any_tcpdump = reference_tcpdump_on(net.app(), "any", &any_reference, any_filter);
+    let any_env = [("PCAP_FILTER", any_filter), ("PCAP_IFACE", "any")];
+    let on_any = Running::start(pcapd(net.app(), &any_dir, &any_env, true));
+    for running in [&under_seccomp, &forced, &on_any] {
         running.wait_for_line("ready", |v| message_contains(v, "capture ready"));
     }
     send_frames(net.peer(), 4, 3);
     std::thread::sleep(std::time::Duration::from_millis(300));
     let (a, _) = under_seccomp.terminate();
     let (b, _) = forced.terminate();
+    let (c, _) = on_any.terminate();
     stop(tcpdump);
-    assert_eq!((a, b), (Some(0), Some(0)));
+    stop(any_tcpdump);
+    assert_eq!((a, b, c), (Some(0), Some(0), Some(0)));
     let fields = [
         "frame.len",
         "vlan.id",
@@ -228,4 +239,50 @@ fn vlan_tags_are_restored_and_filtered_like_libpcap() {
             dir.display()
         );
     }
+    let any_fields = [
+        "sll.pkttype",
+        "sll.etype",
+        "sll.ifindex",
+        "sll.hatype",
+        "sll.src.eth",
+        "frame.len",
+        "ip.id",
+    ];
+    let expected = tshark_rows(&any_reference, &any_fields);
+    assert_eq!(expected.len(), 7, "{expected:?}");
+    let files = pcap_files(&any_dir);
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(tshark_rows(&files[0], &any_fields), expected, "any");
+}
+
+/// [`reference_tcpdump`] on another interface.
+fn reference_tcpdump_on(ns: &Netns, iface: &str, file: &Path, filter: &str) -> ChildGuard {
+    use std::io::BufRead;
+    let mut command = ns.command("tcpdump");
+    command
+        .args([
+            "-i",
+            iface,
+            "-n",
+            "-U",
+            "--immediate-mode",
+            "-Z",
+            "root",
+            "-w",
+        ])
+        .arg(file)
+        .arg(filter)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = ChildGuard::spawn(&mut command).unwrap();
+    let stderr = child.child_mut().stderr.take().unwrap();
+    let mut reader = std::io::BufReader::new(stderr);
+    // On `any` tcpdump says "data link type LINUX_SLL2" first.
+    let mut line = String::new();
+    while !line.contains("listening on") {
+        line.clear();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "tcpdump ended");
+    }
+    std::thread::spawn(move || for _ in reader.lines() {});
+    child
 }

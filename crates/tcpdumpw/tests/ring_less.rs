@@ -7,7 +7,7 @@
 //! - tcpdumpw under the filter detects it, logs the fallback and why, starts no tcpdump, and
 //!   its pcapd writes `.pcap` files (read back with tshark) and JSON with the filter applied
 //!   in user space; a normal tcpdumpw capturing the same traffic at the same time finds the
-//!   same packets, on `eth0` and on `any` (Linux cooked headers);
+//!   same packets, on `eth0` and on `any` (Linux cooked v2 headers, like tcpdump's);
 //! - `PCAP_COMPAT=true` forces the path on a normal kernel (rotation into several files);
 //! - snap length 0 is refused on the path, naming `PCAP_SNAPSHOT_LENGTH`.
 
@@ -356,7 +356,7 @@ fn compare_paths(tag: &str, iface: &str) {
     }
     let link = tcpdump_link_type(&files[0]);
     let expected = if iface == "any" {
-        "LINUX_SLL"
+        "LINUX_SLL2"
     } else {
         "EN10MB"
     };
