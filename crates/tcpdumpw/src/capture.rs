@@ -159,6 +159,13 @@ pub fn pcapd_spec(settings: &CaptureSettings, iface: &str) -> ChildSpec {
             ),
             format!("--write-pcap={}", settings.ring_less && settings.pcap_files),
         ]);
+    if settings.ring_less {
+        // This pcapd replaces tcpdump: it gets tcpdump's buffer.
+        spec = spec.args([format!(
+            "--buffer-mib={}",
+            (settings.buffer_kib / 1024).max(1)
+        )]);
+    }
     for (name, value) in &settings.config_env {
         if !PCAPD_NEUTRAL_ENV.iter().any(|(neutral, _)| neutral == name) {
             spec = spec.env(*name, value);
@@ -353,7 +360,8 @@ mod tests {
         let args = strings(&pcapd_spec(&s, "eth0").args);
         assert!(args.ends_with(&[
             "--capture-path=ring-less".to_string(),
-            "--write-pcap=true".to_string()
+            "--write-pcap=true".to_string(),
+            "--buffer-mib=4".to_string()
         ]));
         s.pcap_files = false;
         let args = strings(&pcapd_spec(&s, "eth0").args);
