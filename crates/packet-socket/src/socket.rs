@@ -24,6 +24,7 @@ const ARPHRD_ETHER: u16 = 1;
 const ARPHRD_LOOPBACK: u16 = 772;
 const PACKET_OUTGOING: u8 = 4;
 const SCM_TIMESTAMPNS: i32 = libc::SO_TIMESTAMPNS;
+const SCM_TIMESTAMP: i32 = libc::SO_TIMESTAMP;
 const TP_STATUS_VLAN_VALID: u32 = 0x10;
 const TP_STATUS_VLAN_TPID_VALID: u32 = 0x40;
 const ETH_P_8021Q: u16 = 0x8100;
@@ -237,13 +238,20 @@ impl PacketSocket {
                 ));
             }
         }
+        // Nanoseconds if the kernel has them, else microseconds, else the time of the read.
         if let Err(error) =
             sys::setsockopt_int(fd.as_fd(), libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1)
         {
-            notes.push(format!(
-                "SO_TIMESTAMPNS refused ({}): packets are stamped when read",
-                errno_text(&error)
-            ));
+            match sys::setsockopt_int(fd.as_fd(), libc::SOL_SOCKET, libc::SO_TIMESTAMP, 1) {
+                Ok(()) => notes.push(format!(
+                    "SO_TIMESTAMPNS refused ({}): microsecond timestamps (SO_TIMESTAMP)",
+                    errno_text(&error)
+                )),
+                Err(_) => notes.push(format!(
+                    "SO_TIMESTAMPNS and SO_TIMESTAMP refused ({}): packets are stamped when read",
+                    errno_text(&error)
+                )),
+            }
         }
         if let Err(error) = sys::setsockopt_int(fd.as_fd(), sys::SOL_PACKET, sys::PACKET_AUXDATA, 1)
         {
@@ -510,8 +518,11 @@ fn align(len: usize) -> usize {
 impl Control {
     /// Walks the `cmsghdr` chain in the first `len` bytes (CMSG_FIRSTHDR/NXTHDR by hand).
     fn parse(words: &[u64], len: usize) -> Control {
-        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
-        let bytes = &bytes[..len.min(bytes.len())];
+        let mut all = [0u8; sys::CONTROL_WORDS * 8];
+        for (chunk, word) in all.chunks_exact_mut(8).zip(words) {
+            chunk.copy_from_slice(&word.to_ne_bytes());
+        }
+        let bytes = &all[..len.min(all.len())];
         let header_len = align(std::mem::size_of::<libc::cmsghdr>());
         let mut control = Control::default();
         let mut offset = 0;
@@ -531,6 +542,12 @@ impl Control {
                     let nsec = i64::from_ne_bytes(data[8..16].try_into().unwrap_or([0; 8]));
                     control.timestamp =
                         Some((sec, u32::try_from(nsec.clamp(0, 999_999_999)).unwrap_or(0)));
+                }
+                (Some(libc::SOL_SOCKET), Some(SCM_TIMESTAMP)) if data.len() >= 16 => {
+                    let sec = i64::from_ne_bytes(data[0..8].try_into().unwrap_or([0; 8]));
+                    let usec = i64::from_ne_bytes(data[8..16].try_into().unwrap_or([0; 8]));
+                    let nsec = usec.clamp(0, 999_999) * 1000;
+                    control.timestamp = Some((sec, u32::try_from(nsec).unwrap_or(0)));
                 }
                 (Some(sys::SOL_PACKET), Some(sys::PACKET_AUXDATA)) if data.len() >= 20 => {
                     let u32_at = |at: usize| {
@@ -612,6 +629,16 @@ mod tests {
         let aux = control.aux.unwrap();
         assert_eq!(aux.len, 1514);
         assert_eq!(aux.vlan_tag(), Some([0x81, 0x00, 0, 42]));
+    }
+
+    #[test]
+    fn microsecond_timestamps_are_read_too() {
+        let mut ts = Vec::new();
+        ts.extend_from_slice(&1_700_000_000i64.to_ne_bytes());
+        ts.extend_from_slice(&654_321i64.to_ne_bytes());
+        let bytes = cmsg(libc::SOL_SOCKET, SCM_TIMESTAMP, &ts);
+        let control = Control::parse(&words(&bytes), bytes.len());
+        assert_eq!(control.timestamp, Some((1_700_000_000, 654_321_000)));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
-use testbed::gvisor::restrict_like_gvisor;
+use testbed::gvisor::{restrict, Limits};
 use testbed::{ChildGuard, Netns, TestNet};
 
 mod common;
@@ -20,6 +20,10 @@ const BIN: &str = env!("CARGO_BIN_EXE_pcapd");
 const APP_V4: &str = "198.51.100.1";
 
 fn pcapd(ns: &Netns, out: &Path, env: &[(&str, &str)], gvisor: bool) -> Command {
+    pcapd_with(ns, out, env, gvisor.then_some(Limits::Gvisor))
+}
+
+fn pcapd_with(ns: &Netns, out: &Path, env: &[(&str, &str)], limits: Option<Limits>) -> Command {
     let mut command = ns.command(BIN);
     command
         .env_clear()
@@ -32,8 +36,8 @@ fn pcapd(ns: &Netns, out: &Path, env: &[(&str, &str)], gvisor: bool) -> Command 
         .args(["--write-pcap", "true", "--output-dir"])
         .arg(out)
         .stdin(Stdio::null());
-    if gvisor {
-        restrict_like_gvisor(&mut command).unwrap();
+    if let Some(limits) = limits {
+        restrict(&mut command, limits).unwrap();
     }
     command
 }
@@ -285,4 +289,63 @@ fn reference_tcpdump_on(ns: &Netns, iface: &str, file: &Path, filter: &str) -> C
     }
     std::thread::spawn(move || for _ in reader.lines() {});
     child
+}
+
+/// A gVisor that also lacks `PACKET_AUXDATA`, `SO_TIMESTAMPNS` and `PACKET_STATISTICS`: the
+/// original length still comes from `MSG_TRUNC` (here with packets cut to a 60-byte snap
+/// length), timestamps are microseconds (`SO_TIMESTAMP`), drops are unknown — and the notes
+/// of the ready line say all of it.
+#[test]
+fn fallbacks_when_more_socket_options_are_refused() {
+    let net = TestNet::new("pcapd-strict").unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let reference = out.path().join("reference.pcap");
+    let tcpdump = reference_tcpdump(net.app(), &reference, "icmp");
+    let dir = out.path().join("strict");
+    std::fs::create_dir_all(&dir).unwrap();
+    let env = [
+        ("PCAP_FILTER", "icmp"),
+        ("PCAP_SNAPSHOT_LENGTH", "60"),
+        ("PCAP_STATS_SECS", "1"),
+    ];
+    let running = Running::start(pcapd_with(net.app(), &dir, &env, Some(Limits::Strict)));
+    let ready = running.wait_for_line("ready", |v| message_contains(v, "capture ready"));
+    let notes = ready["notes"].to_string();
+    for refused in [
+        "PACKET_AUXDATA refused",
+        "SO_TIMESTAMP)",
+        "PACKET_STATISTICS refused",
+    ] {
+        assert!(notes.contains(refused), "{refused}: {notes}");
+    }
+    ping(net.peer(), APP_V4, 3);
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let (code, lines) = running.terminate();
+    stop(tcpdump);
+    assert_eq!(code, Some(0), "{lines:?}");
+    let stats = lines
+        .iter()
+        .rfind(|l| message_contains(l, "pcapd stats"))
+        .unwrap();
+    assert_eq!(stats["kernel_dropped"], Value::Null, "unknown: {stats}");
+    let files = pcap_files(&dir);
+    assert_eq!(files.len(), 1, "{files:?}");
+    // 98-byte echo packets cut to 60: the original length survives.
+    let fields = ["frame.len", "frame.cap_len", "ip.src", "icmp.type"];
+    let rows = tshark_rows(&files[0], &fields);
+    assert_eq!(rows.len(), 6, "{rows:?}");
+    assert!(rows.iter().all(|r| r.starts_with("98\t60\t")), "{rows:?}");
+    let expected: Vec<String> = tshark_rows(&reference, &["frame.len", "ip.src", "icmp.type"]);
+    let got: Vec<String> = tshark_rows(&files[0], &["frame.len", "ip.src", "icmp.type"]);
+    assert_eq!(got, expected);
+    // Microsecond timestamps close to the reference's.
+    let times = |file: &Path| -> Vec<f64> {
+        tshark_rows(file, &["frame.time_epoch"])
+            .iter()
+            .map(|t| t.parse().unwrap())
+            .collect()
+    };
+    for (a, b) in times(&files[0]).iter().zip(times(&reference)) {
+        assert!((a - b).abs() < 0.01, "{a} vs {b}");
+    }
 }

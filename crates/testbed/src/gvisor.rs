@@ -36,10 +36,33 @@ fn seccomp_error(error: impl std::fmt::Display) -> Error {
     )
 }
 
+/// `PACKET_AUXDATA`, refused by [`Limits::Strict`].
+pub const PACKET_AUXDATA: u64 = 8;
+/// `PACKET_STATISTICS` (`getsockopt`), refused by [`Limits::Strict`].
+pub const PACKET_STATISTICS: u64 = 6;
+/// `SO_TIMESTAMPNS`, refused by [`Limits::Strict`].
+pub const SO_TIMESTAMPNS: u64 = 35;
+
+/// Which limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limits {
+    /// What gVisor is known to refuse: packet rings and kernel filters.
+    Gvisor,
+    /// Also `PACKET_AUXDATA`, `SO_TIMESTAMPNS` and `getsockopt(PACKET_STATISTICS)`: options
+    /// a gVisor version may lack, for the capture's fallbacks (original lengths from
+    /// `MSG_TRUNC`, microsecond timestamps, unknown drops).
+    Strict,
+}
+
 /// The seccomp program: `setsockopt(fd, SOL_PACKET, PACKET_RX_RING | PACKET_VERSION |
 /// PACKET_TX_RING, …)` and `setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, …)` fail with
 /// `ENOPROTOOPT`; everything else is allowed.
 pub fn gvisor_filter() -> Result<BpfProgram> {
+    filter(Limits::Gvisor)
+}
+
+/// The seccomp program for `limits` (see [`gvisor_filter`]).
+pub fn filter(limits: Limits) -> Result<BpfProgram> {
     let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(seccomp_error)?;
     let rule = |level: u64, option: u64| -> Result<SeccompRule> {
         SeccompRule::new(vec![
@@ -55,8 +78,18 @@ pub fn gvisor_filter() -> Result<BpfProgram> {
         rules.push(rule(SOL_PACKET, option)?);
     }
     rules.push(rule(SOL_SOCKET, SO_ATTACH_FILTER)?);
+    let mut syscalls = BTreeMap::new();
+    if limits == Limits::Strict {
+        rules.push(rule(SOL_PACKET, PACKET_AUXDATA)?);
+        rules.push(rule(SOL_SOCKET, SO_TIMESTAMPNS)?);
+        syscalls.insert(
+            libc::SYS_getsockopt,
+            vec![rule(SOL_PACKET, PACKET_STATISTICS)?],
+        );
+    }
+    syscalls.insert(libc::SYS_setsockopt, rules);
     let filter = SeccompFilter::new(
-        BTreeMap::from([(libc::SYS_setsockopt, rules)]),
+        syscalls,
         SeccompAction::Allow,
         SeccompAction::Errno(libc::ENOPROTOOPT as u32),
         arch,
@@ -68,7 +101,12 @@ pub fn gvisor_filter() -> Result<BpfProgram> {
 /// Makes `command`'s process (and whatever it executes: seccomp filters are inherited) see
 /// gVisor's capture limits.
 pub fn restrict_like_gvisor(command: &mut Command) -> Result<()> {
-    let program = gvisor_filter()?;
+    restrict(command, Limits::Gvisor)
+}
+
+/// [`restrict_like_gvisor`] with other [`Limits`].
+pub fn restrict(command: &mut Command, limits: Limits) -> Result<()> {
+    let program = filter(limits)?;
     // SAFETY: the hook runs in the forked child before exec; `apply_filter` only issues the
     // prctl(PR_SET_NO_NEW_PRIVS) and seccomp(2) system calls on a program built before the
     // fork, allocating nothing.
