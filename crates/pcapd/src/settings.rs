@@ -166,7 +166,7 @@ const FLAGS: &[Flag] = &[
 /// `sidecar_core::daemon::start`).
 pub fn command() -> Command {
     let mut command = Command::new("pcapd").about(
-        "Captures packets with libpcap (or reads a capture file) and writes them as Cloud Logging JSON lines",
+        "Captures packets with libpcap, or without packet rings on gVisor (or reads a capture file), and writes them as Cloud Logging JSON lines (and, with --write-pcap, .pcap files)",
     );
     for flag in FLAGS {
         let help = match flag.env {
