@@ -447,6 +447,24 @@ fn pcap_compat_forces_the_ring_less_path() {
     assert_eq!(sidecar.json_packets().len(), 60);
 }
 
+/// `.pcap` files only (no JSON output): pcapd still captures, for the files alone.
+#[test]
+fn pcap_files_without_json_on_the_ring_less_path() {
+    let net = TestNet::new("gv-pcaponly").unwrap();
+    let mut env = FILTER_ENV.to_vec();
+    env.extend([("PCAP_COMPAT", "true"), ("PCAP_JSON", "false")]);
+    let mut sidecar = Sidecar::start(net.app(), &env, false);
+    sidecar.wait_ready();
+    traffic(&net, 30);
+    let status = sidecar.terminate();
+    assert!(status.success(), "{status:?}\n{}", sidecar.log_text());
+    let ready = sidecar.find("capture ready on");
+    assert_eq!(ready[0]["outputs"], serde_json::json!([]), "{}", ready[0]);
+    assert_eq!(ready[0]["write_pcap"], true);
+    assert_eq!(port_count(&sidecar.pcap_counts(), KEPT_PORT), 30);
+    assert!(sidecar.files("json").is_empty());
+}
+
 #[test]
 fn unlimited_snaplen_is_refused_on_the_ring_less_path() {
     let net = TestNet::new("gv-snaplen").unwrap();
