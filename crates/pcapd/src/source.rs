@@ -395,31 +395,41 @@ impl Source {
                 socket,
                 next,
                 count,
-            } => loop {
-                if *next < *count {
-                    let index = *next;
-                    *next += 1;
-                    if socket.packet(index).is_none() {
-                        continue;
+            } => {
+                // One read per call at most: a batch the filter rejects entirely returns
+                // Idle, so the capture loop still sees stop requests and rotates files
+                // under a flood of filtered-out traffic.
+                let mut read = false;
+                loop {
+                    if *next < *count {
+                        let index = *next;
+                        *next += 1;
+                        if socket.packet(index).is_none() {
+                            continue;
+                        }
+                        return Ok(socket.packet(index).map_or(Next::Idle, |packet| {
+                            Next::Packet(RawPacket {
+                                ts_sec: packet.ts_sec,
+                                ts_nsec: packet.ts_nsec,
+                                wire_len: packet.wire_len,
+                                data: packet.data,
+                            })
+                        }));
                     }
-                    return Ok(socket.packet(index).map_or(Next::Idle, |packet| {
-                        Next::Packet(RawPacket {
-                            ts_sec: packet.ts_sec,
-                            ts_nsec: packet.ts_nsec,
-                            wire_len: packet.wire_len,
-                            data: packet.data,
-                        })
-                    }));
+                    if read {
+                        return Ok(Next::Idle);
+                    }
+                    read = true;
+                    *next = 0;
+                    *count = socket.recv(self.poll_ms).map_err(|error| Error::Capture {
+                        iface: self.info.interface.name.clone(),
+                        message: error.to_string(),
+                    })?;
+                    if *count == 0 {
+                        return Ok(Next::Idle);
+                    }
                 }
-                *next = 0;
-                *count = socket.recv(self.poll_ms).map_err(|error| Error::Capture {
-                    iface: self.info.interface.name.clone(),
-                    message: error.to_string(),
-                })?;
-                if *count == 0 {
-                    return Ok(Next::Idle);
-                }
-            },
+            }
         };
         if matches!(result, Err(pcap::Error::TimeoutExpired)) {
             self.ready = false;

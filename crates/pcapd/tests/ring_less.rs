@@ -349,3 +349,53 @@ fn fallbacks_when_more_socket_options_are_refused() {
         assert!((a - b).abs() < 0.01, "{a} vs {b}");
     }
 }
+
+/// A flood the filter rejects entirely never keeps the capture loop from seeing SIGTERM (each
+/// read returns to it, packet or not).
+#[test]
+fn stops_promptly_under_a_flood_the_filter_rejects() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let net = TestNet::new("pcapd-flood").unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let running = Running::start(pcapd(
+        net.app(),
+        out.path(),
+        &[("PCAP_FILTER", "icmp")],
+        true,
+    ));
+    running.wait_for_line("ready", |v| message_contains(v, "capture ready"));
+    let flooding = Arc::new(AtomicBool::new(true));
+    let socket = net
+        .peer()
+        .enter(|| std::net::UdpSocket::bind(("198.51.100.2", 0)).unwrap())
+        .unwrap();
+    let flood = {
+        let flooding = Arc::clone(&flooding);
+        std::thread::spawn(move || {
+            let mut sent = 0u64;
+            while flooding.load(Ordering::Relaxed) {
+                let _ = socket.send_to(&[0u8; 32], (APP_V4, 9));
+                sent += 1;
+            }
+            sent
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let started = std::time::Instant::now();
+    let (code, lines) = running.terminate();
+    let took = started.elapsed();
+    flooding.store(false, Ordering::Relaxed);
+    let sent = flood.join().unwrap();
+    assert_eq!(code, Some(0), "{lines:?}");
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "stopped after {took:?}"
+    );
+    assert!(sent > 1000, "a flood: {sent} datagrams");
+    let udp: Vec<&Value> = lines
+        .iter()
+        .filter(|l| is_packet(l) && l["L4"]["dst"] == 9)
+        .collect();
+    assert!(udp.is_empty(), "the filter kept UDP: {}", udp.len());
+}
