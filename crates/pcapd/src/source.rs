@@ -52,7 +52,7 @@ pub enum SourceSettings {
     /// A live interface, captured by libpcap (packet rings, kernel filter).
     Live(LiveSettings),
     /// A live interface, captured without packet rings: an `AF_PACKET` socket read with
-    /// `recvmmsg`, the filter in user space when the kernel refuses it.
+    /// `recvmmsg`, the libpcap filter run in user space.
     RingLess(LiveSettings),
     /// A pcap or pcapng file, possibly gzip-compressed (`-` reads stdin).
     File(PathBuf),
