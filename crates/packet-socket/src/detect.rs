@@ -13,8 +13,8 @@ pub enum CapturePath {
     /// libpcap with `TPACKET_V3` rings and kernel filters (tcpdump writes `.pcap` files).
     #[serde(rename = "ring")]
     Ring,
-    /// `AF_PACKET` sockets read with `recvmmsg`, filters in user space when the kernel
-    /// refuses them (pcapd writes `.pcap` files).
+    /// `AF_PACKET` sockets read with `recvmmsg`, libpcap filters run in user space (pcapd
+    /// writes `.pcap` files).
     #[serde(rename = "ring-less")]
     RingLess,
 }
