@@ -240,6 +240,12 @@ impl World {
 
     /// Starts `pcap-init` in the app namespace with a Cloud Run environment plus `extra`.
     fn start_sidecar(&self, extra: &[(&str, &str)]) -> Sidecar {
+        self.start_sidecar_with(extra, false)
+    }
+
+    /// [`World::start_sidecar`], under gVisor's capture limits (Cloud Run gen1: no packet
+    /// rings, no kernel filters; `testbed::gvisor`) when `gvisor` is set.
+    fn start_sidecar_with(&self, extra: &[(&str, &str)], gvisor: bool) -> Sidecar {
         let mut cmd = self.net.app().command(bin_dir().join("pcap-init"));
         cmd.env_clear()
             .envs(self.environment(&self.metadata.host()))
@@ -247,6 +253,9 @@ impl World {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if gvisor {
+            testbed::gvisor::restrict_like_gvisor(&mut cmd).expect("seccomp filter");
+        }
         let started = Instant::now();
         let mut child = ChildGuard::spawn(&mut cmd).expect("start pcap-init");
         let lines = Arc::new(Mutex::new(Vec::new()));
@@ -767,6 +776,39 @@ fn plain_directory_end_to_end() {
         "every export is under {bucket_path}: {:?}",
         all.keys()
     );
+    check_exports(world.dir.path(), &files, &ref_path, &ref_log, &traces);
+}
+
+/// Cloud Run gen1: the whole sidecar under gVisor's capture limits. tcpdumpw detects them,
+/// pcapd writes the rotating `.pcap` files (no tcpdump can run), and the exported files hold
+/// every packet of a reference capture taken outside the limits, as in the scenario above.
+#[test]
+fn gvisor_ring_less_end_to_end() {
+    let world = World::new("e2e-gvisor");
+    let reference = world.reference_capture();
+    let mut sidecar = world.start_sidecar_with(&[], true);
+    let located = sidecar.wait_line("PCAP files available at", Duration::from_secs(30));
+    let bucket_path = assert_bucket_path(&located);
+    let path = sidecar.wait_line("capture path: ring-less", Duration::from_secs(30));
+    assert!(
+        path["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("ENOPROTOOPT")),
+        "{path}"
+    );
+    let healthy = wait_healthy(&world, &mut sidecar);
+    eprintln!("health port open {healthy:?} after start");
+    let traces = traffic_then_shutdown(&world, &mut sidecar);
+    let (ref_path, ref_log) = reference.stop();
+    assert!(
+        !sidecar
+            .json_lines()
+            .iter()
+            .any(|l| message(l).contains("tcpdump[")),
+        "no tcpdump under gVisor's limits:\n{}",
+        sidecar.dump()
+    );
+    let files = read_tree(&world.gcs_mount().join(&bucket_path));
     check_exports(world.dir.path(), &files, &ref_path, &ref_log, &traces);
 }
 

@@ -8,9 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pipeline::{Ingest, Packet};
+use sidecar_core::log::Severity;
 
+use crate::pcap_files::PcapFiles;
 use crate::source::{KernelStats, Next, Source};
-use crate::{Error, TranslatorKind};
+use crate::{Error, LogTarget, TranslatorKind};
 
 /// Kernel counters shared with the stats reporter.
 pub(crate) type SharedKernelStats = Arc<Mutex<Option<KernelStats>>>;
@@ -21,6 +23,18 @@ pub(crate) struct CaptureEnd {
     pub(crate) read: u64,
     /// Why it stopped early, if it failed.
     pub(crate) error: Option<Error>,
+    /// `.pcap` files written (ring-less path), oldest first.
+    pub(crate) pcap_files: Vec<std::path::PathBuf>,
+}
+
+/// What the capture thread does with packets besides translating them.
+pub(crate) struct Sinks {
+    /// Offer packets to the translation pipeline (some JSON output is on).
+    pub(crate) translate: bool,
+    /// Write `.pcap` files.
+    pub(crate) pcap: Option<PcapFiles>,
+    /// Where write errors are reported.
+    pub(crate) logs: LogTarget,
 }
 
 const KERNEL_STATS_EVERY: Duration = Duration::from_secs(1);
@@ -31,6 +45,7 @@ pub(crate) fn run<K: TranslatorKind + ?Sized>(
     kind: &K,
     stop: &AtomicBool,
     kernel: &SharedKernelStats,
+    mut sinks: Sinks,
 ) -> CaptureEnd {
     let linktype = source.info().linktype;
     let live = source.info().live;
@@ -47,14 +62,19 @@ pub(crate) fn run<K: TranslatorKind + ?Sized>(
                 // Serial numbers start at 0, like the original's (`pcap.num`).
                 let num = read;
                 read += 1;
-                ingest.push(&Packet {
-                    num,
-                    ts_sec: packet.ts_sec,
-                    ts_nsec: packet.ts_nsec,
-                    wire_len: packet.wire_len,
-                    data: packet.data,
-                    shard: kind.shard_key(linktype, packet.data),
-                });
+                if let Some(pcap) = sinks.pcap.as_mut() {
+                    pcap.write(packet.ts_sec, packet.ts_nsec, packet.wire_len, packet.data);
+                }
+                if sinks.translate {
+                    ingest.push(&Packet {
+                        num,
+                        ts_sec: packet.ts_sec,
+                        ts_nsec: packet.ts_nsec,
+                        wire_len: packet.wire_len,
+                        data: packet.data,
+                        shard: kind.shard_key(linktype, packet.data),
+                    });
+                }
             }
             Ok(Next::Idle) => {
                 ingest.tick();
@@ -66,6 +86,14 @@ pub(crate) fn run<K: TranslatorKind + ?Sized>(
                 break;
             }
         }
+        if idle || read % 1024 == 0 {
+            if let Some(pcap) = sinks.pcap.as_mut() {
+                pcap.tick();
+                if let Some(message) = pcap.take_error() {
+                    sinks.logs.event(Severity::Error, &message, &());
+                }
+            }
+        }
         // Sampling costs a syscall: only on idle wake-ups or every 1024 packets.
         if live && (idle || read % 1024 == 0) && sampled.elapsed() >= KERNEL_STATS_EVERY {
             sampled = Instant::now();
@@ -74,6 +102,26 @@ pub(crate) fn run<K: TranslatorKind + ?Sized>(
     }
     // Hand over what is pending before anything slow happens.
     ingest.close();
+    // Close the last .pcap file now: pcap-fsnotify exports it on close.
+    let pcap_files = match sinks.pcap.take() {
+        Some(mut pcap) => {
+            let lost = pcap.lost();
+            let error = pcap.take_error();
+            let files = pcap.close();
+            if let Some(message) = error {
+                sinks.logs.event(Severity::Error, &message, &());
+            }
+            if lost > 0 {
+                sinks.logs.event(
+                    Severity::Error,
+                    &format!("{lost} packets could not be written to .pcap files"),
+                    &(),
+                );
+            }
+            files
+        }
+        None => Vec::new(),
+    };
     if live {
         store(kernel, source.kernel_stats());
     }
@@ -81,7 +129,11 @@ pub(crate) fn run<K: TranslatorKind + ?Sized>(
     if let Err(failure) = source.close() {
         error = Some(failure);
     }
-    CaptureEnd { read, error }
+    CaptureEnd {
+        read,
+        error,
+        pcap_files,
+    }
 }
 
 fn store(kernel: &SharedKernelStats, stats: Option<KernelStats>) {

@@ -1,9 +1,11 @@
-//! `pcapd`: the capturer/translator. Reads packets from libpcap (one interface or `any`) or
-//! from a pcap/pcapng file (`--read`, gzip too), translates each into one Cloud Logging JSON
-//! line, and writes the lines to stdout and/or rotating `.json` files.
+//! `pcapd`: the capturer/translator. Reads packets from libpcap (one interface or `any`), from
+//! a ring-less `AF_PACKET` socket (gVisor, `docs/capture-paths.md`), or from a pcap/pcapng
+//! file (`--read`, gzip too), translates each into one Cloud Logging JSON line, and writes
+//! the lines to stdout and/or rotating `.json` files. On the ring-less path it can also write
+//! the `.pcap` files tcpdump would have written ([`pcap_files`], `--write-pcap`).
 //!
 //! - [`source`]: opening a live handle (snaplen, kernel buffer, immediate mode, promiscuous,
-//!   BPF filter) or a file; [`Source`] yields packets.
+//!   BPF filter), a ring-less socket, or a file; [`Source`] yields packets.
 //! - [`run`] / [`run_with`]: the daemon as a library call: capture thread → [`pipeline`]
 //!   (byte-bounded queue, sharded workers, ordered merge, one writer per output) → stats
 //!   every `stats_every` and at exit → drain inward with a deadline on shutdown.
@@ -13,6 +15,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 mod capture;
+pub mod pcap_files;
 pub mod settings;
 pub mod source;
 mod translate;
@@ -145,6 +148,8 @@ pub struct Summary {
     pub kernel: Option<KernelStats>,
     /// `.json` files completed (closed), oldest first.
     pub files: Vec<PathBuf>,
+    /// `.pcap` files written by pcapd (`--write-pcap`), oldest first.
+    pub pcap_files: Vec<PathBuf>,
     /// Whether the drain finished before its deadline (plus grace).
     pub complete: bool,
     /// Why capture stopped early, if it failed (the exit code should be non-zero).
@@ -215,6 +220,12 @@ struct ReadyEvent<'a> {
     iface: &'a str,
     linktype: i32,
     filter: Option<&'a str>,
+    filter_mode: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    capture_path: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    notes: &'a [String],
+    write_pcap: bool,
     live: bool,
     workers: usize,
     ordered: bool,
@@ -243,11 +254,14 @@ pub fn run_with<K: TranslatorKind>(
 ) -> Result<Summary, Error> {
     let logs = settings.logs;
     // Before touching the device: a configuration error must not depend on capture rights.
-    if !settings.stdout && settings.files.is_none() {
+    if !settings.stdout && settings.files.is_none() && settings.pcap.is_none() {
         return Err(Error::Settings(
-            "pcapd has no output: set PCAP_JSON_LOG=true (stdout) and/or PCAP_JSON=true (files)"
+            "pcapd has no output: set PCAP_JSON_LOG=true (stdout) and/or PCAP_JSON=true (files), or --write-pcap=true"
                 .into(),
         ));
+    }
+    if let Some(detection) = &settings.capture_path {
+        log_capture_path(logs, detection);
     }
     let label = settings.file_label();
     let source = Source::open(&settings.source, settings.filter.as_deref(), &label)?;
@@ -268,6 +282,22 @@ pub fn run_with<K: TranslatorKind>(
             })?;
         outputs.push(Box::new(rotating));
     }
+    let pcap = match &settings.pcap {
+        Some(pcap) => Some(
+            pcap_files::PcapFiles::create(pcap.clone(), &iface, info.linktype).map_err(
+                |source| Error::Output {
+                    path: pcap.dir.clone(),
+                    source,
+                },
+            )?,
+        ),
+        None => None,
+    };
+    let sinks = capture::Sinks {
+        translate: settings.stdout || settings.files.is_some(),
+        pcap,
+        logs,
+    };
     let output_names: Vec<&str> = settings.output_names();
     let pipeline_settings = pipeline::Settings {
         workers: settings.workers.max(1),
@@ -295,7 +325,7 @@ pub fn run_with<K: TranslatorKind>(
         let kind = Arc::clone(&kind);
         std::thread::Builder::new()
             .name("capture".into())
-            .spawn(move || capture::run(source, ingest, kind.as_ref(), &stop, &kernel))
+            .spawn(move || capture::run(source, ingest, kind.as_ref(), &stop, &kernel, sinks))
             .map_err(Error::Thread)?
     };
 
@@ -303,6 +333,10 @@ pub fn run_with<K: TranslatorKind>(
         iface: &iface,
         linktype: info.linktype,
         filter: settings.filter.as_deref(),
+        filter_mode: info.filter_mode,
+        capture_path: settings.capture_path.as_ref().map(|d| d.path.as_str()),
+        notes: &info.notes,
+        write_pcap: settings.pcap.is_some(),
         live: info.live,
         workers: pipeline_settings.workers,
         ordered: pipeline_settings.ordered,
@@ -362,6 +396,7 @@ pub fn run_with<K: TranslatorKind>(
     // The capture loop wakes up at least every read timeout, so this join is short.
     let end = capture_thread.join().unwrap_or(capture::CaptureEnd {
         read: 0,
+        pcap_files: Vec::new(),
         error: Some(Error::Capture {
             iface: iface.clone(),
             message: "capture thread panicked".into(),
@@ -398,9 +433,31 @@ pub fn run_with<K: TranslatorKind>(
         pipeline: snapshot,
         kernel: kernel_stats,
         files: finished.files,
+        pcap_files: end.pcap_files,
         complete: finished.complete,
         capture_error,
     })
+}
+
+/// Message of the start-up line naming the capture path.
+pub const CAPTURE_PATH_MESSAGE: &str = "capture path";
+
+#[derive(Serialize)]
+struct CapturePathEvent<'a> {
+    #[serde(flatten)]
+    detection: &'a packet_socket::Detection,
+}
+
+/// One INFO line: which capture path, and why.
+fn log_capture_path(logs: LogTarget, detection: &packet_socket::Detection) {
+    logs.event(
+        Severity::Info,
+        &format!(
+            "{CAPTURE_PATH_MESSAGE}: {} ({})",
+            detection.path, detection.reason
+        ),
+        &CapturePathEvent { detection },
+    );
 }
 
 fn report_stats(

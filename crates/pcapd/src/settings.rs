@@ -10,6 +10,9 @@ use clap::{Arg, ArgAction, ArgMatches, Command};
 use sidecar_core::config::values::{parse_bool, parse_u64_in};
 use sidecar_core::config::{Config, ALWAYS_REDACTED_HEADERS};
 
+use packet_socket::{CapturePath, Detection};
+
+use crate::pcap_files::PcapSettings;
 use crate::source::{LiveSettings, SourceSettings};
 use crate::{Error, LogTarget};
 
@@ -53,6 +56,10 @@ pub struct Settings {
     pub label: Option<String>,
     /// How packets are translated.
     pub translator: render::TranslatorSettings,
+    /// The capture path of a live source and why (logged at start); `None` for files.
+    pub capture_path: Option<Detection>,
+    /// Write `.pcap` files too (`--write-pcap`: the ring-less path, instead of tcpdump).
+    pub pcap: Option<PcapSettings>,
 }
 
 /// Default number of translation workers: suits the 2-core machines this runs on (capture
@@ -90,6 +97,8 @@ impl Settings {
             logs: LogTarget::Stdout,
             label: None,
             translator: render::TranslatorSettings::default(),
+            capture_path: None,
+            pcap: None,
         }
     }
 
@@ -153,13 +162,17 @@ const FLAGS: &[Flag] = &[
         help: "Interface name given to a --read file's packets and .json files (default: file)." },
     Flag { id: "run-id", long: "run-id", env: Some("PCAP_RUN_ID"), value: "ID",
         help: "Run identity stamped on every packet line (pcap.id); default: a new random one." },
+    Flag { id: "capture-path", long: "capture-path", env: None, value: "PATH",
+        help: "detect (default: PCAP_COMPAT=true forces ring-less, otherwise a packet-ring probe decides), ring (libpcap) or ring-less (AF_PACKET + recvmmsg, for gVisor)." },
+    Flag { id: "write-pcap", long: "write-pcap", env: None, value: "BOOL",
+        help: "Also write the .pcap files (names, rotation, snap length and format of tcpdump's) into the output directory; what tcpdumpw asks for on the ring-less path (default false)." },
 ];
 
 /// `pcapd`'s command with its own flags (the shared configuration flags are added by
 /// `sidecar_core::daemon::start`).
 pub fn command() -> Command {
     let mut command = Command::new("pcapd").about(
-        "Captures packets with libpcap (or reads a capture file) and writes them as Cloud Logging JSON lines",
+        "Captures packets with libpcap, or without packet rings on gVisor (or reads a capture file), and writes them as Cloud Logging JSON lines (and, with --write-pcap, .pcap files)",
     );
     for flag in FLAGS {
         let help = match flag.env {
@@ -242,6 +255,25 @@ pub fn from_config(config: &Config, matches: &ArgMatches) -> Result<Settings, Er
     let ready_dir = raw(matches, flag("ready-dir")).map(PathBuf::from);
     let label = raw(matches, flag("label"));
     let run_id = raw(matches, flag("run-id")).unwrap_or_else(new_run_id);
+    let write_pcap = boolean(matches, "write-pcap", false)?;
+    let capture_path = match read {
+        Some(_) => None,
+        None => Some(capture_path(config, matches)?),
+    };
+    let ring_less = capture_path
+        .as_ref()
+        .is_some_and(|d| d.path == CapturePath::RingLess);
+    if ring_less && config.snaplen >= packet_socket::MAX_SNAPLEN {
+        return Err(Error::Settings(
+            packet_socket::Error::Snaplen(config.snaplen).to_string(),
+        ));
+    }
+    let pcap = (write_pcap && read.is_none()).then(|| PcapSettings {
+        dir: output_dir.clone(),
+        ext: config.file_ext.clone(),
+        rotate: (config.rotate_secs > 0).then(|| Duration::from_secs(config.rotate_secs)),
+        snaplen: config.snaplen,
+    });
 
     let files = config.json.then(|| FileSettings {
         dir: output_dir,
@@ -250,14 +282,25 @@ pub fn from_config(config: &Config, matches: &ArgMatches) -> Result<Settings, Er
     let (source, stdout, logs, duration) = match read {
         Some(path) => (SourceSettings::File(path), true, LogTarget::Stderr, None),
         None => (
-            SourceSettings::Live(LiveSettings {
-                iface: config.iface.clone(),
-                snaplen: config.snaplen.min(RING_SNAPLEN_CAP),
-                buffer_bytes: u32::try_from(buffer_mib << 20).unwrap_or(u32::MAX),
-                promisc,
-                immediate,
-                ..LiveSettings::default()
-            }),
+            {
+                let live = LiveSettings {
+                    iface: config.iface.clone(),
+                    snaplen: config.snaplen,
+                    buffer_bytes: u32::try_from(buffer_mib << 20).unwrap_or(u32::MAX),
+                    promisc,
+                    immediate,
+                    ..LiveSettings::default()
+                };
+                if ring_less {
+                    // pcapd writes the `.pcap` files itself here: keep the configured length.
+                    SourceSettings::RingLess(live)
+                } else {
+                    SourceSettings::Live(LiveSettings {
+                        snaplen: live.snaplen.min(RING_SNAPLEN_CAP),
+                        ..live
+                    })
+                }
+            },
             config.json_log,
             LogTarget::Stdout,
             (config.timeout_secs > 0).then(|| Duration::from_secs(config.timeout_secs)),
@@ -306,7 +349,33 @@ pub fn from_config(config: &Config, matches: &ArgMatches) -> Result<Settings, Er
         logs,
         label,
         translator,
+        capture_path,
+        pcap,
     })
+}
+
+/// `--capture-path`: `detect` (the default) runs [`packet_socket::detect`] with
+/// `PCAP_COMPAT`; `ring` / `ring-less` are tcpdumpw's decision, passed on.
+fn capture_path(config: &Config, matches: &ArgMatches) -> Result<Detection, Error> {
+    let flag = flag("capture-path");
+    let chosen = |path: CapturePath| Detection {
+        path,
+        reason: format!("chosen by tcpdumpw (--capture-path={path})"),
+        forced: config.compat,
+        probe_error: None,
+        gvisor_hint: packet_socket::gvisor_hint(),
+    };
+    match raw(matches, flag).as_deref() {
+        None | Some("detect") => Ok(packet_socket::detect(config.compat)),
+        Some("ring") => Ok(chosen(CapturePath::Ring)),
+        Some("ring-less") => Ok(chosen(CapturePath::RingLess)),
+        Some(other) => Err(invalid(
+            flag,
+            other,
+            "unknown capture path",
+            "detect, ring or ring-less",
+        )),
+    }
 }
 
 /// The kernel's ephemeral port range, used to tell clients from servers.
@@ -361,6 +430,8 @@ mod tests {
             "drain-ms",
             "label",
             "run-id",
+            "capture-path",
+            "write-pcap",
         ] {
             assert_eq!(flag(id).id, id);
         }
@@ -410,6 +481,59 @@ mod tests {
             "conntrack: one worker, ordered"
         );
         assert_eq!(s.filter.as_deref(), Some("icmp"));
+    }
+
+    #[test]
+    fn ring_less_path_writes_pcap_and_refuses_unlimited_snaplen() {
+        let s = parse(&[
+            "--iface",
+            "eth0",
+            "--capture-path",
+            "ring-less",
+            "--write-pcap",
+            "true",
+            "--rotate-secs",
+            "7",
+            "--output-dir",
+            "/tmp/out",
+        ])
+        .unwrap();
+        assert!(matches!(&s.source, SourceSettings::RingLess(live) if live.iface == "eth0"));
+        let pcap = s.pcap.unwrap();
+        assert_eq!(
+            (pcap.dir, pcap.ext.as_str(), pcap.rotate, pcap.snaplen),
+            (
+                PathBuf::from("/tmp/out"),
+                "pcap",
+                Some(Duration::from_secs(7)),
+                65536
+            )
+        );
+        let path = s.capture_path.unwrap();
+        assert!(path.reason.contains("tcpdumpw"), "{path:?}");
+
+        let forced = parse(&["--compat", "--snapshot-length", "1500"]).unwrap();
+        assert!(matches!(forced.source, SourceSettings::RingLess(_)));
+        assert!(forced
+            .capture_path
+            .unwrap()
+            .reason
+            .contains("PCAP_COMPAT=true"));
+
+        let error = parse(&["--capture-path", "ring-less", "--snapshot-length", "0"]).unwrap_err();
+        assert_eq!(error.exit_code(), sidecar_core::exit::BAD_CONFIG);
+        assert!(
+            error.to_string().contains("PCAP_SNAPSHOT_LENGTH=0"),
+            "{error}"
+        );
+        // The ring path keeps "unlimited".
+        assert!(parse(&["--capture-path", "ring", "--snapshot-length", "0"]).is_ok());
+
+        let error = parse(&["--capture-path", "rings"]).unwrap_err().to_string();
+        assert!(
+            error.contains("--capture-path") && error.contains("ring-less"),
+            "{error}"
+        );
     }
 
     #[test]

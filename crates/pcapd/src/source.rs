@@ -1,4 +1,5 @@
-//! Packet sources: a live libpcap handle on one interface (or `any`), or a pcap/pcapng file,
+//! Packet sources: a live libpcap handle on one interface (or `any`), a ring-less
+//! `AF_PACKET` socket (the `packet-socket` crate, for gVisor), or a pcap/pcapng file,
 //! gzip-compressed or not (detected by its magic bytes, not its name).
 //!
 //! Everything after opening is the same code path: [`Source::next_packet`] yields packets until the
@@ -48,8 +49,11 @@ impl Default for LiveSettings {
 /// Where packets come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceSettings {
-    /// A live interface.
+    /// A live interface, captured by libpcap (packet rings, kernel filter).
     Live(LiveSettings),
+    /// A live interface, captured without packet rings: an `AF_PACKET` socket read with
+    /// `recvmmsg`, the libpcap filter run in user space.
+    RingLess(LiveSettings),
     /// A pcap or pcapng file, possibly gzip-compressed (`-` reads stdin).
     File(PathBuf),
 }
@@ -74,6 +78,11 @@ pub struct SourceInfo {
     pub linktype: i32,
     /// Whether this is a live capture (drop when full) or a file (wait when full).
     pub live: bool,
+    /// Where the filter runs: `libpcap` (kernel, through libpcap), `kernel`, `user-space`,
+    /// or `none`.
+    pub filter_mode: &'static str,
+    /// Why the filter runs in user space, and what else the kernel refused (ring-less path).
+    pub notes: Vec<String>,
 }
 
 /// Kernel statistics of a live capture (`pcap_stats`).
@@ -113,6 +122,13 @@ pub enum Next<'a> {
 
 enum Handle {
     Live(Capture<Active>),
+    Socket {
+        socket: packet_socket::PacketSocket,
+        /// Next slot of the current batch.
+        next: usize,
+        /// Slots in the current batch.
+        count: usize,
+    },
     File {
         capture: Capture<Offline>,
         // Decompresses a gzip file into the pipe libpcap reads.
@@ -151,12 +167,15 @@ impl Source {
     ) -> Result<Self, Error> {
         let mut source = match settings {
             SourceSettings::Live(live) => Self::open_live(live)?,
+            SourceSettings::RingLess(live) => return Self::open_socket(live, filter),
             SourceSettings::File(path) => Self::open_file(path, label)?,
         };
         if let Some(filter) = filter.filter(|f| !f.trim().is_empty()) {
+            source.info.filter_mode = "libpcap";
             let result = match &mut source.handle {
                 Handle::Live(capture) => capture.filter(filter, true),
                 Handle::File { capture, .. } => capture.filter(filter, true),
+                Handle::Socket { .. } => Ok(()),
             };
             result.map_err(|error| Error::Filter {
                 filter: filter.to_string(),
@@ -166,18 +185,14 @@ impl Source {
         Ok(source)
     }
 
-    fn open_live(live: &LiveSettings) -> Result<Self, Error> {
-        let device_error = |error: pcap::Error| Error::Device {
+    /// The interface to open (see [`resolve_iface`]) and its local addresses.
+    fn resolve_live(live: &LiveSettings) -> Result<(LiveSettings, Vec<IpAddr>), Error> {
+        let devices = pcap::Device::list().map_err(|error| Error::Device {
             iface: live.iface.clone(),
             message: pcap_message(&error),
-        };
-        let devices = pcap::Device::list().map_err(device_error)?;
+        })?;
         let iface = resolve_iface(&live.iface, &devices)?;
-        let live = &LiveSettings {
-            iface,
-            ..live.clone()
-        };
-        let addrs: Vec<IpAddr> = if live.iface == "any" {
+        let addrs: Vec<IpAddr> = if iface == "any" {
             // Every local address: on `any` a packet is local if any interface owns it.
             devices
                 .iter()
@@ -186,10 +201,74 @@ impl Source {
         } else {
             devices
                 .iter()
-                .filter(|d| d.name == live.iface)
+                .filter(|d| d.name == iface)
                 .flat_map(|d| d.addresses.iter().map(|a| a.addr))
                 .collect()
         };
+        Ok((
+            LiveSettings {
+                iface,
+                ..live.clone()
+            },
+            addrs,
+        ))
+    }
+
+    fn open_socket(live: &LiveSettings, filter: Option<&str>) -> Result<Self, Error> {
+        let (live, addrs) = Self::resolve_live(live)?;
+        let settings = packet_socket::SocketSettings {
+            iface: live.iface.clone(),
+            snaplen: live.snaplen,
+            buffer_bytes: live.buffer_bytes,
+            promisc: live.promisc,
+            ..packet_socket::SocketSettings::default()
+        };
+        let socket =
+            packet_socket::PacketSocket::open(&settings, filter).map_err(|error| match error {
+                packet_socket::Error::Snaplen(_) => Error::Settings(error.to_string()),
+                packet_socket::Error::Filter(message) => Error::Filter {
+                    filter: filter.unwrap_or_default().to_string(),
+                    message,
+                },
+                other => Error::Device {
+                    iface: live.iface.clone(),
+                    message: other.to_string(),
+                },
+            })?;
+        let mut notes = Vec::new();
+        if let packet_socket::FilterMode::UserSpace { reason } = socket.filter_mode() {
+            notes.push(format!("filter in user space: {reason}"));
+        }
+        notes.extend(socket.notes().iter().cloned());
+        Ok(Source {
+            ready: true,
+            poll_ms: u16::try_from(live.timeout_ms.clamp(1, 1000)).unwrap_or(50),
+            info: SourceInfo {
+                interface: InterfaceInfo {
+                    index: socket.ifindex(),
+                    name: live.iface.clone(),
+                    addrs,
+                },
+                linktype: socket.linktype(),
+                live: true,
+                filter_mode: socket.filter_mode().as_str(),
+                notes,
+            },
+            handle: Handle::Socket {
+                socket,
+                next: 0,
+                count: 0,
+            },
+        })
+    }
+
+    fn open_live(live: &LiveSettings) -> Result<Self, Error> {
+        let device_error = |error: pcap::Error| Error::Device {
+            iface: live.iface.clone(),
+            message: pcap_message(&error),
+        };
+        let (live, addrs) = Self::resolve_live(live)?;
+        let live = &live;
         let capture = Capture::from_device(live.iface.as_str())
             .map_err(device_error)?
             .snaplen(i32::try_from(live.snaplen).unwrap_or(i32::MAX))
@@ -218,6 +297,8 @@ impl Source {
                 },
                 linktype,
                 live: true,
+                filter_mode: "none",
+                notes: Vec::new(),
             },
         })
     }
@@ -286,6 +367,8 @@ impl Source {
                 },
                 linktype,
                 live: false,
+                filter_mode: "none",
+                notes: Vec::new(),
             },
         })
     }
@@ -308,6 +391,45 @@ impl Source {
                 capture.next_packet()
             }
             Handle::File { capture, .. } => capture.next_packet(),
+            Handle::Socket {
+                socket,
+                next,
+                count,
+            } => {
+                // One read per call at most: a batch the filter rejects entirely returns
+                // Idle, so the capture loop still sees stop requests and rotates files
+                // under a flood of filtered-out traffic.
+                let mut read = false;
+                loop {
+                    if *next < *count {
+                        let index = *next;
+                        *next += 1;
+                        if socket.packet(index).is_none() {
+                            continue;
+                        }
+                        return Ok(socket.packet(index).map_or(Next::Idle, |packet| {
+                            Next::Packet(RawPacket {
+                                ts_sec: packet.ts_sec,
+                                ts_nsec: packet.ts_nsec,
+                                wire_len: packet.wire_len,
+                                data: packet.data,
+                            })
+                        }));
+                    }
+                    if read {
+                        return Ok(Next::Idle);
+                    }
+                    read = true;
+                    *next = 0;
+                    *count = socket.recv(self.poll_ms).map_err(|error| Error::Capture {
+                        iface: self.info.interface.name.clone(),
+                        message: error.to_string(),
+                    })?;
+                    if *count == 0 {
+                        return Ok(Next::Idle);
+                    }
+                }
+            }
         };
         if matches!(result, Err(pcap::Error::TimeoutExpired)) {
             self.ready = false;
@@ -342,6 +464,13 @@ impl Source {
                 dropped: u64::from(s.dropped),
                 if_dropped: u64::from(s.if_dropped),
             }),
+            Handle::Socket { socket, .. } => {
+                socket.stats().map(|(received, dropped)| KernelStats {
+                    received,
+                    dropped,
+                    if_dropped: 0,
+                })
+            }
             Handle::File { .. } => None,
         }
     }

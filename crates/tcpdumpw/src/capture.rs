@@ -5,9 +5,11 @@
 //!   make every packet reach the file before SIGTERM ends tcpdump (with TPACKET_V3 and no
 //!   immediate mode, the last second of packets never arrives); `-Z root` keeps the rotated
 //!   files writable (Debian's tcpdump drops to user `tcpdump` otherwise).
-//! - [`pcapd_spec`]: `pcapd --iface IFACE --filter=FILTER --ready-dir DIR` for the JSON
-//!   outputs, with the same interface and final filter; it signals an open handle by raising
-//!   the readiness file in its own DIR.
+//! - [`pcapd_spec`]: `pcapd --iface IFACE --filter=FILTER --ready-dir DIR --capture-path=PATH
+//!   --write-pcap=BOOL` for the JSON outputs, with the same interface and final filter; it
+//!   signals an open handle by raising the readiness file in its own DIR. On the ring-less
+//!   path (gVisor, `docs/capture-paths.md`) no tcpdump runs: this one pcapd also writes the
+//!   `.pcap` files (`--write-pcap=true`), with tcpdump's names, rotation and format.
 //! - [`NameGuard`]: a file name is never reused. tcpdump opens its file with truncation, and
 //!   its name has one-second resolution, so a capture of an interface is only (re)started in
 //!   a second later than the one its previous tcpdump ended in, and whose name is free.
@@ -61,6 +63,10 @@ pub struct CaptureSettings {
     pub run_dir: PathBuf,
     /// The configuration as variables, passed to pcapd so flags given to tcpdumpw reach it.
     pub config_env: Vec<(&'static str, String)>,
+    /// The ring-less capture path: pcapd captures alone and writes the `.pcap` files.
+    pub ring_less: bool,
+    /// Whether `.pcap` files are wanted (`PCAP_TCPDUMP`).
+    pub pcap_files: bool,
 }
 
 /// Child name of an interface's tcpdump (`tcpdump[eth0]`).
@@ -141,7 +147,25 @@ pub fn pcapd_spec(settings: &CaptureSettings, iface: &str) -> ChildSpec {
         .args(["--iface", iface])
         // `=`: a filter is one value even if it starts with '-'.
         .args([format!("--filter={}", settings.filter)])
-        .args([OsString::from("--ready-dir"), ready_dir.into_os_string()]);
+        .args([OsString::from("--ready-dir"), ready_dir.into_os_string()])
+        .args([
+            format!(
+                "--capture-path={}",
+                if settings.ring_less {
+                    "ring-less"
+                } else {
+                    "ring"
+                }
+            ),
+            format!("--write-pcap={}", settings.ring_less && settings.pcap_files),
+        ]);
+    if settings.ring_less {
+        // This pcapd replaces tcpdump: it gets tcpdump's buffer.
+        spec = spec.args([format!(
+            "--buffer-mib={}",
+            (settings.buffer_kib / 1024).max(1)
+        )]);
+    }
     for (name, value) in &settings.config_env {
         if !PCAPD_NEUTRAL_ENV.iter().any(|(neutral, _)| neutral == name) {
             spec = spec.env(*name, value);
@@ -228,6 +252,8 @@ mod tests {
                 ("PCAP_PORTS", "443".into()),
                 ("PCAP_TIMEOUT_SECS", "60".into()),
             ],
+            ring_less: false,
+            pcap_files: true,
         }
     }
 
@@ -306,7 +332,9 @@ mod tests {
                 "eth0",
                 "--filter=(udp)",
                 "--ready-dir",
-                "/run/pcap-sidecar/pcapd-eth0"
+                "/run/pcap-sidecar/pcapd-eth0",
+                "--capture-path=ring",
+                "--write-pcap=false"
             ]
         );
         let env = |name: &str| {
@@ -323,6 +351,21 @@ mod tests {
         assert_eq!(env("PCAP_USE_CRON").as_deref(), Some("false"));
         assert_eq!(spec.stdout, StreamHandling::Inherit);
         assert_eq!(spec.stderr, StreamHandling::Wrap);
+    }
+
+    #[test]
+    fn ring_less_pcapd_writes_the_pcap_files() {
+        let mut s = settings(Path::new("/pcap-tmp"), 60, "(udp)");
+        s.ring_less = true;
+        let args = strings(&pcapd_spec(&s, "eth0").args);
+        assert!(args.ends_with(&[
+            "--capture-path=ring-less".to_string(),
+            "--write-pcap=true".to_string(),
+            "--buffer-mib=4".to_string()
+        ]));
+        s.pcap_files = false;
+        let args = strings(&pcapd_spec(&s, "eth0").args);
+        assert!(args.contains(&"--write-pcap=false".to_string()), "{args:?}");
     }
 
     #[test]

@@ -25,7 +25,11 @@ use supervise::{ChildSpec, Event, OutputLine, State, Stream, Supervised};
 use crate::capture::{self, CaptureSettings, NameGuard};
 use crate::ifaces::{self, Choice};
 use crate::runs::{Action, Mode, Runs};
-use crate::{Error, RunOptions, Summary, FILTER_MESSAGE, INTERFACES_MESSAGE, READY_MESSAGE};
+use crate::{
+    Error, RunOptions, Summary, CAPTURE_PATH_MESSAGE, FILTER_MESSAGE, INTERFACES_MESSAGE,
+    READY_MESSAGE,
+};
+use packet_socket::CapturePath;
 
 /// Longest sleep of the loop.
 const TICK: Duration = Duration::from_millis(250);
@@ -235,6 +239,28 @@ pub(crate) fn run(
     let plan = bpf_filter::build(config, &endpoints, &SystemResolver)?;
     log::event(Severity::Notice, FILTER_MESSAGE, &plan);
 
+    let detection = packet_socket::detect(config.compat);
+    log::event(
+        Severity::Info,
+        &format!(
+            "{CAPTURE_PATH_MESSAGE}: {} ({}){}",
+            detection.path,
+            detection.reason,
+            match detection.path {
+                CapturePath::Ring => "; tcpdump writes the .pcap files",
+                CapturePath::RingLess =>
+                    "; no tcpdump: pcapd reads AF_PACKET sockets with recvmmsg and writes the .pcap files",
+            }
+        ),
+        &detection,
+    );
+    let ring_less = detection.path == CapturePath::RingLess;
+    if ring_less && config.snaplen >= packet_socket::MAX_SNAPLEN {
+        return Err(Error::CapturePath(
+            packet_socket::Error::Snaplen(config.snaplen).to_string(),
+        ));
+    }
+
     let dir = config.capture_dir();
     std::fs::create_dir_all(&dir).map_err(|source| Error::CaptureDir {
         path: dir.clone(),
@@ -251,6 +277,8 @@ pub(crate) fn run(
         pcapd: options.pcapd.clone(),
         run_dir: config.run_dir.clone(),
         config_env: config.to_env(),
+        ring_less,
+        pcap_files: config.tcpdump,
     };
 
     let (tap, lines) = mpsc::channel();
@@ -545,11 +573,13 @@ impl Daemon<'_> {
         let now = Utc::now();
         self.guard.note(iface, now);
         let mut children = Vec::new();
-        if self.config.tcpdump {
+        if self.config.tcpdump && !self.settings.ring_less {
             let spec = capture::tcpdump_spec(&self.settings, iface, now);
             children.extend(self.start_child(spec, Kind::Tcpdump));
         }
-        if self.config.json || self.config.json_log {
+        // Ring-less: one pcapd captures for both the .pcap files and the JSON outputs.
+        let pcapd_writes_pcap = self.settings.ring_less && self.config.tcpdump;
+        if self.config.json || self.config.json_log || pcapd_writes_pcap {
             let spec = capture::pcapd_spec(&self.settings, iface);
             children.extend(self.start_child(spec, Kind::Pcapd));
         }
@@ -588,6 +618,9 @@ impl Daemon<'_> {
                 index += 1;
                 let last_file = match child.kind {
                     Kind::Tcpdump => last_file(&self.settings.dir, iface, &self.settings.ext),
+                    Kind::Pcapd if self.settings.ring_less && self.config.tcpdump => {
+                        last_file(&self.settings.dir, iface, &self.settings.ext)
+                    }
                     Kind::Pcapd => None,
                 };
                 log::event(

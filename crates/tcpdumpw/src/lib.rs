@@ -1,9 +1,11 @@
 //! `tcpdumpw`, the capture orchestrator.
 //!
 //! [`run`] builds and validates the capture filter ([`capture_filter`], the `bpf-filter`
-//! crate), selects interfaces ([`ifaces`]), and on the schedule of [`runs`] starts, per
-//! interface, one supervised `tcpdump` writing rotating `.pcap` files and, when JSON output is
-//! on, one `pcapd` with the same filter ([`capture`]). It raises the capture-ready signal
+//! crate), picks the capture path (`packet_socket::detect`: libpcap's packet rings, or the
+//! ring-less path gVisor needs), selects interfaces ([`ifaces`]), and on the schedule of
+//! [`runs`] starts, per interface, one supervised `tcpdump` writing rotating `.pcap` files
+//! and, when JSON output is on, one `pcapd` with the same filter ([`capture`]); on the
+//! ring-less path a single `pcapd` per interface writes both. It raises the capture-ready signal
 //! `hc-probe` reads once every capture child is listening (with cron: once the schedule is
 //! armed), picks up interfaces that appear later, follows `PCAP_HOSTS` address changes, and
 //! on shutdown stops every child with SIGTERM so the last files are complete. `docs/tcpdumpw.md`
@@ -33,6 +35,8 @@ pub const FILTER_MESSAGE: &str = "effective capture filter";
 pub const READY_MESSAGE: &str = "capture running: readiness raised";
 /// Message of the line that lists the interface decisions.
 pub const INTERFACES_MESSAGE: &str = "interfaces selected";
+/// Start of the line that names the capture path and why.
+pub const CAPTURE_PATH_MESSAGE: &str = "capture path";
 
 /// Builds the capture filter for `config`, excluding the sidecar's own endpoints read from
 /// `env` (`GCE_METADATA_HOST`, `STORAGE_EMULATOR_HOST`), and has libpcap compile it.
@@ -188,6 +192,9 @@ pub enum Error {
         /// Each child's last words.
         detail: String,
     },
+    /// The configuration cannot work on the capture path detected at start.
+    #[error("{0}")]
+    CapturePath(String),
     /// The readiness signal could not be written.
     #[error("cannot raise the capture-ready signal in {path}: {source}")]
     Readiness {
@@ -203,6 +210,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Filter(error) if error.is_config() => exit::BAD_CONFIG,
+            Error::CapturePath(_) => exit::BAD_CONFIG,
             _ => exit::FAILURE,
         }
     }

@@ -5,6 +5,8 @@
 //!   the Cloud Run GCS volume mount.
 //! - [`MetadataServer`]: a loopback HTTP server speaking the GCE metadata protocol.
 //! - [`TestNet`]: two network namespaces ("app" and "peer") joined by a veth pair.
+//! - [`gvisor`]: gVisor's capture limits (no packet rings, no kernel filters) reproduced
+//!   with seccomp.
 //! - Small process helpers: [`ChildGuard`], [`free_port`], [`wait_until`], [`wait_for`], [`run`].
 //!
 //! Every helper undoes what it did when dropped (kills its processes, unmounts,
@@ -14,6 +16,7 @@
 mod error;
 mod fuse;
 mod gcs;
+pub mod gvisor;
 mod metadata;
 mod netns;
 

@@ -430,6 +430,18 @@ impl Config {
                 "nothing would be captured: PCAP_TCPDUMP, PCAP_JSON and PCAP_JSON_LOG are all false",
             );
         }
+        if compat && snaplen >= MAX_SNAPLEN {
+            let given = r.raw("PCAP_SNAPSHOT_LENGTH").0.unwrap_or_default();
+            r.error(
+                "PCAP_SNAPSHOT_LENGTH",
+                &given,
+                format!(
+                    "0 (= {MAX_SNAPLEN}, unlimited) is not supported with PCAP_COMPAT=true: the \
+                     ring-less capture path needs a fixed buffer per packet; set 1..={}",
+                    MAX_SNAPLEN - 1
+                ),
+            );
+        }
         if use_cron && cron.is_none() && !r.errors.iter().any(|e| e.var == "PCAP_CRON_EXP") {
             r.error("PCAP_CRON_EXP", "", "required when PCAP_USE_CRON=true");
         }

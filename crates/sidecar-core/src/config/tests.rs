@@ -330,6 +330,30 @@ fn flags_win_over_environment_and_booleans_may_be_bare() {
 }
 
 #[test]
+fn compat_refuses_unlimited_snaplen_naming_the_variable() {
+    for snaplen in ["0", "262144"] {
+        assert_eq!(
+            bad(&[("PCAP_COMPAT", "true"), ("PCAP_SNAPSHOT_LENGTH", snaplen)]),
+            ["PCAP_SNAPSHOT_LENGTH"]
+        );
+    }
+    let message = parse(&[("PCAP_COMPAT", "yes"), ("PCAP_SNAPSHOT_LENGTH", "0")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("PCAP_SNAPSHOT_LENGTH") && message.contains("PCAP_COMPAT=true"),
+        "{message}"
+    );
+    // Detection (PCAP_COMPAT=false) keeps 0 valid: the daemons refuse it only if the
+    // ring-less path is detected at start.
+    assert_eq!(ok(&[("PCAP_SNAPSHOT_LENGTH", "0")]).snaplen, MAX_SNAPLEN);
+    assert_eq!(
+        ok(&[("PCAP_COMPAT", "true"), ("PCAP_SNAPSHOT_LENGTH", "262143")]).snaplen,
+        262_143
+    );
+}
+
+#[test]
 fn flags_are_unique() {
     let mut flags: Vec<&str> = VARS.iter().map(|v| v.flag).collect();
     flags.sort_unstable();

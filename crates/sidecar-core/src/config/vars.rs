@@ -137,7 +137,7 @@ pub const VARS: &[Var] = &[
         "a whole number of seconds 0..=31536000 (0: no limit)",
         "How long each capture runs; without cron a timeout makes a one-shot capture."),
     boolean("PCAP_COMPAT", "compat", false,
-        "Force the gen1 (gVisor) capture path: no packet rings, filters applied in user space."),
+        "true forces the ring-less capture path of Cloud Run gen1 (gVisor): AF_PACKET sockets read with recvmmsg, the same libpcap filter run in user space, pcapd writing the .pcap files instead of tcpdump (PCAP_SNAPSHOT_LENGTH=0 is refused there). false detects at start: the ring-less path is used when the kernel refuses packet rings (setsockopt PACKET_VERSION); the log says which path and why (docs/capture-paths.md)."),
     boolean("PCAP_GAE", "gae", false,
         "App Engine Flex mode: service, version, instance and project come from the app container (gaeapp) read through the Docker socket, the region from the VM's zone."),
     boolean("PCAP_DEBUG", "debug", false,
