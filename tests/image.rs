@@ -32,8 +32,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::{
-    assert_bucket_path, bin_dir, check_exports, check_summary, message, read_bucket,
-    under_prefix, APP_PORT, REVISION, SERVICE,
+    assert_bucket_path, bin_dir, check_exports, check_summary, message, read_bucket, under_prefix,
+    APP_PORT, REVISION, SERVICE,
 };
 use serde_json::Value;
 use testbed::{GcsEmulator, MetadataConfig, MetadataServer, TestNet};
@@ -93,8 +93,14 @@ fn docker_build_tags() {
             vec![format!("{uri}:v1.2.3-gen1"), format!("{uri}:latest")],
         ),
         // Release candidates move neither latest nor newest, whatever the case of "rc".
-        (&["gen1", uri, "v2.0.0-rc1"], vec![format!("{uri}:v2.0.0-rc1-gen1")]),
-        (&["gen2", uri, "v2.0.0-RC.3"], vec![format!("{uri}:v2.0.0-RC.3-gen2")]),
+        (
+            &["gen1", uri, "v2.0.0-rc1"],
+            vec![format!("{uri}:v2.0.0-rc1-gen1")],
+        ),
+        (
+            &["gen2", uri, "v2.0.0-RC.3"],
+            vec![format!("{uri}:v2.0.0-RC.3-gen2")],
+        ),
     ];
     for (args, expected) in cases {
         let (code, tags, stderr) = print_tags(args);
@@ -104,7 +110,10 @@ fn docker_build_tags() {
     for (args, complaint) in [
         (&["gen3", uri][..], "gen1 or gen2"),
         (&["gen2", "example.com/repo/image:latest"], "without a tag"),
-        (&["gen2", "example.com/repo/image@sha256:abc"], "without a tag"),
+        (
+            &["gen2", "example.com/repo/image@sha256:abc"],
+            "without a tag",
+        ),
         (&["gen2", uri, "banana"], "not vX.Y.Z"),
         (&["gen2", uri, "v1.2"], "not vX.Y.Z"),
         (&["gen2"], "usage"),
@@ -307,7 +316,10 @@ impl Podman {
             .filter(|l| l.starts_with(IMAGE))
             .map(str::to_string)
             .collect();
-        assert_eq!(printed, tags, "docker_build made the tags --print-tags shows");
+        assert_eq!(
+            printed, tags,
+            "docker_build made the tags --print-tags shows"
+        );
         let id = self.image_id(&tags[0]).expect("the built image exists");
         for tag in &tags {
             assert_eq!(self.image_id(tag).as_deref(), Some(id.as_str()), "{tag}");
@@ -369,10 +381,7 @@ fn gen2_image_in_a_pod_exports_every_file() {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let started = Instant::now();
-    let work = tempfile::Builder::new()
-        .prefix("image-")
-        .tempdir()
-        .unwrap();
+    let work = tempfile::Builder::new().prefix("image-").tempdir().unwrap();
 
     podman.ensure_base_image();
     eprintln!("[{}] base image {BASE_IMAGE} ready", elapsed(started));
@@ -406,13 +415,19 @@ fn gen2_image_in_a_pod_exports_every_file() {
     let tags = podman.docker_build("gen2");
     assert_eq!(
         tags,
-        [format!("{IMAGE}:{}-gen2", version()), format!("{IMAGE}:newest")]
+        [
+            format!("{IMAGE}:{}-gen2", version()),
+            format!("{IMAGE}:newest")
+        ]
     );
     let image = &tags[1];
     let config = podman.config(image);
     eprintln!("[{}] sidecar image {image} built", elapsed(started));
     let labels = &config["Labels"];
-    assert_eq!(labels["org.opencontainers.image.version"], version().as_str());
+    assert_eq!(
+        labels["org.opencontainers.image.version"],
+        version().as_str()
+    );
     assert_eq!(labels["dev.pcap-sidecar.flavour"], "gen2");
     assert_eq!(labels["dev.pcap-sidecar.gcsfuse"], "false");
     for label in ["tcpdump", "libpcap"] {
@@ -610,7 +625,10 @@ fn gen1_image_sets_the_compat_path() {
     let tags = podman.docker_build("gen1");
     assert_eq!(
         tags,
-        [format!("{IMAGE}:{}-gen1", version()), format!("{IMAGE}:latest")]
+        [
+            format!("{IMAGE}:{}-gen1", version()),
+            format!("{IMAGE}:latest")
+        ]
     );
     eprintln!("[{}] gen1 image built", elapsed(started));
     let config = podman.config(&tags[1]);
@@ -626,7 +644,14 @@ fn gen1_image_sets_the_compat_path() {
     );
     // pcap-init, as the entrypoint, reads the flavour's environment.
     let out: Output = podman
-        .command(["run", "--rm", "--network", "none", &tags[1], "--check-config"])
+        .command([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &tags[1],
+            "--check-config",
+        ])
         .output()
         .unwrap();
     let stdout = text(&out.stdout);
