@@ -638,7 +638,12 @@ fn gen1_image_sets_the_compat_path() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|e| e == "PCAP_COMPAT=true"),
+            .any(|e| e == "PCAP_COMPAT=true")
+            && config["Env"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e == "PCAP_IFACE=any"),
         "{}",
         config["Env"]
     );
@@ -662,4 +667,5 @@ fn gen1_image_sets_the_compat_path() {
         .find(|l| message(l) == "effective configuration")
         .unwrap_or_else(|| panic!("no effective configuration line:\n{stdout}"));
     assert_eq!(effective["config"]["PCAP_COMPAT"], true, "{effective}");
+    assert_eq!(effective["config"]["PCAP_IFACE"], "any", "{effective}");
 }
