@@ -40,8 +40,11 @@ use testbed::{GcsEmulator, MetadataConfig, MetadataServer, TestNet};
 
 /// The image the tests build (fixed name: the package layer stays cached between runs).
 const IMAGE: &str = "localhost/pcap-sidecar-test";
+/// The same on the Ubuntu 22.04 base.
+const UBUNTU_IMAGE: &str = "localhost/pcap-sidecar-test-ubuntu";
 const APP_IMAGE: &str = "localhost/pcap-sidecar-test-app:latest";
-const BASE_IMAGE: &str = "docker.io/library/debian:bookworm-slim";
+const DEBIAN: &str = "docker.io/library/debian:bookworm-slim";
+const UBUNTU: &str = "docker.io/library/ubuntu:22.04";
 const BUCKET: &str = "pcap-image-bucket";
 const HC_PORT: u16 = 8022;
 
@@ -275,10 +278,10 @@ impl Podman {
         out.status.success().then(|| text(&out.stdout))
     }
 
-    /// The base image, made with debootstrap when missing (kept for later runs).
-    fn ensure_base_image(&self) {
+    /// `base`, made with debootstrap when missing (kept for later runs).
+    fn ensure_base_image(&self, base: &str) {
         let out = Command::new(repo().join("scripts/local-base-image"))
-            .arg(BASE_IMAGE)
+            .arg(base)
             .env("CONTAINERS_CONF", self.conf_file())
             .stdin(Stdio::null())
             .output()
@@ -290,14 +293,15 @@ impl Podman {
         );
     }
 
-    /// `scripts/docker_build FLAVOUR IMAGE` with the debug binaries and without gcsfuse;
-    /// returns the tags it printed. The image it replaces (same tags) is removed once the new
-    /// one exists; the layers they share stay.
-    fn docker_build(&self, flavour: &str) -> Vec<String> {
-        let tags = print_tags(&[flavour, IMAGE]).1;
+    /// `scripts/docker_build FLAVOUR IMAGE` on `base` with the debug binaries and without
+    /// gcsfuse; returns the tags it printed. The image it replaces (same tags) is removed once
+    /// the new one exists; the layers they share stay.
+    fn docker_build(&self, flavour: &str, base: &str, image: &str) -> Vec<String> {
+        let tags = print_tags(&[flavour, image]).1;
         let previous = self.image_id(&tags[0]);
         let out = Command::new(repo().join("scripts/docker_build"))
-            .args([flavour, IMAGE])
+            .args([flavour, image])
+            .env("BASE_IMAGE", base)
             .env("CONTAINERS_CONF", self.conf_file())
             .env("CONTAINER_ENGINE", "podman")
             .env("PREBUILT_BIN_DIR", bin_dir())
@@ -313,7 +317,7 @@ impl Podman {
         );
         let printed: Vec<String> = text(&out.stdout)
             .lines()
-            .filter(|l| l.starts_with(IMAGE))
+            .filter(|l| l.starts_with(image))
             .map(str::to_string)
             .collect();
         assert_eq!(
@@ -374,6 +378,16 @@ fn elapsed(since: Instant) -> String {
 
 #[test]
 fn gen2_image_in_a_pod_exports_every_file() {
+    run_in_a_pod(DEBIAN, IMAGE);
+}
+
+#[test]
+fn gen2_image_on_ubuntu_in_a_pod_exports_every_file() {
+    run_in_a_pod(UBUNTU, UBUNTU_IMAGE);
+}
+
+/// The whole scenario for the gen2 image built on `base` and named `image`.
+fn run_in_a_pod(base: &str, image: &str) {
     let Some(podman) = Podman::new() else {
         return;
     };
@@ -383,8 +397,11 @@ fn gen2_image_in_a_pod_exports_every_file() {
     let started = Instant::now();
     let work = tempfile::Builder::new().prefix("image-").tempdir().unwrap();
 
-    podman.ensure_base_image();
-    eprintln!("[{}] base image {BASE_IMAGE} ready", elapsed(started));
+    // The app image is always built on Debian; the sidecar's on `base`.
+    for needed in [DEBIAN, base] {
+        podman.ensure_base_image(needed);
+    }
+    eprintln!("[{}] base image {base} ready", elapsed(started));
 
     // The app: the same HTTP server as in e2e.rs, in a container of its own.
     let app_dir = work.path().join("app");
@@ -392,7 +409,7 @@ fn gen2_image_in_a_pod_exports_every_file() {
     std::fs::write(
         app_dir.join("Containerfile"),
         format!(
-            "FROM {BASE_IMAGE}\n\
+            "FROM {DEBIAN}\n\
              RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends python3 \
              >/dev/null && rm -rf /var/lib/apt/lists/*\n\
              RUN mkdir /www && echo 'hello from the app' > /www/index.html\n\
@@ -412,17 +429,18 @@ fn gen2_image_in_a_pod_exports_every_file() {
     ]);
     eprintln!("[{}] app image built", elapsed(started));
 
-    let tags = podman.docker_build("gen2");
+    let tags = podman.docker_build("gen2", base, image);
     assert_eq!(
         tags,
         [
-            format!("{IMAGE}:{}-gen2", version()),
-            format!("{IMAGE}:newest")
+            format!("{image}:{}-gen2", version()),
+            format!("{image}:newest")
         ]
     );
     let image = &tags[1];
     let config = podman.config(image);
     eprintln!("[{}] sidecar image {image} built", elapsed(started));
+    assert_eq!(config["Labels"]["org.opencontainers.image.base.name"], base);
     let labels = &config["Labels"];
     assert_eq!(
         labels["org.opencontainers.image.version"],
@@ -450,7 +468,12 @@ fn gen2_image_in_a_pod_exports_every_file() {
     );
 
     // The instance: a pod with only `lo`, given an `eth0` whose peer plays the outside world.
-    let pod = format!("pcap-image-{}", std::process::id());
+    let distribution = base
+        .rsplit('/')
+        .next()
+        .and_then(|name| name.split(':').next())
+        .unwrap_or("base");
+    let pod = format!("pcap-image-{distribution}-{}", std::process::id());
     podman.run(["pod", "create", "--name", &pod, "--network", "none"]);
     let _pod = PodGuard {
         podman: &podman,
@@ -621,8 +644,8 @@ fn gen1_image_sets_the_compat_path() {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let started = Instant::now();
-    podman.ensure_base_image();
-    let tags = podman.docker_build("gen1");
+    podman.ensure_base_image(DEBIAN);
+    let tags = podman.docker_build("gen1", DEBIAN, IMAGE);
     assert_eq!(
         tags,
         [
