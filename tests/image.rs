@@ -12,6 +12,8 @@
 //!   then SIGKILL 10 s later) must end the sidecar with exit code 0 and every file in the bucket.
 //!   The sidecar uploads through the API (`PCAP_GCS_FUSE=false`): gcsfuse cannot be fetched
 //!   here, so the image is built with `INSTALL_GCSFUSE=false`.
+//! - `gen2_image_on_ubuntu_in_a_pod_exports_every_file`: the same with
+//!   `BASE_IMAGE=docker.io/library/ubuntu:22.04` (also made locally, `debootstrap jammy`).
 //! - `gen1_image_sets_the_compat_path`: the gen1 flavour's tags, labels and environment.
 //!
 //! Podman runs with this machine's settings (runc, cgroupfs, low ulimits: see
