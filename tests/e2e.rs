@@ -25,44 +25,13 @@ use nix::unistd::Pid;
 use serde_json::Value;
 use testbed::{ChildGuard, MetadataConfig, MetadataServer, TestNet};
 
-const SERVICE: &str = "hello";
-const REVISION: &str = "hello-00001-abc";
-const APP_PORT: u16 = 8080;
+mod common;
+use common::{
+    assert_bucket_path, bin_dir, check_exports, check_summary, gunzip, is_capture_name, message,
+    packets, read_bucket, under_prefix, Reference, APP_PORT, REVISION, SERVICE,
+};
+
 const HC_PORT: u16 = 8022;
-const DAEMONS: [&str; 5] = [
-    "pcap-init",
-    "tcpdumpw",
-    "pcapd",
-    "pcap-fsnotify",
-    "hc-probe",
-];
-
-/// `target/debug/`, where cargo put the daemons: this executable is `target/debug/deps/e2e-…`.
-fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test executable lives in target/<profile>/deps")
-        .to_path_buf();
-    let missing: Vec<&str> = DAEMONS
-        .iter()
-        .copied()
-        .filter(|name| !dir.join(name).is_file())
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "daemons {missing:?} are missing from {}: run `cargo build -p pcap-init -p tcpdumpw \
-         -p pcapd -p pcap-fsnotify -p hc-probe` (or `cargo test --workspace`) first",
-        dir.display()
-    );
-    dir
-}
-
-fn message(line: &Value) -> &str {
-    line["message"].as_str().unwrap_or("")
-}
-
 /// One world per scenario: the namespaces, the metadata emulator and the app inside "app".
 struct World {
     // Field order is drop order: processes first, the namespaces last.
@@ -135,32 +104,7 @@ impl World {
 
     /// A reference `tcpdump -i eth0` in the app namespace, capturing from now on.
     fn reference_capture(&self) -> Reference {
-        let path = self.dir.path().join("ref.pcap");
-        let mut child = ChildGuard::spawn(
-            self.net
-                .app()
-                .command("tcpdump")
-                .args(["-n", "-i", "eth0", "-U", "-w"])
-                .arg(&path)
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped()),
-        )
-        .expect("reference tcpdump");
-        let stderr = child.child_mut().stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&lines);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("listening on") {
-                    let _ = tx.send(());
-                }
-                sink.lock().unwrap().push(line);
-            }
-        });
-        rx.recv_timeout(Duration::from_secs(30))
-            .expect("reference tcpdump is listening");
-        Reference { child, path, lines }
+        common::reference_capture(self.net.app(), &self.dir.path().join("ref.pcap"))
     }
 
     /// `n` HTTP requests from the peer, spread over `over`, each with its own trace headers.
@@ -175,45 +119,7 @@ impl World {
     }
 
     fn traffic_numbered(&self, first: usize, n: usize, over: Duration) -> Vec<String> {
-        let gap = over / u32::try_from(n).unwrap();
-        let mut traces = Vec::new();
-        for i in first..first + n {
-            let started = Instant::now();
-            let trace = format!(
-                "{:032x}",
-                0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_0000_u128 + i as u128
-            );
-            let span = format!("{:016x}", 0x00f0_67aa_0ba9_0000_u64 + i as u64);
-            let flag = if i % 2 == 0 { "01" } else { "00" };
-            let out = self
-                .net
-                .peer()
-                .run(
-                    "curl",
-                    [
-                        "-sS".to_string(),
-                        "--max-time".to_string(),
-                        "10".to_string(),
-                        "-o".to_string(),
-                        "/dev/null".to_string(),
-                        "-w".to_string(),
-                        "%{http_code}".to_string(),
-                        "-H".to_string(),
-                        format!("traceparent: 00-{trace}-{span}-{flag}"),
-                        "-H".to_string(),
-                        format!(
-                            "X-Cloud-Trace-Context: {trace}/{}",
-                            u64::from_str_radix(&span, 16).unwrap()
-                        ),
-                        format!("http://{}:{APP_PORT}/?request={i}", self.net.app().ipv4()),
-                    ],
-                )
-                .expect("curl");
-            assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
-            traces.push(trace);
-            std::thread::sleep(gap.saturating_sub(started.elapsed()));
-        }
-        traces
+        common::traffic(&self.net, first, n, over)
     }
 
     fn environment(&self, metadata_host: &str) -> Vec<(String, String)> {
@@ -275,26 +181,6 @@ impl World {
             started,
             lines,
         }
-    }
-}
-
-struct Reference {
-    child: ChildGuard,
-    path: PathBuf,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Reference {
-    /// Stops the reference capture (SIGTERM: it flushes) and returns its stderr lines.
-    fn stop(mut self) -> (PathBuf, Vec<String>) {
-        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
-        self.child
-            .wait_timeout(Duration::from_secs(10))
-            .unwrap()
-            .expect("reference tcpdump exits on SIGTERM");
-        std::thread::sleep(Duration::from_millis(200));
-        let lines = self.lines.lock().unwrap().clone();
-        (self.path.clone(), lines)
     }
 }
 
@@ -383,245 +269,6 @@ impl Sidecar {
     }
 }
 
-fn gunzip(bytes: &[u8], what: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(bytes)
-        .read_to_end(&mut out)
-        .unwrap_or_else(|e| panic!("{what} is not a valid gzip: {e}"));
-    out
-}
-
-/// Capture file names of CONTRACT §4, as exported: `<iface>_part_<UTC>Z[-n].<ext>.gz`.
-fn is_capture_name(name: &str, ext: &str) -> bool {
-    let Some(rest) = name.strip_prefix("eth0_part_") else {
-        return false;
-    };
-    let Some(stamp) = rest.strip_suffix(&format!(".{ext}.gz")) else {
-        return false;
-    };
-    let stamp = stamp.split('-').next().unwrap_or_default();
-    stamp.len() == 16
-        && stamp.as_bytes()[8] == b'T'
-        && stamp.ends_with('Z')
-        && stamp[..8]
-            .bytes()
-            .chain(stamp[9..15].bytes())
-            .all(|b| b.is_ascii_digit())
-}
-
-/// `tcpdump -r` lines (without timestamps) of the packets of `filter`, as a multiset.
-fn packets(pcap: &Path, filter: &str) -> BTreeMap<String, usize> {
-    let out = testbed::run(
-        Command::new("tcpdump")
-            .args(["-n", "-t", "-r"])
-            .arg(pcap)
-            .arg(filter),
-    )
-    .expect("tcpdump -r");
-    let mut set = BTreeMap::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        *set.entry(line.to_string()).or_insert(0) += 1;
-    }
-    set
-}
-
-fn count(set: &BTreeMap<String, usize>) -> usize {
-    set.values().sum()
-}
-
-/// Checks the exported files of one run (already decompressed and collected in `files`:
-/// name → bytes), merges the pcaps and compares them with the reference capture.
-fn check_exports(
-    work: &Path,
-    files: &BTreeMap<String, Vec<u8>>,
-    reference: &Path,
-    reference_log: &[String],
-    traces: &[String],
-) {
-    let pcaps: Vec<&String> = files
-        .keys()
-        .filter(|n| is_capture_name(n, "pcap"))
-        .collect();
-    let jsons: Vec<&String> = files
-        .keys()
-        .filter(|n| is_capture_name(n, "json"))
-        .collect();
-    let others: Vec<&String> = files
-        .keys()
-        .filter(|n| !is_capture_name(n, "pcap") && !is_capture_name(n, "json"))
-        .collect();
-    assert!(others.is_empty(), "unexpected exported files: {others:?}");
-    assert!(
-        pcaps.len() >= 3,
-        "≥ 2 rotations give ≥ 3 pcap files: {pcaps:?}"
-    );
-    assert!(!jsons.is_empty(), "JSON files exported: {:?}", files.keys());
-
-    // Decompress, then merge with the README's command.
-    let merged_dir = work.join("merged");
-    std::fs::create_dir_all(&merged_dir).unwrap();
-    let mut inputs = Vec::new();
-    for name in &pcaps {
-        let pcap = gunzip(&files[*name], name);
-        let path = merged_dir.join(name.trim_end_matches(".gz"));
-        std::fs::write(&path, pcap).unwrap();
-        inputs.push(path);
-    }
-    let merged = work.join("merged.pcap");
-    testbed::run(
-        Command::new("mergecap")
-            .arg("-w")
-            .arg(&merged)
-            .args(["-F", "pcap"])
-            .args(&inputs),
-    )
-    .expect("mergecap merges the exported pcaps");
-
-    // Every packet of the app's traffic the reference saw is in the merged capture.
-    let filter = format!("tcp port {APP_PORT}");
-    let seen = packets(&merged, &filter);
-    let expected = packets(reference, &filter);
-    let dropped: usize = reference_log
-        .iter()
-        .find_map(|l| l.strip_suffix(" packets dropped by kernel"))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0);
-    let missing: Vec<&String> = expected
-        .iter()
-        .filter(|(line, n)| seen.get(*line).copied().unwrap_or(0) < **n)
-        .map(|(line, _)| line)
-        .collect();
-    assert!(
-        count(&expected) >= traces.len() * 6,
-        "the reference saw the requests ({} packets)",
-        count(&expected)
-    );
-    assert!(
-        missing.len() <= dropped,
-        "{} of {} reference packets missing from the merged capture ({} dropped by the \
-         reference's kernel); first missing: {:?}",
-        missing.len(),
-        count(&expected),
-        dropped,
-        missing.iter().take(5).collect::<Vec<_>>()
-    );
-    assert!(
-        count(&seen) <= count(&expected) + dropped,
-        "merged capture has {} packets of the app's traffic, reference {}",
-        count(&seen),
-        count(&expected)
-    );
-    // Each request and each response is there.
-    let merged_text: Vec<String> = packets(&merged, &filter).into_keys().collect();
-    let http_requests = merged_text
-        .iter()
-        .filter(|l| {
-            l.contains(&format!("> {}.{APP_PORT}:", "198.51.100.1")) && l.contains("HTTP: GET")
-        })
-        .count();
-    assert_eq!(
-        http_requests,
-        traces.len(),
-        "one GET per curl in the merged capture"
-    );
-
-    // JSON: one object per packet per line, from pcapd (a capture independent of tcpdump's).
-    let mut json_packets = 0;
-    let mut json_app_packets = 0;
-    let mut json_requests = Vec::new();
-    // Trace id → (request entries, response entries, other entries, sampled flags seen).
-    let mut traced: BTreeMap<String, (usize, usize, usize, Vec<bool>)> = BTreeMap::new();
-    for name in &jsons {
-        let text = String::from_utf8(gunzip(&files[*name], name)).expect("JSON is UTF-8");
-        for line in text.lines() {
-            let value: Value = serde_json::from_str(line)
-                .unwrap_or_else(|e| panic!("{name}: not a JSON line ({e}): {line}"));
-            assert!(
-                value["pcap"]["date"].is_string(),
-                "{name}: pcap.date: {line}"
-            );
-            assert!(
-                value["pcap"]["ctx"]
-                    .as_str()
-                    .is_some_and(|c| c.starts_with("projects/test-project/")),
-                "{name}: the project id from discovery reaches pcapd: {line}"
-            );
-            json_packets += 1;
-            let l4 = &value["L4"];
-            if l4["src"] == APP_PORT || l4["dst"] == APP_PORT {
-                json_app_packets += 1;
-            }
-            let kind = value["HTTP"]["kind"].as_str().unwrap_or("");
-            if kind == "request" {
-                if let Some(rest) = value["HTTP"]["url"]
-                    .as_str()
-                    .and_then(|url| url.strip_prefix("/?request="))
-                {
-                    json_requests.push(rest.to_string());
-                }
-            }
-            if let Some(trace) = value["logging.googleapis.com/trace"].as_str() {
-                let span = value["logging.googleapis.com/spanId"]
-                    .as_str()
-                    .unwrap_or("");
-                assert!(
-                    span.len() == 16 && span.bytes().all(|b| b.is_ascii_hexdigit()),
-                    "{name}: spanId is 16 hex digits: {line}"
-                );
-                let entry = traced.entry(trace.to_string()).or_default();
-                match kind {
-                    "request" => entry.0 += 1,
-                    "response" => entry.1 += 1,
-                    _ => entry.2 += 1,
-                }
-                if let Some(sampled) = value["logging.googleapis.com/trace_sampled"].as_bool() {
-                    entry.3.push(sampled);
-                }
-            }
-        }
-    }
-    assert!(
-        json_app_packets + dropped >= count(&expected) && json_app_packets <= count(&expected),
-        "{json_app_packets} JSON lines of the app's traffic for {} packets in the reference",
-        count(&expected)
-    );
-    json_requests.sort_by_key(|n| n.parse::<usize>().unwrap_or(usize::MAX));
-    let sent: Vec<String> = (0..traces.len()).map(|i| i.to_string()).collect();
-    assert_eq!(json_requests, sent, "every request is in the JSON");
-    // The trace ids sent: on the request, its response and the segments of the exchange,
-    // under the discovered project, with `trace_sampled` following the header's flag.
-    for (i, trace) in traces.iter().enumerate() {
-        let key = format!("projects/test-project/traces/{trace}");
-        let (requests, responses, others, sampled) = traced
-            .get(&key)
-            .unwrap_or_else(|| panic!("trace {key} of request {i} is in no JSON line"));
-        assert_eq!(*requests, 1, "request {i} carries its trace");
-        assert_eq!(*responses, 1, "response {i} carries its request's trace");
-        assert!(
-            *others >= 1,
-            "the ACK/FIN segments of exchange {i} carry its trace"
-        );
-        let flag = i % 2 == 0;
-        assert!(
-            sampled.iter().all(|s| *s == flag),
-            "trace_sampled of request {i} is {flag}: {sampled:?}"
-        );
-    }
-    eprintln!(
-        "exports: {} pcap, {} json; app packets: reference {}, merged {}, dropped {dropped}; \
-         JSON lines {json_packets}",
-        pcaps.len(),
-        jsons.len(),
-        count(&expected),
-        count(&seen)
-    );
-    assert!(
-        json_packets + dropped >= count(&expected),
-        "{json_packets} JSON packet lines for {} packets of the app's traffic",
-        count(&expected)
-    );
-}
-
 /// Reads every exported file under `dir` (recursively), relative name → bytes.
 fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut files = BTreeMap::new();
@@ -640,28 +287,6 @@ fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     }
     files
 }
-
-fn assert_bucket_path(located: &Value) -> String {
-    let path = located["bucket_path"]
-        .as_str()
-        .expect("bucket_path")
-        .to_string();
-    let parts: Vec<&str> = path.split('/').collect();
-    let config = MetadataConfig::default();
-    assert_eq!(parts.len(), 6, "{path}");
-    assert_eq!(parts[0], config.project_id);
-    assert_eq!(parts[1], SERVICE);
-    assert_eq!(parts[2], config.region);
-    assert_eq!(parts[3], REVISION);
-    assert!(
-        parts[4].len() == 16 && parts[4].ends_with('Z') && parts[4].as_bytes()[8] == b'T',
-        "timestamp segment {:?}",
-        parts[4]
-    );
-    assert_eq!(parts[5], config.instance_id);
-    path
-}
-
 /// Waits for the health port to open and checks capture was running by then.
 fn wait_healthy(world: &World, sidecar: &mut Sidecar) -> Duration {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -719,30 +344,7 @@ fn check_shutdown(world: &World, sidecar: &mut Sidecar) -> Duration {
     let (code, took) = sidecar.terminate();
     assert_eq!(code, 0, "pcap-init exit code:\n{}", sidecar.dump());
     assert!(took < Duration::from_secs(9), "shutdown took {took:?}");
-    let lines = sidecar.json_lines();
-    let last = lines.last().expect("log lines");
-    assert!(
-        message(last).starts_with("shutdown complete in ") && message(last).ends_with("none lost"),
-        "last line: {last}"
-    );
-    assert_eq!(last["clean"], true, "{last}");
-    assert!(
-        last["files"]["exported"].as_u64().unwrap_or(0) > 0,
-        "{last}"
-    );
-    assert_eq!(
-        last["files"]["not_exported"],
-        serde_json::json!([]),
-        "{last}"
-    );
-    let finished = lines
-        .iter()
-        .find(|l| message(l).starts_with("export finished"))
-        .unwrap_or_else(|| panic!("no export summary:\n{}", sidecar.dump()));
-    assert!(
-        message(finished).contains("none lost"),
-        "pcap-fsnotify lost files: {finished}"
-    );
+    check_summary(&sidecar.json_lines(), &sidecar.dump());
     let left: Vec<_> = std::fs::read_dir(world.capture_dir())
         .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
         .unwrap_or_default();
@@ -843,35 +445,6 @@ fn rclone_graph(world: &World, gcs: &testbed::GcsEmulator) -> PathBuf {
     let path = world.dir.path().join("processes.toml");
     std::fs::write(&path, graph).unwrap();
     path
-}
-
-/// Every object of the emulator's bucket, name → bytes.
-fn read_bucket(gcs: &testbed::GcsEmulator) -> BTreeMap<String, Vec<u8>> {
-    gcs.list_objects()
-        .expect("list the bucket")
-        .into_iter()
-        .map(|o| {
-            let bytes = gcs.read_object(&o.name).expect("read an object");
-            assert_eq!(bytes.len() as u64, o.size, "{}", o.name);
-            (o.name, bytes)
-        })
-        .collect()
-}
-
-/// Objects under `prefix/`, with the prefix removed; fails on anything outside it.
-fn under_prefix(objects: BTreeMap<String, Vec<u8>>, prefix: &str) -> BTreeMap<String, Vec<u8>> {
-    let outside: Vec<&String> = objects
-        .keys()
-        .filter(|n| !n.starts_with(&format!("{prefix}/")) && !n.ends_with('/'))
-        .collect();
-    assert!(outside.is_empty(), "objects outside {prefix}/: {outside:?}");
-    objects
-        .into_iter()
-        .filter_map(|(name, bytes)| {
-            let file = name.strip_prefix(&format!("{prefix}/"))?.to_string();
-            (!file.is_empty() && !file.ends_with('/')).then_some((file, bytes))
-        })
-        .collect()
 }
 
 /// `fstype` of the mount at `path` in the mount namespace of process `pid`.

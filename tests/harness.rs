@@ -304,6 +304,47 @@ fn netns_pair_is_connected_and_cleaned_up() {
 }
 
 #[test]
+fn netns_pair_can_join_an_existing_namespace() {
+    if !needs_root("netns_pair_can_join_an_existing_namespace") {
+        return;
+    }
+    testbed::check_netns().expect("running as root, so netns must be usable");
+    // A process in a namespace of its own with only `lo`, like a `--network none` pod.
+    let mut holder = ChildGuard::spawn(Command::new("unshare").args(["--net", "sleep", "60"]))
+        .expect("unshare --net");
+    let pid = holder.id();
+    let own_ns = |pid: u32| std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    wait_until(Duration::from_secs(5), Duration::from_millis(10), || {
+        own_ns(pid) != own_ns(std::process::id())
+    })
+    .expect("the holder has its own namespace");
+    let net = TestNet::around_pid("harness-pid", pid).expect("pair into the holder's namespace");
+    let app = net.app().name().to_string();
+    net.peer()
+        .run("ping", ["-c", "1", "-W", "2", "198.51.100.1"])
+        .expect("the holder's namespace answers on 198.51.100.1");
+    let links = |pid: u32| {
+        let out = testbed::run(Command::new("nsenter").args([
+            "--net",
+            &format!("--target={pid}"),
+            "ip",
+            "-o",
+            "link",
+        ]))
+        .expect("ip link in the holder's namespace");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(links(pid).contains("eth0"), "{}", links(pid));
+
+    drop(net);
+    assert!(!listed(&netns_list(), &app), "the name is removed");
+    // The namespace lives on with its process; its end of the pair went with the peer.
+    assert!(holder.try_wait().unwrap().is_none());
+    assert!(!links(pid).contains("eth0"), "{}", links(pid));
+    holder.kill().unwrap();
+}
+
+#[test]
 fn child_guard_and_waits_behave() {
     let port = testbed::free_port().expect("free port");
     assert_ne!(port, 0);

@@ -430,6 +430,97 @@ fn unmount_if_needed(settings: &SupervisorSettings, program: &Program) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::discovery::Discovered;
+    use crate::graph::DEFAULT_GRAPH;
+    use sidecar_core::config::Config;
+
+    /// The settings pcap-init builds for `vars` (and nothing else) in the environment.
+    fn settings_for(vars: &[(&str, &str)]) -> SupervisorSettings {
+        let lookup = |name: &str| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        };
+        let config = Config::from_lookup(&lookup).unwrap_or_else(|e| panic!("{e:?}"));
+        let discovered = Discovered {
+            project: Some("my-project".into()),
+            region: Some("us-central1".into()),
+            instance: Some("0123abcd".into()),
+            service: Some("hello".into()),
+            revision: Some("hello-00001-abc".into()),
+            startup: chrono::DateTime::from_timestamp(1_780_000_000, 0).unwrap_or_default(),
+        };
+        let graph = ProcessGraph::parse(DEFAULT_GRAPH).unwrap_or_else(|e| panic!("{e}"));
+        crate::supervisor_settings(&config, &discovered, graph)
+    }
+
+    /// The command line of `name` in the default graph, as it would be spawned.
+    fn command_of(settings: &SupervisorSettings, name: &str) -> Vec<String> {
+        let program = settings
+            .graph
+            .programs
+            .iter()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("{name} is in the default graph"));
+        let spec = spec_for(settings, program).unwrap_or_else(|e| panic!("{e}"));
+        std::iter::once(spec.program.display().to_string())
+            .chain(spec.args.iter().map(|a| a.to_string_lossy().into_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn the_bucket_is_mounted_with_this_gcsfuse_command_line() {
+        let settings = settings_for(&[("PCAP_GCS_BUCKET", "my-bucket"), ("GCS_MOUNT", "/pcap")]);
+        assert!(settings.fuse, "a bucket with PCAP_GCS_FUSE unset mounts it");
+        assert_eq!(
+            command_of(&settings, "gcsfuse"),
+            [
+                "gcsfuse",
+                "--foreground",
+                "--implicit-dirs",
+                "--log-format=json",
+                "--log-severity=info",
+                "--file-mode=644",
+                "--dir-mode=755",
+                "my-bucket",
+                "/pcap",
+            ]
+        );
+        // Files are moved under the bucket path inside the mount.
+        assert_eq!(
+            settings.export_dir.as_deref(),
+            Some(Path::new(
+                "/pcap/my-project/hello/us-central1/hello-00001-abc/20260528T202640Z/0123abcd"
+            ))
+        );
+        let fsnotify = command_of(&settings, "pcap-fsnotify");
+        assert_eq!(
+            fsnotify[1..],
+            [
+                "--bucket-path",
+                "my-project/hello/us-central1/hello-00001-abc/20260528T202640Z/0123abcd"
+            ]
+        );
+    }
+
+    #[test]
+    fn gcsfuse_runs_only_for_a_bucket_with_fuse() {
+        let api = settings_for(&[("PCAP_GCS_BUCKET", "my-bucket"), ("PCAP_GCS_FUSE", "false")]);
+        assert!(!api.fuse, "PCAP_GCS_FUSE=false uploads through the API");
+        assert_eq!(api.export_dir, None, "nothing is moved into GCS_MOUNT");
+        let directory = settings_for(&[("GCS_MOUNT", "/mnt/volume")]);
+        assert!(
+            !directory.fuse,
+            "no bucket: a plain directory (volume mount)"
+        );
+        assert_eq!(
+            directory
+                .export_dir
+                .as_deref()
+                .map(|d| d.starts_with("/mnt/volume/my-project")),
+            Some(true)
+        );
+    }
 
     #[test]
     fn mountinfo_escapes() {

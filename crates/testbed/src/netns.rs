@@ -42,6 +42,13 @@ impl Netns {
         Ok(Netns { name, ipv4, ipv6 })
     }
 
+    /// Names the existing network namespace of process `pid` (`ip netns attach`). Dropping
+    /// it removes only the name: the namespace lives as long as its processes.
+    fn attach(name: String, pid: u32, ipv4: Ipv4Addr, ipv6: Ipv6Addr) -> Result<Netns> {
+        run(Command::new("ip").args(["netns", "attach", &name, &pid.to_string()]))?;
+        Ok(Netns { name, ipv4, ipv6 })
+    }
+
     /// The namespace name, as shown by `ip netns list`.
     pub fn name(&self) -> &str {
         &self.name
@@ -166,6 +173,19 @@ impl TestNet {
     /// Returns once both ends are operationally up. Addresses are added with
     /// `nodad`, so IPv6 is usable immediately.
     pub fn new(tag: &str) -> Result<TestNet> {
+        Self::build(tag, None)
+    }
+
+    /// Like [`TestNet::new`], but "app" is the existing network namespace of process `pid`
+    /// (e.g. the infra container of a `podman pod create --network none` pod, which has only
+    /// `lo`): it gets the `eth0` end of the pair and the app addresses. The namespace must have
+    /// no `eth0` yet. Dropping the `TestNet` deletes the peer namespace (and with it the
+    /// pair) and the app namespace's name, not the namespace itself.
+    pub fn around_pid(tag: &str, pid: u32) -> Result<TestNet> {
+        Self::build(tag, Some(pid))
+    }
+
+    fn build(tag: &str, app_pid: Option<u32>) -> Result<TestNet> {
         crate::check_netns()?;
         let tag: String = tag
             .chars()
@@ -179,11 +199,14 @@ impl TestNet {
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
         // Each Netns deletes itself on drop, so an error below leaks nothing.
-        let app = Netns::create(
-            format!("{base}-app"),
+        let (app_v4, app_v6) = (
             Ipv4Addr::new(198, 51, 100, 1),
             Ipv6Addr::new(0x2001, 0xdb8, 0x5100, 0, 0, 0, 0, 1),
-        )?;
+        );
+        let app = match app_pid {
+            None => Netns::create(format!("{base}-app"), app_v4, app_v6)?,
+            Some(pid) => Netns::attach(format!("{base}-app"), pid, app_v4, app_v6)?,
+        };
         let peer = Netns::create(
             format!("{base}-peer"),
             Ipv4Addr::new(198, 51, 100, 2),
