@@ -1,26 +1,37 @@
-//! [`GcsApiDestination`]: uploads through the Cloud Storage JSON API (`PCAP_GCS_FUSE=false`).
+//! [`GcsApiDestination`]: uploads through the Cloud Storage JSON API (`PCAP_GCS_FUSE=false`)
+//! with the `gcloud-storage` client crate.
 //!
-//! One streaming multipart upload per file (`uploadType=multipart`: the object's metadata,
-//! then its bytes, sent chunked so memory does not grow with the file) with the precondition
-//! `ifGenerationMatch=0`: an existing object is never overwritten. (Multipart rather than a
-//! media upload because fake-gcs-server, the emulator the tests use, ignores the
-//! precondition on media uploads; Cloud Storage honours it on both.) The CRC32C the service computed must equal the one of the bytes sent,
-//! otherwise the object just written (and only that generation) is deleted and the export is
-//! retried. When the name is taken, the existing object counts as delivered if its CRC32C and
-//! size are what this file would produce; otherwise it is a conflict.
+//! One streaming multipart upload per file (the object's metadata, then its bytes, produced
+//! 64 KiB at a time by the compressor so memory does not grow with the file) with the
+//! precondition `ifGenerationMatch=0`: an existing object is never overwritten. (Multipart
+//! rather than a media upload because fake-gcs-server, the emulator the tests use, ignores
+//! the precondition on media uploads; Cloud Storage honours it on both.) The CRC32C the
+//! service computed must equal the one of the bytes sent, otherwise the object just written
+//! (and only that generation) is deleted and the export is retried. When the name is taken,
+//! the existing object counts as delivered if its CRC32C and size are what this file would
+//! produce; otherwise it is a conflict.
 //!
 //! Access tokens come from the metadata server (`GCE_METADATA_HOST` honoured) and are cached
 //! until a minute before they expire. With `STORAGE_EMULATOR_HOST` set and no
 //! `GCE_METADATA_HOST`, requests are anonymous, like Google's own client libraries.
+//!
+//! The client is asynchronous; the destination owns a Tokio runtime with one I/O thread and
+//! the exporter's worker threads block on it, each compressing its own file into the body of
+//! its upload through a bounded channel (so several files still compress in parallel).
 
 use std::io::{self, Read};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use gcloud_storage::client::{Client, ClientConfig};
+use gcloud_storage::http::objects::delete::DeleteObjectRequest;
+use gcloud_storage::http::objects::get::GetObjectRequest;
+use gcloud_storage::http::objects::upload::{UploadObjectRequest, UploadType};
+use gcloud_storage::http::objects::Object;
 use serde::Deserialize;
 
-use crate::encode::{encode, open_source};
+use crate::encode::{encode, open_source, Encoded};
 use crate::{check_object_name, Compression, Delivery, Destination, Export, ExportError};
 
 /// The production endpoint.
@@ -81,24 +92,95 @@ impl GcsApiSettings {
 }
 
 /// Uploads to one bucket.
-#[derive(Debug)]
 pub struct GcsApiDestination {
     settings: GcsApiSettings,
-    agent: ureq::Agent,
-    token: Mutex<Option<(String, Instant)>>,
+    runtime: tokio::runtime::Runtime,
+    client: Client,
+    /// The token source handed to the client, kept to drop its token after a 401.
+    tokens: Option<Arc<MetadataTokens>>,
 }
 
-#[derive(Deserialize)]
-struct ObjectResource {
-    size: Option<String>,
-    crc32c: Option<String>,
-    generation: Option<String>,
+impl std::fmt::Debug for GcsApiDestination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GcsApiDestination")
+            .field("settings", &self.settings)
+            .field("authenticated", &self.tokens.is_some())
+            .finish()
+    }
 }
+
+/// Bytes of the file read per chunk of the upload body.
+const CHUNK: usize = 64 * 1024;
 
 #[derive(Deserialize)]
 struct TokenResponse {
     access_token: String,
     expires_in: Option<u64>,
+}
+
+/// Access tokens of the instance's service account, from the metadata server, cached until
+/// [`TOKEN_MARGIN`] before they expire.
+#[derive(Debug)]
+struct MetadataTokens {
+    url: String,
+    http: reqwest::Client,
+    cached: Mutex<Option<(String, Instant)>>,
+}
+
+impl MetadataTokens {
+    fn forget(&self) {
+        *self.cached.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    async fn fetch(&self) -> Result<String, String> {
+        let response = self
+            .http
+            .get(&self.url)
+            .header("Metadata-Flavor", "Google")
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(|e| format!("GET {}: {}", self.url, chain(&e)))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("GET {}: HTTP {}", self.url, status.as_u16()));
+        }
+        let token: TokenResponse = response
+            .json()
+            .await
+            .map_err(|e| format!("GET {}: bad JSON: {e}", self.url))?;
+        let expires = Instant::now() + Duration::from_secs(token.expires_in.unwrap_or(300));
+        let header = format!("Bearer {}", token.access_token);
+        *self.cached.lock().unwrap_or_else(|p| p.into_inner()) = Some((header.clone(), expires));
+        Ok(header)
+    }
+}
+
+#[async_trait::async_trait]
+impl token_source::TokenSource for MetadataTokens {
+    /// The `Authorization` header value.
+    async fn token(&self) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+        let cached = self
+            .cached
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .filter(|(_, expires)| Instant::now() + TOKEN_MARGIN < *expires)
+            .map(|(header, _)| header.clone());
+        match cached {
+            Some(header) => Ok(header),
+            None => Ok(self.fetch().await?),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct TokenProvider(Arc<MetadataTokens>);
+
+impl token_source::TokenSourceProvider for TokenProvider {
+    fn token_source(&self) -> Arc<dyn token_source::TokenSource> {
+        self.0.clone()
+    }
 }
 
 impl GcsApiDestination {
@@ -110,114 +192,93 @@ impl GcsApiDestination {
                 reason: "empty bucket name".into(),
             });
         }
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(Duration::from_secs(5))
-            .timeout_read(settings.io_timeout)
-            .timeout_write(settings.io_timeout)
-            .build();
+        let setup = |detail: String| ExportError::Transport {
+            context: "setting up the Cloud Storage client".into(),
+            detail,
+        };
+        // One process-wide TLS provider: ring, which the rest of the workspace uses too. An
+        // error means one is installed already, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        // One thread for the connections; the callers' threads compress (see `deliver`).
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("gcs-api-io")
+            .enable_all()
+            .build()
+            .map_err(|e| setup(e.to_string()))?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .read_timeout(settings.io_timeout)
+            .build()
+            .map_err(|e| setup(chain(&e)))?;
+        let tokens = settings.metadata_host.as_ref().map(|host| {
+            Arc::new(MetadataTokens {
+                url: format!(
+                    "http://{host}/computeMetadata/v1/instance/service-accounts/default/token"
+                ),
+                http: http.clone(),
+                cached: Mutex::new(None),
+            })
+        });
+        let config = ClientConfig {
+            http: Some(reqwest_middleware::ClientBuilder::new(http).build()),
+            storage_endpoint: settings.endpoint.clone(),
+            token_source_provider: tokens
+                .clone()
+                .map(|t| Box::new(TokenProvider(t)) as Box<dyn token_source::TokenSourceProvider>),
+            ..ClientConfig::default()
+        };
+        let client = runtime.block_on(async { Client::new(config) });
         Ok(GcsApiDestination {
             settings,
-            agent,
-            token: Mutex::new(None),
+            runtime,
+            client,
+            tokens,
         })
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.settings.endpoint)
-    }
-
-    fn object_url(&self, object: &str) -> String {
-        self.url(&format!(
-            "/storage/v1/b/{}/o/{}",
-            encode_component(&self.settings.bucket),
-            encode_component(object)
-        ))
     }
 
     fn gs(&self, object: &str) -> String {
         format!("gs://{}/{object}", self.settings.bucket)
     }
 
-    /// `Authorization` header value, or `None` for anonymous requests.
-    fn authorization(&self) -> Result<Option<String>, ExportError> {
-        let Some(host) = &self.settings.metadata_host else {
-            return Ok(None);
-        };
-        let mut cached = self.token.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((token, expires)) = cached.as_ref() {
-            if Instant::now() + TOKEN_MARGIN < *expires {
-                return Ok(Some(format!("Bearer {token}")));
-            }
-        }
-        let url =
-            format!("http://{host}/computeMetadata/v1/instance/service-accounts/default/token");
-        let response = self
-            .agent
-            .get(&url)
-            .set("Metadata-Flavor", "Google")
-            .timeout(Duration::from_secs(5))
-            .call()
-            .map_err(|e| ExportError::Credentials {
-                detail: format!("GET {url}: {}", describe(e)),
-            })?;
-        let token: TokenResponse =
-            serde_json::from_reader(response.into_reader()).map_err(|e| {
-                ExportError::Credentials {
-                    detail: format!("GET {url}: bad JSON: {e}"),
-                }
-            })?;
-        let expires = Instant::now() + Duration::from_secs(token.expires_in.unwrap_or(300));
-        let header = format!("Bearer {}", token.access_token);
-        *cached = Some((token.access_token, expires));
-        Ok(Some(header))
-    }
-
-    fn forget_token(&self) {
-        *self.token.lock().unwrap_or_else(|p| p.into_inner()) = None;
-    }
-
-    fn request(&self, method: &str, url: &str) -> Result<ureq::Request, ExportError> {
-        let mut request = self.agent.request(method, url);
-        if let Some(auth) = self.authorization()? {
-            request = request.set("Authorization", &auth);
-        }
-        Ok(request)
-    }
-
-    fn http_error(&self, context: String, error: ureq::Error) -> ExportError {
+    fn api_error(&self, context: String, error: gcloud_storage::http::Error) -> ExportError {
+        use gcloud_storage::http::Error;
         match error {
-            ureq::Error::Status(status, response) => {
-                if status == 401 {
-                    self.forget_token();
+            Error::Response(response) => {
+                if response.code == 401 {
+                    if let Some(tokens) = &self.tokens {
+                        tokens.forget();
+                    }
                 }
-                let mut detail = String::new();
-                let _ = response
-                    .into_reader()
-                    .take(2048)
-                    .read_to_string(&mut detail);
                 ExportError::Http {
                     context,
-                    status,
-                    detail: detail.trim().to_string(),
+                    status: response.code,
+                    detail: response.message.chars().take(2048).collect(),
                 }
             }
-            ureq::Error::Transport(transport) => ExportError::Transport {
+            Error::TokenSource(cause) => ExportError::Credentials {
+                detail: cause.to_string(),
+            },
+            Error::HttpClient(cause) => ExportError::Transport {
                 context,
-                detail: transport.to_string(),
+                detail: chain(&cause),
+            },
+            other => ExportError::Transport {
+                context,
+                detail: chain(&other),
             },
         }
     }
 
-    fn metadata(&self, object: &str) -> Result<ObjectResource, ExportError> {
-        let context = format!("GET {}", self.gs(object));
-        let response = self
-            .request("GET", &self.object_url(object))?
-            .call()
-            .map_err(|e| self.http_error(context.clone(), e))?;
-        serde_json::from_reader(response.into_reader()).map_err(|e| ExportError::Transport {
-            context,
-            detail: format!("bad JSON: {e}"),
-        })
+    fn metadata(&self, object: &str) -> Result<Object, ExportError> {
+        let request = GetObjectRequest {
+            bucket: self.settings.bucket.clone(),
+            object: object.to_string(),
+            ..GetObjectRequest::default()
+        };
+        self.runtime
+            .block_on(self.client.get_object(&request))
+            .map_err(|e| self.api_error(format!("GET {}", self.gs(object)), e))
     }
 
     /// The name is taken: the same bytes count as delivered, other bytes are a conflict.
@@ -228,9 +289,7 @@ impl GcsApiDestination {
             path: export.source.to_path_buf(),
             source,
         })?;
-        let same = stored.crc32c.as_deref() == Some(crc_base64(local.crc32c()).as_str())
-            && parse_size(&stored.size) == Some(local.bytes_out());
-        if same {
+        if same_bytes(&stored, &local) {
             Ok(Delivery {
                 location: self.gs(export.object),
                 bytes_read: local.bytes_read(),
@@ -245,84 +304,115 @@ impl GcsApiDestination {
     }
 }
 
+/// Whether `stored` holds what `local` produced: same CRC32C and size.
+fn same_bytes(stored: &Object, local: &Encoded) -> bool {
+    stored.crc32c.as_deref() == Some(crc_base64(local.crc32c()).as_str())
+        && u64::try_from(stored.size).ok() == Some(local.bytes_out())
+}
+
 impl Destination for GcsApiDestination {
     fn deliver(&self, export: &Export<'_>) -> Result<Delivery, ExportError> {
         check_object_name(export.object)?;
         let source = open_source(export.source)?;
-        let mut encoded = encode(source, export.compression);
         let target = self.gs(export.object);
         let context = format!("upload {target}");
-        let url = self.url(&format!(
-            "/upload/storage/v1/b/{}/o",
-            encode_component(&self.settings.bucket)
-        ));
-        let boundary = boundary();
-        let metadata = serde_json::json!({
-            "name": export.object,
-            "contentType": match export.compression {
-                Compression::None => "application/vnd.tcpdump.pcap",
-                Compression::Gzip { .. } => "application/gzip",
-            },
-        });
-        let head = format!(
-            "--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n{metadata}\r\n\
-             --{boundary}\r\nContent-Type: application/octet-stream\r\n\r\n"
-        );
-        let tail = format!("\r\n--{boundary}--\r\n");
-        let body = io::Cursor::new(head.into_bytes())
-            .chain(&mut encoded)
-            .chain(io::Cursor::new(tail.into_bytes()));
-        let result = self
-            .request("POST", &url)?
-            .query("uploadType", "multipart")
+        let request = UploadObjectRequest {
+            bucket: self.settings.bucket.clone(),
             // Never overwrite: the upload fails with 412 if the name exists.
-            .query("ifGenerationMatch", "0")
-            .set(
-                "Content-Type",
-                &format!("multipart/related; boundary={boundary}"),
-            )
-            .send(body);
-        let response = match result {
-            Ok(response) => response,
-            Err(ureq::Error::Status(412, _)) => return self.existing(export),
-            Err(ureq::Error::Transport(transport))
-                if transport.kind() == ureq::ErrorKind::Io && encoded.bytes_out() > 0 =>
-            {
-                // A read error of the local file surfaces as a transport error; tell them
-                // apart by re-checking the source.
-                return Err(match open_source(export.source) {
-                    Err(error) => error,
-                    Ok(_) => ExportError::Transport {
-                        context,
-                        detail: transport.to_string(),
-                    },
-                });
-            }
-            Err(error) => return Err(self.http_error(context, error)),
+            if_generation_match: Some(0),
+            ..UploadObjectRequest::default()
         };
-        let stored: ObjectResource =
-            serde_json::from_reader(response.into_reader()).map_err(|e| {
-                ExportError::Transport {
-                    context: context.clone(),
-                    detail: format!("bad JSON in the upload response: {e}"),
+        let metadata = Object {
+            name: export.object.to_string(),
+            content_type: Some(
+                match export.compression {
+                    Compression::None => "application/vnd.tcpdump.pcap",
+                    Compression::Gzip { .. } => "application/gzip",
                 }
-            })?;
-        let sent_crc = crc_base64(encoded.crc32c());
-        let crc_ok = stored.crc32c.as_deref() == Some(sent_crc.as_str());
-        let size_ok = parse_size(&stored.size) == Some(encoded.bytes_out());
-        if !(crc_ok && size_ok) {
+                .to_string(),
+            ),
+            ..Object::default()
+        };
+        // This thread compresses and feeds the body through a small channel; the runtime's
+        // thread only moves bytes. A send fails when the upload ended early (an answer before
+        // the whole body, or a broken connection): stop reading then.
+        let (sender, receiver) = tokio::sync::mpsc::channel::<io::Result<Vec<u8>>>(4);
+        let chunks = futures_util::stream::unfold(receiver, |mut receiver| async move {
+            receiver.recv().await.map(|chunk| (chunk, receiver))
+        });
+        let client = self.client.clone();
+        let upload = self.runtime.spawn(async move {
+            client
+                .upload_streamed_object(
+                    &request,
+                    chunks,
+                    &UploadType::Multipart(Box::new(metadata)),
+                )
+                .await
+        });
+        let mut encoded = encode(source, export.compression);
+        let mut read_error = None;
+        loop {
+            let mut chunk = vec![0u8; CHUNK];
+            let item = match read_full(&mut encoded, &mut chunk) {
+                Ok(0) => break,
+                Ok(n) => {
+                    chunk.truncate(n);
+                    Ok(chunk)
+                }
+                Err(error) => {
+                    let sent = io::Error::new(error.kind(), "reading the local file failed");
+                    read_error = Some(error);
+                    Err(sent)
+                }
+            };
+            let failed = item.is_err();
+            if sender.blocking_send(item).is_err() || failed {
+                break;
+            }
+        }
+        drop(sender);
+        let result = match self.runtime.block_on(upload) {
+            Ok(result) => result,
+            Err(join) => {
+                return Err(ExportError::Transport {
+                    context,
+                    detail: format!("the upload task failed: {join}"),
+                })
+            }
+        };
+        if let Some(source) = read_error {
+            return Err(match open_source(export.source) {
+                Err(error) => error,
+                Ok(_) => ExportError::Read {
+                    path: export.source.to_path_buf(),
+                    source,
+                },
+            });
+        }
+        let stored = match result {
+            Ok(stored) => stored,
+            Err(gcloud_storage::http::Error::Response(r)) if r.code == 412 => {
+                return self.existing(export);
+            }
+            Err(error) => return Err(self.api_error(context, error)),
+        };
+        if !same_bytes(&stored, &encoded) {
             let detail = format!(
-                "stored crc32c {:?} size {:?}, sent crc32c {sent_crc} size {}",
+                "stored crc32c {:?} size {}, sent crc32c {} size {}",
                 stored.crc32c,
                 stored.size,
+                crc_base64(encoded.crc32c()),
                 encoded.bytes_out()
             );
             // Remove exactly the generation just written, so the retry can create it again.
-            if let Some(generation) = &stored.generation {
-                if let Ok(request) = self.request("DELETE", &self.object_url(export.object)) {
-                    let _ = request.query("ifGenerationMatch", generation).call();
-                }
-            }
+            let delete = DeleteObjectRequest {
+                bucket: self.settings.bucket.clone(),
+                object: export.object.to_string(),
+                if_generation_match: Some(stored.generation),
+                ..DeleteObjectRequest::default()
+            };
+            let _ = self.runtime.block_on(self.client.delete_object(&delete));
             return Err(ExportError::Integrity { target, detail });
         }
         Ok(Delivery {
@@ -341,55 +431,35 @@ impl Destination for GcsApiDestination {
     }
 }
 
-fn describe(error: ureq::Error) -> String {
-    match error {
-        ureq::Error::Status(status, _) => format!("HTTP {status}"),
-        ureq::Error::Transport(transport) => transport.to_string(),
+/// Reads until `buf` is full or the end: fewer, larger chunks make a cheaper upload body.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
+    Ok(filled)
 }
 
-/// A multipart boundary that cannot plausibly occur in the data: 128 bits from the clock,
-/// the pid and a counter, mixed.
-fn boundary() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mix = |x: u64| {
-        let x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        let x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        x ^ (x >> 31)
-    };
-    format!(
-        "pcap-sidecar-{:016x}{:016x}",
-        mix(nanos ^ u64::from(std::process::id())),
-        mix(count.wrapping_add(nanos.rotate_left(17)))
-    )
-}
-
-fn parse_size(size: &Option<String>) -> Option<u64> {
-    size.as_deref().and_then(|s| s.parse().ok())
+/// An error and its causes, `: `-separated (reqwest's own message omits the cause).
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// CRC32C as the JSON API shows it: base64 of the big-endian 4 bytes.
 fn crc_base64(crc: u32) -> String {
     base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes())
-}
-
-/// Percent-encodes all but RFC 3986 unreserved characters (object names in paths need `/`
-/// as `%2F`).
-fn encode_component(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -421,6 +491,5 @@ mod tests {
         // 0xE3069283 is the standard CRC32C check value of "123456789".
         assert_eq!(crc_base64(0x0000_0000), "AAAAAA==");
         assert_eq!(crc_base64(crc32c::crc32c(b"123456789")), "4waSgw==");
-        assert_eq!(encode_component("a/b c"), "a%2Fb%20c");
     }
 }

@@ -22,10 +22,18 @@ fn ring_kib(pid: u32) -> u64 {
     for line in smaps.lines() {
         let first = line.split_whitespace().next().unwrap_or("");
         if first.contains('-') && first.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
-            in_socket = line.split_whitespace().nth(5).is_some_and(|p| p.starts_with("socket:"));
+            in_socket = line
+                .split_whitespace()
+                .nth(5)
+                .is_some_and(|p| p.starts_with("socket:"));
         } else if in_socket {
             if let Some(kib) = line.strip_prefix("Rss:") {
-                total += kib.trim().trim_end_matches(" kB").trim().parse::<u64>().unwrap();
+                total += kib
+                    .trim()
+                    .trim_end_matches(" kB")
+                    .trim()
+                    .parse::<u64>()
+                    .unwrap();
             }
         }
     }
