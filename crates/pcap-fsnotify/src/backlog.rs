@@ -172,15 +172,32 @@ impl Backlog {
     /// Which completed, not-in-flight files to give up so the table fits in `budget` bytes,
     /// in the order `policy` says. Only files waiting for export are candidates: open files
     /// would keep their memory while written, in-flight ones are nearly done.
-    pub fn over_budget(&self, budget: u64, policy: BacklogPolicy) -> Vec<CaptureFileName> {
+    ///
+    /// `spare` is how many of the oldest ready files are exempt: the ones idle workers take
+    /// next while exports succeed. Exports have not fallen behind for a file a worker is free
+    /// to start at once (it leaves the directory in seconds), even when a large file still
+    /// being written holds the directory over budget.
+    pub fn over_budget(
+        &self,
+        budget: u64,
+        policy: BacklogPolicy,
+        spare: usize,
+    ) -> Vec<CaptureFileName> {
         let mut total = self.bytes();
         if total <= budget {
             return Vec::new();
         }
-        let candidates = self
+        // The next files a worker takes, in export order whatever the policy's order.
+        let spared: Vec<&CaptureFileName> = self
             .entries
             .values()
-            .filter(|e| matches!(e.state, State::Ready | State::Waiting(_)));
+            .filter(|e| e.state == State::Ready)
+            .take(spare)
+            .map(|e| &e.name)
+            .collect();
+        let candidates = self.entries.values().filter(|e| {
+            matches!(e.state, State::Ready | State::Waiting(_)) && !spared.contains(&&e.name)
+        });
         let ordered: Vec<&Entry> = match policy {
             BacklogPolicy::DropOldest => candidates.collect(),
             BacklogPolicy::DropNewest => candidates.rev().collect(),
@@ -244,17 +261,29 @@ mod tests {
         backlog.observe_open(name(5, "eth0"), "/y".into());
         backlog.get_mut(&name(5, "eth0")).unwrap().size = 100;
         assert!(backlog
-            .over_budget(500, BacklogPolicy::DropOldest)
+            .over_budget(500, BacklogPolicy::DropOldest, 0)
             .is_empty());
         assert_eq!(
-            backlog.over_budget(300, BacklogPolicy::DropOldest),
+            backlog.over_budget(300, BacklogPolicy::DropOldest, 0),
             vec![name(1, "eth0"), name(2, "eth0")]
         );
         assert_eq!(
-            backlog.over_budget(350, BacklogPolicy::DropNewest),
+            backlog.over_budget(350, BacklogPolicy::DropNewest, 0),
             vec![name(4, "eth0"), name(3, "eth0")]
         );
         // The open file is never a victim, even when nothing else is left.
-        assert_eq!(backlog.over_budget(0, BacklogPolicy::DropNewest).len(), 4);
+        assert_eq!(
+            backlog.over_budget(0, BacklogPolicy::DropNewest, 0).len(),
+            4
+        );
+        // Two idle workers while exports succeed: the two oldest ready files are theirs.
+        assert_eq!(
+            backlog.over_budget(300, BacklogPolicy::DropOldest, 2),
+            vec![name(3, "eth0"), name(4, "eth0")]
+        );
+        assert_eq!(
+            backlog.over_budget(0, BacklogPolicy::DropNewest, 2),
+            vec![name(4, "eth0"), name(3, "eth0")]
+        );
     }
 }

@@ -324,6 +324,7 @@ pub fn run(
         backlog: Backlog::default(),
         summary: Summary::default(),
         in_flight: 0,
+        exports_healthy: false,
         jobs: jobs_tx,
         rate: INITIAL_RATE,
         drain: None,
@@ -427,6 +428,8 @@ struct Exporter<'a> {
     backlog: Backlog,
     summary: Summary,
     in_flight: usize,
+    /// The last export succeeded: then idle workers are not "behind" (see the budget).
+    exports_healthy: bool,
     jobs: Sender<Job>,
     /// Measured compression speed per worker (bytes/s), smoothed.
     rate: f64,
@@ -652,6 +655,7 @@ impl Exporter<'_> {
         let file = outcome.name.to_string();
         match outcome.result {
             Ok(delivery) => {
+                self.exports_healthy = true;
                 let attempts = self
                     .backlog
                     .remove(&outcome.name)
@@ -696,7 +700,10 @@ impl Exporter<'_> {
                     );
                 }
             }
-            Err(error) => self.on_failure(&outcome.name, &outcome.object, &error),
+            Err(error) => {
+                self.exports_healthy = false;
+                self.on_failure(&outcome.name, &outcome.object, &error)
+            }
         }
     }
 
@@ -797,7 +804,15 @@ impl Exporter<'_> {
             }
         }
         let backlog_bytes = self.backlog.bytes();
-        for victim in self.backlog.over_budget(budget, self.settings.policy) {
+        let spare = if self.exports_healthy {
+            self.settings.workers.max(1).saturating_sub(self.in_flight)
+        } else {
+            0
+        };
+        for victim in self
+            .backlog
+            .over_budget(budget, self.settings.policy, spare)
+        {
             let Some(entry) = self.backlog.remove(&victim) else {
                 continue;
             };

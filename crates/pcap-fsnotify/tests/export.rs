@@ -607,3 +607,43 @@ fn over_budget_the_policy_drops_the_oldest_waiting_files_and_names_them() {
         vec![name("eth0", 3), name("eth0", 4)]
     );
 }
+
+#[test]
+fn a_file_being_written_over_budget_does_not_make_a_healthy_exporter_drop_completed_files() {
+    let root = tempfile::tempdir().unwrap();
+    let mut daemon = Daemon::start(
+        root.path(),
+        &[
+            ("PCAP_BACKLOG_MB", "1".into()),
+            ("PCAP_COMPRESS", "false".into()),
+        ],
+    );
+    let capture = daemon.capture_dir();
+    let export = daemon.export_dir();
+    // One export succeeds first: the exporter is keeping up.
+    write_capture(&capture, &name("eth0", 1), &pcapgen::pcap_bytes(1, 10_000));
+    daemon.wait("the first export", Duration::from_secs(20), || {
+        finished(&export) == 1
+    });
+    // A file still being written holds the directory over its 1 MiB budget on its own
+    // (like DEBUG JSON under heavy traffic) …
+    let open_name = name("eth0", 2);
+    let mut writer = fs::File::create(capture.join(&open_name)).unwrap();
+    let big = pcapgen::pcap_bytes(2, 2_000_000);
+    writer.write_all(&big).unwrap();
+    // … while a completed file arrives: a worker is free, so it is exported, not dropped.
+    write_capture(&capture, &name("eth0", 3), &pcapgen::pcap_bytes(3, 400_000));
+    daemon.wait("the completed file", Duration::from_secs(20), || {
+        finished(&export) == 2
+    });
+    drop(writer);
+    daemon.wait("the big file once closed", Duration::from_secs(20), || {
+        finished(&export) == 3
+    });
+    daemon.sigterm();
+    let status = daemon.wait_exit(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0), "nothing lost");
+    let summary = daemon.summary();
+    assert_eq!(summary["exported"], 3);
+    assert_eq!(summary["dropped"], serde_json::json!([]));
+}
