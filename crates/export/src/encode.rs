@@ -281,7 +281,7 @@ fn streams_equal(mut a: impl Read, mut b: impl Read) -> io::Result<bool> {
 }
 
 /// Reads until `buf` is full or the stream ends.
-fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match reader.read(&mut buf[filled..]) {

@@ -19,7 +19,7 @@
 //! the exporter's worker threads block on it, each compressing its own file into the body of
 //! its upload through a bounded channel (so several files still compress in parallel).
 
-use std::io::{self, Read};
+use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -31,7 +31,7 @@ use gcloud_storage::http::objects::upload::{UploadObjectRequest, UploadType};
 use gcloud_storage::http::objects::Object;
 use serde::Deserialize;
 
-use crate::encode::{encode, open_source, Encoded};
+use crate::encode::{encode, open_source, read_full, Encoded};
 use crate::{check_object_name, Compression, Delivery, Destination, Export, ExportError};
 
 /// The production endpoint.
@@ -429,20 +429,6 @@ impl Destination for GcsApiDestination {
             self.settings.bucket, self.settings.endpoint
         )
     }
-}
-
-/// Reads until `buf` is full or the end: fewer, larger chunks make a cheaper upload body.
-fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 /// An error and its causes, `: `-separated (reqwest's own message omits the cause).

@@ -249,9 +249,13 @@ impl Serialize for Entry<'_> {
                     m.serialize_entry(
                         f::HTTP_REQUEST,
                         &http::HttpRequestJson {
-                            m: msg,
+                            request: msg.request.as_ref(),
+                            status: msg.code,
+                            response_size: Some(msg.total_size()),
+                            latency_ns: msg.latency_ns,
                             remote_ip: ips.map(|(_, dst)| dst),
                             server_ip: ips.map(|(src, _)| src),
+                            protocol: msg.proto(),
                             redact: self.redact,
                         },
                     )?;
@@ -270,10 +274,14 @@ impl Serialize for Entry<'_> {
                     let ips = d.ip_addrs();
                     m.serialize_entry(
                         f::HTTP_REQUEST,
-                        &crate::http2::Http2RequestJson {
-                            h,
+                        &http::HttpRequestJson {
+                            request: h.request.as_ref(),
+                            status: h.status.unwrap_or(0),
+                            response_size: crate::http2::announced_size(h),
+                            latency_ns: h.latency_ns,
                             remote_ip: ips.map(|(_, dst)| dst),
                             server_ip: ips.map(|(src, _)| src),
+                            protocol: "HTTP/2",
                             redact: self.redact,
                         },
                     )?;

@@ -194,21 +194,27 @@ struct ErrorJson<'a> {
     info: &'a str,
 }
 
-/// Cloud Logging's `httpRequest` (LogEntry.HttpRequest) for a response entry.
+/// Cloud Logging's `httpRequest` (LogEntry.HttpRequest) for a response entry, HTTP/1.x or
+/// HTTP/2 alike.
 pub(crate) struct HttpRequestJson<'a> {
-    pub m: &'a Message,
+    /// The request this response answers, when it was seen.
+    pub request: Option<&'a analyze::http::RequestInfo>,
+    pub status: u16,
+    /// Bytes of the response, when known.
+    pub response_size: Option<u64>,
+    pub latency_ns: Option<u64>,
     /// The client: the response's destination.
     pub remote_ip: Option<IpAddr>,
     /// The server: the response's source.
     pub server_ip: Option<IpAddr>,
+    pub protocol: &'a str,
     pub redact: &'a Redactor,
 }
 
 impl Serialize for HttpRequestJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let h = self.m;
         let mut m = s.serialize_map(None)?;
-        if let Some(r) = &h.request {
+        if let Some(r) = self.request {
             m.serialize_entry("requestMethod", &r.method)?;
             let url = match (&r.host, r.url.starts_with('/')) {
                 (Some(host), true) => format!("http://{host}{}", r.url),
@@ -223,10 +229,12 @@ impl Serialize for HttpRequestJson<'_> {
                 }
             }
         }
-        m.serialize_entry("status", &h.code)?;
-        // int64 fields are strings in LogEntry's JSON mapping.
-        m.serialize_entry("responseSize", &fast::dec(h.total_size()))?;
-        if let Some(l) = h.latency_ns {
+        m.serialize_entry("status", &self.status)?;
+        if let Some(size) = self.response_size {
+            // int64 fields are strings in LogEntry's JSON mapping.
+            m.serialize_entry("responseSize", &fast::dec(size))?;
+        }
+        if let Some(l) = self.latency_ns {
             m.serialize_entry("latency", &duration(l))?;
         }
         if let Some(ip) = self.remote_ip {
@@ -235,7 +243,7 @@ impl Serialize for HttpRequestJson<'_> {
         if let Some(ip) = self.server_ip {
             m.serialize_entry("serverIp", &fast::ip(ip))?;
         }
-        m.serialize_entry("protocol", h.proto())?;
+        m.serialize_entry("protocol", self.protocol)?;
         m.end()
     }
 }

@@ -12,14 +12,12 @@
 //! headers, HPACK failures) are ERROR.
 
 use std::fmt::Write;
-use std::net::IpAddr;
 
 use analyze::http2::{self, FrameInfo, FrameType, Headers, Role, Segment};
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::Serialize;
 use sidecar_core::log::Severity;
 
-use crate::fast;
 use crate::http::duration;
 use crate::redact::Redactor;
 
@@ -424,54 +422,9 @@ impl Serialize for HeadersJson<'_> {
     }
 }
 
-/// Cloud Logging's `httpRequest` for an entry holding a response's HEADERS.
-pub(crate) struct Http2RequestJson<'a> {
-    pub h: &'a Headers,
-    /// The client: the response's destination.
-    pub remote_ip: Option<IpAddr>,
-    /// The server: the response's source.
-    pub server_ip: Option<IpAddr>,
-    pub redact: &'a Redactor,
-}
-
-impl Serialize for Http2RequestJson<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let h = self.h;
-        let mut m = s.serialize_map(None)?;
-        if let Some(r) = &h.request {
-            m.serialize_entry("requestMethod", &r.method)?;
-            let url = match (&r.host, r.url.starts_with('/')) {
-                (Some(host), true) => format!("http://{host}{}", r.url),
-                _ => r.url.clone(),
-            };
-            m.serialize_entry("requestUrl", &url)?;
-            if let Some(ua) = &r.user_agent {
-                if self.redact.is_secret("user-agent") {
-                    m.serialize_entry("userAgent", crate::redact::MARKER)?;
-                } else {
-                    m.serialize_entry("userAgent", ua)?;
-                }
-            }
-        }
-        m.serialize_entry("status", &h.status.unwrap_or(0))?;
-        // The body is not known yet when the HEADERS pass: its announced length, if any.
-        if let Some(cl) = h
-            .get("content-length")
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-        {
-            m.serialize_entry("responseSize", &fast::dec(cl))?;
-        }
-        if let Some(l) = h.latency_ns {
-            m.serialize_entry("latency", &duration(l))?;
-        }
-        if let Some(ip) = self.remote_ip {
-            m.serialize_entry("remoteIp", &fast::ip(ip))?;
-        }
-        if let Some(ip) = self.server_ip {
-            m.serialize_entry("serverIp", &fast::ip(ip))?;
-        }
-        m.serialize_entry("protocol", "HTTP/2")?;
-        m.end()
-    }
+/// The announced length of a response whose HEADERS pass (its body has not yet).
+pub(crate) fn announced_size(h: &Headers) -> Option<u64> {
+    h.get("content-length")
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
 }
