@@ -302,6 +302,9 @@ enum Body {
 pub struct Conn {
     partial: [Vec<u8>; 2],
     body: [Body; 2],
+    /// Per direction, the minor version of the last complete message (`None` before one):
+    /// body continuations and unfinished header blocks carry no version of their own.
+    minor: [Option<u8>; 2],
     pending: VecDeque<RequestInfo>,
     /// The trace of the latest exchange (request seen last, or its response).
     pub current: Option<Trace>,
@@ -357,6 +360,12 @@ enum Parsed {
 }
 
 impl Conn {
+    /// The version a continuation in `side`'s direction belongs to: that of the last complete
+    /// message, or HTTP/1.1 (by far the most common) before any.
+    fn minor_of(&self, side: Side) -> u8 {
+        self.minor.get(side.index()).copied().flatten().unwrap_or(1)
+    }
+
     /// True when this connection has HTTP state worth keeping.
     pub fn is_idle(&self) -> bool {
         self.partial.iter().all(Vec::is_empty)
@@ -446,6 +455,7 @@ impl Conn {
         let fragmented = *body != Body::None;
         Some(Message {
             kind: Kind::Body,
+            minor: self.minor_of(side),
             body_len: len,
             fragmented,
             trace: self.current,
@@ -484,6 +494,9 @@ impl Conn {
                     if let Some(b) = self.body.get_mut(i) {
                         *b = next;
                     }
+                    if let Some(v) = self.minor.get_mut(i) {
+                        *v = Some(m.minor);
+                    }
                     if first.is_none() {
                         first = Some(*m);
                     } else if let Some(f) = first.as_mut() {
@@ -516,6 +529,7 @@ impl Conn {
                     if first.is_none() {
                         first = Some(Message {
                             kind: Kind::Partial,
+                            minor: self.minor_of(side),
                             reassembled,
                             ..Message::default()
                         });
@@ -791,6 +805,25 @@ mod tests {
     }
 
     #[test]
+    fn continuations_keep_the_version_of_their_message() {
+        let mut c = Conn::default();
+        let p = c
+            .on_segment(Side::B, 0, b"HTTP/1.0 200 OK\r\nConte")
+            .unwrap();
+        assert_eq!(
+            (p.kind, p.proto()),
+            (Kind::Partial, "HTTP/1.1"),
+            "unknown yet"
+        );
+        let m = c
+            .on_segment(Side::B, 1, b"nt-Length: 8\r\n\r\nabcd")
+            .unwrap();
+        assert_eq!((m.kind, m.proto()), (Kind::Response, "HTTP/1.0"));
+        let b = c.on_segment(Side::B, 2, b"efgh").unwrap();
+        assert_eq!((b.kind, b.proto()), (Kind::Body, "HTTP/1.0"));
+    }
+
+    #[test]
     fn split_header_block_and_body_continuations() {
         let mut c = Conn::default();
         let p = c
@@ -808,6 +841,11 @@ mod tests {
         assert_eq!(c.buffered(), 0);
         let b = c.on_segment(Side::A, 2, b"56789").unwrap();
         assert_eq!((b.kind, b.fragmented), (Kind::Body, true));
+        assert_eq!(
+            b.proto(),
+            "HTTP/1.1",
+            "a continuation has its message's version"
+        );
         let b = c.on_segment(Side::A, 3, b"0").unwrap();
         assert_eq!((b.kind, b.fragmented), (Kind::Body, false));
         assert!(c.on_segment(Side::A, 4, b"\x00\x01binary").is_none());
