@@ -13,7 +13,12 @@
 //!   The sidecar uploads through the API (`PCAP_GCS_FUSE=false`): gcsfuse cannot be fetched
 //!   here, so the image is built with `INSTALL_GCSFUSE=false`.
 //! - `gen2_image_on_ubuntu_in_a_pod_exports_every_file`: the same with
-//!   `BASE_IMAGE=docker.io/library/ubuntu:22.04` (also made locally, `debootstrap jammy`).
+//!   `BASE_IMAGE=docker.io/library/ubuntu:22.04` (also made locally, `debootstrap jammy`;
+//!   skipped, saying so, where Ubuntu's mirror is unreachable).
+//! - `gen1_image_under_gvisor_limits_in_a_pod_exports_every_file`: the same with the gen1
+//!   image, its sidecar started under gVisor's capture limits (seccomp: no packet rings, no
+//!   socket filters; the `gvisor-limits` example as entrypoint, then `pcap-init`): the
+//!   ring-less path, no tcpdump, and still every packet in the bucket.
 //! - `docker_build_refuses_binaries_the_base_cannot_run`: binaries needing a newer glibc than
 //!   the base (Debian 11) stop the build, with the reason, and leave no tag.
 //! - `gen1_image_sets_the_compat_path`: the gen1 flavour's tags, labels and environment.
@@ -378,7 +383,15 @@ fn elapsed(since: Instant) -> String {
 
 #[test]
 fn gen2_image_in_a_pod_exports_every_file() {
-    run_in_a_pod(DEBIAN, IMAGE);
+    run_in_a_pod(DEBIAN, IMAGE, "gen2");
+}
+
+/// The gen1 image in the same pod, its sidecar under gVisor's capture limits (no packet
+/// rings, no socket filters: `testbed::gvisor`'s seccomp filter, applied by the
+/// `gvisor-limits` example as the container's entrypoint before it executes `pcap-init`).
+#[test]
+fn gen1_image_under_gvisor_limits_in_a_pod_exports_every_file() {
+    run_in_a_pod(DEBIAN, IMAGE, "gen1");
 }
 
 #[test]
@@ -396,14 +409,24 @@ fn gen2_image_on_ubuntu_in_a_pod_exports_every_file() {
         eprintln!("SKIPPED: the Ubuntu mirror is not reachable ({release}); set UBUNTU_MIRROR");
         return;
     }
-    run_in_a_pod(UBUNTU, UBUNTU_IMAGE);
+    run_in_a_pod(UBUNTU, UBUNTU_IMAGE, "gen2");
 }
 
-/// The whole scenario for the gen2 image built on `base` and named `image`.
-fn run_in_a_pod(base: &str, image: &str) {
+/// The whole scenario for the `flavour` image built on `base` and named `image`.
+fn run_in_a_pod(base: &str, image: &str, flavour: &str) {
     let Some(podman) = Podman::new() else {
         return;
     };
+    let gen1 = flavour == "gen1";
+    // gen1: the seccomp wrapper, built with the tests (`cargo test` builds testbed's examples).
+    let limits = bin_dir().join("examples/gvisor-limits");
+    if gen1 {
+        assert!(
+            limits.is_file(),
+            "{} is missing: run `cargo build -p testbed --example gvisor-limits`",
+            limits.display()
+        );
+    }
     let _serial = PODMAN_BUILDS
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -442,12 +465,12 @@ fn run_in_a_pod(base: &str, image: &str) {
     ]);
     eprintln!("[{}] app image built", elapsed(started));
 
-    let tags = podman.docker_build("gen2", base, image);
+    let tags = podman.docker_build(flavour, base, image);
     assert_eq!(
         tags,
         [
-            format!("{image}:{}-gen2", version()),
-            format!("{image}:newest")
+            format!("{image}:{}-{flavour}", version()),
+            format!("{image}:{}", if gen1 { "latest" } else { "newest" })
         ]
     );
     let image = &tags[1];
@@ -459,7 +482,19 @@ fn run_in_a_pod(base: &str, image: &str) {
         labels["org.opencontainers.image.version"],
         version().as_str()
     );
-    assert_eq!(labels["dev.pcap-sidecar.flavour"], "gen2");
+    assert_eq!(labels["dev.pcap-sidecar.flavour"], flavour);
+    // This build's revision, not one a layer cache kept from an earlier build.
+    let head = Command::new("git")
+        .args(["-C", repo().to_str().unwrap(), "rev-parse", "HEAD"])
+        .output()
+        .unwrap();
+    if head.status.success() {
+        assert_eq!(
+            labels["org.opencontainers.image.revision"],
+            text(&head.stdout).trim(),
+            "{labels}"
+        );
+    }
     assert_eq!(labels["dev.pcap-sidecar.gcsfuse"], "false");
     for label in ["tcpdump", "libpcap"] {
         let value = labels[format!("dev.pcap-sidecar.{label}.version")]
@@ -474,9 +509,10 @@ fn run_in_a_pod(base: &str, image: &str) {
         config["Entrypoint"],
         serde_json::json!(["/usr/local/bin/pcap-init"])
     );
-    assert!(
-        !config["Env"].to_string().contains("PCAP_COMPAT"),
-        "gen2 keeps the default capture path: {}",
+    assert_eq!(
+        config["Env"].to_string().contains("PCAP_COMPAT=true"),
+        gen1,
+        "gen1 forces the ring-less path, gen2 keeps the default: {}",
         config["Env"]
     );
 
@@ -486,7 +522,7 @@ fn run_in_a_pod(base: &str, image: &str) {
         .next()
         .and_then(|name| name.split(':').next())
         .unwrap_or("base");
-    let pod = format!("pcap-image-{distribution}-{}", std::process::id());
+    let pod = format!("pcap-image-{distribution}-{flavour}-{}", std::process::id());
     podman.run(["pod", "create", "--name", &pod, "--network", "none"]);
     let _pod = PodGuard {
         podman: &podman,
@@ -531,6 +567,9 @@ fn run_in_a_pod(base: &str, image: &str) {
         ("PCAP_JSON", "true"),
         ("PCAP_ROTATE_SECS", "2"),
         ("PCAP_HC_PORT", "8022"),
+        // gen1's own default is `any`; the comparison with the reference capture of `eth0`
+        // needs the same interface.
+        ("PCAP_IFACE", "eth"),
     ];
     let mut run = vec![
         "run",
@@ -550,7 +589,14 @@ fn run_in_a_pod(base: &str, image: &str) {
     for pair in &pairs {
         run.extend(["--env", pair.as_str()]);
     }
+    let mount = format!("{}:/gvisor-limits:ro", limits.display());
+    if gen1 {
+        run.extend(["--volume", &mount, "--entrypoint", "/gvisor-limits"]);
+    }
     run.push(image);
+    if gen1 {
+        run.push("/usr/local/bin/pcap-init");
+    }
     let sidecar_started = Instant::now();
     podman.run(&run);
 
@@ -620,6 +666,15 @@ fn run_in_a_pod(base: &str, image: &str) {
     );
     let bucket_path = assert_bucket_path(located);
     check_summary(&json, &dump);
+    let paths: Vec<&Value> = json
+        .iter()
+        .filter(|l| message(l).starts_with("capture path"))
+        .collect();
+    assert!(!paths.is_empty(), "no capture path line:\n{dump}");
+    for line in paths {
+        let expected = if gen1 { "ring-less" } else { "ring" };
+        assert_eq!(line["path"], expected, "{line}");
+    }
     assert!(
         metadata.requests(MetadataServer::TOKEN) > 0,
         "the upload token came from the metadata server"
