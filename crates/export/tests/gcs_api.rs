@@ -98,3 +98,69 @@ fn an_unreachable_api_is_a_retryable_failure() {
     assert!(error.is_retryable(), "{error}");
     assert!(source.exists());
 }
+
+/// HTTPS is on and verifies the server: a TLS endpoint with a self-signed certificate (a real
+/// `openssl s_server`) is refused, with the certificate named, and nothing is lost.
+#[test]
+fn an_untrusted_certificate_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let port = testbed::free_port().unwrap();
+    let mut server = testbed::ChildGuard::spawn(
+        std::process::Command::new("openssl")
+            .args(["s_server", "-www", "-accept", &port.to_string(), "-cert"])
+            .arg(&cert)
+            .arg("-key")
+            .arg(&key)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    )
+    .unwrap();
+    testbed::wait_until(
+        std::time::Duration::from_secs(10),
+        std::time::Duration::from_millis(50),
+        || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+    )
+    .unwrap();
+    let destination = GcsApiDestination::new(GcsApiSettings::from_vars(
+        "bkt",
+        Some(format!("https://127.0.0.1:{port}")),
+        None,
+    ))
+    .unwrap();
+    let source = dir.path().join("f");
+    std::fs::write(&source, b"x").unwrap();
+    let error = destination
+        .deliver(&Export {
+            source: &source,
+            object: "f",
+            compression: Compression::None,
+        })
+        .unwrap_err();
+    let text = error.to_string().to_lowercase();
+    assert!(
+        matches!(error, ExportError::Transport { .. }) && text.contains("certificate"),
+        "{error}"
+    );
+    assert!(error.is_retryable(), "{error}");
+    assert!(source.exists());
+    server.kill().unwrap();
+}
