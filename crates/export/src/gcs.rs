@@ -120,11 +120,19 @@ struct TokenResponse {
 
 /// Access tokens of the instance's service account, from the metadata server, cached until
 /// [`TOKEN_MARGIN`] before they expire.
-#[derive(Debug)]
 struct MetadataTokens {
     url: String,
     http: reqwest::Client,
     cached: Mutex<Option<(String, Instant)>>,
+}
+
+/// Never the token itself: `Debug` output can end up in logs.
+impl std::fmt::Debug for MetadataTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetadataTokens")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
 }
 
 impl MetadataTokens {
@@ -469,6 +477,21 @@ mod tests {
         assert_eq!(
             production.metadata_host.as_deref(),
             Some("metadata.google.internal")
+        );
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_token() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let tokens = MetadataTokens {
+            url: "http://metadata/token".into(),
+            http: reqwest::Client::new(),
+            cached: Mutex::new(Some(("Bearer secret-token".into(), Instant::now()))),
+        };
+        let text = format!("{:?}", TokenProvider(Arc::new(tokens)));
+        assert!(
+            text.contains("metadata/token") && !text.contains("secret-token"),
+            "{text}"
         );
     }
 
