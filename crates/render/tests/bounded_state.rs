@@ -22,6 +22,8 @@ use chrono::TimeZone;
 use render::{CapturedPacket, Interface, Translator, TranslatorSettings};
 use sidecar_core::config::Verbosity;
 
+mod common;
+
 struct Counting;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
@@ -86,28 +88,7 @@ fn tcp(client: u32, to_server: bool, flags: u8, payload: &[u8], out: &mut Vec<u8
     } else {
         (s, c, 8080, cport)
     };
-    let total = 40 + payload.len();
-    out.clear();
-    out.extend_from_slice(&[
-        0x45,
-        0,
-        (total >> 8) as u8,
-        total as u8,
-        0,
-        1,
-        0x40,
-        0,
-        64,
-        6,
-        0,
-        0,
-    ]);
-    out.extend_from_slice(&src);
-    out.extend_from_slice(&dst);
-    out.extend_from_slice(&sp.to_be_bytes());
-    out.extend_from_slice(&dp.to_be_bytes());
-    out.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
-    out.extend_from_slice(payload);
+    common::write_tcp(out, (src, sp), (dst, dp), 1, flags, payload);
 }
 
 fn h2_messages(i: u32) -> (Vec<u8>, Vec<u8>) {

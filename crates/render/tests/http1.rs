@@ -23,6 +23,8 @@ use render::{fields as f, CapturedPacket, Interface, Translator, TranslatorSetti
 use serde_json::Value;
 use sidecar_core::config::Verbosity;
 
+mod common;
+
 const HTTP1: &[u8] = include_bytes!("../testdata/http1.pcap");
 const SECRETS: [&str; 4] = [
     "AUTHSECRET",
@@ -373,46 +375,13 @@ fn trace_fields_do_not_depend_on_interleaving_between_flows() {
     assert!(traced > 50, "{traced}");
 }
 
-/// Builds a raw IPv4/TCP packet (LINKTYPE_RAW) carrying `payload`.
-fn tcp_packet(client: bool, flags: u8, seq: u32, payload: &[u8]) -> Vec<u8> {
-    let (src, dst, sp, dp) = if client {
-        ([10, 88, 0, 1], [10, 88, 0, 2], 40000u16, 80u16)
-    } else {
-        ([10, 88, 0, 2], [10, 88, 0, 1], 80, 40000)
-    };
-    let total = 20 + 20 + payload.len();
-    let mut p = vec![
-        0x45,
-        0,
-        (total >> 8) as u8,
-        total as u8,
-        0,
-        1,
-        0x40,
-        0,
-        64,
-        6,
-        0,
-        0,
-    ];
-    p.extend_from_slice(&src);
-    p.extend_from_slice(&dst);
-    p.extend_from_slice(&sp.to_be_bytes());
-    p.extend_from_slice(&dp.to_be_bytes());
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&1u32.to_be_bytes());
-    p.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
-    p.extend_from_slice(payload);
-    p
-}
-
 fn run_raw(packets: &[(bool, u8, &[u8])], v: Verbosity) -> (Vec<u8>, Vec<Value>) {
     let iface = iface();
     let mut t = Translator::new(settings(v, Some("hand")));
     let mut out = Vec::new();
     let mut lines = Vec::new();
     for (i, (client, flags, payload)) in packets.iter().enumerate() {
-        let data = tcp_packet(*client, *flags, 1000 + i as u32, payload);
+        let data = common::tcp_packet(80, *client, *flags, 1000 + i as u32, payload);
         let p = CapturedPacket {
             interface: &iface,
             linktype: 101,

@@ -11,6 +11,8 @@ use render::{fields as f, CapturedPacket, Interface, Translator, TranslatorSetti
 use serde_json::Value;
 use sidecar_core::config::Verbosity;
 
+mod common;
+
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const XC: &str = "0af7651916cd43dd8448eb211c80319c/12345678901234567890;o=1";
@@ -49,38 +51,6 @@ fn block(fields: &[(&str, &str)]) -> Vec<u8> {
 const END_STREAM: u8 = 1;
 const END_HEADERS: u8 = 4;
 
-fn tcp_packet(client: bool, flags: u8, seq: u32, payload: &[u8]) -> Vec<u8> {
-    let (src, dst, sp, dp) = if client {
-        ([10, 88, 0, 1], [10, 88, 0, 2], 40000u16, 8080u16)
-    } else {
-        ([10, 88, 0, 2], [10, 88, 0, 1], 8080, 40000)
-    };
-    let total = 20 + 20 + payload.len();
-    let mut p = vec![
-        0x45,
-        0,
-        (total >> 8) as u8,
-        total as u8,
-        0,
-        1,
-        0x40,
-        0,
-        64,
-        6,
-        0,
-        0,
-    ];
-    p.extend_from_slice(&src);
-    p.extend_from_slice(&dst);
-    p.extend_from_slice(&sp.to_be_bytes());
-    p.extend_from_slice(&dp.to_be_bytes());
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&1u32.to_be_bytes());
-    p.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
-    p.extend_from_slice(payload);
-    p
-}
-
 fn run(packets: &[(bool, u8, Vec<u8>)], v: Verbosity, redact: &[&str]) -> (Vec<u8>, Vec<Value>) {
     let iface = iface();
     let mut t = Translator::new(TranslatorSettings {
@@ -92,7 +62,7 @@ fn run(packets: &[(bool, u8, Vec<u8>)], v: Verbosity, redact: &[&str]) -> (Vec<u
     let mut out = Vec::new();
     let mut lines = Vec::new();
     for (i, (client, flags, payload)) in packets.iter().enumerate() {
-        let data = tcp_packet(*client, *flags, 1000 + i as u32, payload);
+        let data = common::tcp_packet(8080, *client, *flags, 1000 + i as u32, payload);
         let p = CapturedPacket {
             interface: &iface,
             linktype: 101,

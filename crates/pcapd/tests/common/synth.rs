@@ -130,6 +130,49 @@ const ACK: u8 = 0x10;
 const PSH: u8 = 0x08;
 const FIN: u8 = 0x01;
 
+/// One keep-alive exchange on a connection: the request, the server's ACK, the response in
+/// 1448-byte segments, the client's ACK. `(c, s)` (client, server sequence) move past the data.
+fn push_exchange(
+    packets: &mut Vec<Vec<u8>>,
+    (ip, back): (Ip, Ip),
+    (sport, dport): (u16, u16),
+    (c, s): (&mut u32, &mut u32),
+    (request, response): (&[u8], &[u8]),
+    ipid: u16,
+) {
+    packets.push(tcp(ip, sport, dport, *c, *s, PSH | ACK, request, ipid));
+    *c = c.wrapping_add(request.len() as u32);
+    packets.push(tcp(back, dport, sport, *s, *c, ACK, &[], ipid));
+    for segment in response.chunks(1448) {
+        packets.push(tcp(
+            back,
+            dport,
+            sport,
+            *s,
+            *c,
+            PSH | ACK,
+            segment,
+            ipid + 1,
+        ));
+        *s = s.wrapping_add(segment.len() as u32);
+    }
+    packets.push(tcp(ip, sport, dport, *c, *s, ACK, &[], ipid + 1));
+}
+
+/// The end of a connection: the client's FIN, the server's FIN, the last ACK.
+fn push_close(
+    packets: &mut Vec<Vec<u8>>,
+    (ip, back): (Ip, Ip),
+    (sport, dport): (u16, u16),
+    (c, s): (u32, u32),
+    id: u16,
+) {
+    let (c1, s1) = (c.wrapping_add(1), s.wrapping_add(1));
+    packets.push(tcp(ip, sport, dport, c, s, FIN | ACK, &[], id + 3));
+    packets.push(tcp(back, dport, sport, s, c1, FIN | ACK, &[], id + 3));
+    packets.push(tcp(ip, sport, dport, c1, s1, ACK, &[], id + 5));
+}
+
 #[allow(clippy::too_many_arguments)]
 fn tcp(
     ip: Ip,
@@ -291,45 +334,16 @@ fn conversation(rng: &mut Rng, n: u64) -> Conversation {
                 "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {body_len}\r\n\r\n{body}"
             );
             let ipid = id.wrapping_add(2 + 4 * exchange as u16);
-            packets.push(tcp(
-                ip,
-                sport,
-                dport,
-                c,
-                s,
-                PSH | ACK,
-                request.as_bytes(),
+            push_exchange(
+                &mut packets,
+                (ip, back),
+                (sport, dport),
+                (&mut c, &mut s),
+                (request.as_bytes(), response.as_bytes()),
                 ipid,
-            ));
-            c = c.wrapping_add(request.len() as u32);
-            packets.push(tcp(back, dport, sport, s, c, ACK, &[], ipid));
-            for segment in response.as_bytes().chunks(1448) {
-                packets.push(tcp(back, dport, sport, s, c, PSH | ACK, segment, ipid + 1));
-                s = s.wrapping_add(segment.len() as u32);
-            }
-            packets.push(tcp(ip, sport, dport, c, s, ACK, &[], ipid + 1));
+            );
         }
-        packets.push(tcp(ip, sport, dport, c, s, FIN | ACK, &[], id + 3));
-        packets.push(tcp(
-            back,
-            dport,
-            sport,
-            s,
-            c.wrapping_add(1),
-            FIN | ACK,
-            &[],
-            id + 3,
-        ));
-        packets.push(tcp(
-            ip,
-            sport,
-            dport,
-            c.wrapping_add(1),
-            s.wrapping_add(1),
-            ACK,
-            &[],
-            id + 5,
-        ));
+        push_close(&mut packets, (ip, back), (sport, dport), (c, s), id);
     } else if kind < 68 {
         let ip = Ip::V4(client4, Ipv4Addr::new(10, 0, 0, 53));
         let name = format!("svc{}.example.internal", n % 500);
@@ -505,36 +519,16 @@ fn http_conversation(rng: &mut Rng, n: u64) -> Conversation {
             );
             (req.into_bytes(), resp.into_bytes())
         };
-        packets.push(tcp(ip, sport, dport, c, s, PSH | ACK, &request, ipid));
-        c = c.wrapping_add(request.len() as u32);
-        packets.push(tcp(back, dport, sport, s, c, ACK, &[], ipid));
-        for segment in response.chunks(1448) {
-            packets.push(tcp(back, dport, sport, s, c, PSH | ACK, segment, ipid + 1));
-            s = s.wrapping_add(segment.len() as u32);
-        }
-        packets.push(tcp(ip, sport, dport, c, s, ACK, &[], ipid + 1));
+        push_exchange(
+            &mut packets,
+            (ip, back),
+            (sport, dport),
+            (&mut c, &mut s),
+            (&request, &response),
+            ipid,
+        );
     }
-    packets.push(tcp(ip, sport, dport, c, s, FIN | ACK, &[], id + 3));
-    packets.push(tcp(
-        back,
-        dport,
-        sport,
-        s,
-        c.wrapping_add(1),
-        FIN | ACK,
-        &[],
-        id + 3,
-    ));
-    packets.push(tcp(
-        ip,
-        sport,
-        dport,
-        c.wrapping_add(1),
-        s.wrapping_add(1),
-        ACK,
-        &[],
-        id + 5,
-    ));
+    push_close(&mut packets, (ip, back), (sport, dport), (c, s), id);
     Conversation {
         packets: packets.into_iter(),
     }

@@ -1,0 +1,49 @@
+//! Packet building shared by the render integration tests.
+
+/// Writes into `out` (cleared first) a raw IPv4/TCP packet (LINKTYPE_RAW) from `src` to
+/// `dst` (address, port) with sequence number `seq`, ACK number 1, `flags` and `payload`.
+/// Checksums are left zero: the translator reports them, it does not require them.
+pub fn write_tcp(
+    out: &mut Vec<u8>,
+    (src, sport): ([u8; 4], u16),
+    (dst, dport): ([u8; 4], u16),
+    seq: u32,
+    flags: u8,
+    payload: &[u8],
+) {
+    let total = 20 + 20 + payload.len();
+    out.clear();
+    out.extend_from_slice(&[
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0,
+        1,
+        0x40,
+        0,
+        64,
+        6,
+        0,
+        0,
+    ]);
+    out.extend_from_slice(&src);
+    out.extend_from_slice(&dst);
+    out.extend_from_slice(&sport.to_be_bytes());
+    out.extend_from_slice(&dport.to_be_bytes());
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(&1u32.to_be_bytes());
+    out.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    out.extend_from_slice(payload);
+}
+
+/// [`write_tcp`] between the test client 10.88.0.1:40000 and the server 10.88.0.2:`port`,
+/// in the direction `client` says.
+#[allow(dead_code)] // not every test file uses both builders
+pub fn tcp_packet(port: u16, client: bool, flags: u8, seq: u32, payload: &[u8]) -> Vec<u8> {
+    let (c, s) = (([10, 88, 0, 1], 40000), ([10, 88, 0, 2], port));
+    let (from, to) = if client { (c, s) } else { (s, c) };
+    let mut out = Vec::new();
+    write_tcp(&mut out, from, to, seq, flags, payload);
+    out
+}
