@@ -78,10 +78,10 @@ fn uploads_verifies_recognises_repeats_and_never_overwrites() {
 
 #[test]
 fn an_unreachable_api_is_a_retryable_failure() {
-    let port = testbed::free_port().unwrap();
+    let closed = testbed::ClosedPort::new().unwrap();
     let destination = GcsApiDestination::new(GcsApiSettings::from_vars(
         "bkt",
-        Some(format!("127.0.0.1:{port}")),
+        Some(closed.address()),
         None,
     ))
     .unwrap();
@@ -122,24 +122,32 @@ fn an_untrusted_certificate_is_refused() {
         .output()
         .unwrap();
     assert!(made.status.success(), "{made:?}");
-    let port = testbed::free_port().unwrap();
+    // The server picks its own port and says which ("ACCEPT 127.0.0.1:PORT"): no other
+    // process can take it in between.
     let mut server = testbed::ChildGuard::spawn(
         std::process::Command::new("openssl")
-            .args(["s_server", "-www", "-accept", &port.to_string(), "-cert"])
+            .args(["s_server", "-www", "-accept", "127.0.0.1:0", "-cert"])
             .arg(&cert)
             .arg("-key")
             .arg(&key)
             .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null()),
     )
     .unwrap();
-    testbed::wait_until(
-        std::time::Duration::from_secs(10),
-        std::time::Duration::from_millis(50),
-        || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
-    )
-    .unwrap();
+    let stdout = server.child_mut().stdout.take().unwrap();
+    let (said, port) = std::sync::mpsc::channel();
+    // Keeps reading after the port, so the server never writes into a closed pipe.
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            if let Some(port) = line.strip_prefix("ACCEPT 127.0.0.1:") {
+                let _ = said.send(port.trim().parse::<u16>().unwrap());
+            }
+        }
+    });
+    let port = port
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("openssl s_server says where it listens");
     let destination = GcsApiDestination::new(GcsApiSettings::from_vars(
         "bkt",
         Some(format!("https://127.0.0.1:{port}")),

@@ -1,7 +1,11 @@
 //! Drives the real `hc-probe` binary through readiness transitions with real TCP connects.
+//!
+//! The probe runs in a network namespace of its own (only `lo`), so the port it is given
+//! cannot be taken by any other process while it is closed: "the port opened" can only mean
+//! that the probe opened it.
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -13,10 +17,14 @@ use sidecar_core::readiness::ReadySignal;
 
 const WAIT: Duration = Duration::from_secs(10);
 
+/// Any port: nothing else listens in the probe's private namespace.
+const PORT: u16 = 8080;
+
 struct Probe {
     child: Child,
-    port: u16,
     lines: mpsc::Receiver<String>,
+    // Deleted after `Drop` has killed the probe.
+    netns: testbed::Netns,
 }
 
 impl Drop for Probe {
@@ -26,19 +34,14 @@ impl Drop for Probe {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start(run_dir: &Path, extra_env: &[(&str, &str)]) -> Probe {
-    let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hc-probe"))
+    let netns = testbed::Netns::loopback_only("hc-probe").unwrap();
+    // `ip netns exec` execs the probe: the child's pid is the probe's own.
+    let mut child = netns
+        .command(env!("CARGO_BIN_EXE_hc-probe"))
         .env_clear()
-        .env("PCAP_HC_PORT", port.to_string())
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PCAP_HC_PORT", PORT.to_string())
         .env("PCAP_RUN_DIR", run_dir)
         .envs(extra_env.iter().copied())
         .stdout(Stdio::piped())
@@ -54,19 +57,32 @@ fn start(run_dir: &Path, extra_env: &[(&str, &str)]) -> Probe {
             }
         }
     });
-    Probe { child, port, lines }
+    Probe {
+        child,
+        lines,
+        netns,
+    }
 }
 
-fn addr(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
+impl Probe {
+    /// A connection to the probe's port, made inside its namespace (the socket stays there).
+    fn connect(&self, timeout: Duration) -> std::io::Result<TcpStream> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], PORT));
+        self.netns
+            .enter(|| TcpStream::connect_timeout(&addr, timeout))
+            .unwrap()
+    }
 
-fn connects(port: u16) -> bool {
-    match TcpStream::connect_timeout(&addr(port), Duration::from_millis(500)) {
-        // A connect to a closed port in the ephemeral range can "succeed" by TCP
-        // self-connect (the kernel picks the same port as source): that is not a listener.
-        Ok(stream) => stream.local_addr().ok() != stream.peer_addr().ok(),
-        Err(_) => false,
+    fn connects(&self) -> bool {
+        self.connect(Duration::from_millis(500)).is_ok()
+    }
+
+    /// The port stays closed for a while (it must not open by accident).
+    fn stays_closed(&self) {
+        for _ in 0..5 {
+            assert!(!self.connects(), "port {PORT} opened while not ready");
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 
@@ -79,14 +95,6 @@ fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(50));
     }
     panic!("timed out waiting for: {what}");
-}
-
-/// The port stays closed for a while (it must not open by accident).
-fn stays_closed(port: u16) {
-    for _ in 0..5 {
-        assert!(!connects(port), "port {port} opened while not ready");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn check_log_line(line: &str) -> serde_json::Value {
@@ -109,39 +117,37 @@ fn listens_only_while_capture_is_ready() {
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("run");
     let mut probe = start(&run_dir, &[]);
-    let port = probe.port;
-
-    stays_closed(port);
+    probe.stays_closed();
 
     let signal = ReadySignal::raise(&run_dir, "test capture").unwrap();
-    eventually("port opens once ready", || connects(port));
+    eventually("port opens once ready", || probe.connects());
     // The probe accepts and closes: a read sees end of stream.
-    let mut stream = TcpStream::connect_timeout(&addr(port), WAIT).unwrap();
+    let mut stream = probe.connect(WAIT).unwrap();
     stream.set_read_timeout(Some(WAIT)).unwrap();
     let mut buffer = [0u8; 8];
     assert_eq!(stream.read(&mut buffer).unwrap(), 0);
 
     signal.withdraw();
     eventually("port closes when readiness is withdrawn", || {
-        !connects(port)
+        !probe.connects()
     });
-    stays_closed(port);
+    probe.stays_closed();
 
     let again = ReadySignal::raise(&run_dir, "second run").unwrap();
-    eventually("port re-opens", || connects(port));
+    eventually("port re-opens", || probe.connects());
 
     // A raiser that died without withdrawing (SIGKILL) does not keep the port open.
     drop(again);
-    eventually("port closes again", || !connects(port));
+    eventually("port closes again", || !probe.connects());
     let mut dead = Command::new("true").spawn().unwrap();
     let dead_pid = dead.id();
     dead.wait().unwrap();
     let stale = ReadySignal::raise_for(&run_dir, dead_pid, "dead").unwrap();
-    stays_closed(port);
+    probe.stays_closed();
     drop(stale);
 
     let _ready = ReadySignal::raise(&run_dir, "third run").unwrap();
-    eventually("port opens before SIGTERM", || connects(port));
+    eventually("port opens before SIGTERM", || probe.connects());
     kill(Pid::from_raw(probe.child.id() as i32), Signal::SIGTERM).unwrap();
     let deadline = Instant::now() + WAIT;
     let status = loop {
@@ -152,7 +158,7 @@ fn listens_only_while_capture_is_ready() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(0));
-    assert!(!connects(port), "port still open after exit");
+    assert!(!probe.connects(), "port still open after exit");
 
     let lines: Vec<String> = probe.lines.try_iter().collect();
     let parsed: Vec<serde_json::Value> = lines.iter().map(|l| check_log_line(l)).collect();

@@ -88,9 +88,9 @@ fn missing_values_become_placeholders_without_empty_segments() {
 #[test]
 fn no_metadata_server_is_quick_and_local() {
     // A closed port on loopback: connection refused, as on a laptop.
-    let port = testbed::free_port().unwrap();
+    let closed = testbed::ClosedPort::new().unwrap();
     let started = Instant::now();
-    let found = discover(&env(&[]), &fast(&format!("127.0.0.1:{port}")));
+    let found = discover(&env(&[]), &fast(&closed.address()));
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(found.project, None);
     assert!(found

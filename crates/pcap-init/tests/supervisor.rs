@@ -17,6 +17,8 @@ struct Init {
     child: Child,
     lines: mpsc::Receiver<serde_json::Value>,
     seen: Vec<serde_json::Value>,
+    // Reserved for as long as pcap-init may ask it.
+    _no_metadata: testbed::ClosedPort,
 }
 
 impl Drop for Init {
@@ -30,14 +32,15 @@ impl Init {
     fn start(dir: &Path, graph: &str, extra: &[(&str, &str)]) -> Init {
         let graph_file = dir.join("graph.toml");
         std::fs::write(&graph_file, graph).unwrap();
-        let closed_port = testbed::free_port().unwrap();
+        // No metadata server: connections refused at once, as on a laptop.
+        let no_metadata = testbed::ClosedPort::new().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_pcap-init"))
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("PCAP_SUPERVISOR_FILE", &graph_file)
             .env("PCAP_RUN_DIR", dir.join("run"))
             .env("GCS_MOUNT", dir.join("pcap"))
-            .env("GCE_METADATA_HOST", format!("127.0.0.1:{closed_port}"))
+            .env("GCE_METADATA_HOST", no_metadata.address())
             .env("K_SERVICE", "svc")
             .env("K_REVISION", "svc-001")
             .env("PCAP_SHUTDOWN_SECS", "5")
@@ -60,6 +63,7 @@ impl Init {
             child,
             lines,
             seen: Vec::new(),
+            _no_metadata: no_metadata,
         }
     }
 

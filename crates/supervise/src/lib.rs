@@ -385,10 +385,15 @@ impl Supervised {
     }
 
     fn reap(&mut self, pid: u32) -> Option<Exit> {
-        match self.reaped.take() {
+        let exit = match self.reaped.take() {
             Some((reaped, exit)) if reaped == pid => Some(exit),
             _ => try_reap(pid),
-        }
+        }?;
+        // The child is gone; whatever it started in its group must not outlive it (a restart
+        // would run beside the old helpers, and nothing would ever stop them). The group id
+        // stays reserved while any member lives, so this reaches only those members.
+        let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        Some(exit)
     }
 
     /// Reaps the child if it exited and restarts it when due. Never blocks.

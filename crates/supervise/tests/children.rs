@@ -199,6 +199,38 @@ fn the_whole_process_group_is_stopped() {
     }
 }
 
+/// A child killed with SIGKILL (so it could not clean up) leaves nothing of its group behind,
+/// and its restart does not run beside its old helpers. (Issue 12: `sleep` processes of
+/// killed test programs outlived the test suite.)
+#[test]
+fn a_child_that_dies_takes_its_process_group_with_it() {
+    let (tap, lines) = mpsc::channel();
+    let mut child = Supervised::start(
+        sh("leader", "sleep 60 & echo $!; wait"),
+        quick(3),
+        Some(tap),
+    )
+    .unwrap();
+    let line = lines.recv_timeout(Duration::from_secs(10)).unwrap();
+    let helper: u32 = line.text.trim().parse().unwrap();
+    assert!(sidecar_core::readiness::process_alive(helper));
+    let State::Running { pid, .. } = child.state().clone() else {
+        panic!("not running: {:?}", child.state());
+    };
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
+    let events = poll_events(&mut child, |e| !e.is_empty());
+    assert!(matches!(events[0], Event::Exited { .. }), "{events:?}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sidecar_core::readiness::process_alive(helper) {
+        assert!(
+            Instant::now() < deadline,
+            "helper {helper} outlived its leader"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.stop(Duration::from_secs(5));
+}
+
 #[test]
 fn a_missing_program_is_a_clear_error() {
     let error = Supervised::start(

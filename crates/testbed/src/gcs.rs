@@ -20,6 +20,8 @@ pub const FAKE_GCS_SERVER_ENV: &str = "FAKE_GCS_SERVER";
 // Generous: the 33 MB Go binary can take seconds to start on a loaded 2-core CI box.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const LOG_TAIL: usize = 8 * 1024;
+/// Start attempts when the chosen port turns out to be taken (see `GcsEmulator::start`).
+const BIND_ATTEMPTS: usize = 5;
 
 /// One object as listed by the emulator.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,8 +110,17 @@ impl GcsEmulator {
             netns,
             dir,
         };
-        emulator.spawn()?;
-        Ok(emulator)
+        // The port was free a moment ago; another process may have taken it since. That is
+        // detectable (the emulator exits naming the address), so pick another and retry.
+        for _ in 0..BIND_ATTEMPTS {
+            match emulator.spawn() {
+                Err(Error::Process { ref log, .. }) if log.contains("address already in use") => {
+                    emulator.port = crate::free_port()?;
+                }
+                other => return other.map(|()| emulator),
+            }
+        }
+        emulator.spawn().map(|()| emulator)
     }
 
     /// Base URL, e.g. `http://127.0.0.1:4443`: the value for `STORAGE_EMULATOR_HOST`.

@@ -33,8 +33,10 @@ use std::time::{Duration, Instant};
 
 /// Returns a TCP port on 127.0.0.1 that was free a moment ago.
 ///
-/// The port is released before returning, so another process could grab it;
-/// that race is acceptable for tests and avoids handing sockets to children.
+/// The port is released before returning, so another process can take it before the
+/// program it is meant for binds it. Use it only where that collision is detected and
+/// retried (as [`GcsEmulator::start`] does); for "nothing answers here" use [`ClosedPort`],
+/// and for a server that can pick its own port, let it and read the port back.
 pub fn free_port() -> Result<u16> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .map_err(|e| Error::io("binding 127.0.0.1:0 to find a free port", e))?;
@@ -42,6 +44,54 @@ pub fn free_port() -> Result<u16> {
         .local_addr()
         .map_err(|e| Error::io("reading the address of a free-port probe", e))?;
     Ok(addr.port())
+}
+
+/// A TCP port on 127.0.0.1 that refuses connections and stays reserved while this lives.
+///
+/// It holds a socket bound to the port that never listens: a connection gets a reset (as to
+/// a closed port on a laptop), and no other process can bind the port meanwhile, so a
+/// listener cannot appear there by chance.
+#[derive(Debug)]
+pub struct ClosedPort {
+    _socket: std::os::fd::OwnedFd,
+    port: u16,
+}
+
+impl ClosedPort {
+    /// Reserves a port chosen by the kernel.
+    pub fn new() -> Result<ClosedPort> {
+        use nix::sys::socket::{
+            bind, getsockname, socket, AddressFamily, SockFlag, SockType, SockaddrIn,
+        };
+        let socket = socket(
+            AddressFamily::Inet,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .map_err(|e| Error::io("creating a socket to reserve a port", e.into()))?;
+        bind(
+            std::os::fd::AsRawFd::as_raw_fd(&socket),
+            &SockaddrIn::new(127, 0, 0, 1, 0),
+        )
+        .map_err(|e| Error::io("binding 127.0.0.1:0 to reserve a port", e.into()))?;
+        let address: SockaddrIn = getsockname(std::os::fd::AsRawFd::as_raw_fd(&socket))
+            .map_err(|e| Error::io("reading the address of a reserved port", e.into()))?;
+        Ok(ClosedPort {
+            _socket: socket,
+            port: address.port(),
+        })
+    }
+
+    /// The reserved port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
 }
 
 /// Polls `condition` every `poll` until it returns `true` or `timeout` elapses.

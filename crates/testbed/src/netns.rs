@@ -49,6 +49,21 @@ impl Netns {
         Ok(Netns { name, ipv4, ipv6 })
     }
 
+    /// A namespace of its own with only `lo`, up: a private loopback where a port chosen by
+    /// a test cannot be taken by any other process. `tag` makes the name recognizable; pid
+    /// and a counter make it unique. Its 198.51.100.1 / 2001:db8:5100::1 addresses are
+    /// nominal: there is no `eth0`.
+    pub fn loopback_only(tag: &str) -> Result<Netns> {
+        crate::check_netns()?;
+        let ns = Netns::create(
+            format!("{}-lo", unique_base(tag)),
+            Ipv4Addr::new(198, 51, 100, 1),
+            Ipv6Addr::new(0x2001, 0xdb8, 0x5100, 0, 0, 0, 0, 1),
+        )?;
+        ns.ip(["link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
     /// The namespace name, as shown by `ip netns list`.
     pub fn name(&self) -> &str {
         &self.name
@@ -128,6 +143,21 @@ impl Netns {
     }
 }
 
+/// `tb-<tag>-<pid>-<counter>`: recognizable, and unique across processes and calls.
+fn unique_base(tag: &str) -> String {
+    let tag: String = tag
+        .chars()
+        .map(|c| c.to_ascii_lowercase())
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(20)
+        .collect();
+    format!(
+        "tb-{tag}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 /// Runs `f` on a fresh thread that has joined the network namespace at `path`.
 ///
 /// Only that thread changes namespace; it ends when `f` returns.
@@ -187,17 +217,7 @@ impl TestNet {
 
     fn build(tag: &str, app_pid: Option<u32>) -> Result<TestNet> {
         crate::check_netns()?;
-        let tag: String = tag
-            .chars()
-            .map(|c| c.to_ascii_lowercase())
-            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-            .take(20)
-            .collect();
-        let base = format!(
-            "tb-{tag}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
+        let base = unique_base(tag);
         // Each Netns deletes itself on drop, so an error below leaks nothing.
         let (app_v4, app_v6) = (
             Ipv4Addr::new(198, 51, 100, 1),
