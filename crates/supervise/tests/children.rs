@@ -176,27 +176,30 @@ fn stop_escalates_to_sigkill_after_the_grace_period() {
     assert!(started.elapsed() >= Duration::from_millis(300));
 }
 
-#[test]
-fn the_whole_process_group_is_stopped() {
+/// A supervised shell that starts a background `sleep` in its group; returns the sleep's pid.
+fn leader_with_helper(name: &str) -> (Supervised, u32) {
     let (tap, lines) = mpsc::channel();
-    let mut child = Supervised::start(
-        sh("parent", "sleep 60 & echo $!; wait"),
-        quick(3),
-        Some(tap),
-    )
-    .unwrap();
+    let child =
+        Supervised::start(sh(name, "sleep 60 & echo $!; wait"), quick(3), Some(tap)).unwrap();
     let line = lines.recv_timeout(Duration::from_secs(10)).unwrap();
-    let grandchild: u32 = line.text.trim().parse().unwrap();
-    assert!(sidecar_core::readiness::process_alive(grandchild));
-    child.stop(Duration::from_secs(5));
+    let helper: u32 = line.text.trim().parse().unwrap();
+    assert!(sidecar_core::readiness::process_alive(helper));
+    (child, helper)
+}
+
+fn wait_gone(pid: u32, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(5);
-    while sidecar_core::readiness::process_alive(grandchild) {
-        assert!(
-            Instant::now() < deadline,
-            "grandchild {grandchild} survived"
-        );
+    while sidecar_core::readiness::process_alive(pid) {
+        assert!(Instant::now() < deadline, "{what} {pid} survived");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+fn the_whole_process_group_is_stopped() {
+    let (mut child, grandchild) = leader_with_helper("parent");
+    child.stop(Duration::from_secs(5));
+    wait_gone(grandchild, "grandchild");
 }
 
 /// A child killed with SIGKILL (so it could not clean up) leaves nothing of its group behind,
@@ -204,30 +207,14 @@ fn the_whole_process_group_is_stopped() {
 /// killed test programs outlived the test suite.)
 #[test]
 fn a_child_that_dies_takes_its_process_group_with_it() {
-    let (tap, lines) = mpsc::channel();
-    let mut child = Supervised::start(
-        sh("leader", "sleep 60 & echo $!; wait"),
-        quick(3),
-        Some(tap),
-    )
-    .unwrap();
-    let line = lines.recv_timeout(Duration::from_secs(10)).unwrap();
-    let helper: u32 = line.text.trim().parse().unwrap();
-    assert!(sidecar_core::readiness::process_alive(helper));
+    let (mut child, helper) = leader_with_helper("leader");
     let State::Running { pid, .. } = child.state().clone() else {
         panic!("not running: {:?}", child.state());
     };
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
     let events = poll_events(&mut child, |e| !e.is_empty());
     assert!(matches!(events[0], Event::Exited { .. }), "{events:?}");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while sidecar_core::readiness::process_alive(helper) {
-        assert!(
-            Instant::now() < deadline,
-            "helper {helper} outlived its leader"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_gone(helper, "the helper of a dead leader");
     child.stop(Duration::from_secs(5));
 }
 
