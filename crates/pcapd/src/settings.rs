@@ -332,6 +332,8 @@ pub fn from_config(config: &Config, matches: &ArgMatches) -> Result<Settings, Er
         verbosity: config.verbosity,
         ephemeral_ports: ephemeral_ports().unwrap_or(defaults.ephemeral_ports),
         redact_headers,
+        max_entry_bytes: config.max_entry_bytes,
+        state_bytes: usize::try_from(config.state_mib << 20).unwrap_or(usize::MAX),
         ..defaults
     };
     Ok(Settings {

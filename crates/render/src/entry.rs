@@ -43,6 +43,8 @@ pub(crate) struct FlowFacts {
     pub error: Option<DecodeError>,
     pub community_id: Option<CommunityId>,
     pub local: Option<bool>,
+    /// The flow's application-layer state was dropped to stay within the state budget.
+    pub state_evicted: bool,
 }
 
 /// JSON that is the same for every entry of a translator (and interface), serialised once:
@@ -176,6 +178,9 @@ impl Serialize for Entry<'_> {
         }
         if let Some(id) = self.flow.id {
             m.serialize_entry(f::FLOW, &fast::dec(id))?;
+        }
+        if self.flow.state_evicted {
+            m.serialize_entry(f::STATE_EVICTED, &true)?;
         }
         if let (true, Some(c)) = (debug, &self.flow.community_id) {
             m.serialize_entry(f::COMMUNITY_ID, c.as_str())?;
