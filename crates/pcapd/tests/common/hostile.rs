@@ -680,3 +680,124 @@ pub fn assert_bounded(name: &str, run: &ReadRun, packets: u64, max_time: Duratio
     );
     assert!(run.elapsed <= max_time, "{name}: took {:?}", run.elapsed);
 }
+
+/// The secrets of [`redaction_corpus`]: Authorization, Cookie, X-Api-Key (configured),
+/// Set-Cookie, and the X-Api-Key of responses.
+pub fn secrets(seed: u64) -> [String; 5] {
+    let mut rng = synth::Rng::new(seed);
+    let alphabet = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    std::array::from_fn(|_| {
+        (0..24)
+            .map(|_| char::from(alphabet[rng.below(alphabet.len() as u64) as usize]))
+            .collect()
+    })
+}
+
+/// Every cut point of HTTP/1.1 and h2c messages carrying `secrets` (see [`secrets`]), each
+/// on its own connection: split in two segments after a handshake, and joined mid-way (the
+/// capture starts at the cut: no handshake, nothing before it). h2c requests add the secret
+/// headers to the HPACK dynamic table and a second request sends them as references.
+pub fn redaction_corpus<W: Write>(w: &mut PcapWriter<W>, s: &[String; 5]) {
+    let req = format!(
+        "GET /r HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer {}\r\nCookie: sid={}\r\nX-Api-Key: {}\r\nAccept: */*\r\n\r\n",
+        s[0], s[1], s[2]
+    )
+    .into_bytes();
+    let resp = format!(
+        "HTTP/1.1 200 OK\r\nSet-Cookie: sid={}; Path=/\r\nX-Api-Key: {}\r\nContent-Length: 2\r\n\r\nok",
+        s[3], s[4]
+    )
+    .into_bytes();
+    // h2c: the client's and the server's byte streams.
+    let mut client = PREFACE.to_vec();
+    h2_frame(&mut client, SETTINGS, 0, 0, &[]);
+    let mut block = vec![0x82, 0x86, 0x84];
+    for (index, value) in [
+        (23u8, format!("Bearer {}", s[0])),
+        (32, format!("sid={}", s[1])),
+    ] {
+        hpack_int(&mut block, 0x40, 6, usize::from(index));
+        hpack_int(&mut block, 0, 7, value.len());
+        block.extend_from_slice(value.as_bytes());
+    }
+    hpack_literal(&mut block, "x-api-key", s[2].as_bytes());
+    h2_frame(&mut client, HEADERS, END_HEADERS | END_STREAM, 1, &block);
+    // Dynamic table now: 62 x-api-key, 63 cookie, 64 authorization.
+    h2_frame(
+        &mut client,
+        HEADERS,
+        END_HEADERS | END_STREAM,
+        3,
+        &[0x82, 0x86, 0x84, 0xbe, 0xbf, 0xc0],
+    );
+    let mut server = Vec::new();
+    h2_frame(&mut server, SETTINGS, 0, 0, &[]);
+    let mut block = vec![0x88];
+    let value = format!("sid={}; Path=/", s[3]);
+    hpack_int(&mut block, 0x40, 6, 55);
+    hpack_int(&mut block, 0, 7, value.len());
+    block.extend_from_slice(value.as_bytes());
+    hpack_literal(&mut block, "x-api-key", s[4].as_bytes());
+    h2_frame(&mut server, HEADERS, END_HEADERS | END_STREAM, 1, &block);
+    h2_frame(
+        &mut server,
+        HEADERS,
+        END_HEADERS | END_STREAM,
+        3,
+        &[0x88, 0xbe, 0xbf],
+    );
+
+    let mut n = 0u32;
+    let conn = |n: &mut u32, dport: u16| {
+        *n += 1;
+        Tcp::new(0x20_0000 + *n, 20_000 + (*n % 40_000) as u16, dport)
+    };
+    for (first, second, dport) in [(&req, &resp, 80u16), (&client, &server, 8080)] {
+        for (cut_first, msg) in [(true, first), (false, second)] {
+            for k in 1..msg.len() {
+                // Split in two segments, the connection seen from its start.
+                let mut t = conn(&mut n, dport);
+                t.handshake(w);
+                if !cut_first {
+                    t.send(w, true, first);
+                }
+                t.send(w, cut_first, &msg[..k]);
+                t.send(w, cut_first, &msg[k..]);
+                if cut_first {
+                    t.send(w, false, second);
+                }
+                t.close(w);
+                // Joined at the cut: the capture starts inside the message.
+                let mut t = conn(&mut n, dport);
+                t.send(w, cut_first, &msg[k..]);
+                if cut_first {
+                    t.send(w, false, second);
+                }
+                t.close(w);
+            }
+        }
+    }
+}
+
+/// Secret windows found in `text`: any 8 characters of a secret, or the hex of any 6 of
+/// its bytes.
+pub fn leaks(text: &str, secrets: &[String]) -> Vec<String> {
+    let lower = text.to_ascii_lowercase();
+    let mut found = Vec::new();
+    for s in secrets {
+        let b = s.as_bytes();
+        for w in b.windows(8) {
+            let w = std::str::from_utf8(w).unwrap();
+            if text.contains(w) {
+                found.push(w.to_string());
+            }
+        }
+        for w in b.windows(6) {
+            let hex: String = w.iter().map(|x| format!("{x:02x}")).collect();
+            if lower.contains(&hex) {
+                found.push(format!("hex {hex}"));
+            }
+        }
+    }
+    found
+}
