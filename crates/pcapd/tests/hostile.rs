@@ -156,7 +156,8 @@ fn twenty_thousand_h2c_connections_holding_state_stay_within_the_budget() {
     let dir = tempfile::tempdir().unwrap();
     let path = file(&dir, "state.pcap");
     let packets = write_file(&path, |w| hostile::h2_state_flood(w, 20_000, 4_000));
-    let run = read_measured(BIN, &path, &[], None);
+    let evicted = |v: &Value| v["state_evicted"] == true;
+    let run = read_measured(BIN, &path, &[], Some(&evicted));
     assert_bounded("h2c state flood", &run, packets, Duration::from_secs(120));
     let budget = run.stats["state_budget_bytes"].as_u64().unwrap();
     assert_eq!(budget, 32 << 20);
@@ -165,9 +166,52 @@ fn twenty_thousand_h2c_connections_holding_state_stay_within_the_budget() {
         "{}",
         run.stats
     );
-    // The budget holds (one packet's growth over it at most, per worker).
+    // The budget holds (give or take one packet's growth per worker).
     let peak = run.stats["state_peak_bytes"].as_u64().unwrap();
     assert!(peak <= budget + (1 << 20), "{}", run.stats);
+    // Each worker gave its share back at the end.
+    assert_eq!(run.stats["state_bytes"], 0, "{}", run.stats);
+    // The first connection's state was evicted: its last request says so, and the
+    // reference to its dynamic entry is listed as unknown.
+    let last = run.kept.last().expect("entries of evicted flows");
+    let frame = &last["HTTP"]["frames"][0];
+    assert_eq!(frame["unknown_dynamic"], serde_json::json!([62]), "{last}");
+    assert_eq!(frame["hpack_unsynced"], true, "{last}");
+}
+
+/// The entry-size guard: with a small `PCAP_MAX_ENTRY_BYTES`, entries of the HPACK bomb are
+/// cut least important first, marked, counted; the envelope stays whole.
+#[test]
+fn entries_over_the_configured_size_are_cut_marked_and_keep_their_envelope() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = file(&dir, "bomb.pcap");
+    let packets = write_file(&path, |w| hostile::hpack_bomb(w, 50));
+    let truncated = |v: &Value| v.get("truncated").is_some();
+    let run = read_measured(
+        BIN,
+        &path,
+        &[("PCAP_MAX_ENTRY_BYTES", "8192")],
+        Some(&truncated),
+    );
+    assert_eq!(run.lines, packets);
+    assert!(run.max_line <= 8192, "a line of {} bytes", run.max_line);
+    assert!(run.kept.len() >= 50, "{} entries cut", run.kept.len());
+    assert_eq!(
+        run.stats["entries_cut"].as_u64(),
+        Some(run.kept.len() as u64),
+        "{}",
+        run.stats
+    );
+    for v in &run.kept {
+        let t = &v["truncated"];
+        assert_eq!(t["limit"], 8192);
+        assert!(t["size"].as_u64().unwrap() > 8192);
+        assert_eq!(t["cut"][0], "raw", "least important first: {t}");
+        for key in ["severity", "message", "pcap", "timestamp", "flow"] {
+            assert!(v.get(key).is_some(), "{key} kept: {v}");
+        }
+        assert!(v["pcap"]["num"].is_string() && v["pcap"]["date"].is_string());
+    }
 }
 
 #[test]

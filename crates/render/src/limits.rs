@@ -15,6 +15,7 @@ pub struct Limits {
     pub state_budget: usize,
     state_bytes: AtomicUsize,
     state_peak: AtomicUsize,
+    translators: AtomicUsize,
     counters: [AtomicU64; Counter::ALL.len()],
 }
 
@@ -75,6 +76,7 @@ impl Limits {
             state_budget,
             state_bytes: AtomicUsize::new(0),
             state_peak: AtomicUsize::new(0),
+            translators: AtomicUsize::new(0),
             counters: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
@@ -119,6 +121,23 @@ impl Limits {
         };
         self.state_peak.fetch_max(total, Ordering::Relaxed);
         total > self.state_budget
+    }
+
+    /// A translator starts (`true`) or ends sharing these limits.
+    pub(crate) fn register(&self, start: bool) {
+        if start {
+            self.translators.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.translators.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// One translator's fair share of the budget, less the eighth eviction frees as margin:
+    /// a translator over the budget evicts down to it, so every worker gives up its own
+    /// least recently used flows rather than the fastest one giving up everything.
+    pub(crate) fn share(&self) -> usize {
+        let n = self.translators.load(Ordering::Relaxed).max(1);
+        (self.state_budget - self.state_budget / 8) / n
     }
 
     /// Every counter and gauge by its stats-line name.

@@ -106,6 +106,7 @@ impl Translator {
     pub fn with_limits(settings: TranslatorSettings, limits: Arc<Limits>) -> Self {
         let flows = FlowTable::new(settings.max_flows, settings.flow_idle)
             .weighed(|s: &FlowState| s.accounted);
+        limits.register(true);
         Translator {
             flows,
             counters: TranslateCounters::default(),
@@ -249,12 +250,10 @@ impl Translator {
         if !over || self.state_bytes < self.evict_again_at {
             return;
         }
-        // Free down to 7/8 of the budget so eviction runs in rounds, not per packet.
+        // Free down to this translator's share of 7/8 of the budget: every worker frees its
+        // own oldest flows, and eviction runs in rounds, not per packet.
         let budget = self.limits.state_budget;
-        let want = self
-            .limits
-            .state_bytes()
-            .saturating_sub(budget - budget / 8);
+        let want = self.state_bytes.saturating_sub(self.limits.share());
         let (mut freed, mut flows) = self.flows.shed_lru(want, |s: &mut FlowState| {
             let n = s.evict_l7();
             s.accounted = s.accounted.saturating_sub(n);
@@ -273,11 +272,9 @@ impl Translator {
         self.limits.account(old, self.state_bytes);
         self.limits.count(Counter::StateEvictedFlows, flows);
         self.limits.count(Counter::StateEvictedBytes, freed as u64);
-        self.evict_again_at = if freed < want {
-            self.state_bytes + budget / 32
-        } else {
-            0
-        };
+        // The next round after some growth (a translator within its share waits for the
+        // others to free theirs).
+        self.evict_again_at = self.state_bytes + budget / 32;
     }
 
     fn count(&mut self, d: &analyze::Decoded<'_>, facts: &FlowFacts, severity: Severity) {
@@ -308,6 +305,15 @@ fn timestamp_ns(p: &CapturedPacket<'_>) -> u64 {
     let secs = u64::try_from(p.timestamp.timestamp()).unwrap_or(0);
     secs.saturating_mul(1_000_000_000)
         .saturating_add(u64::from(p.timestamp.timestamp_subsec_nanos()))
+}
+
+impl Drop for Translator {
+    /// A translator that ends (a worker replaced after a panic, the daemon's end) gives its
+    /// share of the state budget back.
+    fn drop(&mut self) {
+        self.limits.account(self.state_bytes, 0);
+        self.limits.register(false);
+    }
 }
 
 /// CONTRACT §7: WARNING for TCP RST, ICMP errors and HTTP 4xx; ERROR for HTTP 5xx and

@@ -376,10 +376,13 @@ pub fn rapid_reset<W: Write>(w: &mut PcapWriter<W>, segments: u32) {
 
 /// `conns` h2c connections, all open at once, each leaving a `entry`-byte dynamic-table
 /// entry and a partly received 16 KB frame in the decoder (issue 13's 177 MiB case).
+/// The first connection then sends a request referencing its dynamic entry: by then its
+/// state has been evicted.
 pub fn h2_state_flood<W: Write>(w: &mut PcapWriter<W>, conns: u32, entry: usize) {
     let value = vec![b'e'; entry];
+    let conn = |n: u32| Tcp::new(0x10_0000 + n, 10_000 + (n % 50_000) as u16, 8080);
     for n in 0..conns {
-        let mut t = Tcp::new(0x10_0000 + n, 10_000 + (n % 50_000) as u16, 8080);
+        let mut t = conn(n);
         t.handshake(w);
         let mut seg = h2_setup("x-state", &value);
         // A HEADERS frame announcing 16,000 bytes; only 4,000 arrive.
@@ -389,6 +392,15 @@ pub fn h2_state_flood<W: Write>(w: &mut PcapWriter<W>, conns: u32, entry: usize)
         seg.extend_from_slice(&partial);
         t.send(w, true, &seg);
     }
+    let mut again = Vec::new();
+    h2_frame(
+        &mut again,
+        HEADERS,
+        END_HEADERS | END_STREAM,
+        5,
+        &[0x82, 0x86, 0x84, 0xbe],
+    );
+    conn(0).send(w, true, &again);
 }
 
 /// `flows` tiny flows: one SYN each, every one a new 5-tuple.
