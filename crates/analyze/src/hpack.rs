@@ -198,14 +198,10 @@ impl Decoder {
         self.size
     }
 
-    /// Heap bytes the table holds (for the state budget).
+    /// Heap bytes the table holds, for the state budget: O(1), from the RFC 7541 size,
+    /// which is at least what the entries store (values cut at [`MAX_STRING`] count whole).
     pub fn heap_bytes(&self) -> usize {
-        self.table.capacity() * std::mem::size_of::<Entry>()
-            + self
-                .table
-                .iter()
-                .map(|e| e.name.as_ref().map_or(0, |n| n.len()) + e.value.len())
-                .sum::<usize>()
+        self.table.capacity() * std::mem::size_of::<Entry>() + self.size
     }
 
     /// Forgets the table (after a block that could not be decoded, or a lost block).

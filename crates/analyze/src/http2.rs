@@ -733,19 +733,12 @@ impl Conn {
                     + d.hpack.heap_bytes()
             })
             .sum();
-        let streams: usize = self
-            .streams
-            .iter()
-            .map(|s| {
-                s.request.heap_bytes()
-                    + s.grpc
-                        .as_ref()
-                        .map_or(0, |g| g.service.capacity() + g.method.capacity())
-            })
-            .sum();
+        // Computed after every packet: streams count a typical allowance for their strings
+        // (method, path, host, user agent, gRPC names; each cut at 512 B) instead of a walk.
+        const STREAM_STRINGS: usize = 256;
         std::mem::size_of::<Self>()
             + dirs
-            + streams
+            + self.streams.len() * STREAM_STRINGS
             + self.streams.capacity() * std::mem::size_of::<Stream>()
     }
 

@@ -89,6 +89,9 @@ pub struct Translator {
     limits: Arc<Limits>,
     /// State bytes of this translator's flows (its share of `limits`).
     state_bytes: usize,
+    /// What `limits` was last told this translator holds: it is told only when the
+    /// difference reaches [`PUBLISH_BYTES`], so workers do not share a cache line per packet.
+    published: usize,
     /// After an eviction round that could not free enough (the rest is held by other
     /// translators), the next round waits until this translator holds this much.
     evict_again_at: usize,
@@ -116,6 +119,7 @@ impl Translator {
             settings,
             limits,
             state_bytes: 0,
+            published: 0,
             evict_again_at: 0,
         }
     }
@@ -244,9 +248,12 @@ impl Translator {
     /// least recently used flows.
     fn account_state(&mut self, before: usize, after: usize) {
         let removed = self.flows.take_removed_weight();
-        let old = self.state_bytes;
-        self.state_bytes = (old + after).saturating_sub(before + removed);
-        let over = self.limits.account(old, self.state_bytes);
+        self.state_bytes = (self.state_bytes + after).saturating_sub(before + removed);
+        if self.state_bytes.abs_diff(self.published) < PUBLISH_BYTES {
+            return;
+        }
+        let over = self.limits.account(self.published, self.state_bytes);
+        self.published = self.state_bytes;
         if !over || self.state_bytes < self.evict_again_at {
             return;
         }
@@ -267,9 +274,9 @@ impl Translator {
             freed += f;
             flows += n;
         }
-        let old = self.state_bytes;
-        self.state_bytes = old.saturating_sub(freed);
-        self.limits.account(old, self.state_bytes);
+        self.state_bytes = self.state_bytes.saturating_sub(freed);
+        self.limits.account(self.published, self.state_bytes);
+        self.published = self.state_bytes;
         self.limits.count(Counter::StateEvictedFlows, flows);
         self.limits.count(Counter::StateEvictedBytes, freed as u64);
         // The next round after some growth (a translator within its share waits for the
@@ -307,11 +314,15 @@ fn timestamp_ns(p: &CapturedPacket<'_>) -> u64 {
         .saturating_add(u64::from(p.timestamp.timestamp_subsec_nanos()))
 }
 
+/// Smallest change of a translator's state bytes reported to the shared [`Limits`]: the
+/// budget is then exact within this much per worker.
+const PUBLISH_BYTES: usize = 64 * 1024;
+
 impl Drop for Translator {
     /// A translator that ends (a worker replaced after a panic, the daemon's end) gives its
     /// share of the state budget back.
     fn drop(&mut self) {
-        self.limits.account(self.state_bytes, 0);
+        self.limits.account(self.published, 0);
         self.limits.register(false);
     }
 }
