@@ -440,4 +440,34 @@ mod tests {
         t.entry(2, 5 * S, || 2);
         assert_eq!(t.len(), 2);
     }
+
+    #[test]
+    fn shed_lru_offers_the_least_recently_used_first_and_weighs_removals() {
+        let mut t: FlowTable<usize> =
+            FlowTable::new(1000, Duration::from_secs(100)).weighed(|v| *v);
+        for i in 0..10u64 {
+            t.entry(i, i * S, || 100);
+        }
+        // Flow 0 is used again: the oldest are now 1, 2, 3…
+        t.entry(0, 20 * S, || 0);
+        let mut seen = Vec::new();
+        let (freed, touched) = t.shed_lru(250, |v| {
+            seen.push(*v);
+            let n = std::mem::take(v);
+            (n, false)
+        });
+        assert_eq!((freed, touched), (300, 3));
+        assert_eq!(seen.len(), 3);
+        assert_eq!(t.get(0), Some(&100), "the recently used flow is kept");
+        assert_eq!(t.get(1), Some(&0), "the oldest gave its state");
+        // Removing whole flows, oldest first.
+        let (_, removed) = t.shed_lru(1, |v| (*v + 1, true));
+        assert_eq!(removed, 1);
+        assert!(t.get(1).is_none());
+        // What the table evicts by itself is weighed for the caller.
+        t.sweep(200 * S);
+        assert_eq!(t.len(), 0);
+        assert_eq!(t.take_removed_weight(), 100 + 6 * 100);
+        assert_eq!(t.take_removed_weight(), 0);
+    }
 }
