@@ -706,9 +706,11 @@ pub fn secrets(seed: u64) -> [String; 5] {
 }
 
 /// Every cut point of HTTP/1.1 and h2c messages carrying `secrets` (see [`secrets`]), each
-/// on its own connection: split in two segments after a handshake, and joined mid-way (the
-/// capture starts at the cut: no handshake, nothing before it). h2c requests add the secret
-/// headers to the HPACK dynamic table and a second request sends them as references.
+/// on its own connection: split in two segments after a handshake, joined mid-way (the
+/// capture starts at the cut: no handshake, nothing before it), and after a handshake with
+/// everything before the cut lost (a queue drop). h2c requests add the secret headers to the
+/// HPACK dynamic table and a second request sends them as references. Then header blocks
+/// over the analysers' buffers with the secrets at their end.
 pub fn redaction_corpus<W: Write>(w: &mut PcapWriter<W>, s: &[String; 5]) {
     let req = format!(
         "GET /r HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer {}\r\nCookie: sid={}\r\nX-Api-Key: {}\r\nAccept: */*\r\n\r\n",
@@ -779,16 +781,59 @@ pub fn redaction_corpus<W: Write>(w: &mut PcapWriter<W>, s: &[String; 5]) {
                     t.send(w, false, second);
                 }
                 t.close(w);
-                // Joined at the cut: the capture starts inside the message.
-                let mut t = conn(&mut n, dport);
-                t.send(w, cut_first, &msg[k..]);
-                if cut_first {
-                    t.send(w, false, second);
+                // Joined at the cut: the capture starts inside the message; and the same
+                // after a handshake (what came before the cut was dropped).
+                for handshake in [false, true] {
+                    let mut t = conn(&mut n, dport);
+                    if handshake {
+                        t.handshake(w);
+                    }
+                    t.send(w, cut_first, &msg[k..]);
+                    if cut_first {
+                        t.send(w, false, second);
+                    }
+                    t.close(w);
                 }
-                t.close(w);
             }
         }
     }
+    // Header blocks over the analysers' buffers (HTTP/1.1: 8 KiB; HTTP/2: 64 KiB joined
+    // from CONTINUATION frames), secrets at their end, in MTU-sized segments.
+    let pad = "p".repeat(9_000);
+    let big = format!(
+        "GET /big HTTP/1.1\r\nHost: h\r\nX-Pad: {pad}\r\nAuthorization: Bearer {}\r\nCookie: sid={}\r\nX-Api-Key: {}\r\n\r\n",
+        s[0], s[1], s[2]
+    );
+    let mut t = conn(&mut n, 80);
+    t.handshake(w);
+    for chunk in big.as_bytes().chunks(1_448) {
+        t.send(w, true, chunk);
+    }
+    t.close(w);
+    let mut h2 = PREFACE.to_vec();
+    h2_frame(&mut h2, SETTINGS, 0, 0, &[]);
+    let mut block = vec![0x82, 0x86, 0x84];
+    hpack_literal(&mut block, "x-pad", "p".repeat(70_000).as_bytes());
+    hpack_int(&mut block, 0x40, 6, 23);
+    hpack_int(&mut block, 0, 7, s[0].len());
+    block.extend_from_slice(s[0].as_bytes());
+    hpack_literal(&mut block, "x-api-key", s[2].as_bytes());
+    let chunks: Vec<&[u8]> = block.chunks(16_000).collect();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let kind = if i == 0 { HEADERS } else { CONTINUATION };
+        let flags = if i + 1 == chunks.len() {
+            END_HEADERS
+        } else {
+            0
+        };
+        h2_frame(&mut h2, kind, flags, 1, chunk);
+    }
+    let mut t = conn(&mut n, 8080);
+    t.handshake(w);
+    for chunk in h2.chunks(1_448) {
+        t.send(w, true, chunk);
+    }
+    t.close(w);
 }
 
 /// Secret windows found in `text`: any 8 characters of a secret, or the hex of any 6 of
