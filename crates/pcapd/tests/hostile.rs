@@ -40,18 +40,22 @@ fn offline_read_translates_everything_read_even_after_sigterm_and_a_slow_reader(
     synth::write_pcap(&mut out, 20_000, 11).unwrap();
     std::io::Write::flush(&mut out).unwrap();
     drop(out);
-    let mut child = Command::new(under_test(BIN))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("PCAP_RUN_DIR", "/tmp/pcapd-test-run")
-        .env("GCS_MOUNT", "/tmp/pcapd-test-mount")
-        .args(["--queue-mib", "1", "--drain-ms", "10", "--read"])
-        .arg(&path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut child = testbed::ChildGuard::new(
+        Command::new(under_test(BIN))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("PCAP_RUN_DIR", "/tmp/pcapd-test-run")
+            .env("GCS_MOUNT", "/tmp/pcapd-test-mount")
+            .args(["--queue-mib", "1", "--drain-ms", "10", "--read"])
+            .arg(&path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = child.child_mut().stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
+    let mut reader = BufReader::new(child.child_mut().stdout.take().unwrap());
     let mut line = String::new();
     let mut lines = 0u64;
     // Read a little, so the queue is full and translation waits on stdout.
@@ -76,9 +80,9 @@ fn offline_read_translates_everything_read_even_after_sigterm_and_a_slow_reader(
         assert!(line.ends_with('\n'));
         lines += 1;
     }
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success());
-    let stderr = String::from_utf8(output.stderr).unwrap();
+    let status = child.wait_timeout(Duration::from_secs(120)).unwrap();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    let stderr = stderr.join().unwrap();
     let stats: Value = stderr
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())

@@ -597,25 +597,28 @@ pub fn read_measured(
     let started = Instant::now();
     let rss_dir = tempfile::tempdir().unwrap();
     let rss_file = rss_dir.path().join("maxrss");
-    let mut child = Command::new("/usr/bin/time")
-        .arg("-f")
-        .arg("%M")
-        .arg("-o")
-        .arg(&rss_file)
-        .arg(under_test(bin))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("PCAP_RUN_DIR", "/tmp/pcapd-test-run")
-        .env("GCS_MOUNT", "/tmp/pcapd-test-mount")
-        .envs(env.iter().copied())
-        .arg("--read")
-        .arg(file)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let stderr = child.stderr.take().unwrap();
+    // Killed and reaped if the test fails half-way (pcapd then meets a closed stdout).
+    let mut child = testbed::ChildGuard::new(
+        Command::new("/usr/bin/time")
+            .arg("-f")
+            .arg("%M")
+            .arg("-o")
+            .arg(&rss_file)
+            .arg(under_test(bin))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("PCAP_RUN_DIR", "/tmp/pcapd-test-run")
+            .env("GCS_MOUNT", "/tmp/pcapd-test-mount")
+            .envs(env.iter().copied())
+            .arg("--read")
+            .arg(file)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.child_mut().stdout.take().unwrap();
+    let stderr = child.child_mut().stderr.take().unwrap();
     let err_thread = std::thread::spawn(move || {
         let mut text = String::new();
         std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut text).unwrap();
@@ -644,7 +647,10 @@ pub fn read_measured(
             }
         }
     }
-    let status = child.wait().unwrap();
+    let status = child
+        .wait_timeout(Duration::from_secs(600))
+        .unwrap()
+        .expect("pcapd ends once its stdout is read");
     let stderr = err_thread.join().unwrap();
     let stats = stderr
         .lines()
