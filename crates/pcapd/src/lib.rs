@@ -8,7 +8,8 @@
 //!   BPF filter), a ring-less socket, or a file; [`Source`] yields packets.
 //! - [`run`] / [`run_with`]: the daemon as a library call: capture thread → [`pipeline`]
 //!   (byte-bounded queue, sharded workers, ordered merge, one writer per output) → stats
-//!   every `stats_every` and at exit → drain inward with a deadline on shutdown.
+//!   every `stats_every` and at exit → drain inward with a deadline on shutdown (live
+//!   capture; a file is drained fully: every packet read becomes a line).
 //! - [`TranslatorKind`]: what turns packets into lines; [`run`] uses the `render` crate.
 //! - [`settings`]: command-line flags and configuration → [`Settings`].
 

@@ -15,6 +15,7 @@
 //!   capture order. [`RotatingFiles`] closes files on a timer.
 //! - [`Pipeline::finish`] drains inward with a deadline: what cannot be translated in time is
 //!   dropped and counted ([`DropReason::Shutdown`]); outputs are always closed.
+//!   [`Pipeline::finish_all`] drains without one (files must be complete).
 //! - [`Snapshot`]: counters for the stats line, where every packet and line is accounted for.
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
