@@ -28,6 +28,11 @@ pub const MAX_TABLE_SIZE: usize = 64 * 1024;
 pub const MAX_FIELDS: usize = 128;
 /// Longest name or value kept (longer ones are cut; the table accounts their real size).
 pub const MAX_STRING: usize = 16 * 1024;
+/// Most decoded bytes of a header list kept per block, in RFC 7541 §4.1 accounting (name +
+/// value + 32 per field), in the spirit of SETTINGS_MAX_HEADER_LIST_SIZE: a block of
+/// references to one large dynamic entry would otherwise decode to megabytes ("HPACK bomb").
+/// Fields past it are decoded for the table but their values are never copied.
+pub const MAX_HEADER_LIST: usize = 64 * 1024;
 
 /// Per-entry overhead in table-size accounting (RFC 7541 §4.1).
 const ENTRY_OVERHEAD: usize = 32;
@@ -74,12 +79,47 @@ impl HpackError {
 /// A decoded header block.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Block {
-    /// Fields in order (at most [`MAX_FIELDS`]).
+    /// Fields in order (at most [`MAX_FIELDS`], at most [`MAX_HEADER_LIST`] decoded bytes).
     pub fields: Vec<Field>,
-    /// Fields past [`MAX_FIELDS`], decoded for the table but not kept.
+    /// Fields decoded for the table but not kept (past [`MAX_FIELDS`], past the decoded-size
+    /// cap, or past the segment's [`Budget`]).
     pub omitted: usize,
+    /// Decoded size of the whole list (RFC 7541 §4.1 accounting), kept fields or not.
+    pub list_size: usize,
+    /// Fields were dropped because the list went over [`MAX_HEADER_LIST`] or the segment's
+    /// byte budget.
+    pub list_truncated: bool,
+    /// Indexed references not resolved because the segment's reference budget was spent.
+    pub references_skipped: usize,
     /// The error that stopped decoding (fields before it are kept).
     pub error: Option<HpackError>,
+}
+
+/// What one segment may decode across all its header blocks: hostile segments hold
+/// thousands of small blocks, each within the per-block caps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Decoded bytes kept (RFC 7541 accounting).
+    pub bytes: usize,
+    /// Fields kept.
+    pub fields: usize,
+    /// Indexed references resolved (a reference costs a table lookup even when not kept).
+    pub references: usize,
+}
+
+impl Budget {
+    /// Per segment: twice one block's caps, and a few thousand references.
+    pub const SEGMENT: Budget = Budget {
+        bytes: 2 * MAX_HEADER_LIST,
+        fields: 4 * MAX_FIELDS,
+        references: 4096,
+    };
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget::SEGMENT
+    }
 }
 
 impl Block {
@@ -158,6 +198,12 @@ impl Decoder {
         self.size
     }
 
+    /// Heap bytes the table holds, for the state budget: O(1), from the RFC 7541 size,
+    /// which is at least what the entries store (values cut at [`MAX_STRING`] count whole).
+    pub fn heap_bytes(&self) -> usize {
+        self.table.capacity() * std::mem::size_of::<Entry>() + self.size
+    }
+
     /// Forgets the table (after a block that could not be decoded, or a lost block).
     pub fn lose_sync(&mut self) {
         self.table = VecDeque::new();
@@ -221,10 +267,18 @@ impl Decoder {
     }
 
     /// Decodes one complete header block, updating the dynamic table.
-    pub fn decode(&mut self, mut buf: &[u8]) -> Block {
+    pub fn decode(&mut self, buf: &[u8]) -> Block {
+        let mut budget = Budget::SEGMENT;
+        self.decode_within(buf, &mut budget)
+    }
+
+    /// [`Self::decode`] spending from a segment's `budget`: fields past it are decoded for
+    /// the table (the table stays in sync) but not kept.
+    pub fn decode_within(&mut self, mut buf: &[u8], budget: &mut Budget) -> Block {
         let mut block = Block::default();
+        let mut kept = 0usize;
         while let Some(&b) = buf.first() {
-            if let Err(e) = self.field(&mut buf, b, &mut block) {
+            if let Err(e) = self.field(&mut buf, b, &mut block, &mut kept, budget) {
                 block.error = Some(e);
                 self.lose_sync();
                 break;
@@ -233,23 +287,54 @@ impl Decoder {
         block
     }
 
-    fn push(block: &mut Block, f: Field) {
-        if block.fields.len() < MAX_FIELDS {
-            block.fields.push(f);
-        } else {
+    /// Whether a field of decoded `size` may be kept; counts it either way. Decided before
+    /// any value is copied.
+    fn admit(block: &mut Block, kept: &mut usize, budget: &mut Budget, size: usize) -> bool {
+        block.list_size = block.list_size.saturating_add(size);
+        let over_size = *kept + size > MAX_HEADER_LIST || size > budget.bytes;
+        if block.fields.len() >= MAX_FIELDS || budget.fields == 0 || over_size {
             block.omitted += 1;
+            block.list_truncated |= over_size;
+            return false;
         }
+        *kept += size;
+        budget.bytes -= size;
+        budget.fields -= 1;
+        true
     }
 
-    fn field(&mut self, buf: &mut &[u8], b: u8, block: &mut Block) -> Result<(), HpackError> {
+    fn field(
+        &mut self,
+        buf: &mut &[u8],
+        b: u8,
+        block: &mut Block,
+        kept: &mut usize,
+        budget: &mut Budget,
+    ) -> Result<(), HpackError> {
         if b & 0x80 != 0 {
-            // §6.1 indexed field.
+            // §6.1 indexed field: it does not change the table, so past the budget it is
+            // skipped without even a lookup.
             let idx = integer(buf, 7)?;
-            let f = match self.lookup(idx)? {
-                Some((n, v)) => Field::Known(n.to_string(), v.to_vec()),
-                None => Field::Unknown(u32::try_from(idx).unwrap_or(u32::MAX)),
-            };
-            Self::push(block, f);
+            if budget.references == 0 {
+                block.references_skipped += 1;
+                block.omitted += 1;
+                return Ok(());
+            }
+            budget.references -= 1;
+            match self.lookup(idx)? {
+                Some((n, v)) => {
+                    if Self::admit(block, kept, budget, n.len() + v.len() + ENTRY_OVERHEAD) {
+                        block.fields.push(Field::Known(n.to_string(), v.to_vec()));
+                    }
+                }
+                None => {
+                    if Self::admit(block, kept, budget, ENTRY_OVERHEAD) {
+                        block
+                            .fields
+                            .push(Field::Unknown(u32::try_from(idx).unwrap_or(u32::MAX)));
+                    }
+                }
+            }
             return Ok(());
         }
         if b & 0xe0 == 0x20 {
@@ -283,11 +368,13 @@ impl Decoder {
             let pad = value_len.saturating_sub(value.len());
             self.insert(name.as_deref(), name_len + pad, &value);
         }
-        let f = match name {
-            Some(n) => Field::Known(n, value),
-            None => Field::Unknown(u32::try_from(name_idx).unwrap_or(u32::MAX)),
-        };
-        Self::push(block, f);
+        let size = name_len + value_len + ENTRY_OVERHEAD;
+        if Self::admit(block, kept, budget, size) {
+            block.fields.push(match name {
+                Some(n) => Field::Known(n, value),
+                None => Field::Unknown(u32::try_from(name_idx).unwrap_or(u32::MAX)),
+            });
+        }
         Ok(())
     }
 }
@@ -925,5 +1012,46 @@ mod tests {
             assert!(b.fields.len() <= MAX_FIELDS);
             assert!(dec.size() <= MAX_TABLE_SIZE);
         }
+    }
+
+    /// Issue 13: 128 one-byte references to a 16 KB entry decode to 2 MB unless the
+    /// decoded list is capped; the cap must not desynchronise the table.
+    #[test]
+    fn hpack_bomb_is_capped_before_copying_and_the_table_stays_in_sync() {
+        let mut d = Decoder::default();
+        let mut first = vec![0x3f, 0xe1, 0xff, 0x03];
+        encode_literal(&mut first, "x-bomb", &[b'a'; 16_000], true);
+        let b = d.decode(&first);
+        assert_eq!(b.error, None);
+        assert_eq!(d.len(), 1);
+        let bomb = [0xbe; 128];
+        let b = d.decode(&bomb);
+        assert_eq!(b.error, None);
+        let kept: usize = b
+            .known()
+            .map(|(n, v)| n.len() + v.len() + ENTRY_OVERHEAD)
+            .sum();
+        assert!(kept <= MAX_HEADER_LIST, "{kept}");
+        assert_eq!(b.fields.len(), MAX_HEADER_LIST / (16_000 + 6 + 32));
+        assert_eq!(b.omitted, 128 - b.fields.len());
+        assert!(b.list_truncated);
+        assert_eq!(b.list_size, 128 * (16_000 + 6 + 32));
+        // A segment's budget spans blocks: the second block keeps what the first left.
+        let mut budget = Budget::SEGMENT;
+        let kept_first = d.decode_within(&bomb, &mut budget).fields.len();
+        let kept_second = d.decode_within(&bomb, &mut budget).fields.len();
+        let kept_third = d.decode_within(&bomb, &mut budget).fields.len();
+        assert_eq!(kept_first, kept_second);
+        assert_eq!(kept_third, 0, "{budget:?}");
+        // References past the budget are skipped, not looked up.
+        budget.references = 0;
+        let b = d.decode_within(&bomb, &mut budget);
+        assert_eq!(b.references_skipped, 128);
+        assert!(b.fields.is_empty());
+        // The table is still in sync: a new literal and the old entry resolve.
+        let b = d.decode(&[0x40, 1, b'k', 1, b'v', 0xbe, 0xbf]);
+        assert_eq!(b.get("k"), Some(&b"v"[..]));
+        assert_eq!(b.fields.len(), 3);
+        assert!(!d.unsynced);
     }
 }

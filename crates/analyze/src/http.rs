@@ -214,6 +214,16 @@ pub struct RequestInfo {
     pub trace: Option<Trace>,
 }
 
+impl RequestInfo {
+    /// Heap bytes of its strings.
+    pub fn heap_bytes(&self) -> usize {
+        self.method.capacity()
+            + self.url.capacity()
+            + self.host.as_ref().map_or(0, String::capacity)
+            + self.user_agent.as_ref().map_or(0, String::capacity)
+    }
+}
+
 /// One HTTP/1.x message (or continuation) as seen in one segment. Header values and `raw`
 /// are *not* redacted here: the renderer redacts them.
 #[derive(Debug, Clone, Default)]
@@ -382,6 +392,18 @@ impl Conn {
     /// Bytes buffered for unfinished header blocks.
     pub fn buffered(&self) -> usize {
         self.partial.iter().map(Vec::len).sum()
+    }
+
+    /// Heap bytes this state holds (an estimate from capacities, for the state budget).
+    pub fn heap_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.partial.iter().map(Vec::capacity).sum::<usize>()
+            + self.pending.capacity() * std::mem::size_of::<RequestInfo>()
+            + self
+                .pending
+                .iter()
+                .map(RequestInfo::heap_bytes)
+                .sum::<usize>()
     }
 
     /// A FIN from `side`: its unfinished header block will never complete.

@@ -55,6 +55,11 @@ pub const MAX_HEADER_BLOCK: usize = 64 * 1024;
 pub const MAX_STREAMS: usize = 128;
 /// Most frames described per segment (the others are analysed and counted).
 pub const MAX_FRAMES: usize = 32;
+/// Most CONTINUATION frames joined into one header block: a legitimate 64 KiB block needs a
+/// handful; a flood of tiny ones (CVE-2024-27316 style) is cut and the block abandoned.
+pub const MAX_CONTINUATIONS: usize = 64;
+/// Most new streams recorded per segment (a rapid-reset flood opens and cancels thousands).
+pub const MAX_SEGMENT_STREAMS: usize = 64;
 /// Longest `:path`, `:authority`, `user-agent`, gRPC message kept per stream.
 const MAX_FIELD: usize = 512;
 
@@ -527,9 +532,34 @@ pub struct H2Error {
     pub info: String,
 }
 
+/// Which per-segment caps a segment hit (each counted in the stats line).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Caps {
+    /// Header blocks whose decoded list was cut ([`hpack::MAX_HEADER_LIST`] or the segment's
+    /// byte budget).
+    pub lists_truncated: usize,
+    /// Header fields decoded but not kept.
+    pub fields_omitted: usize,
+    /// Indexed references skipped (the segment's reference budget was spent).
+    pub references_skipped: usize,
+    /// New streams not recorded ([`MAX_SEGMENT_STREAMS`]).
+    pub streams_skipped: usize,
+    /// Header blocks abandoned after [`MAX_CONTINUATIONS`] CONTINUATION frames.
+    pub continuation_floods: usize,
+}
+
+impl Caps {
+    /// No cap was hit.
+    pub fn is_empty(&self) -> bool {
+        *self == Caps::default()
+    }
+}
+
 /// What a segment's HTTP/2 bytes are.
 #[derive(Debug, Clone, Default)]
 pub struct Segment {
+    /// Per-segment caps hit.
+    pub caps: Caps,
     /// The segment starts with the client preface.
     pub preface: bool,
     /// Frames that end (or, when oversize, start) in this segment (at most
@@ -616,6 +646,9 @@ pub struct Conn {
     pub current: Option<Trace>,
     /// Streams forgotten because [`MAX_STREAMS`] were open.
     pub dropped_streams: u64,
+    /// What the segment being analysed may still decode and record.
+    budget: hpack::Budget,
+    new_streams: usize,
 }
 
 fn bounded(v: &[u8]) -> String {
@@ -689,6 +722,26 @@ impl Conn {
             .sum()
     }
 
+    /// Heap bytes this state holds (an estimate from capacities, for the state budget).
+    pub fn heap_bytes(&self) -> usize {
+        let dirs: usize = self
+            .dir
+            .iter()
+            .map(|d| {
+                d.buf.capacity()
+                    + d.block.as_ref().map_or(0, |b| b.bytes.capacity())
+                    + d.hpack.heap_bytes()
+            })
+            .sum();
+        // Computed after every packet: streams count a typical allowance for their strings
+        // (method, path, host, user agent, gRPC names; each cut at 512 B) instead of a walk.
+        const STREAM_STRINGS: usize = 256;
+        std::mem::size_of::<Self>()
+            + dirs
+            + self.streams.len() * STREAM_STRINGS
+            + self.streams.capacity() * std::mem::size_of::<Stream>()
+    }
+
     /// HPACK dynamic table sizes (RFC 7541 accounting) of both directions.
     pub fn table_sizes(&self) -> [usize; 2] {
         [self.dir[0].hpack.size(), self.dir[1].hpack.size()]
@@ -710,6 +763,8 @@ impl Conn {
             size: payload.len(),
             ..Segment::default()
         };
+        self.budget = hpack::Budget::SEGMENT;
+        self.new_streams = 0;
         let mut data = payload;
         let Some(dir) = self.dir.get_mut(i) else {
             return seg;
@@ -890,6 +945,18 @@ impl Conn {
                     });
                     return info;
                 }
+                if block.continuations >= MAX_CONTINUATIONS {
+                    d.hpack.lose_sync();
+                    seg.caps.continuation_floods += 1;
+                    seg.error.get_or_insert(H2Error {
+                        code: "TOO_MANY_CONTINUATIONS",
+                        info: format!(
+                            "header block of stream {} over {MAX_CONTINUATIONS} CONTINUATION frames",
+                            block.stream
+                        ),
+                    });
+                    return info;
+                }
                 block.bytes.extend_from_slice(p);
                 block.continuations += 1;
                 if info.flags & flags::END_HEADERS != 0 {
@@ -942,7 +1009,10 @@ impl Conn {
     ) -> Option<Box<Headers>> {
         let d = self.dir.get_mut(side.index())?;
         let unsynced = d.hpack.unsynced;
-        let block = d.hpack.decode(&pb.bytes);
+        let block = d.hpack.decode_within(&pb.bytes, &mut self.budget);
+        seg.caps.lists_truncated += usize::from(block.list_truncated);
+        seg.caps.fields_omitted += block.omitted;
+        seg.caps.references_skipped += block.references_skipped;
         if let Some(e) = block.error {
             seg.error.get_or_insert(H2Error {
                 code: e.as_str(),
@@ -1009,6 +1079,12 @@ impl Conn {
                 };
                 h.grpc = grpc.clone();
                 self.forget(pb.stream);
+                if self.new_streams >= MAX_SEGMENT_STREAMS {
+                    // Described, not remembered: its response will not be paired.
+                    seg.caps.streams_skipped += 1;
+                    return Some(Box::new(h));
+                }
+                self.new_streams += 1;
                 if self.streams.len() >= MAX_STREAMS {
                     if let Some(pos) = self
                         .streams

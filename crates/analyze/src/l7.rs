@@ -149,12 +149,19 @@ fn h2_app(
     match flow {
         Some(f) => {
             if f.h2.is_none() {
-                if matches!(f.l7, L7State::Tls | L7State::Dns) || !http2::looks_like_http2(payload)
+                // A flow known as HTTP/2 whose state was evicted resumes without the
+                // recognition check (its segments need not start on a frame boundary).
+                let resumed = f.state_evicted && f.l7 == L7State::Http2;
+                if !resumed
+                    && (matches!(f.l7, L7State::Tls | L7State::Dns)
+                        || !http2::looks_like_http2(payload))
                 {
                     return None;
                 }
-                // Seeing the SYN (or the preface) means no header block was missed.
-                let from_start = f.syn.iter().any(|s| *s) || payload.starts_with(http2::PREFACE);
+                // Seeing the SYN (or the preface) means no header block was missed, unless
+                // the state was evicted since.
+                let from_start = !f.state_evicted
+                    && (f.syn.iter().any(|s| *s) || payload.starts_with(http2::PREFACE));
                 f.h2 = Some(Box::new(http2::Conn::new(from_start)));
                 f.http = None;
             }

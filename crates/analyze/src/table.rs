@@ -43,6 +43,12 @@ struct Slot<V> {
     value: V,
 }
 
+/// Bytes one flow costs in the table besides what its value holds on the heap: the slot
+/// and hashbrown's control byte, with the load factor's slack.
+pub fn slot_bytes<V>() -> usize {
+    (std::mem::size_of::<(u64, Slot<V>)>() + 1) * 8 / 7
+}
+
 /// A map from flow id to `V` with a cap and idle eviction.
 pub struct FlowTable<V> {
     map: HashMap<u64, Slot<V>, BuildHasherDefault<IdHasher>>,
@@ -50,6 +56,10 @@ pub struct FlowTable<V> {
     idle_ns: u64,
     next_sweep_ns: u64,
     scratch: Vec<u64>,
+    /// What a removed value weighs in the caller's accounting ([`Self::weighed`]).
+    weigh: fn(&V) -> usize,
+    removed_weight: usize,
+    lru: Vec<(u64, u64)>,
     /// Entries created.
     pub created: u64,
     /// Entries evicted because they were idle.
@@ -67,10 +77,64 @@ impl<V> FlowTable<V> {
             idle_ns: u64::try_from(idle.as_nanos()).unwrap_or(u64::MAX).max(1),
             next_sweep_ns: 0,
             scratch: Vec::new(),
+            weigh: |_| 0,
+            removed_weight: 0,
+            lru: Vec::new(),
             created: 0,
             evicted_idle: 0,
             evicted_cap: 0,
         }
+    }
+
+    /// The table with `weigh` telling what each value weighs in the caller's byte
+    /// accounting: the weight of values the table removes itself (idle, cap) is summed for
+    /// [`Self::take_removed_weight`].
+    pub fn weighed(mut self, weigh: fn(&V) -> usize) -> Self {
+        self.weigh = weigh;
+        self
+    }
+
+    /// The weight of values removed by the table since the last call.
+    pub fn take_removed_weight(&mut self) -> usize {
+        std::mem::take(&mut self.removed_weight)
+    }
+
+    /// Calls `shed` on flows from the least recently used on, until the bytes it reports
+    /// freed reach `want` or every flow was offered; `shed` may empty a value's state
+    /// (returns the bytes freed) or ask for the flow to be removed altogether (`true`).
+    /// Returns the bytes freed and the flows touched.
+    pub fn shed_lru(
+        &mut self,
+        want: usize,
+        mut shed: impl FnMut(&mut V) -> (usize, bool),
+    ) -> (usize, u64) {
+        let mut lru = std::mem::take(&mut self.lru);
+        lru.clear();
+        lru.extend(self.map.iter().map(|(id, s)| (s.last_ns, *id)));
+        lru.sort_unstable();
+        let mut freed = 0usize;
+        let mut touched = 0u64;
+        for (_, id) in &lru {
+            if freed >= want {
+                break;
+            }
+            let Some(slot) = self.map.get_mut(id) else {
+                continue;
+            };
+            let (bytes, remove) = shed(&mut slot.value);
+            if bytes > 0 || remove {
+                touched += 1;
+            }
+            freed += bytes;
+            if remove {
+                self.map.remove(id);
+            }
+        }
+        // Do not keep a table-sized scratch buffer around after a burst.
+        if lru.capacity() <= 4096 {
+            self.lru = lru;
+        }
+        (freed, touched)
     }
 
     /// Number of flows held.
@@ -126,8 +190,15 @@ impl<V> FlowTable<V> {
     pub fn sweep(&mut self, now_ns: u64) {
         let idle = self.idle_ns;
         let before = self.map.len();
-        self.map
-            .retain(|_, s| now_ns.saturating_sub(s.last_ns) < idle);
+        let (weigh, mut removed) = (self.weigh, 0usize);
+        self.map.retain(|_, s| {
+            let keep = now_ns.saturating_sub(s.last_ns) < idle;
+            if !keep {
+                removed += weigh(&s.value);
+            }
+            keep
+        });
+        self.removed_weight += removed;
         self.evicted_idle += (before - self.map.len()) as u64;
         // Sweep a few times per idle period: cheap, and bounds how long dead flows linger.
         self.next_sweep_ns = now_ns.saturating_add((idle / 8).max(1_000_000_000));
@@ -143,7 +214,15 @@ impl<V> FlowTable<V> {
         let (_, threshold, _) = self.scratch.select_nth_unstable(k - 1);
         let threshold = *threshold;
         let before = self.map.len();
-        self.map.retain(|_, s| s.last_ns > threshold);
+        let (weigh, mut removed) = (self.weigh, 0usize);
+        self.map.retain(|_, s| {
+            let keep = s.last_ns > threshold;
+            if !keep {
+                removed += weigh(&s.value);
+            }
+            keep
+        });
+        self.removed_weight += removed;
         self.evicted_cap += (before - self.map.len()) as u64;
         // Do not keep a cap-sized scratch buffer around after a burst.
         if self.scratch.capacity() > 4096 {
@@ -194,6 +273,11 @@ pub struct FlowState {
     /// HTTP/2 state (allocated when the flow is recognised as HTTP/2; bounded, see
     /// [`crate::http2`]).
     pub h2: Option<Box<crate::http2::Conn>>,
+    /// Its application-layer state was dropped to stay within the state budget: HTTP/2
+    /// resumes with an HPACK decoder that knows it missed entries.
+    pub state_evicted: bool,
+    /// Bytes this flow is accounted for in the state budget (kept by the translator).
+    pub accounted: usize,
 }
 
 /// What a TCP segment means for its connection's operation.
@@ -220,8 +304,10 @@ impl FlowState {
         let mut ev = TcpEvent::default();
         let i = side.index();
         if f.syn() && !f.ack() && (self.closed || self.fin.iter().any(|x| *x)) {
-            // Port reuse: a new connection on the same 5-tuple.
+            // Port reuse: a new connection on the same 5-tuple (same accounting entry).
+            let accounted = self.accounted;
             *self = FlowState::new(now_ns);
+            self.accounted = accounted;
             ev.restarted = true;
         }
         self.packets += 1;
@@ -257,6 +343,24 @@ impl FlowState {
             ev.last = true;
         }
         ev
+    }
+
+    /// Heap bytes of the application-layer state (HTTP/1, HTTP/2).
+    pub fn heap_bytes(&self) -> usize {
+        self.http.as_ref().map_or(0, |c| c.heap_bytes())
+            + self.h2.as_ref().map_or(0, |c| c.heap_bytes())
+    }
+
+    /// Drops the application-layer state (the state budget is exceeded); returns the heap
+    /// bytes freed. Later packets of the flow are marked ([`Self::state_evicted`]).
+    pub fn evict_l7(&mut self) -> usize {
+        let freed = self.heap_bytes();
+        if freed > 0 {
+            self.http = None;
+            self.h2 = None;
+            self.state_evicted = true;
+        }
+        freed
     }
 
     /// The trace of the connection's latest HTTP exchange (for its ACK/FIN/RST segments).
@@ -335,5 +439,35 @@ mod tests {
         t.entry(1, 100 * S, || 1);
         t.entry(2, 5 * S, || 2);
         assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn shed_lru_offers_the_least_recently_used_first_and_weighs_removals() {
+        let mut t: FlowTable<usize> =
+            FlowTable::new(1000, Duration::from_secs(100)).weighed(|v| *v);
+        for i in 0..10u64 {
+            t.entry(i, i * S, || 100);
+        }
+        // Flow 0 is used again: the oldest are now 1, 2, 3…
+        t.entry(0, 20 * S, || 0);
+        let mut seen = Vec::new();
+        let (freed, touched) = t.shed_lru(250, |v| {
+            seen.push(*v);
+            let n = std::mem::take(v);
+            (n, false)
+        });
+        assert_eq!((freed, touched), (300, 3));
+        assert_eq!(seen.len(), 3);
+        assert_eq!(t.get(0), Some(&100), "the recently used flow is kept");
+        assert_eq!(t.get(1), Some(&0), "the oldest gave its state");
+        // Removing whole flows, oldest first.
+        let (_, removed) = t.shed_lru(1, |v| (*v + 1, true));
+        assert_eq!(removed, 1);
+        assert!(t.get(1).is_none());
+        // What the table evicts by itself is weighed for the caller.
+        t.sweep(200 * S);
+        assert_eq!(t.len(), 0);
+        assert_eq!(t.take_removed_weight(), 100 + 6 * 100);
+        assert_eq!(t.take_removed_weight(), 0);
     }
 }

@@ -126,6 +126,8 @@ fn every_invalid_variable_is_reported_and_exits_2() {
         ("PCAP_VERBOSITY", "WARN"),
         ("PCAP_SHUTDOWN_SECS", "3601"),
         ("PCAP_REDACT_HEADERS", "x-ok,not ok"),
+        ("PCAP_MAX_ENTRY_BYTES", "1k"),
+        ("PCAP_STATE_MIB", "0"),
         ("PCAP_RUN_DIR", "./run"),
         ("PCAP_SUPERVISOR_FILE", "relative.toml"),
     ];

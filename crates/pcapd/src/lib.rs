@@ -8,7 +8,8 @@
 //!   BPF filter), a ring-less socket, or a file; [`Source`] yields packets.
 //! - [`run`] / [`run_with`]: the daemon as a library call: capture thread → [`pipeline`]
 //!   (byte-bounded queue, sharded workers, ordered merge, one writer per output) → stats
-//!   every `stats_every` and at exit → drain inward with a deadline on shutdown.
+//!   every `stats_every` and at exit → drain inward with a deadline on shutdown (live
+//!   capture; a file is drained fully: every packet read becomes a line).
 //! - [`TranslatorKind`]: what turns packets into lines; [`run`] uses the `render` crate.
 //! - [`settings`]: command-line flags and configuration → [`Settings`].
 
@@ -108,6 +109,10 @@ pub trait TranslatorKind: Send + Sync + 'static {
     fn shard_key(&self, linktype: i32, data: &[u8]) -> u64;
     /// A translator for worker `worker` of a source.
     fn make(&self, source: &SourceInfo, worker: usize) -> Self::Translator;
+    /// The translators' own counters for the stats line (state budget, caps).
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
 }
 
 /// Where `pcapd`'s own log lines go.
@@ -178,6 +183,9 @@ struct StatsLine<'a> {
     queue_bytes: usize,
     queue_peak_bytes: usize,
     queue_cap_bytes: usize,
+    /// The translators' state budget and cap counters.
+    #[serde(flatten)]
+    translator: BTreeMap<&'static str, u64>,
 }
 
 fn stats_line<'a>(
@@ -185,6 +193,7 @@ fn stats_line<'a>(
     last: bool,
     snapshot: &'a Snapshot,
     kernel: Option<KernelStats>,
+    translator: Vec<(&'static str, u64)>,
 ) -> StatsLine<'a> {
     StatsLine {
         iface,
@@ -212,6 +221,7 @@ fn stats_line<'a>(
         queue_bytes: snapshot.queued_bytes,
         queue_peak_bytes: snapshot.peak_queued_bytes,
         queue_cap_bytes: snapshot.queue_cap_bytes,
+        translator: translator.into_iter().collect(),
     }
 }
 
@@ -372,23 +382,20 @@ pub fn run_with<K: TranslatorKind>(
     let started = Instant::now();
     let mut next_stats = started + settings.stats_every;
     let mut reported_errors = 0u64;
-    let mut stopped_by_request = false;
     loop {
         if capture_thread.is_finished() {
             break;
         }
         if shutdown.wait_timeout(Duration::from_millis(50)) {
-            stopped_by_request = true;
             break;
         }
         let now = Instant::now();
         if settings.duration.is_some_and(|d| now - started >= d) {
-            stopped_by_request = true;
             break;
         }
         if now >= next_stats {
             next_stats = now + settings.stats_every;
-            report_stats(logs, &iface, false, &monitor, &kernel);
+            report_stats(logs, &iface, &monitor, &kernel, kind.counters());
         }
         reported_errors = report_output_errors(logs, &monitor, reported_errors);
     }
@@ -402,20 +409,20 @@ pub fn run_with<K: TranslatorKind>(
             message: "capture thread panicked".into(),
         }),
     });
-    // A file that simply ended is drained fully; a requested stop gets the drain budget.
-    let drain = if stopped_by_request {
-        settings.drain
+    // Only live capture has a drain budget (Cloud Run's SIGTERM grace): a file is complete,
+    // whatever stopped the reading and however long translating what was read takes.
+    let finished = if info.live {
+        pipeline.finish(Instant::now() + settings.drain)
     } else {
-        settings.drain.max(Duration::from_secs(60))
+        pipeline.finish_all()
     };
-    let finished = pipeline.finish(Instant::now() + drain);
     report_output_errors(logs, &monitor, reported_errors);
     let kernel_stats = kernel.lock().ok().and_then(|k| *k);
     let snapshot = finished.snapshot;
     logs.event(
         Severity::Info,
         "pcapd stats",
-        &stats_line(&iface, true, &snapshot, kernel_stats),
+        &stats_line(&iface, true, &snapshot, kernel_stats, kind.counters()),
     );
     if !finished.complete {
         logs.event(
@@ -463,16 +470,16 @@ fn log_capture_path(logs: LogTarget, detection: &packet_socket::Detection) {
 fn report_stats(
     logs: LogTarget,
     iface: &str,
-    last: bool,
     monitor: &Monitor,
     kernel: &capture::SharedKernelStats,
+    translator: Vec<(&'static str, u64)>,
 ) {
     let snapshot = monitor.snapshot();
     let kernel = kernel.lock().ok().and_then(|k| *k);
     logs.event(
         Severity::Info,
         "pcapd stats",
-        &stats_line(iface, last, &snapshot, kernel),
+        &stats_line(iface, false, &snapshot, kernel, translator),
     );
 }
 

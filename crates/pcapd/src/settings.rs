@@ -157,7 +157,7 @@ const FLAGS: &[Flag] = &[
     Flag { id: "stats-secs", long: "stats-secs", env: Some("PCAP_STATS_SECS"), value: "SECS",
         help: "Seconds between stats lines, 1..=86400 (default 60); one more at exit." },
     Flag { id: "drain-ms", long: "drain-ms", env: Some("PCAP_DRAIN_MS"), value: "MS",
-        help: "Budget to translate and write what is queued after SIGTERM, 10..=60000 ms (default 2000)." },
+        help: "Budget to translate and write what is queued after SIGTERM, 10..=60000 ms (default 2000); live capture only: --read translates every packet it read." },
     Flag { id: "label", long: "label", env: None, value: "NAME",
         help: "Interface name given to a --read file's packets and .json files (default: file)." },
     Flag { id: "run-id", long: "run-id", env: Some("PCAP_RUN_ID"), value: "ID",
@@ -332,6 +332,8 @@ pub fn from_config(config: &Config, matches: &ArgMatches) -> Result<Settings, Er
         verbosity: config.verbosity,
         ephemeral_ports: ephemeral_ports().unwrap_or(defaults.ephemeral_ports),
         redact_headers,
+        max_entry_bytes: config.max_entry_bytes,
+        state_bytes: usize::try_from(config.state_mib << 20).unwrap_or(usize::MAX),
         ..defaults
     };
     Ok(Settings {

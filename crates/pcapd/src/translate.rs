@@ -2,6 +2,8 @@
 //! (each holds the per-connection state of its shard), connections sharded by
 //! `render::shard_key`.
 
+use std::sync::Arc;
+
 use pipeline::{PacketView, Translate, Translation};
 
 use crate::{SourceInfo, TranslatorKind};
@@ -10,12 +12,15 @@ use crate::{SourceInfo, TranslatorKind};
 #[derive(Debug, Clone)]
 pub struct RenderKind {
     settings: render::TranslatorSettings,
+    /// One state budget and one set of cap counters for all workers.
+    limits: Arc<render::Limits>,
 }
 
 impl RenderKind {
     /// Translators made with `settings`.
     pub fn new(settings: render::TranslatorSettings) -> Self {
-        RenderKind { settings }
+        let limits = Arc::new(render::Limits::new(settings.state_bytes));
+        RenderKind { settings, limits }
     }
 }
 
@@ -41,8 +46,15 @@ impl TranslatorKind for RenderKind {
                 addrs: source.interface.addrs.clone(),
             },
             linktype: source.linktype,
-            translator: render::Translator::new(self.settings.clone()),
+            translator: render::Translator::with_limits(
+                self.settings.clone(),
+                Arc::clone(&self.limits),
+            ),
         }
+    }
+
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        self.limits.snapshot()
     }
 }
 

@@ -15,6 +15,7 @@
 //!   capture order. [`RotatingFiles`] closes files on a timer.
 //! - [`Pipeline::finish`] drains inward with a deadline: what cannot be translated in time is
 //!   dropped and counted ([`DropReason::Shutdown`]); outputs are always closed.
+//!   [`Pipeline::finish_all`] drains without one (files must be complete).
 //! - [`Snapshot`]: counters for the stats line, where every packet and line is accounted for.
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
@@ -285,15 +286,31 @@ impl Pipeline {
     /// Drains after the [`Ingest`] was closed (or dropped): workers translate what is queued
     /// and the sink writes it and closes every output. At `deadline`, whatever is not yet
     /// translated is dropped and counted, and outputs are closed within a short grace.
-    pub fn finish(mut self, deadline: Instant) -> Finished {
-        let wait = deadline.saturating_duration_since(Instant::now());
-        let outputs = match self.done.recv_timeout(wait) {
-            Ok(outputs) => Some(outputs),
-            Err(RecvTimeoutError::Disconnected) => None,
-            Err(RecvTimeoutError::Timeout) => {
-                self.shared.abort.store(true, Ordering::Relaxed);
-                self.shared.room.notify_all();
-                self.done.recv_timeout(ABORT_GRACE).ok()
+    pub fn finish(self, deadline: Instant) -> Finished {
+        self.finish_by(Some(deadline))
+    }
+
+    /// Drains without a deadline: every queued packet is translated and written, however
+    /// long that takes. For files (`pcapd --read`), which must be complete; live capture
+    /// uses [`Pipeline::finish`].
+    pub fn finish_all(self) -> Finished {
+        self.finish_by(None)
+    }
+
+    fn finish_by(mut self, deadline: Option<Instant>) -> Finished {
+        let outputs = match deadline {
+            None => self.done.recv().ok(),
+            Some(deadline) => {
+                let wait = deadline.saturating_duration_since(Instant::now());
+                match self.done.recv_timeout(wait) {
+                    Ok(outputs) => Some(outputs),
+                    Err(RecvTimeoutError::Disconnected) => None,
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.shared.abort.store(true, Ordering::Relaxed);
+                        self.shared.room.notify_all();
+                        self.done.recv_timeout(ABORT_GRACE).ok()
+                    }
+                }
             }
         };
         let complete = outputs.is_some();

@@ -402,6 +402,35 @@ fn the_drain_deadline_drops_and_counts_what_is_left_and_still_closes() {
     assert_eq!(collected.lines().len() as u64, s.translated);
 }
 
+/// Issue 13: files have no drain deadline; a slow translator still gets every packet.
+#[test]
+fn finish_all_translates_everything_however_slow() {
+    let collected = Collected::default();
+    let settings = Settings {
+        workers: 1,
+        overflow: Overflow::Block,
+        queue_bytes: 1024 * 1024,
+        ..Settings::default()
+    };
+    let (mut ingest, pipeline) = Pipeline::start(
+        &settings,
+        echo(Duration::from_millis(1), 0),
+        vec![Box::new(WriterOutput::new("memory", collected.clone()))],
+    )
+    .unwrap();
+    for num in 1..=500 {
+        push(&mut ingest, num, 1, 64);
+    }
+    ingest.close();
+    let finished = pipeline.finish_all();
+    assert!(finished.complete);
+    let s = finished.snapshot;
+    assert_accounted(&s);
+    assert_eq!(s.dropped.shutdown, 0, "{s:?}");
+    assert_eq!(s.translated, 500);
+    assert_eq!(collected.lines().len(), 500);
+}
+
 #[test]
 fn waiting_for_room_does_not_multiply_batch_buffers() {
     // Regression: flushing every pending batch before each wait made thousands of tiny

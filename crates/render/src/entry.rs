@@ -43,6 +43,8 @@ pub(crate) struct FlowFacts {
     pub error: Option<DecodeError>,
     pub community_id: Option<CommunityId>,
     pub local: Option<bool>,
+    /// The flow's application-layer state was dropped to stay within the state budget.
+    pub state_evicted: bool,
 }
 
 /// JSON that is the same for every entry of a translator (and interface), serialised once:
@@ -177,6 +179,9 @@ impl Serialize for Entry<'_> {
         if let Some(id) = self.flow.id {
             m.serialize_entry(f::FLOW, &fast::dec(id))?;
         }
+        if self.flow.state_evicted {
+            m.serialize_entry(f::STATE_EVICTED, &true)?;
+        }
         if let (true, Some(c)) = (debug, &self.flow.community_id) {
             m.serialize_entry(f::COMMUNITY_ID, c.as_str())?;
         }
@@ -231,6 +236,7 @@ impl Serialize for Entry<'_> {
                     p: payload,
                     debug,
                     redact: self.redact,
+                    tcp: matches!(d.transport, Some(Transport::Tcp(_))),
                 },
             )?,
             App::Http(msg) => {
@@ -1434,6 +1440,7 @@ struct Opaque<'a> {
     p: &'a [u8],
     debug: bool,
     redact: &'a crate::redact::Redactor,
+    tcp: bool,
 }
 
 fn printable(b: &[u8]) -> Option<&str> {
@@ -1457,9 +1464,13 @@ impl Serialize for Opaque<'_> {
             match printable(sample) {
                 Some(text) => {
                     // A capture that starts inside a header block: no secret in the sample.
-                    m.serialize_entry(f::SAMPLE, &self.redact.lines(text))?;
+                    m.serialize_entry(f::SAMPLE, &self.redact.sample(text))?;
                     m.serialize_entry(f::ENCODING, "text")?;
                 }
+                // Unrecognised binary TCP payload may be the middle of an HTTP/2 header
+                // block (HPACK literals carry secret values as they are, or Huffman-coded):
+                // its bytes are not shown. The .pcap files have them.
+                None if self.tcp => m.serialize_entry(f::ENCODING, "binary")?,
                 None => {
                     m.serialize_entry(f::SAMPLE, &Disp(wire::hex(sample)))?;
                     m.serialize_entry(f::ENCODING, "hex")?;

@@ -156,6 +156,10 @@ pub const DPROTO: &str = "dproto";
 pub const SIZE: &str = "size";
 /// Payload length (L7).
 pub const LENGTH: &str = "length";
+/// The flow's analysis state was dropped to stay within `PCAP_STATE_MIB`.
+pub const STATE_EVICTED: &str = "state_evicted";
+/// What the entry-size guard cut (`PCAP_MAX_ENTRY_BYTES`).
+pub const TRUNCATED: &str = "truncated";
 /// Payload sample (L7).
 pub const SAMPLE: &str = "sample";
 /// Encoding of the sample: `text` or `hex`.

@@ -259,6 +259,31 @@ impl Serialize for Http2Json<'_> {
         if s.more_frames > 0 {
             m.serialize_entry("more_frames", &s.more_frames)?;
         }
+        if !s.caps.is_empty() {
+            m.serialize_entry("caps", &CapsJson(&s.caps))?;
+        }
+        m.end()
+    }
+}
+
+/// The per-segment caps a segment hit (`HTTP.caps`), non-zero counts only.
+struct CapsJson<'a>(&'a http2::Caps);
+
+impl Serialize for CapsJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let c = self.0;
+        let mut m = s.serialize_map(None)?;
+        for (name, n) in [
+            ("lists_truncated", c.lists_truncated),
+            ("fields_omitted", c.fields_omitted),
+            ("references_skipped", c.references_skipped),
+            ("streams_skipped", c.streams_skipped),
+            ("continuation_floods", c.continuation_floods),
+        ] {
+            if n > 0 {
+                m.serialize_entry(name, &n)?;
+            }
+        }
         m.end()
     }
 }
@@ -359,6 +384,14 @@ impl Serialize for FrameJson<'_> {
             }
             if h.block.omitted > 0 {
                 m.serialize_entry("omitted_headers", &h.block.omitted)?;
+            }
+            if h.block.list_truncated {
+                // The decoded list went over the cap: its real size, what was kept.
+                m.serialize_entry("headers_truncated", &true)?;
+                m.serialize_entry("header_list_size", &h.block.list_size)?;
+            }
+            if h.block.references_skipped > 0 {
+                m.serialize_entry("references_skipped", &h.block.references_skipped)?;
             }
             if h.continuations > 0 {
                 m.serialize_entry("continuations", &h.continuations)?;

@@ -22,8 +22,10 @@
 mod entry;
 mod fast;
 pub mod fields;
+mod guard;
 mod http;
 mod http2;
+pub mod limits;
 mod message;
 mod redact;
 mod translator;
@@ -34,6 +36,7 @@ use std::time::Duration;
 use sidecar_core::config::Verbosity;
 use sidecar_core::log::Severity;
 
+pub use limits::{Counter, Limits};
 pub use translator::{TranslateCounters, Translator};
 
 /// How entries are written.
@@ -57,7 +60,19 @@ pub struct TranslatorSettings {
     pub max_flows: usize,
     /// Flows idle this long (in packet time) are forgotten.
     pub flow_idle: Duration,
+    /// Largest entry written, newline excluded (`PCAP_MAX_ENTRY_BYTES`): larger ones are
+    /// cut by the guard in [`Translator::translate`].
+    pub max_entry_bytes: usize,
+    /// Byte budget of the analysis state of all translators sharing one [`Limits`]
+    /// (`PCAP_STATE_MIB`).
+    pub state_bytes: usize,
 }
+
+/// Default [`TranslatorSettings::max_entry_bytes`]: 200 KiB, under Cloud Logging's 256 KB.
+pub const DEFAULT_MAX_ENTRY_BYTES: usize = 200 * 1024;
+/// Default [`TranslatorSettings::state_bytes`]: 32 MiB, a fraction of Cloud Run's smallest
+/// sidecar memory (128 MiB, where queue, chunks and the binary also live).
+pub const DEFAULT_STATE_BYTES: usize = 32 << 20;
 
 impl Default for TranslatorSettings {
     /// DEBUG entries, Linux's default ephemeral range, 50 000 flows (≈ 5 MiB) idle after 5 min.
@@ -71,6 +86,8 @@ impl Default for TranslatorSettings {
             redact_headers: Vec::new(),
             max_flows: 50_000,
             flow_idle: Duration::from_secs(300),
+            max_entry_bytes: DEFAULT_MAX_ENTRY_BYTES,
+            state_bytes: DEFAULT_STATE_BYTES,
         }
     }
 }

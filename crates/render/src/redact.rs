@@ -47,8 +47,38 @@ impl Redactor {
         if !needs {
             return Cow::Borrowed(text);
         }
+        Cow::Owned(self.lines_after(text, false))
+    }
+
+    /// A text sample of a payload that may start anywhere (a capture joined mid-message, a
+    /// lost segment): its first line may be the end of a secret value, or of a secret
+    /// header's name ("ization: Bearer …"), so it is replaced by the marker unless it is an
+    /// HTTP start line or names a secret header whole; lines folded under it too. The other
+    /// lines as [`Self::lines`].
+    pub(crate) fn sample<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        let (first, rest) = match text.split_once('\n') {
+            Some((f, r)) => (f, Some(r)),
+            None => (text, None),
+        };
+        let body = first.strip_suffix('\r').unwrap_or(first);
+        let named_secret = body.split_once(':').is_some_and(|(n, _)| self.is_secret(n));
+        if body.is_empty() || named_secret || is_start_line(body) {
+            return self.lines(text);
+        }
+        let mut out = String::from(MARKER);
+        if first.ends_with('\r') {
+            out.push('\r');
+        }
+        if let Some(rest) = rest {
+            out.push('\n');
+            out.push_str(&self.lines_after(rest, true));
+        }
+        Cow::Owned(out)
+    }
+
+    /// [`Self::lines`], the text following a secret line when `in_secret`.
+    fn lines_after(&self, text: &str, mut in_secret: bool) -> String {
         let mut out = String::with_capacity(text.len());
-        let mut in_secret = false;
         for (i, line) in text.split('\n').enumerate() {
             if i > 0 {
                 out.push('\n');
@@ -76,7 +106,7 @@ impl Redactor {
             }
             out.push_str(cr);
         }
-        Cow::Owned(out)
+        out
     }
 
     fn secret_line(&self, line: &str) -> bool {
@@ -94,6 +124,23 @@ impl Redactor {
         out.push_str(&String::from_utf8_lossy(body));
         out
     }
+}
+
+/// An HTTP/1.x request line (`METHOD target HTTP/1.x`) or status line (`HTTP/1.x …`): no
+/// header value can be in it.
+fn is_start_line(line: &str) -> bool {
+    if line.starts_with("HTTP/1.") {
+        return true;
+    }
+    let mut parts = line.split(' ');
+    let method = parts.next().unwrap_or_default();
+    let version = line.rsplit(' ').next().unwrap_or_default();
+    !method.is_empty()
+        && method.len() <= 20
+        && method.bytes().all(|b| b.is_ascii_uppercase() || b == b'-')
+        && line.matches(' ').count() == 2
+        && version.starts_with("HTTP/1.")
+        && version.len() == 8
 }
 
 #[cfg(test)]
@@ -114,5 +161,34 @@ mod tests {
         assert!(r.is_secret(" Set-Cookie"));
         assert!(!r.is_secret("Accept"));
         assert!(matches!(r.lines("plain text"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn samples_that_may_start_mid_value_lose_their_first_line() {
+        let r = Redactor::new(&["X-Api-Key".into()]);
+        // Starts inside a secret header's name, then inside a value with a folded line.
+        for text in [
+            "ization: Bearer S1\r\nAccept: */*\r\n",
+            "S1-rest\r\n  folded S2\r\nAccept: */*",
+            "only-part-of-a-value S1",
+        ] {
+            let out = r.sample(text);
+            assert!(!out.contains("S1") && !out.contains("S2"), "{out}");
+            assert!(out.starts_with(MARKER), "{out}");
+        }
+        assert_eq!(
+            r.sample("ization: x\r\nAccept: */*\r\n"),
+            "[REDACTED]\r\nAccept: */*\r\n"
+        );
+        // Start lines and whole secret header lines keep their shape.
+        assert_eq!(
+            r.sample("GET / HTTP/1.1\r\nHost: h"),
+            "GET / HTTP/1.1\r\nHost: h"
+        );
+        assert_eq!(r.sample("HTTP/1.1 200 OK\r\n"), "HTTP/1.1 200 OK\r\n");
+        assert_eq!(
+            r.sample("x-api-key: S4\r\nA: b"),
+            "x-api-key: [REDACTED]\r\nA: b"
+        );
     }
 }

@@ -1,12 +1,15 @@
 //! The per-worker [`Translator`]: flow table, counters, reused scratch, and the rules that
 //! turn a decoded packet into an entry (severity, `local`, operation first/last).
 
+use std::sync::Arc;
+
 use analyze::l7::{self, App};
-use analyze::table::{FlowState, FlowTable};
+use analyze::table::{self, FlowState, FlowTable};
 use analyze::{community_id, decode, FlowKey, Layer, Transport};
 use sidecar_core::log::Severity;
 
 use crate::entry::{Cached, Entry, FlowFacts};
+use crate::limits::{Counter, Limits};
 use crate::redact::Redactor;
 use crate::{message, CapturedPacket, Outcome, TranslatorSettings};
 
@@ -83,12 +86,30 @@ pub struct Translator {
     message: String,
     cached: Cached,
     redact: Redactor,
+    limits: Arc<Limits>,
+    /// State bytes of this translator's flows (its share of `limits`).
+    state_bytes: usize,
+    /// What `limits` was last told this translator holds: it is told only when the
+    /// difference reaches [`PUBLISH_BYTES`], so workers do not share a cache line per packet.
+    published: usize,
+    /// After an eviction round that could not free enough (the rest is held by other
+    /// translators), the next round waits until this translator holds this much.
+    evict_again_at: usize,
 }
 
 impl Translator {
-    /// A translator with an empty flow table.
+    /// A translator with an empty flow table and limits of its own.
     pub fn new(settings: TranslatorSettings) -> Self {
-        let flows = FlowTable::new(settings.max_flows, settings.flow_idle);
+        let limits = Arc::new(Limits::new(settings.state_bytes));
+        Translator::with_limits(settings, limits)
+    }
+
+    /// A translator sharing `limits` (the state budget and cap counters) with the others
+    /// of its daemon.
+    pub fn with_limits(settings: TranslatorSettings, limits: Arc<Limits>) -> Self {
+        let flows = FlowTable::new(settings.max_flows, settings.flow_idle)
+            .weighed(|s: &FlowState| s.accounted);
+        limits.register(true);
         Translator {
             flows,
             counters: TranslateCounters::default(),
@@ -96,7 +117,21 @@ impl Translator {
             cached: Cached::new(&settings),
             redact: Redactor::new(&settings.redact_headers),
             settings,
+            limits,
+            state_bytes: 0,
+            published: 0,
+            evict_again_at: 0,
         }
+    }
+
+    /// The limits shared with the daemon's other translators.
+    pub fn limits(&self) -> &Arc<Limits> {
+        &self.limits
+    }
+
+    /// State bytes this translator's flows are accounted for.
+    pub fn state_bytes(&self) -> usize {
+        self.state_bytes
     }
 
     /// The settings.
@@ -118,6 +153,7 @@ impl Translator {
 
         let mut facts = FlowFacts::default();
         let mut trace = None;
+        let mut accounted = (0usize, 0usize);
         let (app, app_err) = if let Some((k, side)) = key {
             let id = k.id();
             facts.id = Some(id);
@@ -149,10 +185,22 @@ impl Translator {
                 };
                 state.http_segment_done(side, &t);
             }
+            facts.state_evicted = state.state_evicted;
+            let now = table::slot_bytes::<FlowState>() + state.heap_bytes();
+            accounted = (std::mem::replace(&mut state.accounted, now), now);
             (app, err)
         } else {
             l7::classify(&d, None)
         };
+        self.account_state(accounted.0, accounted.1);
+        if let App::Http2(seg) = &app {
+            let (c, l) = (&seg.caps, &*self.limits);
+            l.count(Counter::HeaderListsTruncated, c.lists_truncated as u64);
+            l.count(Counter::HeaderFieldsOmitted, c.fields_omitted as u64);
+            l.count(Counter::HpackReferencesSkipped, c.references_skipped as u64);
+            l.count(Counter::StreamsSkipped, c.streams_skipped as u64);
+            l.count(Counter::ContinuationFloods, c.continuation_floods as u64);
+        }
         facts.error = d.error.or(app_err);
         facts.community_id = community_id::of(&d);
         facts.local = local(&self.settings, packet, &d, facts.server_side);
@@ -185,10 +233,55 @@ impl Translator {
                 &serde_json::json!({ "message": self.message.as_str(), "severity": severity.as_str() }),
             );
         }
+        if out.len() - start > self.settings.max_entry_bytes {
+            crate::guard::cut(out, start, self.settings.max_entry_bytes);
+            self.limits.count(Counter::EntriesCut, 1);
+        }
         out.push(b'\n');
         let bytes = out.len() - start;
         self.counters.bytes += bytes as u64;
         Outcome { severity, bytes }
+    }
+
+    /// Accounts a flow's state going from `before` to `after` bytes (and what the table
+    /// removed by itself); over the shared budget, drops the state of this translator's
+    /// least recently used flows.
+    fn account_state(&mut self, before: usize, after: usize) {
+        let removed = self.flows.take_removed_weight();
+        self.state_bytes = (self.state_bytes + after).saturating_sub(before + removed);
+        if self.state_bytes.abs_diff(self.published) < PUBLISH_BYTES {
+            return;
+        }
+        let over = self.limits.account(self.published, self.state_bytes);
+        self.published = self.state_bytes;
+        if !over || self.state_bytes < self.evict_again_at {
+            return;
+        }
+        // Free down to this translator's share of 7/8 of the budget: every worker frees its
+        // own oldest flows, and eviction runs in rounds, not per packet.
+        let budget = self.limits.state_budget;
+        let want = self.state_bytes.saturating_sub(self.limits.share());
+        let (mut freed, mut flows) = self.flows.shed_lru(want, |s: &mut FlowState| {
+            let n = s.evict_l7();
+            s.accounted = s.accounted.saturating_sub(n);
+            (n, false)
+        });
+        if freed < want {
+            // Application state alone was not enough: forget whole flows, oldest first.
+            let (f, n) = self
+                .flows
+                .shed_lru(want - freed, |s: &mut FlowState| (s.accounted, true));
+            freed += f;
+            flows += n;
+        }
+        self.state_bytes = self.state_bytes.saturating_sub(freed);
+        self.limits.account(self.published, self.state_bytes);
+        self.published = self.state_bytes;
+        self.limits.count(Counter::StateEvictedFlows, flows);
+        self.limits.count(Counter::StateEvictedBytes, freed as u64);
+        // The next round after some growth (a translator within its share waits for the
+        // others to free theirs).
+        self.evict_again_at = self.state_bytes + budget / 32;
     }
 
     fn count(&mut self, d: &analyze::Decoded<'_>, facts: &FlowFacts, severity: Severity) {
@@ -219,6 +312,19 @@ fn timestamp_ns(p: &CapturedPacket<'_>) -> u64 {
     let secs = u64::try_from(p.timestamp.timestamp()).unwrap_or(0);
     secs.saturating_mul(1_000_000_000)
         .saturating_add(u64::from(p.timestamp.timestamp_subsec_nanos()))
+}
+
+/// Smallest change of a translator's state bytes reported to the shared [`Limits`]: the
+/// budget is then exact within this much per worker.
+const PUBLISH_BYTES: usize = 64 * 1024;
+
+impl Drop for Translator {
+    /// A translator that ends (a worker replaced after a panic, the daemon's end) gives its
+    /// share of the state budget back.
+    fn drop(&mut self) {
+        self.limits.account(self.published, 0);
+        self.limits.register(false);
+    }
 }
 
 /// CONTRACT §7: WARNING for TCP RST, ICMP errors and HTTP 4xx; ERROR for HTTP 5xx and

@@ -48,13 +48,13 @@ fn fold(mut acc: u32) -> u16 {
 }
 
 #[derive(Clone, Copy)]
-enum Ip {
+pub enum Ip {
     V4(Ipv4Addr, Ipv4Addr),
     V6(Ipv6Addr, Ipv6Addr),
 }
 
 impl Ip {
-    fn reversed(self) -> Ip {
+    pub fn reversed(self) -> Ip {
         match self {
             Ip::V4(a, b) => Ip::V4(b, a),
             Ip::V6(a, b) => Ip::V6(b, a),
@@ -125,10 +125,10 @@ fn ip_packet(ip: Ip, proto: u8, mut l4: Vec<u8>, csum_at: Option<usize>, id: u16
     ethernet(MAC_B, MAC_A, ethertype, &packet)
 }
 
-const SYN: u8 = 0x02;
-const ACK: u8 = 0x10;
-const PSH: u8 = 0x08;
-const FIN: u8 = 0x01;
+pub const SYN: u8 = 0x02;
+pub const ACK: u8 = 0x10;
+pub const PSH: u8 = 0x08;
+pub const FIN: u8 = 0x01;
 
 /// One keep-alive exchange on a connection: the request, the server's ACK, the response in
 /// 1448-byte segments, the client's ACK. `(c, s)` (client, server sequence) move past the data.
@@ -174,7 +174,7 @@ fn push_close(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn tcp(
+pub fn tcp(
     ip: Ip,
     sport: u16,
     dport: u16,
@@ -205,7 +205,7 @@ fn tcp(
     ip_packet(ip, 6, s, Some(16), id)
 }
 
-fn udp(ip: Ip, sport: u16, dport: u16, payload: &[u8], id: u16) -> Vec<u8> {
+pub fn udp(ip: Ip, sport: u16, dport: u16, payload: &[u8], id: u16) -> Vec<u8> {
     let mut d = vec![0u8; 8];
     d[0..2].copy_from_slice(&sport.to_be_bytes());
     d[2..4].copy_from_slice(&dport.to_be_bytes());
@@ -257,7 +257,7 @@ fn arp(reply: bool, sender: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
     frame
 }
 
-fn dns_name(name: &str, out: &mut Vec<u8>) {
+pub fn dns_name(name: &str, out: &mut Vec<u8>) {
     for label in name.split('.') {
         out.push(label.len() as u8);
         out.extend_from_slice(label.as_bytes());

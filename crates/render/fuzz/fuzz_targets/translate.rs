@@ -1,7 +1,11 @@
 //! Fuzz target: arbitrary bytes through decode and render. The first byte picks the link
 //! type, the second how much of the wire length was "captured"; the rest is the packet. Two
 //! translators (DEBUG and INFO) keep their flow tables across inputs, so state paths are
-//! fuzzed too. Asserts exactly one valid JSON line per packet.
+//! fuzzed too. Asserts exactly one valid JSON line per packet, no line over the entry limit
+//! (4 KiB here, so the guard's cuts are fuzzed), the shared state budget (1 MiB here, so
+//! eviction is fuzzed) held within one packet's growth, and the process's resident memory
+//! growing by at most 96 MiB over the run (issue 13; run with `-rss_limit_mb=512` so
+//! libFuzzer's own limit is not the one that trips).
 #![no_main]
 
 use std::sync::Mutex;
@@ -12,7 +16,23 @@ use sidecar_core::config::Verbosity;
 
 const LINKTYPES: [i32; 9] = [0, 1, 12, 101, 108, 113, 228, 229, 276];
 
+const MAX_ENTRY: usize = 4096;
+const STATE_BUDGET: usize = 1 << 20;
+
+/// Resident memory of this process in KiB (`VmRSS`).
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 struct State {
+    rss_start: u64,
     iface: Interface,
     translators: [Translator; 2],
     out: Vec<u8>,
@@ -26,8 +46,14 @@ fuzz_target!(|input: &[u8]| {
     let Some((&extra, data)) = rest.split_first() else { return };
     let mut guard = STATE.lock().unwrap_or_else(|e| e.into_inner());
     let st = guard.get_or_insert_with(|| {
-        let s = TranslatorSettings { max_flows: 64, ..TranslatorSettings::default() };
+        let s = TranslatorSettings {
+            max_flows: 64,
+            max_entry_bytes: MAX_ENTRY,
+            state_bytes: STATE_BUDGET,
+            ..TranslatorSettings::default()
+        };
         State {
+            rss_start: rss_kib(),
             iface: Interface { index: 1, name: "eth0".into(), addrs: vec!["10.0.0.1".parse().unwrap()] },
             translators: [
                 Translator::new(s.clone()),
@@ -51,7 +77,14 @@ fuzz_target!(|input: &[u8]| {
         let o = t.translate(&p, &mut st.out);
         assert_eq!(o.bytes, st.out.len());
         assert_eq!(st.out.iter().filter(|b| **b == b'\n').count(), 1);
+        assert!(o.bytes - 1 <= MAX_ENTRY, "a line of {} bytes", o.bytes - 1);
         let v: serde_json::Value = serde_json::from_slice(&st.out).expect("valid JSON");
         assert!(v["message"].is_string());
+        // One packet's growth (at most a frame buffer and a header block) over the budget.
+        assert!(t.limits().state_peak() <= STATE_BUDGET + (256 << 10));
+    }
+    if st.num % 10_000 == 0 {
+        let grown = rss_kib().saturating_sub(st.rss_start);
+        assert!(grown <= 96 * 1024, "resident memory grew by {grown} KiB");
     }
 });

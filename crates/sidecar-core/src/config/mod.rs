@@ -135,6 +135,10 @@ pub struct Config {
     pub shutdown_secs: u64,
     /// `PCAP_REDACT_HEADERS` (lowercased), added to the always-redacted headers.
     pub redact_headers: Vec<String>,
+    /// `PCAP_MAX_ENTRY_BYTES`: largest packet JSON entry.
+    pub max_entry_bytes: usize,
+    /// `PCAP_STATE_MIB`: byte budget of pcapd's analysis state, MiB.
+    pub state_mib: u64,
     /// `PCAP_RUN_DIR`.
     pub run_dir: PathBuf,
     /// `PCAP_SUPERVISOR_FILE`.
@@ -405,6 +409,10 @@ impl Config {
                 Selection::All => Ok(Vec::new()),
             },
         );
+        let max_entry_bytes = r.get("PCAP_MAX_ENTRY_BYTES", 204_800, |raw| {
+            parse_u64_in(raw, 4_096, 262_144)
+        }) as usize;
+        let state_mib = r.get("PCAP_STATE_MIB", 32, |raw| parse_u64_in(raw, 4, 4_096));
         let run_dir = r.get(
             "PCAP_RUN_DIR",
             PathBuf::from("/run/pcap-sidecar"),
@@ -494,6 +502,8 @@ impl Config {
             debug,
             verbosity,
             shutdown_secs,
+            max_entry_bytes,
+            state_mib,
             redact_headers,
             run_dir,
             supervisor_file,
@@ -623,6 +633,8 @@ impl Config {
         );
         m.insert("PCAP_SHUTDOWN_SECS", json!(self.shutdown_secs));
         m.insert("PCAP_REDACT_HEADERS", json!(self.redact_headers));
+        m.insert("PCAP_MAX_ENTRY_BYTES", json!(self.max_entry_bytes));
+        m.insert("PCAP_STATE_MIB", json!(self.state_mib));
         m.insert("PCAP_RUN_DIR", json!(self.run_dir));
         m.insert(
             "PCAP_SUPERVISOR_FILE",

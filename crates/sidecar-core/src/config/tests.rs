@@ -142,6 +142,8 @@ const CASES: &[(&str, &str, &str)] = &[
         "X-Api-Key, X-Goog-Iap-Jwt-Assertion",
         "bad header",
     ),
+    ("PCAP_MAX_ENTRY_BYTES", "65536", "300000"),
+    ("PCAP_STATE_MIB", "64", "2"),
     ("PCAP_RUN_DIR", "/tmp/run", "run"),
     ("PCAP_SUPERVISOR_FILE", "/etc/pcap/graph.toml", "graph.toml"),
 ];
