@@ -188,3 +188,34 @@ fn help_lists_every_variable_without_values() {
     }
     assert!(!help.contains("secret-bucket-name"));
 }
+
+/// What the original's parser (robfig/cron) accepted: descriptors, `@every`, a zone prefix.
+#[test]
+fn original_cron_expressions_are_accepted() {
+    for (given, shown) in [
+        ("@hourly", "@hourly"),
+        ("@every 10m", "@every 10m"),
+        (
+            "CRON_TZ=America/New_York 0 9 * * *",
+            "CRON_TZ=America/New_York 0 0 9 * * *",
+        ),
+        (
+            "TZ=Europe/Berlin 0 0 1,15 * 1",
+            "TZ=Europe/Berlin 0 0 0 1,15 * 1",
+        ),
+    ] {
+        let output = run(
+            &[("PCAP_USE_CRON", "true"), ("PCAP_CRON_EXP", given)],
+            &["--check-config"],
+        );
+        assert_eq!(output.status.code(), Some(0), "{given}: {output:?}");
+        let lines = lines(&output);
+        assert_eq!(lines[0]["config"]["PCAP_CRON_EXP"], shown, "{given}");
+    }
+    let output = run(
+        &[("PCAP_USE_CRON", "true"), ("PCAP_CRON_EXP", "@every soon")],
+        &["--check-config"],
+    );
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert_eq!(lines(&output)[0]["variable"], "PCAP_CRON_EXP");
+}
