@@ -1,4 +1,4 @@
-//! `pcap-fsnotify` binary: reads the configuration, picks the destination (CONTRACT §2), and
+//! `pcap-fsnotify` binary: reads the configuration, picks the destination (docs/pcap-fsnotify.md), and
 //! runs the exporter; exit 0 only when every file was exported.
 
 use std::sync::Arc;
