@@ -14,6 +14,22 @@ use crate::version;
 /// variables, so the children (which inherit the same environment) stay quiet.
 pub const ENV_CHECKED: &str = "PCAP_SIDECAR_ENV_CHECKED_BY";
 
+/// `PCAP_*` variables that are not configuration variables but are read all the same: the
+/// environment of pcapd's own flags (its tests check this list) and the build's revision.
+pub const OTHER_KNOWN: &[&str] = &[
+    "PCAP_OUTPUT_DIR",
+    "PCAP_WORKERS",
+    "PCAP_QUEUE_MIB",
+    "PCAP_BUFFER_MIB",
+    "PCAP_PROMISC",
+    "PCAP_IMMEDIATE",
+    "PCAP_STATS_SECS",
+    "PCAP_DRAIN_MS",
+    "PCAP_RUN_ID",
+    "PCAP_SIDECAR_REVISION",
+    ENV_CHECKED,
+];
+
 #[derive(Serialize)]
 struct ConfigWarning<'a> {
     warning: &'a str,
@@ -83,7 +99,7 @@ pub fn unknown_variables(
 ) -> Vec<(String, Option<&'static str>)> {
     let mut unknown: Vec<(String, Option<&'static str>)> = names
         .into_iter()
-        .filter(|name| name.starts_with("PCAP_") && name != ENV_CHECKED)
+        .filter(|name| name.starts_with("PCAP_") && !OTHER_KNOWN.contains(&name.as_str()))
         .filter(|name| config::vars::find(name).is_none())
         .map(|name| {
             let closest = VARS
@@ -128,6 +144,6 @@ mod tests {
             check(&["PCAP_SOMETHING_ELSE_ENTIRELY"]),
             [("PCAP_SOMETHING_ELSE_ENTIRELY".to_string(), None)]
         );
-        assert!(check(&[ENV_CHECKED]).is_empty());
+        assert!(check(&[ENV_CHECKED, "PCAP_WORKERS"]).is_empty());
     }
 }
