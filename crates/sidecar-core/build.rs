@@ -19,6 +19,19 @@ fn git(args: &[&str]) -> Option<String> {
     (output.status.success() && !text.is_empty()).then_some(text)
 }
 
+/// Whether git's work tree is this workspace (a tarball unpacked inside another repository
+/// must not take that repository's revision).
+fn in_own_repository() -> bool {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    match (
+        git(&["rev-parse", "--show-toplevel"]),
+        workspace.canonicalize(),
+    ) {
+        (Some(top), Ok(workspace)) => Path::new(&top).canonicalize().ok() == Some(workspace),
+        _ => false,
+    }
+}
+
 fn main() {
     println!("cargo:rerun-if-env-changed=PCAP_SIDECAR_REVISION");
     println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
@@ -28,6 +41,7 @@ fn main() {
         .filter(|r| !r.is_empty());
     let revision = match given {
         Some(revision) => revision,
+        None if !in_own_repository() => "unknown".to_string(),
         None => {
             // Rebuild when HEAD moves: HEAD itself and the branch it points to.
             let mut watched = vec!["HEAD".to_string(), "packed-refs".to_string()];
