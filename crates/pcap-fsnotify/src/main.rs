@@ -1,5 +1,5 @@
-//! `pcap-fsnotify` binary: reads the configuration, picks the destination (docs/pcap-fsnotify.md), and
-//! runs the exporter; exit 0 only when every file was exported.
+//! `pcap-fsnotify` binary: reads the configuration, picks the destination
+//! (docs/pcap-fsnotify.md), and runs the exporter; exit 0 only when every file was exported.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,8 +1,9 @@
 //! Cloud Logging structured log lines: one JSON object per line on stdout.
 //!
 //! Every line has `severity` (Cloud Logging's names), `message`, `timestamp` (RFC 3339, UTC,
-//! nanoseconds) and `logging.googleapis.com/labels` with `sidecar`, `module` and `version` (`0.1.0+<git revision>`); an event's own
-//! fields are merged at the top level so Cloud Logging shows them in `jsonPayload`.
+//! nanoseconds) and `logging.googleapis.com/labels` with `sidecar`, `module` and `version`
+//! (`0.1.0+<git revision>`); an event's own fields are merged at the top level so Cloud
+//! Logging shows them in `jsonPayload`.
 //!
 //! A daemon calls [`init`] once with its module name, then [`info`], [`warning`], … or
 //! [`event`] with a serializable struct of fields. A line is formatted into one buffer and
