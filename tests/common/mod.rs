@@ -157,7 +157,7 @@ pub fn gunzip(bytes: &[u8], what: &str) -> Vec<u8> {
     out
 }
 
-/// Capture file names of CONTRACT §4, as exported: `<iface>_part_<UTC>Z[-n].<ext>.gz`.
+/// Capture file names (`sidecar_core::naming`), as exported: `<iface>_part_<UTC>Z[-n].<ext>.gz`.
 pub fn is_capture_name(name: &str, ext: &str) -> bool {
     let Some(rest) = name.strip_prefix("eth0_part_") else {
         return false;

@@ -85,7 +85,7 @@ fn defaults_capture_ip_tcp_and_udp_without_the_metadata_server() {
     assert_eq!(text(&[]), "(ip or ip6) and (tcp or udp)");
 }
 
-/// The reference's §4.10 table, with the intended results.
+/// The original sidecar's filter examples, with the intended results.
 #[test]
 fn worked_examples_give_the_intended_filters() {
     let cases: &[(Pairs, &str)] = &[

@@ -11,9 +11,11 @@
 //! the existing object counts as delivered if its CRC32C and size are what this file would
 //! produce; otherwise it is a conflict.
 //!
-//! Access tokens come from the metadata server (`GCE_METADATA_HOST` honoured) and are cached
-//! until a minute before they expire. With `STORAGE_EMULATOR_HOST` set and no
-//! `GCE_METADATA_HOST`, requests are anonymous, like Google's own client libraries.
+//! Credentials follow Application Default Credentials ([`crate::credentials`]): a file named
+//! by `GOOGLE_APPLICATION_CREDENTIALS` or gcloud's application-default file (tokens from
+//! `gcloud-auth`), else the metadata server (`GCE_METADATA_HOST` honoured; tokens cached
+//! until a minute before they expire). With `STORAGE_EMULATOR_HOST` set and neither a file
+//! nor `GCE_METADATA_HOST`, requests are anonymous, like Google's own client libraries.
 //!
 //! The client is asynchronous; the destination owns a Tokio runtime with one I/O thread and
 //! the exporter's worker threads block on it, each compressing its own file into the body of
@@ -31,6 +33,7 @@ use gcloud_storage::http::objects::upload::{UploadObjectRequest, UploadType};
 use gcloud_storage::http::objects::Object;
 use serde::Deserialize;
 
+use crate::credentials::{CredentialsFileRef, FileCredentials, FileTokenSource};
 use crate::encode::{encode, open_source, read_full, Encoded};
 use crate::{check_object_name, Compression, Delivery, Destination, Export, ExportError};
 
@@ -49,6 +52,9 @@ pub struct GcsApiSettings {
     pub endpoint: String,
     /// `host[:port]` of the metadata server; `None` for anonymous requests.
     pub metadata_host: Option<String>,
+    /// A credentials file (Application Default Credentials); it wins over the metadata
+    /// server.
+    pub credentials_file: Option<CredentialsFileRef>,
     /// Timeout of connecting, and of each read or write on the connection.
     pub io_timeout: Duration,
 }
@@ -57,12 +63,21 @@ impl GcsApiSettings {
     /// Settings from the environment: `STORAGE_EMULATOR_HOST` (the endpoint; anonymous
     /// unless `GCE_METADATA_HOST` is also set) and `GCE_METADATA_HOST`.
     pub fn from_env(bucket: &str) -> Self {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        Self::from_vars(
+        Self::from_lookup(bucket, &|name| std::env::var(name).ok())
+    }
+
+    /// [`GcsApiSettings::from_env`] from any source of variables, with Application Default
+    /// Credentials' files (`GOOGLE_APPLICATION_CREDENTIALS`, gcloud's file under
+    /// `CLOUDSDK_CONFIG` or `HOME`).
+    pub fn from_lookup(bucket: &str, env: &dyn Fn(&str) -> Option<String>) -> Self {
+        let var = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        let mut settings = Self::from_vars(
             bucket,
             var("STORAGE_EMULATOR_HOST"),
             var("GCE_METADATA_HOST"),
-        )
+        );
+        settings.credentials_file = CredentialsFileRef::find(env);
+        settings
     }
 
     /// Same as [`GcsApiSettings::from_env`] with the values given.
@@ -86,6 +101,7 @@ impl GcsApiSettings {
             bucket: bucket.to_string(),
             endpoint,
             metadata_host,
+            credentials_file: None,
             io_timeout: Duration::from_secs(30),
         }
     }
@@ -98,13 +114,15 @@ pub struct GcsApiDestination {
     client: Client,
     /// The token source handed to the client, kept to drop its token after a 401.
     tokens: Option<Arc<MetadataTokens>>,
+    /// Credentials from a file, when one was found (then `tokens` is `None`).
+    file_credentials: Option<Arc<FileCredentials>>,
 }
 
 impl std::fmt::Debug for GcsApiDestination {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GcsApiDestination")
             .field("settings", &self.settings)
-            .field("authenticated", &self.tokens.is_some())
+            .field("credentials", &self.credentials())
             .finish()
     }
 }
@@ -219,7 +237,15 @@ impl GcsApiDestination {
             .read_timeout(settings.io_timeout)
             .build()
             .map_err(|e| setup(chain(&e)))?;
-        let tokens = settings.metadata_host.as_ref().map(|host| {
+        let file_credentials = match &settings.credentials_file {
+            Some(found) => Some(Arc::new(runtime.block_on(FileCredentials::load(found))?)),
+            None => None,
+        };
+        let metadata_host = settings
+            .metadata_host
+            .as_ref()
+            .filter(|_| file_credentials.is_none());
+        let tokens = metadata_host.map(|host| {
             Arc::new(MetadataTokens {
                 url: format!(
                     "http://{host}/computeMetadata/v1/instance/service-accounts/default/token"
@@ -231,9 +257,13 @@ impl GcsApiDestination {
         let config = ClientConfig {
             http: Some(reqwest_middleware::ClientBuilder::new(http).build()),
             storage_endpoint: settings.endpoint.clone(),
-            token_source_provider: tokens
-                .clone()
-                .map(|t| Box::new(TokenProvider(t)) as Box<dyn token_source::TokenSourceProvider>),
+            token_source_provider: match (&file_credentials, &tokens) {
+                (Some(file), _) => Some(Box::new(FileTokenSource(file.clone()))
+                    as Box<dyn token_source::TokenSourceProvider>),
+                (None, Some(t)) => Some(Box::new(TokenProvider(t.clone()))
+                    as Box<dyn token_source::TokenSourceProvider>),
+                (None, None) => None,
+            },
             ..ClientConfig::default()
         };
         let client = runtime.block_on(async { Client::new(config) });
@@ -242,7 +272,20 @@ impl GcsApiDestination {
             runtime,
             client,
             tokens,
+            file_credentials,
         })
+    }
+
+    /// Which credentials the uploads use, for the start-up log (never a token or key).
+    pub fn credentials(&self) -> String {
+        match (&self.file_credentials, &self.tokens) {
+            (Some(file), _) => file.description().to_string(),
+            (None, Some(_)) => format!(
+                "the metadata server's default service account ({})",
+                self.settings.metadata_host.as_deref().unwrap_or("")
+            ),
+            (None, None) => "none: anonymous requests (STORAGE_EMULATOR_HOST)".to_string(),
+        }
     }
 
     fn gs(&self, object: &str) -> String {
@@ -256,6 +299,9 @@ impl GcsApiDestination {
                 if response.code == 401 {
                     if let Some(tokens) = &self.tokens {
                         tokens.forget();
+                    }
+                    if let Some(file) = &self.file_credentials {
+                        file.forget();
                     }
                 }
                 ExportError::Http {

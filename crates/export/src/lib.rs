@@ -8,7 +8,8 @@
 //!     without replacing) or a gcsfuse bucket mount (final name created exclusively; sync and
 //!     close errors, where gcsfuse reports failed uploads, are checked).
 //!   - [`GcsApiDestination`]: the Cloud Storage JSON API, with a "does not exist"
-//!     precondition and a CRC32C check of the stored object.
+//!     precondition and a CRC32C check of the stored object; [`credentials`] finds its
+//!     Application Default Credentials.
 //! - [`ExportError`]: every failure, with [`ExportError::is_retryable`] telling the caller
 //!   whether trying again can help.
 //!
@@ -18,6 +19,7 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod credentials;
 mod directory;
 mod encode;
 mod error;

@@ -1,5 +1,5 @@
-//! `pcap-fsnotify` binary: reads the configuration, picks the destination (CONTRACT §2), and
-//! runs the exporter; exit 0 only when every file was exported.
+//! `pcap-fsnotify` binary: reads the configuration, picks the destination
+//! (docs/pcap-fsnotify.md), and runs the exporter; exit 0 only when every file was exported.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,6 +90,12 @@ fn destination(config: &Config) -> Result<Arc<dyn Destination>, String> {
         Some(bucket) if !config.gcs_fuse => {
             let settings = export::GcsApiSettings::from_env(bucket);
             let api = export::GcsApiDestination::new(settings).map_err(|e| e.to_string())?;
+            // Which identity the uploads use, so a wrong one is visible at once; never a token.
+            log::event(
+                log::Severity::Notice,
+                &format!("Cloud Storage API credentials: {}", api.credentials()),
+                &(),
+            );
             Ok(Arc::new(api))
         }
         // With a bucket the directory is the gcsfuse mount: while it is not mounted, files

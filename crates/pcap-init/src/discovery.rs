@@ -1,6 +1,6 @@
 //! Where is this sidecar running? Project, region and instance from the metadata server,
 //! service and revision from Cloud Run's `K_SERVICE` / `K_REVISION`, turned into the bucket
-//! path of CONTRACT §5.
+//! path (`sidecar_core::bucket`; README, "Find, download and merge the files").
 //!
 //! Every metadata call has a timeout and a bounded number of retries; a value that cannot be
 //! had is logged and left out, and [`BucketPath`] puts a placeholder in its segment. Outside

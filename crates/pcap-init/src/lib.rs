@@ -104,6 +104,9 @@ pub fn supervisor_settings(
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+    // pcap-init has warned about unknown PCAP_* variables; the children inherit the same
+    // environment and must not repeat the warning.
+    env.push((sidecar_core::daemon::ENV_CHECKED.into(), "pcap-init".into()));
     // pcapd's trace links need the project; it reads GOOGLE_CLOUD_PROJECT first.
     if let Some(project) = &discovered.project {
         env.push(("GOOGLE_CLOUD_PROJECT".into(), project.clone()));

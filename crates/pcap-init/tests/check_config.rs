@@ -190,3 +190,60 @@ fn help_lists_every_variable_without_values() {
     }
     assert!(!help.contains("secret-bucket-name"));
 }
+
+/// What the original's parser (robfig/cron) accepted: descriptors, `@every`, a zone prefix.
+#[test]
+fn original_cron_expressions_are_accepted() {
+    for (given, shown) in [
+        ("@hourly", "@hourly"),
+        ("@every 10m", "@every 10m"),
+        (
+            "CRON_TZ=America/New_York 0 9 * * *",
+            "CRON_TZ=America/New_York 0 0 9 * * *",
+        ),
+        (
+            "TZ=Europe/Berlin 0 0 1,15 * 1",
+            "TZ=Europe/Berlin 0 0 0 1,15 * 1",
+        ),
+    ] {
+        let output = run(
+            &[("PCAP_USE_CRON", "true"), ("PCAP_CRON_EXP", given)],
+            &["--check-config"],
+        );
+        assert_eq!(output.status.code(), Some(0), "{given}: {output:?}");
+        let lines = lines(&output);
+        assert_eq!(lines[0]["config"]["PCAP_CRON_EXP"], shown, "{given}");
+    }
+    let output = run(
+        &[("PCAP_USE_CRON", "true"), ("PCAP_CRON_EXP", "@every soon")],
+        &["--check-config"],
+    );
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert_eq!(lines(&output)[0]["variable"], "PCAP_CRON_EXP");
+}
+
+/// The original README's own spelling `PCAP_ORDER`: one WARNING naming `PCAP_ORDERED`, and
+/// start-up carries on (the original ignored unknown variables).
+#[test]
+fn unknown_variable_is_one_warning_naming_the_closest() {
+    let output = run(
+        &[("PCAP_ORDER", "true"), ("PCAP_JSON", "true")],
+        &["--check-config"],
+    );
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let lines = lines(&output);
+    let warnings: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["severity"] == "WARNING")
+        .collect();
+    assert_eq!(warnings.len(), 1, "{lines:?}");
+    assert_eq!(
+        warnings[0]["message"],
+        "PCAP_ORDER is not a variable; did you mean PCAP_ORDERED?"
+    );
+    assert_eq!(warnings[0]["variable"], "PCAP_ORDER");
+    // The configuration is still read and reported; the unknown name changes nothing.
+    let config = &lines.last().expect("the configuration line")["config"];
+    assert_eq!(config["PCAP_ORDERED"], false);
+    assert_eq!(config["PCAP_JSON"], true);
+}

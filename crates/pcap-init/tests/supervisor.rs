@@ -455,3 +455,49 @@ stop_order = 1
         .any(|l| message(l).contains("started mounter")));
     assert_eq!(init.terminate(), 0);
 }
+
+/// An unknown variable is reported once, by pcap-init: its children inherit the same
+/// environment and are told (PCAP_SIDECAR_ENV_CHECKED_BY) that it was checked.
+#[test]
+fn an_unknown_variable_is_reported_once_for_the_whole_sidecar() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("journal");
+    let seen_env = dir.path().join("child-env");
+    let worker = dir.path().join("worker.sh");
+    std::fs::write(
+        &worker,
+        format!(
+            "#!/bin/sh\nenv | grep '^PCAP_' > {env}\necho \"start worker\" >> {journal}\ntrap 'exit 0' TERM\nsleep 1000 &\nwait\n",
+            env = seen_env.display(),
+            journal = log.display(),
+        ),
+    )
+    .unwrap();
+    let graph = format!(
+        r#"
+[[program]]
+name = "worker"
+command = ["/bin/sh", "{worker}"]
+stop_order = 1
+"#,
+        worker = worker.display()
+    );
+    let mut init = Init::start(dir.path(), &graph, &[("PCAP_ORDER", "true")]);
+    init.wait_line("all programs started");
+    wait_journal(&log, "start worker");
+    assert_eq!(init.terminate(), 0);
+    let warnings: Vec<&serde_json::Value> = init
+        .seen
+        .iter()
+        .filter(|l| l["variable"] == "PCAP_ORDER")
+        .collect();
+    assert_eq!(warnings.len(), 1, "{:#?}", init.seen);
+    assert_eq!(warnings[0]["severity"], "WARNING");
+    assert_eq!(warnings[0]["did_you_mean"], "PCAP_ORDERED");
+    let child_env = std::fs::read_to_string(&seen_env).unwrap();
+    assert!(child_env.contains("PCAP_ORDER=true"), "{child_env}");
+    assert!(
+        child_env.contains(&format!("{}=pcap-init", sidecar_core::daemon::ENV_CHECKED)),
+        "{child_env}"
+    );
+}

@@ -175,27 +175,25 @@ pub fn command() -> Command {
         "Captures packets with libpcap, or without packet rings on gVisor (or reads a capture file), and writes them as Cloud Logging JSON lines (and, with --write-pcap, .pcap files)",
     );
     for flag in FLAGS {
-        let help = match flag.env {
-            Some(env) => format!("{} [env: {env}]", flag.help),
-            None => flag.help.to_string(),
-        };
-        command = command.arg(
-            Arg::new(flag.id)
-                .long(flag.long)
-                .value_name(flag.value)
-                .action(ArgAction::Set)
-                .help(help),
-        );
+        let mut arg = Arg::new(flag.id)
+            .long(flag.long)
+            .value_name(flag.value)
+            .action(ArgAction::Set)
+            .help(flag.help);
+        // clap reads the variable (a flag wins) and shows its name, never its value.
+        if let Some(env) = flag.env {
+            arg = arg.env(env).hide_env_values(true);
+        }
+        command = command.arg(arg);
     }
     command
 }
 
-/// Reads a flag, falling back to its environment variable; trimmed, empty = unset.
+/// Reads a flag or its environment variable (clap's `Arg::env`); trimmed, empty = unset.
 fn raw(matches: &ArgMatches, flag: &Flag) -> Option<String> {
     matches
         .get_one::<String>(flag.id)
         .cloned()
-        .or_else(|| flag.env.and_then(|env| std::env::var(env).ok()))
         .map(|v| v.trim().to_string())
         .filter(|v| !v.is_empty())
 }
@@ -437,6 +435,29 @@ mod tests {
         ] {
             assert_eq!(flag(id).id, id);
         }
+    }
+
+    /// pcap-init must not call pcapd's variables unknown.
+    #[test]
+    fn every_flag_variable_is_known_to_the_unknown_variable_check() {
+        for flag in FLAGS {
+            if let Some(env) = flag.env {
+                assert!(sidecar_core::daemon::OTHER_KNOWN.contains(&env), "{env}");
+            }
+        }
+    }
+
+    /// clap reads a flag's variable; the flag wins over it.
+    #[test]
+    fn flag_variables_are_read_by_clap() {
+        let command = command().args(sidecar_core::config::args());
+        let matches = command
+            .clone()
+            .try_get_matches_from(["pcapd", "--workers", "3"])
+            .unwrap();
+        assert_eq!(raw(&matches, flag("workers")).as_deref(), Some("3"));
+        let help = command.clone().render_help().to_string();
+        assert!(help.contains("[env: PCAP_WORKERS]"), "{help}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The real `pcapd` binary capturing live HTTP/2 over cleartext TCP (h2c) in a network
-//! namespace the test creates (issue 4): `nghttpd` serving files to `curl
+//! namespace the test creates: `nghttpd` serving files to `curl
 //! --http2-prior-knowledge` and `nghttp` (concurrent streams, trace headers, a 30 KB header
 //! that needs CONTINUATION frames, secrets), a Python `grpcio` server and client (an OK
 //! call and a NOT_FOUND error), and a capture started in the middle of a long-lived

@@ -1,5 +1,5 @@
 //! The real `pcapd` binary capturing live traffic of real tools in a network namespace the test
-//! creates (issue 3, "Tests"): `arping`, `dig` against a local `dnsmasq` (A, AAAA, CNAME, MX,
+//! creates: `arping`, `dig` against a local `dnsmasq` (A, AAAA, CNAME, MX,
 //! TXT, NXDOMAIN, and a query over TCP), a TLS handshake between `openssl s_client` and
 //! `openssl s_server`, and IPv4/IPv6 `ping`. Every output line is parsed as JSON and checked
 //! field by field; the packet count equals `tshark -r` on a reference `tcpdump -w` of the same
@@ -131,7 +131,7 @@ fn dig(net: &TestNet, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// Every packet line has the envelope (CONTRACT §7) with the right types.
+/// Every packet line has the envelope (crates/render/API.md) with the right types.
 fn assert_envelope(v: &Value) {
     let pcap = &v[f::PCAP];
     for key in [f::ID, f::CTX] {

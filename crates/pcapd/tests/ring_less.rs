@@ -1,4 +1,4 @@
-//! pcapd on the ring-less capture path (issue 9): run on its own, it detects gVisor's limits
+//! pcapd on the ring-less capture path: run on its own, it detects gVisor's limits
 //! (reproduced with the seccomp filter of `testbed::gvisor`), captures from an `AF_PACKET`
 //! socket, filters in user space and writes `.pcap` files; the packets equal those of a
 //! reference tcpdump (ring path) capturing the same traffic with the same filter, VLAN tags

@@ -4,7 +4,7 @@
 //! - [`Stdout`]: process stdout, written under the stdout lock so the daemon's own log lines
 //!   (which take the same lock) never land inside a chunk.
 //! - [`RotatingFiles`]: `<iface>_part_<YYYYMMDDTHHMMSS>Z.json` files in a directory, closed
-//!   on a timer (CONTRACT §4) so the exporter sees close-after-write, never reusing a name.
+//!   on a timer (`sidecar_core::naming`) so the exporter sees close-after-write, never reusing a name.
 //! - [`WriterOutput`]: any `Write` (tests, pipes).
 
 use std::fs::{File, OpenOptions};
@@ -101,7 +101,7 @@ struct OpenFile {
     len: u64,
 }
 
-/// Rotating `.json` (or other extension) files named per CONTRACT §4.
+/// Rotating `.json` (or other extension) files named by `sidecar_core::naming`.
 ///
 /// A file is opened when the first line after a rotation arrives (no empty files) and
 /// closed when its period ends, whether or not more lines come.

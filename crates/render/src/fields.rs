@@ -101,7 +101,7 @@ pub const LABEL_ID: &str = "tools.chux.dev/pcap/id";
 pub const LABEL_NAME: &str = "tools.chux.dev/pcap/name";
 /// Label: the configured interface.
 pub const LABEL_IFACE: &str = "tools.chux.dev/pcap/iface";
-/// Label every sidecar line carries (CONTRACT §6).
+/// Label every sidecar line carries (README, "Logs").
 pub const LABEL_SIDECAR: &str = "sidecar";
 /// Label: the daemon.
 pub const LABEL_MODULE: &str = "module";

@@ -5,7 +5,7 @@
 //! resolve never carry a value (the analyser drops it).
 //!
 //! Severity (chosen here, documented in `API.md`): a response `:status` 4xx is WARNING and
-//! 5xx ERROR, as for HTTP/1.1; a non-zero `grpc-status` is ERROR (CONTRACT §7); a
+//! 5xx ERROR, as for HTTP/1.1; a non-zero `grpc-status` is ERROR; a
 //! RST_STREAM or GOAWAY with a non-zero error code is WARNING, or ERROR when the code means
 //! a broken peer (PROTOCOL_ERROR, INTERNAL_ERROR, FLOW_CONTROL_ERROR, FRAME_SIZE_ERROR,
 //! COMPRESSION_ERROR, CONNECT_ERROR, INADEQUATE_SECURITY); analysis errors (invalid frame

@@ -1,4 +1,4 @@
-//! The one-line `message` summary (original-pcap-cli.md §2.5), with the original's bugs
+//! The one-line `message` summary of the original's JSON translator, with the original's bugs
 //! fixed: the real ack number, a real flow id for ARP and L2 frames (no literal `{flowID}`),
 //! no dangling separator.
 //!

@@ -1,4 +1,4 @@
-//! Redaction of secret HTTP header values (CONTRACT §7): `Authorization`,
+//! Redaction of secret HTTP header values: `Authorization`,
 //! `Proxy-Authorization`, `Cookie`, `Set-Cookie` and the names of
 //! `TranslatorSettings::redact_headers` are replaced by [`MARKER`] in parsed headers, in the
 //! raw message sample, and in text samples of opaque payloads (a capture that starts inside

@@ -1,4 +1,4 @@
-//! Memory stays bounded under many HTTP connections (issue 4): 100 000 connections, half
+//! Memory stays bounded under many HTTP connections: 100 000 connections, half
 //! h2c (preface, SETTINGS, a request and a response whose headers enter both HPACK dynamic
 //! tables, DATA) and half HTTP/1.1 (keep-alive request and response), all with trace
 //! headers, go through one `Translator` with the default settings (50 000 flows). Half of

@@ -5,23 +5,75 @@
 use clap::{ArgMatches, Command};
 use serde::Serialize;
 
-use crate::config::{self, Config};
+use crate::config::{self, Config, Daemon, VARS};
 use crate::exit;
 use crate::log::{self, Severity};
+use crate::version;
+
+/// Set by pcap-init in its children's environment: it has already warned about unknown
+/// variables, so the children (which inherit the same environment) stay quiet.
+pub const ENV_CHECKED: &str = "PCAP_SIDECAR_ENV_CHECKED_BY";
+
+/// `PCAP_*` variables that are not configuration variables but are read all the same: the
+/// environment of pcapd's own flags (its tests check this list) and the build's revision.
+pub const OTHER_KNOWN: &[&str] = &[
+    "PCAP_OUTPUT_DIR",
+    "PCAP_WORKERS",
+    "PCAP_QUEUE_MIB",
+    "PCAP_BUFFER_MIB",
+    "PCAP_PROMISC",
+    "PCAP_IMMEDIATE",
+    "PCAP_STATS_SECS",
+    "PCAP_DRAIN_MS",
+    "PCAP_RUN_ID",
+    "PCAP_SIDECAR_REVISION",
+    ENV_CHECKED,
+];
 
 #[derive(Serialize)]
 struct ConfigWarning<'a> {
     warning: &'a str,
 }
 
-/// Parses the command line (with every configuration flag added to `command`), reads the
-/// configuration and starts logging under `module`. Exits with code 2 on a bad
-/// configuration, after one ERROR line per invalid variable; `--help` prints and exits 0.
+#[derive(Serialize)]
+struct UnknownVariable<'a> {
+    variable: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    did_you_mean: Option<&'a str>,
+}
+
+/// Parses the command line (with the flags of the variables this daemon reads added to
+/// `command`, and `--version`), reads the configuration and starts logging under `module`.
+/// Exits with code 2 on a bad configuration, after one ERROR line per invalid variable;
+/// `--help` and `--version` print and exit 0.
 pub fn start(module: &'static str, command: Command) -> (Config, ArgMatches) {
-    let matches = command.args(config::args()).get_matches();
+    let args = match Daemon::from_name(module) {
+        Some(daemon) => config::args_for(daemon),
+        None => config::args(),
+    };
+    let matches = command.version(version::long()).args(args).get_matches();
     match config::from_matches(&matches) {
         Ok(config) => {
             log::init(module, config.debug);
+            if std::env::var_os(ENV_CHECKED).is_none() {
+                let names = std::env::vars_os().filter_map(|(k, _)| k.into_string().ok());
+                for (variable, closest) in unknown_variables(names) {
+                    let message = match closest {
+                        Some(known) => {
+                            format!("{variable} is not a variable; did you mean {known}?")
+                        }
+                        None => format!("{variable} is not a variable; it is ignored"),
+                    };
+                    log::event(
+                        Severity::Warning,
+                        &message,
+                        &UnknownVariable {
+                            variable: &variable,
+                            did_you_mean: closest,
+                        },
+                    );
+                }
+            }
             for warning in config.warnings() {
                 log::event(
                     Severity::Warning,
@@ -36,5 +88,62 @@ pub fn start(module: &'static str, command: Command) -> (Config, ArgMatches) {
             exit::report_config_errors(&errors);
             std::process::exit(exit::BAD_CONFIG);
         }
+    }
+}
+
+/// The `PCAP_*` names that are not configuration variables, each with the closest variable
+/// when one is close enough to be a likely typo (the original ignored unknown variables
+/// silently, so a typo like `PCAP_ORDER` went unnoticed).
+pub fn unknown_variables(
+    names: impl IntoIterator<Item = String>,
+) -> Vec<(String, Option<&'static str>)> {
+    let mut unknown: Vec<(String, Option<&'static str>)> = names
+        .into_iter()
+        .filter(|name| name.starts_with("PCAP_") && !OTHER_KNOWN.contains(&name.as_str()))
+        .filter(|name| config::vars::find(name).is_none())
+        .map(|name| {
+            let closest = VARS
+                .iter()
+                .map(|var| (strsim::damerau_levenshtein(&name, var.name), var.name))
+                .min()
+                // A third of the name may differ: PCAP_ORDER → PCAP_ORDERED, not
+                // PCAP_XYZ → PCAP_GAE.
+                .filter(|(distance, _)| *distance * 3 <= name.len())
+                .map(|(_, known)| known);
+            (name, closest)
+        })
+        .collect();
+    unknown.sort();
+    unknown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(names: &[&str]) -> Vec<(String, Option<&'static str>)> {
+        unknown_variables(names.iter().map(|n| n.to_string()))
+    }
+
+    #[test]
+    fn typos_name_the_closest_variable() {
+        assert_eq!(
+            check(&["PCAP_ORDER", "PCAP_ORDERED", "PATH", "GCS_MOUNT"]),
+            [("PCAP_ORDER".to_string(), Some("PCAP_ORDERED"))]
+        );
+        assert_eq!(
+            check(&["PCAP_COMPRES", "PCAP_TIMEZONE"]),
+            [("PCAP_COMPRES".to_string(), Some("PCAP_COMPRESS"))]
+        );
+        assert_eq!(
+            check(&["PCAP_HC_PROT"]),
+            [("PCAP_HC_PROT".to_string(), Some("PCAP_HC_PORT"))]
+        );
+        // Nothing close: named, without a guess.
+        assert_eq!(
+            check(&["PCAP_SOMETHING_ELSE_ENTIRELY"]),
+            [("PCAP_SOMETHING_ELSE_ENTIRELY".to_string(), None)]
+        );
+        assert!(check(&[ENV_CHECKED, "PCAP_WORKERS"]).is_empty());
     }
 }

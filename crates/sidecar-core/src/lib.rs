@@ -8,6 +8,7 @@
 //! - [`readiness`]: the capture-ready signal `tcpdumpw` raises and `hc-probe` reads.
 //! - [`shutdown`]: SIGTERM/SIGINT as a value threads can wait on.
 //! - [`exit`]: exit codes every daemon uses; [`daemon`]: the common start of a `main`.
+//! - [`version`]: version, git revision and build date stamped at build time.
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
@@ -20,3 +21,4 @@ pub mod naming;
 pub mod readiness;
 pub mod schedule;
 pub mod shutdown;
+pub mod version;

@@ -1,8 +1,9 @@
 //! Cloud Logging structured log lines: one JSON object per line on stdout.
 //!
 //! Every line has `severity` (Cloud Logging's names), `message`, `timestamp` (RFC 3339, UTC,
-//! nanoseconds) and `logging.googleapis.com/labels` with `sidecar` and `module`; an event's own
-//! fields are merged at the top level so Cloud Logging shows them in `jsonPayload`.
+//! nanoseconds) and `logging.googleapis.com/labels` with `sidecar`, `module` and `version`
+//! (`0.1.0+<git revision>`); an event's own fields are merged at the top level so Cloud
+//! Logging shows them in `jsonPayload`.
 //!
 //! A daemon calls [`init`] once with its module name, then [`info`], [`warning`], … or
 //! [`event`] with a serializable struct of fields. A line is formatted into one buffer and
@@ -103,6 +104,8 @@ pub fn format_line<F: Serialize + ?Sized>(
     let mut labels = Map::new();
     labels.insert("sidecar".into(), Value::from(SIDECAR_LABEL));
     labels.insert("module".into(), Value::from(module));
+    // Every line, so the first one too, says which build wrote it.
+    labels.insert("version".into(), Value::from(crate::version::LABEL));
     object.insert(LABELS_KEY.into(), Value::Object(labels));
     match serde_json::to_value(fields) {
         Ok(Value::Object(extra)) => {

@@ -1,22 +1,36 @@
-//! Cron expressions as users write them (crontab's 5 fields, or 6 with seconds first).
+//! Cron expressions as the original sidecar accepted them (robfig/cron's parser, used by
+//! gocron v2): crontab's 5 fields or 6 with seconds first, the descriptors `@yearly`,
+//! `@annually`, `@monthly`, `@weekly`, `@daily`, `@midnight`, `@hourly`, `@every <duration>`,
+//! and a `CRON_TZ=<zone>` or `TZ=<zone>` prefix that overrides `PCAP_TIMEZONE`.
 //!
-//! The `cron` crate speaks Quartz dialect, where days of the week run 1–7 from Sunday; crontab
-//! users write 0–7 with 0 and 7 both Sunday. [`CronSchedule::parse`] therefore rewrites the
-//! day-of-week field into day names before handing the expression to the crate, so `1-5`
-//! means Monday to Friday exactly as in crontab(5).
+//! Field matching is done by `croner`, which follows crontab(5): days of the week are 0–7
+//! (0 and 7 are Sunday), and when both day-of-month and day-of-week are restricted a day
+//! matching either runs (`0 0 1,15 * 1` runs on the 1st, the 15th and every Monday).
+//! Daylight-saving transitions follow Vixie cron (Debian's cron(8)) rather than robfig: a
+//! fixed-time run that falls into the skipped hour runs right after the gap (robfig silently
+//! skips it), and one in the repeated hour runs once (robfig runs it twice); runs with `*` or
+//! a step in the seconds, minutes or hours field follow the wall clock through both.
 
 use std::fmt;
-use std::str::FromStr;
+use std::time::Duration;
 
-use chrono::{DateTime, TimeZone};
-
-const DAY_NAMES: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+use chrono::{DateTime, TimeZone, Timelike};
+use croner::parser::{CronParser, Seconds, Year};
+use croner::Cron;
 
 /// A parsed cron expression.
 #[derive(Debug, Clone)]
 pub struct CronSchedule {
     expression: String,
-    schedule: cron::Schedule,
+    timezone: Option<chrono_tz::Tz>,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Fields(Box<Cron>),
+    /// `@every`: a fixed delay in whole seconds, at least one (as robfig rounds it).
+    Every(Duration),
 }
 
 impl PartialEq for CronSchedule {
@@ -27,38 +41,74 @@ impl PartialEq for CronSchedule {
 
 impl CronSchedule {
     /// Parses a 5-field (minute hour day-of-month month day-of-week) or 6-field (seconds
-    /// first) expression.
+    /// first) expression, or a descriptor, optionally after a `CRON_TZ=`/`TZ=` prefix.
     pub fn parse(expression: &str) -> Result<Self, String> {
-        let mut fields: Vec<&str> = expression.split_whitespace().collect();
-        match fields.len() {
-            5 => fields.insert(0, "0"),
-            6 => {}
-            n => {
-                return Err(format!(
-                    "has {n} fields; expected 5 (crontab) or 6 (with seconds first)"
-                ))
+        let expression = expression.trim();
+        let (prefix, timezone, body) = match split_zone_prefix(expression)? {
+            Some((prefix, zone, body)) => (Some(prefix), Some(zone), body),
+            None => (None, None, expression),
+        };
+        let (normalised, kind) = if let Some(descriptor) = body.strip_prefix('@') {
+            parse_descriptor(descriptor)?
+        } else {
+            let mut fields: Vec<&str> = body.split_whitespace().collect();
+            match fields.len() {
+                5 => fields.insert(0, "0"),
+                6 => {}
+                n => {
+                    return Err(format!(
+                        "has {n} fields; expected 5 (crontab) or 6 (with seconds first)"
+                    ))
+                }
             }
-        }
-        let dow = crontab_days_to_names(fields[5])?;
-        let quartz = format!(
-            "{} {} {} {} {} {}",
-            fields[0], fields[1], fields[2], fields[3], fields[4], dow
-        );
-        let schedule = cron::Schedule::from_str(&quartz).map_err(|e| e.to_string())?;
+            let fields = fields.join(" ");
+            (
+                fields.clone(),
+                Kind::Fields(Box::new(parse_fields(&fields)?)),
+            )
+        };
+        let expression = match (prefix, timezone) {
+            (Some(prefix), Some(zone)) => format!("{prefix}={} {normalised}", zone.name()),
+            _ => normalised,
+        };
         Ok(CronSchedule {
-            expression: fields.join(" "),
-            schedule,
+            expression,
+            timezone,
+            kind,
         })
     }
 
-    /// The expression, normalised to 6 fields.
+    /// The expression, normalised: 5 fields become 6 (seconds `0` first), descriptors and the
+    /// time-zone prefix are kept.
     pub fn expression(&self) -> &str {
         &self.expression
     }
 
-    /// The first run strictly after `after`, in `after`'s time zone.
+    /// The zone of a `CRON_TZ=`/`TZ=` prefix, which overrides `PCAP_TIMEZONE`.
+    pub fn timezone(&self) -> Option<chrono_tz::Tz> {
+        self.timezone
+    }
+
+    /// The first run strictly after `after`, in `after`'s time zone (or the prefix's zone
+    /// when the expression has one; the result is still given in `after`'s zone).
     pub fn next_after<Z: TimeZone>(&self, after: &DateTime<Z>) -> Option<DateTime<Z>> {
-        self.schedule.after(after).next()
+        match &self.kind {
+            Kind::Every(delay) => {
+                // robfig: the next run is `delay` later, rounded down to the whole second.
+                // Subtracting keeps to real time (`with_nanosecond` fails in a repeated hour).
+                let fraction = chrono::Duration::nanoseconds(i64::from(after.nanosecond()));
+                Some(after.clone() - fraction + chrono::Duration::from_std(*delay).ok()?)
+            }
+            Kind::Fields(cron) => match self.timezone {
+                Some(zone) => {
+                    let next = cron
+                        .find_next_occurrence(&after.with_timezone(&zone), false)
+                        .ok()?;
+                    Some(next.with_timezone(&after.timezone()))
+                }
+                None => cron.find_next_occurrence(after, false).ok(),
+            },
+        }
     }
 }
 
@@ -68,57 +118,107 @@ impl fmt::Display for CronSchedule {
     }
 }
 
-/// Rewrites a crontab day-of-week field (`*`, `?`, numbers 0–7, names, lists, ranges, steps)
-/// into a list of day names.
-fn crontab_days_to_names(field: &str) -> Result<String, String> {
-    if field == "*" || field == "?" {
-        return Ok(field.to_string());
-    }
-    let mut days = [false; 7];
-    for item in field.split(',') {
-        let (range, step) = match item.split_once('/') {
-            Some((r, s)) => (
-                r,
-                s.parse::<usize>()
-                    .ok()
-                    .filter(|s| *s > 0)
-                    .ok_or_else(|| format!("bad step in day-of-week '{item}'"))?,
-            ),
-            None => (item, 1),
+/// `CRON_TZ=Zone rest` or `TZ=Zone rest` → (prefix, zone, rest).
+fn split_zone_prefix(expression: &str) -> Result<Option<(&str, chrono_tz::Tz, &str)>, String> {
+    for prefix in ["CRON_TZ", "TZ"] {
+        let Some(rest) = expression
+            .strip_prefix(prefix)
+            .and_then(|r| r.strip_prefix('='))
+        else {
+            continue;
         };
-        let (start, end) = if range == "*" {
-            (0, 6)
-        } else if let Some((a, b)) = range.split_once('-') {
-            (day_number(a)?, day_number(b)?)
-        } else {
-            let day = day_number(range)?;
-            (day, if step > 1 { 6 } else { day })
-        };
-        if start > end {
-            return Err(format!("day-of-week range '{range}' ends before it starts"));
-        }
-        for day in (start..=end).step_by(step) {
-            days[day % 7] = true;
-        }
+        let (zone, body) = rest
+            .split_once(char::is_whitespace)
+            .ok_or_else(|| format!("{prefix}= must be followed by a zone and an expression"))?;
+        let zone = zone
+            .parse::<chrono_tz::Tz>()
+            .map_err(|_| format!("'{zone}' in {prefix}= is not an IANA time zone"))?;
+        return Ok(Some((prefix, zone, body.trim_start())));
     }
-    let names: Vec<&str> = (0..7).filter(|d| days[*d]).map(|d| DAY_NAMES[d]).collect();
-    Ok(names.join(","))
+    Ok(None)
 }
 
-/// A crontab day: 0–7 (0 and 7 are Sunday) or a three-letter name. Sunday as 7 is kept as 7
-/// so that ranges like `5-7` work; callers reduce modulo 7.
-fn day_number(text: &str) -> Result<usize, String> {
-    if let Ok(n) = text.parse::<usize>() {
-        return if n <= 7 {
-            Ok(n)
-        } else {
-            Err(format!("day-of-week {n} is outside 0..=7"))
-        };
+/// robfig's descriptors, spelled as the 6-field expressions its documentation gives.
+fn parse_descriptor(descriptor: &str) -> Result<(String, Kind), String> {
+    let (name, argument) = match descriptor.split_once(char::is_whitespace) {
+        Some((name, argument)) => (name, argument.trim()),
+        None => (descriptor, ""),
+    };
+    let name = name.to_ascii_lowercase();
+    if name == "every" {
+        let delay = parse_go_duration(argument)
+            .map_err(|e| format!("@every needs a duration like 10m or 1h30m: {e}"))?;
+        // robfig rounds a delay down to whole seconds and runs at least every second.
+        let delay = Duration::from_secs(delay.as_secs().max(1));
+        return Ok((format!("@every {argument}"), Kind::Every(delay)));
     }
-    DAY_NAMES
-        .iter()
-        .position(|name| name.eq_ignore_ascii_case(text))
-        .ok_or_else(|| format!("'{text}' is not a day of the week"))
+    if !argument.is_empty() {
+        return Err(format!("@{name} takes no argument"));
+    }
+    let fields = match name.as_str() {
+        "yearly" | "annually" => "0 0 0 1 1 *",
+        "monthly" => "0 0 0 1 * *",
+        "weekly" => "0 0 0 * * 0",
+        "daily" | "midnight" => "0 0 0 * * *",
+        "hourly" => "0 0 * * * *",
+        _ => {
+            return Err(format!(
+                "@{name} is not a descriptor; expected @yearly, @annually, @monthly, @weekly, \
+                 @daily, @midnight, @hourly or @every <duration>"
+            ))
+        }
+    };
+    Ok((
+        format!("@{name}"),
+        Kind::Fields(Box::new(parse_fields(fields)?)),
+    ))
+}
+
+fn parse_fields(six_fields: &str) -> Result<Cron, String> {
+    CronParser::builder()
+        .seconds(Seconds::Required)
+        .year(Year::Disallowed)
+        .dom_and_dow(false)
+        .build()
+        .parse(six_fields)
+        .map_err(|e| e.to_string())
+}
+
+/// Go's `time.ParseDuration` syntax, which robfig's `@every` uses: one or more decimal
+/// numbers each with a unit (`ns`, `us`, `µs`, `ms`, `s`, `m`, `h`), e.g. `1h30m`, `1.5h`.
+fn parse_go_duration(text: &str) -> Result<Duration, String> {
+    if text.is_empty() {
+        return Err("no duration given".into());
+    }
+    let mut rest = text;
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| format!("'{text}' has a number without a unit"))?;
+        let number: f64 = rest[..number_len]
+            .parse()
+            .map_err(|_| format!("'{text}' is not a duration"))?;
+        rest = &rest[number_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            unit => return Err(format!("unknown unit '{unit}' in '{text}'")),
+        };
+        total += number * seconds;
+        rest = &rest[unit_len..];
+    }
+    if !(total.is_finite() && total < 1e10) {
+        return Err(format!("'{text}' is too long"));
+    }
+    Ok(Duration::from_secs_f64(total))
 }
 
 #[cfg(test)]

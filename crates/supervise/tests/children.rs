@@ -203,7 +203,7 @@ fn the_whole_process_group_is_stopped() {
 }
 
 /// A child killed with SIGKILL (so it could not clean up) leaves nothing of its group behind,
-/// and its restart does not run beside its old helpers. (Issue 12: `sleep` processes of
+/// and its restart does not run beside its old helpers. (A regression: `sleep` processes of
 /// killed test programs outlived the test suite.)
 #[test]
 fn a_child_that_dies_takes_its_process_group_with_it() {

@@ -422,7 +422,11 @@ impl Daemon<'_> {
         let (cron, timezone) = match Mode::from_config(self.config) {
             Mode::Cron {
                 schedule, timezone, ..
-            } => (schedule.expression().to_string(), timezone),
+            // A CRON_TZ=/TZ= prefix overrides PCAP_TIMEZONE: log the zone actually used.
+            } => (
+                schedule.expression().to_string(),
+                schedule.timezone().unwrap_or(timezone),
+            ),
             _ => return Ok(()),
         };
         log::event(

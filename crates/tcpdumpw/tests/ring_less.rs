@@ -1,4 +1,4 @@
-//! The ring-less capture path (issue 9, Cloud Run gen1 / gVisor), tested without gVisor: the
+//! The ring-less capture path (Cloud Run gen1 / gVisor, docs/capture-paths.md), tested without gVisor: the
 //! capture runs under a seccomp filter (`testbed::gvisor`) that refuses, with `ENOPROTOOPT`
 //! like gVisor, `setsockopt(SOL_PACKET, PACKET_RX_RING | PACKET_VERSION | PACKET_TX_RING)` and
 //! `setsockopt(SOL_SOCKET, SO_ATTACH_FILTER)`, in a network namespace with real traffic.

@@ -7,12 +7,14 @@
 //! - [`TestNet`]: two network namespaces ("app" and "peer") joined by a veth pair.
 //! - [`gvisor`]: gVisor's capture limits (no packet rings, no kernel filters) reproduced
 //!   with seccomp.
+//! - [`daemon_cli`]: `--version`, `--help` and the first log line of a daemon binary.
 //! - Small process helpers: [`ChildGuard`], [`free_port`], [`wait_until`], [`wait_for`], [`run`].
 //!
 //! Every helper undoes what it did when dropped (kills its processes, unmounts,
 //! deletes namespaces and temporary directories), and reports failures as
 //! [`Error`] values instead of panicking.
 
+pub mod daemon_cli;
 mod error;
 mod fuse;
 mod gcs;

@@ -17,12 +17,12 @@ use std::str::FromStr;
 
 use serde_json::{json, Value};
 
-pub use cli::{args, from_matches};
+pub use cli::{args, args_for, from_matches};
 use values::{
     is_sentinel, parse_bool, parse_bucket, parse_header_name, parse_hostname, parse_object_prefix,
     parse_selection, parse_u64_in, Family, IpNet, L3Proto, L4Proto, PortRange, Selection, TcpFlag,
 };
-pub use vars::{Var, VARS};
+pub use vars::{Daemon, Group, Var, VARS};
 
 use crate::schedule::CronSchedule;
 

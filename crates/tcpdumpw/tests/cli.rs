@@ -1,0 +1,10 @@
+//! `tcpdumpw --version`, `--help` and the first log line, run as the real binary.
+
+use std::path::Path;
+
+use sidecar_core::config::Daemon;
+
+#[test]
+fn version_help_and_first_log_line() {
+    testbed::daemon_cli::check(Path::new(env!("CARGO_BIN_EXE_tcpdumpw")), Daemon::Tcpdumpw);
+}
