@@ -1014,7 +1014,7 @@ mod tests {
         }
     }
 
-    /// Issue 13: 128 one-byte references to a 16 KB entry decode to 2 MB unless the
+    /// 128 one-byte references to a 16 KB entry decode to 2 MB unless the
     /// decoded list is capped; the cap must not desynchronise the table.
     #[test]
     fn hpack_bomb_is_capped_before_copying_and_the_table_stays_in_sync() {

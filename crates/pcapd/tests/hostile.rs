@@ -1,4 +1,4 @@
-//! Issue 13: hostile traffic cannot exhaust `pcapd`. Each case writes a pcap file with a
+//! Hostile traffic cannot exhaust `pcapd`. Each case writes a pcap file with a
 //! generator from `common::hostile`, runs the real `pcapd --read` with defaults, and checks
 //! the bounds: peak RSS of the child ≤ 96 MiB, no line over the entry limit (200 KiB), one
 //! line per packet, nothing dropped, bounded time. Also: an offline read is complete
@@ -28,7 +28,7 @@ fn http_frames(v: &Value) -> bool {
     v["HTTP"]["proto"] == "HTTP/2"
 }
 
-/// Issue 13: a stop requested during `--read` (SIGTERM, Ctrl-C) stops reading the file,
+/// A stop requested during `--read` (SIGTERM, Ctrl-C) stops reading the file,
 /// but everything read is translated, however slowly stdout is consumed: no drain deadline
 /// applies to files (before, what the 2 s drain budget — here 10 ms — did not reach was
 /// dropped as `shutdown_dropped`).
@@ -98,7 +98,7 @@ fn offline_read_translates_everything_read_even_after_sigterm_and_a_slow_reader(
     assert!(!stderr.contains("did not finish in time"), "{stderr}");
 }
 
-/// Issue 13's measured case: 11.3 GB RSS and 122 MB lines before the decoded-size caps.
+/// The measured HPACK bomb: 11.3 GB RSS and 122 MB lines before the decoded-size caps.
 #[test]
 fn hpack_bomb_of_the_issue_stays_bounded() {
     let dir = tempfile::tempdir().unwrap();
@@ -153,7 +153,7 @@ fn rapid_reset_flood_stays_bounded_and_is_counted() {
     assert!(run.stats["h2_streams_skipped"].as_u64().unwrap() > 0);
 }
 
-/// Issue 13's 177 MiB case: 20,000 h2c connections each leaving a 4 KB dynamic-table entry
+/// The 177 MiB case: 20,000 h2c connections each leaving a 4 KB dynamic-table entry
 /// and a partly received frame. The state budget (32 MiB) evicts the least recently used.
 #[test]
 fn twenty_thousand_h2c_connections_holding_state_stay_within_the_budget() {
@@ -263,7 +263,7 @@ fn tls_hellos_with_thousands_of_extensions_stay_bounded() {
     assert_bounded("TLS hellos", &run, packets, Duration::from_secs(60));
 }
 
-/// Issue 13: redaction holds at any segment boundary. Every cut point of HTTP/1.1 and h2c
+/// Redaction holds at any segment boundary. Every cut point of HTTP/1.1 and h2c
 /// requests and responses carrying Authorization, Cookie, Set-Cookie and a configured header
 /// (also as HPACK dynamic-table references), split in two or joined mid-way; no secret
 /// appears anywhere in the output, whole or in part, as text or hex, at DEBUG and INFO.

@@ -402,7 +402,7 @@ fn the_drain_deadline_drops_and_counts_what_is_left_and_still_closes() {
     assert_eq!(collected.lines().len() as u64, s.translated);
 }
 
-/// Issue 13: files have no drain deadline; a slow translator still gets every packet.
+/// Offline reads have no drain deadline; a slow translator still gets every packet.
 #[test]
 fn finish_all_translates_everything_however_slow() {
     let collected = Collected::default();

@@ -1,4 +1,4 @@
-//! Hostile traffic written as pcap files (issue 13), and a runner that measures what
+//! Hostile traffic written as pcap files, and a runner that measures what
 //! `pcapd --read` costs on them: peak RSS of the child (wait4's rusage), the longest line,
 //! lines per packet, time.
 //!
@@ -244,7 +244,7 @@ pub fn h2_setup(name: &str, value: &[u8]) -> Vec<u8> {
     seg
 }
 
-/// Issue 13's measured case: one h2c connection sets a 64 KiB header table, adds one 16 KB
+/// The measured HPACK bomb: one h2c connection sets a 64 KiB header table, adds one 16 KB
 /// entry, then sends `segments` segments each holding 10 HEADERS frames of 128 one-byte
 /// references to that entry.
 pub fn hpack_bomb<W: Write>(w: &mut PcapWriter<W>, segments: u32) {
@@ -375,7 +375,7 @@ pub fn rapid_reset<W: Write>(w: &mut PcapWriter<W>, segments: u32) {
 }
 
 /// `conns` h2c connections, all open at once, each leaving a `entry`-byte dynamic-table
-/// entry and a partly received 16 KB frame in the decoder (issue 13's 177 MiB case).
+/// entry and a partly received 16 KB frame in the decoder (the 177 MiB case).
 /// The first connection then sends a request referencing its dynamic entry: by then its
 /// state has been evicted.
 pub fn h2_state_flood<W: Write>(w: &mut PcapWriter<W>, conns: u32, entry: usize) {
@@ -674,7 +674,7 @@ pub fn read_measured(
     }
 }
 
-/// Issue 13's bounds with defaults: peak RSS ≤ 96 MiB, no line over the entry limit, one
+/// The bounds with defaults: peak RSS ≤ 96 MiB, no line over the entry limit, one
 /// line per packet, nothing dropped, bounded time.
 pub fn assert_bounded(name: &str, run: &ReadRun, packets: u64, max_time: Duration) {
     eprintln!(

@@ -4,7 +4,7 @@
 //! fuzzed too. Asserts exactly one valid JSON line per packet, no line over the entry limit
 //! (4 KiB here, so the guard's cuts are fuzzed), the shared state budget (1 MiB here, so
 //! eviction is fuzzed) held within one packet's growth, and the process's resident memory
-//! growing by at most 96 MiB over the run (issue 13; run with `-rss_limit_mb=512` so
+//! growing by at most 96 MiB over the run (run with `-rss_limit_mb=512` so
 //! libFuzzer's own limit is not the one that trips).
 #![no_main]
 
