@@ -329,6 +329,7 @@ pub fn run(
         rate: INITIAL_RATE,
         drain: None,
         vanished: Vec::new(),
+        unknown_writers: None,
     };
     // The watch is installed before the scan, so no file falls between the two.
     exporter.scan();
@@ -435,6 +436,8 @@ struct Exporter<'a> {
     rate: f64,
     drain: Option<Drain>,
     vanished: Vec<String>,
+    /// Why the last `/proc` snapshot was incomplete, if it was.
+    unknown_writers: Option<String>,
 }
 
 impl Exporter<'_> {
@@ -582,9 +585,9 @@ impl Exporter<'_> {
                 | EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {
                     // Renamed into place: complete unless a writer still holds it.
                     if path.exists() {
-                        if procfs::open_for_writing(&self.settings.capture_dir)
-                            .contains(&canonical(path))
-                        {
+                        let open = procfs::open_for_writing(&self.settings.capture_dir);
+                        self.note_unknown_writers(&open.unknown);
+                        if open.may_be_open(&canonical(path)) {
                             self.backlog.observe_open(name, path.clone());
                         } else {
                             self.complete(name, path);
@@ -623,8 +626,8 @@ impl Exporter<'_> {
     /// open files whose writer is gone (a missed event, a killed writer) become complete.
     fn scan(&mut self) {
         let dir = &self.settings.capture_dir;
-        let entries = match fs::read_dir(dir) {
-            Ok(entries) => entries,
+        let files = match survey(dir, procfs::open_for_writing) {
+            Ok(files) => files,
             Err(error) => {
                 log::event(
                     Severity::Error,
@@ -636,18 +639,29 @@ impl Exporter<'_> {
                 return;
             }
         };
-        let open = procfs::open_for_writing(dir);
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let Some(name) = capture_name(&path) else {
-                continue;
-            };
-            if open.contains(&canonical(&path)) {
+        self.note_unknown_writers(&files.unknown);
+        for (name, path, open) in files.files {
+            if open {
                 self.backlog.observe_open(name, path);
             } else {
                 self.complete(name, &path);
             }
         }
+    }
+
+    /// `/proc` could not show every writer: files are then complete only by their close
+    /// event (or the drain's close wait). Logged once per distinct reason.
+    fn note_unknown_writers(&mut self, unknown: &Option<String>) {
+        if unknown.is_some() && *unknown != self.unknown_writers {
+            log::event(
+                Severity::Warning,
+                "cannot see every process's open files; files wait for their close event",
+                &Problem {
+                    error: unknown.as_deref().unwrap_or_default(),
+                },
+            );
+        }
+        self.unknown_writers = unknown.clone();
     }
 
     fn on_done(&mut self, outcome: Outcome) {
@@ -899,10 +913,11 @@ impl Exporter<'_> {
             return;
         }
         let open = procfs::open_for_writing(&self.settings.capture_dir);
+        self.note_unknown_writers(&open.unknown);
         let closed: Vec<(CaptureFileName, PathBuf)> = self
             .backlog
             .iter()
-            .filter(|e| e.state == State::Open && !open.contains(&canonical(&e.path)))
+            .filter(|e| e.state == State::Open && !open.may_be_open(&canonical(&e.path)))
             .map(|e| (e.name.clone(), e.path.clone()))
             .collect();
         for (name, path) in closed {
@@ -965,6 +980,39 @@ impl Exporter<'_> {
     }
 }
 
+/// The capture files of a directory, each with whether a writer may still hold it.
+struct Survey {
+    files: Vec<(CaptureFileName, PathBuf, bool)>,
+    unknown: Option<String>,
+}
+
+/// Lists `dir`'s capture files and asks `snapshot` which are open for writing.
+///
+/// The listing is read to the end *before* the snapshot: a file a writer creates after the
+/// snapshot is then either not listed or listed while open (tcpdump creates and opens in one
+/// call). Reading the entries lazily after the snapshot counted such a file as complete.
+fn survey(dir: &Path, snapshot: impl FnOnce(&Path) -> procfs::OpenFiles) -> io::Result<Survey> {
+    let mut listed = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if let Some(name) = capture_name(&path) {
+            listed.push((name, path));
+        }
+    }
+    let open = snapshot(dir);
+    let files = listed
+        .into_iter()
+        .map(|(name, path)| {
+            let may_be_open = open.may_be_open(&canonical(&path));
+            (name, path, may_be_open)
+        })
+        .collect();
+    Ok(Survey {
+        files,
+        unknown: open.unknown,
+    })
+}
+
 fn backoff(min: Duration, max: Duration, attempt: u32) -> Duration {
     let factor = 1u32 << attempt.saturating_sub(1).min(16);
     min.saturating_mul(factor).min(max)
@@ -997,6 +1045,50 @@ mod tests {
         assert_eq!(backoff(min, max, 2), Duration::from_secs(1));
         assert_eq!(backoff(min, max, 4), Duration::from_secs(4));
         assert_eq!(backoff(min, max, 50), max);
+    }
+
+    /// Issue 14, finding 1 (failed before the fix: the file created right after the `/proc`
+    /// snapshot was listed as complete, so it would have been exported and deleted while
+    /// still written).
+    #[test]
+    fn issue_14_a_file_created_after_the_proc_snapshot_is_never_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("eth0_part_20260101T000000Z.pcap");
+        fs::write(&old, b"closed").unwrap();
+        let late = dir.path().join("eth0_part_20260101T000100Z.pcap");
+        let mut writer = None;
+        let survey = survey(dir.path(), |d| {
+            let snapshot = procfs::open_for_writing(d);
+            // tcpdump rotates right after the snapshot was taken.
+            writer = Some(fs::File::create(&late).unwrap());
+            snapshot
+        })
+        .unwrap();
+        assert!(writer.is_some());
+        for (name, _, open) in &survey.files {
+            if name.to_string() == "eth0_part_20260101T000100Z.pcap" {
+                assert!(*open, "listed as complete while a writer holds it");
+            }
+        }
+        assert!(survey
+            .files
+            .iter()
+            .any(|(n, _, open)| n.to_string() == "eth0_part_20260101T000000Z.pcap" && !open));
+    }
+
+    /// Issue 14, finding 1 (failed before the fix: when `/proc/<pid>/fd` could not be read,
+    /// every file counted as complete).
+    #[test]
+    fn issue_14_an_incomplete_proc_snapshot_completes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("eth0_part_20260101T000000Z.pcap"), b"x").unwrap();
+        let survey = survey(dir.path(), |_| procfs::OpenFiles {
+            paths: Default::default(),
+            unknown: Some("/proc/7/fd: Permission denied".into()),
+        })
+        .unwrap();
+        assert_eq!(survey.files.len(), 1);
+        assert!(survey.files[0].2, "an unknown writer may still hold it");
     }
 
     #[test]
