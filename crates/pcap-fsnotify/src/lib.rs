@@ -715,7 +715,12 @@ impl Exporter<'_> {
                 }
             }
             Err(error) => {
-                self.exports_healthy = false;
+                // Only the destination failing means exports have fallen behind: a name
+                // conflict (exported under the next name at once), a vanished or unreadable
+                // local file say nothing about it.
+                if destination_failed(&error) {
+                    self.exports_healthy = false;
+                }
                 self.on_failure(&outcome.name, &outcome.object, &error)
             }
         }
@@ -1011,6 +1016,18 @@ fn survey(dir: &Path, snapshot: impl FnOnce(&Path) -> procfs::OpenFiles) -> io::
         files,
         unknown: open.unknown,
     })
+}
+
+/// Whether `error` is the destination failing (rather than this one file).
+fn destination_failed(error: &ExportError) -> bool {
+    !matches!(
+        error,
+        ExportError::Conflict { .. }
+            | ExportError::Vanished { .. }
+            | ExportError::NotAFile { .. }
+            | ExportError::InvalidName { .. }
+            | ExportError::Read { .. }
+    )
 }
 
 fn backoff(min: Duration, max: Duration, attempt: u32) -> Duration {

@@ -647,3 +647,51 @@ fn a_file_being_written_over_budget_does_not_make_a_healthy_exporter_drop_comple
     assert_eq!(summary["exported"], 3);
     assert_eq!(summary["dropped"], serde_json::json!([]));
 }
+
+/// Issue 14, finding 2 (failed before the fix: with no export yet confirmed, the completed
+/// file was deleted the moment it completed, and so was every later one — no export could
+/// ever succeed while the open file held the directory over budget).
+#[test]
+fn issue_14_an_open_file_over_budget_alone_does_not_make_the_policy_delete_every_completed_file()
+{
+    let root = tempfile::tempdir().unwrap();
+    let mut daemon = Daemon::start(
+        root.path(),
+        &[
+            ("PCAP_BACKLOG_MB", "1".into()),
+            ("PCAP_COMPRESS", "false".into()),
+        ],
+    );
+    let capture = daemon.capture_dir();
+    let export = daemon.export_dir();
+    // Nothing exported yet, and a file still being written exceeds the budget on its own.
+    let mut writer = fs::File::create(capture.join(name("eth0", 1))).unwrap();
+    writer
+        .write_all(&pcapgen::pcap_bytes(1, 2_000_000))
+        .unwrap();
+    writer.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    for i in 2..=4u32 {
+        write_capture(&capture, &name("eth0", i), &pcapgen::pcap_bytes(i.into(), 100_000));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    daemon.wait("a completed file exported", Duration::from_secs(20), || {
+        finished(&export) >= 1
+    });
+    drop(writer);
+    daemon.sigterm();
+    let status = daemon.wait_exit(Duration::from_secs(15));
+    let summary = daemon.summary();
+    // Whatever the policy gave up is named; everything else is in the export directory.
+    let dropped = summary["dropped"].as_array().unwrap().len();
+    assert_eq!(
+        finished(&export) + dropped,
+        4,
+        "every file exported or named as dropped: {summary}"
+    );
+    assert!(
+        summary["exported"].as_u64().unwrap() >= 2,
+        "the open file and at least one completed file exported: {summary}"
+    );
+    assert_eq!(status.code(), Some(if dropped == 0 { 0 } else { 1 }));
+}
