@@ -133,6 +133,10 @@ pub fn run(
     settings: &SupervisorSettings,
     shutdown: &Shutdown,
 ) -> Result<ShutdownSummary, SupervisorError> {
+    if settings.reap_orphans {
+        // Every wait from here on (start-up, watch, shutdown) reaps orphans too.
+        supervise::reap_orphans(true);
+    }
     // A summary left by an earlier run must not be reported as this one's.
     let _ = std::fs::remove_file(settings.run_dir.join(readiness::FSNOTIFY_SUMMARY_FILE));
     for directory in &settings.directories {
@@ -254,6 +258,9 @@ fn start_one(
                 "timed out",
             )));
         }
+        if settings.reap_orphans {
+            reap_orphans_now();
+        }
         if shutdown.wait_timeout(Duration::from_millis(50)) {
             return Ok(child);
         }
@@ -322,11 +329,7 @@ fn watch(settings: &SupervisorSettings, running: &mut [Running], shutdown: &Shut
     let mut gate_closed = false;
     while !shutdown.wait_timeout(Duration::from_millis(100)) {
         if settings.reap_orphans {
-            while let Some((pid, exit)) = supervise::reap_any() {
-                if !running.iter_mut().any(|r| r.child.notify_exit(pid, exit)) {
-                    log::debug(&format!("reaped orphan {pid} ({exit})"));
-                }
-            }
+            reap_orphans_now();
         }
         let mut gave_up = None;
         for entry in running.iter_mut() {
@@ -349,6 +352,13 @@ fn watch(settings: &SupervisorSettings, running: &mut [Running], shutdown: &Shut
                 }
             }
         }
+    }
+}
+
+/// PID 1: reaps orphans now (children's statuses are kept for their handles).
+fn reap_orphans_now() {
+    for (pid, exit) in supervise::collect_exits() {
+        log::debug(&format!("reaped orphan {pid} ({exit})"));
     }
 }
 
@@ -393,6 +403,9 @@ fn stop_all(
         if entry.program.ready.kind == ReadyKind::Mount {
             unmount_if_needed(settings, &entry.program);
         }
+    }
+    if settings.reap_orphans {
+        reap_orphans_now();
     }
     let files = FilesReport::read(&settings.run_dir);
     let clean = stopped.iter().all(|s| s.clean) && files.as_ref().is_none_or(|f| f.lost_nothing());
