@@ -17,6 +17,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -187,6 +188,8 @@ fn write_file(
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
+        // Full packet payloads: readable by the sidecar's user only (issue 14).
+        .mode(0o600)
         .open(path)
         .map_err(write_error)?;
     let mut encoded = encode(source, export.compression);

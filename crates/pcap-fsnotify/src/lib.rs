@@ -256,7 +256,7 @@ pub fn run(
     shutdown: &Shutdown,
 ) -> Result<Summary, RunError> {
     let dir = &settings.capture_dir;
-    fs::create_dir_all(dir).map_err(|source| RunError::CaptureDir {
+    sidecar_core::private::private_dir(dir).map_err(|source| RunError::CaptureDir {
         path: dir.clone(),
         source,
     })?;

@@ -652,8 +652,7 @@ fn a_file_being_written_over_budget_does_not_make_a_healthy_exporter_drop_comple
 /// file was deleted the moment it completed, and so was every later one — no export could
 /// ever succeed while the open file held the directory over budget).
 #[test]
-fn issue_14_an_open_file_over_budget_alone_does_not_make_the_policy_delete_every_completed_file()
-{
+fn issue_14_an_open_file_over_budget_alone_does_not_make_the_policy_delete_every_completed_file() {
     let root = tempfile::tempdir().unwrap();
     let mut daemon = Daemon::start(
         root.path(),
@@ -672,7 +671,11 @@ fn issue_14_an_open_file_over_budget_alone_does_not_make_the_policy_delete_every
     writer.flush().unwrap();
     std::thread::sleep(Duration::from_millis(700));
     for i in 2..=4u32 {
-        write_capture(&capture, &name("eth0", i), &pcapgen::pcap_bytes(i.into(), 100_000));
+        write_capture(
+            &capture,
+            &name("eth0", i),
+            &pcapgen::pcap_bytes(i.into(), 100_000),
+        );
         std::thread::sleep(Duration::from_millis(300));
     }
     daemon.wait("a completed file exported", Duration::from_secs(20), || {

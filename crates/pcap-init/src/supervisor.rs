@@ -140,9 +140,11 @@ pub fn run(
     // A summary left by an earlier run must not be reported as this one's.
     let _ = std::fs::remove_file(settings.run_dir.join(readiness::FSNOTIFY_SUMMARY_FILE));
     for directory in &settings.directories {
-        std::fs::create_dir_all(directory).map_err(|source| SupervisorError::Directory {
-            path: directory.clone(),
-            source,
+        sidecar_core::private::private_dir(directory).map_err(|source| {
+            SupervisorError::Directory {
+                path: directory.clone(),
+                source,
+            }
         })?;
     }
     let mut running: Vec<Running> = Vec::new();
@@ -493,8 +495,8 @@ mod tests {
                 "--implicit-dirs",
                 "--log-format=json",
                 "--log-severity=info",
-                "--file-mode=644",
-                "--dir-mode=755",
+                "--file-mode=600",
+                "--dir-mode=700",
                 "my-bucket",
                 "/pcap",
             ]

@@ -18,6 +18,9 @@ struct ConfigWarning<'a> {
 /// configuration and starts logging under `module`. Exits with code 2 on a bad
 /// configuration, after one ERROR line per invalid variable; `--help` prints and exits 0.
 pub fn start(module: &'static str, command: Command) -> (Config, ArgMatches) {
+    // Capture files carry full payloads: everything this daemon and its children (tcpdump)
+    // create is private (see `private`).
+    crate::private::restrict_umask();
     let matches = command.args(config::args()).get_matches();
     match config::from_matches(&matches) {
         Ok(config) => {

@@ -8,6 +8,7 @@
 //! - [`readiness`]: the capture-ready signal `tcpdumpw` raises and `hc-probe` reads.
 //! - [`shutdown`]: SIGTERM/SIGINT as a value threads can wait on.
 //! - [`exit`]: exit codes every daemon uses; [`daemon`]: the common start of a `main`.
+//! - [`private`]: capture files 0600, their directories 0700 (umask 077).
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
@@ -17,6 +18,7 @@ pub mod daemon;
 pub mod exit;
 pub mod log;
 pub mod naming;
+pub mod private;
 pub mod readiness;
 pub mod schedule;
 pub mod shutdown;

@@ -262,7 +262,7 @@ pub(crate) fn run(
     }
 
     let dir = config.capture_dir();
-    std::fs::create_dir_all(&dir).map_err(|source| Error::CaptureDir {
+    sidecar_core::private::private_dir(&dir).map_err(|source| Error::CaptureDir {
         path: dir.clone(),
         source,
     })?;

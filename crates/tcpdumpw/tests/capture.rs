@@ -950,3 +950,39 @@ fn a_file_left_open_by_a_quiet_interface_is_closed_after_its_period() {
     assert_eq!(sidecar.files().len(), 2);
     assert!(sidecar.terminate().success());
 }
+
+/// Issue 14, finding 6 (failed before the fix: tcpdump's files and pcapd's JSON files were
+/// 0644, the capture directory 0755).
+#[test]
+fn issue_14_capture_and_json_files_are_0600_in_a_0700_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let net = TestNet::new("perms").unwrap();
+    let pcapd = pcapd_binary();
+    let env = [
+        ("PCAP_JSON", "true"),
+        ("PCAP_L4_PROTOS", "icmp"),
+        ("PCAP_ROTATE_SECS", "1"),
+    ];
+    let pcapd_flag = format!("--pcapd={}", pcapd.display());
+    let mut sidecar = Sidecar::start(net.app(), &env, &[&pcapd_flag]);
+    sidecar.wait_ready();
+    ping(net.app(), PEER, 3);
+    let status = sidecar.terminate();
+    assert!(status.success(), "{}", sidecar.log_text());
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    let dir = sidecar.capture_dir();
+    assert_eq!(mode(&dir), 0o700, "{}", dir.display());
+    let files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(files
+        .iter()
+        .any(|p| p.extension().is_some_and(|e| e == "json")));
+    assert!(files
+        .iter()
+        .any(|p| p.extension().is_some_and(|e| e == "pcap")));
+    for file in &files {
+        assert_eq!(mode(file), 0o600, "{}", file.display());
+    }
+}
