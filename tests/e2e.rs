@@ -431,8 +431,8 @@ fn rclone_graph(world: &World, gcs: &testbed::GcsEmulator) -> PathBuf {
     // and fail later); then it runs rclone in the foreground.
     let script = "curl -sf -o /dev/null \"$0/storage/v1/b/$1\" || { echo \"mount: bucket $1 not \
                   reachable at $0\" >&2; exit 1; }; exec rclone mount \":gcs:$1\" \"$2\" \
-                  --gcs-endpoint \"$0/storage/v1/\" --gcs-anonymous --vfs-cache-mode writes \
-                  --vfs-write-back 0s --dir-cache-time 1s --poll-interval 0 --cache-dir \"$3\" \
+                  --gcs-endpoint \"$0/storage/v1/\" --gcs-anonymous --vfs-cache-mode off \
+                  --ignore-checksum --dir-cache-time 1s --poll-interval 0 --cache-dir \"$3\" \
                   --config /nonexistent";
     let rclone = format!(
         "command = [\"/bin/sh\", \"-c\", {script:?}, \"{endpoint}\", \"${{PCAP_GCS_BUCKET}}\", \

@@ -4,9 +4,9 @@
 //!   ([`flate2`] with the `zlib-rs` backend), and counted and checksummed (CRC32C) as it goes,
 //!   so memory does not grow with the file size.
 //! - [`Destination`]: one interface, two implementations.
-//!   - [`DirectoryDestination`]: a plain directory (temporary name, sync, close, rename
-//!     without replacing) or a gcsfuse bucket mount (final name created exclusively; sync and
-//!     close errors, where gcsfuse reports failed uploads, are checked).
+//!   - [`DirectoryDestination`]: a plain directory or a gcsfuse bucket mount (temporary name,
+//!     sync, close — where gcsfuse reports failed uploads — rename without replacing;
+//!     temporary names a killed run left are deleted at start-up).
 //!   - [`GcsApiDestination`]: the Cloud Storage JSON API, with a "does not exist"
 //!     precondition and a CRC32C check of the stored object.
 //! - [`ExportError`]: every failure, with [`ExportError::is_retryable`] telling the caller
@@ -63,6 +63,14 @@ pub trait Destination: Send + Sync {
 
     /// A short description for logs (`directory /pcap`, `gs://bucket via JSON API`).
     fn describe(&self) -> String;
+
+    /// Deletes what a killed earlier run left under `prefix` (its temporary names, never a
+    /// final name). Called once at start-up; returns what was deleted. Destinations that
+    /// commit atomically leave nothing.
+    fn clean_up(&self, prefix: &str) -> Result<Vec<String>, ExportError> {
+        let _ = prefix;
+        Ok(Vec::new())
+    }
 }
 
 /// Checks an object name: relative, `/`-separated, no empty, `.` or `..` segments, no NUL.

@@ -245,6 +245,11 @@ struct DrainStarted {
 }
 
 #[derive(Serialize)]
+struct Leftover<'a> {
+    object: &'a str,
+}
+
+#[derive(Serialize)]
 struct Problem<'a> {
     error: &'a str,
 }
@@ -321,6 +326,8 @@ pub fn run(
 
     let mut exporter = Exporter {
         settings,
+        destination: Arc::clone(&destination),
+        cleaned_up: false,
         backlog: Backlog::default(),
         summary: Summary::default(),
         in_flight: 0,
@@ -426,6 +433,9 @@ struct Drain {
 
 struct Exporter<'a> {
     settings: &'a Settings,
+    destination: Arc<dyn Destination>,
+    /// Leftovers of a killed earlier run have been deleted at the destination.
+    cleaned_up: bool,
     backlog: Backlog,
     summary: Summary,
     in_flight: usize,
@@ -625,6 +635,9 @@ impl Exporter<'_> {
     /// Reads the whole directory: new files are complete unless open for writing; known
     /// open files whose writer is gone (a missed event, a killed writer) become complete.
     fn scan(&mut self) {
+        if !self.cleaned_up {
+            self.clean_up_destination();
+        }
         let dir = &self.settings.capture_dir;
         let files = match survey(dir, procfs::open_for_writing) {
             Ok(files) => files,
@@ -646,6 +659,30 @@ impl Exporter<'_> {
             } else {
                 self.complete(name, &path);
             }
+        }
+    }
+
+    /// Deletes the temporary objects a killed earlier run left (never a final name); tried
+    /// again at every rescan until it worked (the mount may not be there yet).
+    fn clean_up_destination(&mut self) {
+        match self.destination.clean_up(&self.settings.bucket_path) {
+            Ok(removed) => {
+                self.cleaned_up = true;
+                for object in removed {
+                    log::event(
+                        Severity::Warning,
+                        "deleted a partial object left by a killed run",
+                        &Leftover { object: &object },
+                    );
+                }
+            }
+            Err(error) => log::event(
+                Severity::Warning,
+                "cannot clean up partial objects of an earlier run yet",
+                &Problem {
+                    error: &error.to_string(),
+                },
+            ),
         }
     }
 

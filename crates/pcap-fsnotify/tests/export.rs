@@ -698,3 +698,116 @@ fn issue_14_an_open_file_over_budget_alone_does_not_make_the_policy_delete_every
     );
     assert_eq!(status.code(), Some(if dropped == 0 { 0 } else { 1 }));
 }
+
+/// Objects in the emulator bucket, sorted by name.
+fn object_names(gcs: &GcsEmulator) -> Vec<String> {
+    let mut names: Vec<String> = gcs
+        .list_objects()
+        .map(|list| list.into_iter().map(|o| o.name).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Whether `bytes` is a complete gzip stream of `original`.
+fn is_gzip_of(bytes: &[u8], original: &[u8]) -> bool {
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .is_ok()
+        && out == original
+}
+
+/// Issue 14, finding 4 (failed before the fix: the exporter wrote the final name directly on
+/// the mount, so a kill mid-write left the bytes written so far as the final object —
+/// rclone, like gcsfuse, uploads on close, and the kernel closes the file of a killed
+/// process).
+#[test]
+fn issue_14_a_kill_mid_write_on_the_fuse_mount_never_leaves_a_partial_final_object() {
+    if let Err(reason) = testbed::check_fuse() {
+        panic!("FUSE is required for this test: {reason}");
+    }
+    let root = tempfile::tempdir().unwrap();
+    let gcs = GcsEmulator::start("pcap-bucket").unwrap();
+    let _mount = FuseMount::rclone(&gcs, &root.path().join("pcap")).unwrap();
+    let capture = root.path().join("pcap-tmp");
+    fs::create_dir_all(&capture).unwrap();
+    let file = name("eth0", 1);
+    let original = pcapgen::pcap_bytes(7, 60_000_000);
+    write_capture(&capture, &file, &original);
+    let env = [
+        ("PCAP_GCS_BUCKET", "pcap-bucket".to_string()),
+        ("PCAP_GCS_FUSE", "true".into()),
+        ("PCAP_COMPRESS", "true".into()),
+        // Slow compression: the kill lands while the object is being written.
+        ("PCAP_COMPRESS_LEVEL", "9".into()),
+    ];
+    let mut daemon = Daemon::start(root.path(), &env);
+    let export_dir = daemon.export_dir();
+    daemon.wait("the export to start", Duration::from_secs(30), || {
+        fs::read_dir(&export_dir).is_ok_and(|mut d| d.next().is_some())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    daemon.child.kill().unwrap();
+    daemon.child.wait().unwrap();
+    assert!(capture.join(&file).exists(), "the local file is kept");
+    // rclone uploads what the killed exporter wrote once the file is released.
+    let final_object = format!("{BUCKET_PATH}/{file}.gz");
+    let settle = Instant::now();
+    while object_names(&gcs).is_empty() && settle.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    for object in object_names(&gcs) {
+        let leaf = object.rsplit('/').next().unwrap();
+        if !leaf.starts_with('.') {
+            assert_eq!(object, final_object);
+            let bytes = gcs.read_object(&object).unwrap();
+            assert!(
+                is_gzip_of(&bytes, &original),
+                "{object} is a partial object ({} bytes)",
+                bytes.len()
+            );
+        }
+    }
+
+    // The next run deletes the leftover and exports the file whole.
+    drop(daemon);
+    let mut daemon = Daemon::start(root.path(), &env);
+    daemon.wait("the file exported", Duration::from_secs(120), || {
+        !capture.join(&file).exists()
+    });
+    daemon.wait("only the final object", Duration::from_secs(30), || {
+        object_names(&gcs) == vec![final_object.clone()]
+    });
+    assert!(is_gzip_of(
+        &gcs.read_object(&final_object).unwrap(),
+        &original
+    ));
+    daemon.sigterm();
+    assert!(daemon.wait_exit(Duration::from_secs(15)).success());
+}
+
+/// Issue 14, finding 4 (failed before the fix: `.name.partial-*` files of a killed run stayed
+/// in the export directory forever).
+#[test]
+fn issue_14_temporary_files_of_a_killed_run_are_deleted_at_start_up() {
+    let root = tempfile::tempdir().unwrap();
+    let export = root.path().join("pcap").join(BUCKET_PATH);
+    fs::create_dir_all(&export).unwrap();
+    let leftover = export.join(format!(".{}.gz.partial-999999-0", name("eth0", 1)));
+    fs::write(&leftover, b"half a gzip").unwrap();
+    let unrelated = export.join(format!("{}.gz", name("eth0", 2)));
+    fs::write(&unrelated, b"someone else's object").unwrap();
+    let mut daemon = Daemon::start(root.path(), &[]);
+    daemon.wait("the leftover deleted", Duration::from_secs(10), || {
+        !leftover.exists()
+    });
+    assert!(daemon
+        .logs()
+        .iter()
+        .any(|l| l["message"] == "deleted a partial object left by a killed run"));
+    assert_eq!(fs::read(&unrelated).unwrap(), b"someone else's object");
+    daemon.sigterm();
+    assert!(daemon.wait_exit(Duration::from_secs(15)).success());
+}
