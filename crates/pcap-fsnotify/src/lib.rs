@@ -138,6 +138,8 @@ pub enum RunError {
     Thread(io::Error),
 }
 
+/// This program's name in pcap-init's process graph (and its shutdown plan).
+const PROGRAM: &str = "pcap-fsnotify";
 /// Time kept back from the drain budget for the final line and the exit.
 const DRAIN_RESERVE: Duration = Duration::from_millis(300);
 /// Longest wait for writers to close their last files after shutdown.
@@ -242,6 +244,8 @@ struct DrainStarted {
     pending_bytes: u64,
     open_files: usize,
     budget_ms: u64,
+    /// Who set the deadline: `pcap-init` (its plan) or `PCAP_SHUTDOWN_SECS`.
+    deadline_from: &'static str,
 }
 
 #[derive(Serialize)]
@@ -923,7 +927,21 @@ impl Exporter<'_> {
             return;
         }
         let now = Instant::now();
-        let budget = self.settings.shutdown_budget.saturating_sub(DRAIN_RESERVE);
+        // pcap-init's plan says when this process is killed; run on its own, the whole
+        // PCAP_SHUTDOWN_SECS counts from this signal. The final report is due before that.
+        let planned = self
+            .settings
+            .run_dir
+            .as_deref()
+            .and_then(|run_dir| sidecar_core::deadline::time_left(run_dir, PROGRAM));
+        let deadline_from = if planned.is_some() {
+            "pcap-init"
+        } else {
+            "PCAP_SHUTDOWN_SECS"
+        };
+        let budget = planned
+            .unwrap_or(self.settings.shutdown_budget)
+            .saturating_sub(DRAIN_RESERVE);
         let drain = Drain {
             started: now,
             deadline: now + budget,
@@ -944,6 +962,7 @@ impl Exporter<'_> {
                 pending_bytes: self.backlog.bytes(),
                 open_files: self.backlog.count(|s| s == State::Open),
                 budget_ms: budget.as_millis() as u64,
+                deadline_from,
             },
         );
         self.drain = Some(drain);

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use sidecar_core::deadline::{self, ShutdownPlan};
 use sidecar_core::log::{self, Severity};
 use sidecar_core::readiness;
 use sidecar_core::shutdown::Shutdown;
@@ -137,8 +138,9 @@ pub fn run(
         // Every wait from here on (start-up, watch, shutdown) reaps orphans too.
         supervise::reap_orphans(true);
     }
-    // A summary left by an earlier run must not be reported as this one's.
+    // A summary or a plan left by an earlier run must not be taken for this one's.
     let _ = std::fs::remove_file(settings.run_dir.join(readiness::FSNOTIFY_SUMMARY_FILE));
+    ShutdownPlan::remove(&settings.run_dir);
     for directory in &settings.directories {
         sidecar_core::private::private_dir(directory).map_err(|source| {
             SupervisorError::Directory {
@@ -357,6 +359,9 @@ fn watch(settings: &SupervisorSettings, running: &mut [Running], shutdown: &Shut
     }
 }
 
+/// Time kept for each program that stops after another one.
+const STOP_RESERVE: Duration = Duration::from_millis(300);
+
 /// PID 1: reaps orphans now (children's statuses are kept for their handles).
 fn reap_orphans_now() {
     for (pid, exit) in supervise::collect_exits() {
@@ -370,18 +375,41 @@ fn stop_all(
     shutdown: &Shutdown,
 ) -> ShutdownSummary {
     let started = Instant::now();
-    let deadline = started + settings.shutdown_budget;
+    // One deadline for the whole graph, counted from the signal (not from now: the watch
+    // loop may have taken a moment to notice it).
+    let deadline = shutdown.requested_at().unwrap_or(started) + settings.shutdown_budget;
     let mut order: Vec<usize> = (0..running.len()).collect();
     order.sort_by_key(|&i| (running[i].program.stop_order, std::cmp::Reverse(i)));
+    // The instant each program is killed if still running: a little time is kept for every
+    // program that stops after it. Written down before anyone is signalled, so each daemon
+    // plans against the same instants (see sidecar_core::deadline).
+    let kill_at: Vec<Instant> = (0..order.len())
+        .map(|position| {
+            let later = (order.len() - position - 1) as u32;
+            deadline
+                .checked_sub(STOP_RESERVE * later)
+                .unwrap_or(started)
+        })
+        .collect();
+    let plan = ShutdownPlan {
+        supervisor_pid: std::process::id(),
+        deadline_unix_ms: deadline::unix_ms(deadline),
+        kill_unix_ms: order
+            .iter()
+            .zip(&kill_at)
+            .map(|(&i, &at)| (running[i].program.name.clone(), deadline::unix_ms(at)))
+            .collect(),
+    };
+    if let Err(error) = plan.write(&settings.run_dir) {
+        log::error(&format!(
+            "cannot hand the shutdown deadline down ({error}); programs plan with PCAP_SHUTDOWN_SECS"
+        ));
+    }
     let mut stopped = Vec::with_capacity(order.len());
     for (position, &index) in order.iter().enumerate() {
         let entry = &mut running[index];
-        let later = (order.len() - position - 1) as u32;
-        // Keep a little time for every program still to stop after this one.
-        let reserve = Duration::from_millis(300) * later;
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let mut grace = remaining
-            .saturating_sub(reserve)
+        let mut grace = kill_at[position]
+            .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(200));
         if shutdown.signals_received() >= 2 {
             grace = Duration::from_millis(100);

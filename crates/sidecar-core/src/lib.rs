@@ -6,7 +6,8 @@
 //! - [`naming`]: capture file names (`<iface>_part_<YYYYMMDDTHHMMSS>Z.<ext>`).
 //! - [`bucket`]: the object path `PREFIX/PROJECT/SERVICE/REGION/REVISION/TIMESTAMP/INSTANCE`.
 //! - [`readiness`]: the capture-ready signal `tcpdumpw` raises and `hc-probe` reads.
-//! - [`shutdown`]: SIGTERM/SIGINT as a value threads can wait on.
+//! - [`shutdown`]: SIGTERM/SIGINT as a value threads can wait on; [`deadline`]: the one
+//!   shutdown deadline pcap-init hands down to every daemon.
 //! - [`exit`]: exit codes every daemon uses; [`daemon`]: the common start of a `main`.
 //! - [`private`]: capture files 0600, their directories 0700 (umask 077).
 
@@ -15,6 +16,7 @@
 pub mod bucket;
 pub mod config;
 pub mod daemon;
+pub mod deadline;
 pub mod exit;
 pub mod log;
 pub mod naming;
