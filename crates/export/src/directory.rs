@@ -86,6 +86,9 @@ impl DirectoryDestination {
                 bytes_read: fs::metadata(export.source).map(|m| m.len()).unwrap_or(0),
                 bytes_stored: stored,
                 already_present: true,
+                crc32c: File::open(target)
+                    .and_then(crate::crc32c_of)
+                    .map_err(Self::write_error(target))?,
             }),
             Ok(false) => Err(ExportError::Conflict {
                 target: target.display().to_string(),
@@ -243,6 +246,7 @@ fn write_file(
         bytes_read: encoded.bytes_read(),
         bytes_stored: encoded.bytes_out(),
         already_present: false,
+        crc32c: encoded.crc32c(),
     })
 }
 

@@ -53,6 +53,30 @@ pub struct Delivery {
     pub bytes_stored: u64,
     /// The object was already there with identical content; nothing was written.
     pub already_present: bool,
+    /// CRC32C (Castagnoli) of the bytes stored, as the object holds them.
+    pub crc32c: u32,
+}
+
+/// A CRC32C the way Cloud Storage shows it (`crc32c` metadata): base64 of the 4 big-endian
+/// bytes.
+pub fn crc32c_base64(crc: u32) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes())
+}
+
+/// CRC32C of everything `reader` yields.
+pub fn crc32c_of(mut reader: impl std::io::Read) -> std::io::Result<u32> {
+    let mut crc = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(crc),
+            Ok(n) => n,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        crc = crc32c::crc32c_append(crc, &buf[..n]);
+    }
 }
 
 /// Somewhere completed files go. Implementations are used from several threads at once.

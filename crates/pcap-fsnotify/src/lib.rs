@@ -18,10 +18,12 @@
 //!
 //! - [`backlog`]: the table of known files and the budget policy.
 //! - [`procfs`]: which files are still open for writing.
+//! - [`manifest`]: the completeness manifest written into the bucket, and its verification.
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod backlog;
+pub mod manifest;
 pub mod procfs;
 
 use std::fs;
@@ -42,6 +44,7 @@ use sidecar_core::readiness::{ReadySignal, FSNOTIFY_READY_FILE, FSNOTIFY_SUMMARY
 use sidecar_core::shutdown::Shutdown;
 
 use backlog::{Backlog, Entry, State};
+use manifest::{Manifest, Record};
 
 /// How the exporter behaves.
 #[derive(Debug, Clone)]
@@ -104,6 +107,9 @@ pub struct Summary {
     pub dropped: Vec<String>,
     /// Milliseconds the drain took.
     pub drain_ms: u64,
+    /// The manifest object written at the end (`…/MANIFEST.jsonl`), if it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
 }
 
 impl Summary {
@@ -141,7 +147,7 @@ pub enum RunError {
 /// This program's name in pcap-init's process graph (and its shutdown plan).
 const PROGRAM: &str = "pcap-fsnotify";
 /// Time kept back from the drain budget for the final line and the exit.
-const DRAIN_RESERVE: Duration = Duration::from_millis(300);
+const DRAIN_RESERVE: Duration = Duration::from_millis(500);
 /// Longest wait for writers to close their last files after shutdown.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// Retry delay while draining: the time budget is short.
@@ -174,6 +180,8 @@ struct Outcome {
     elapsed: Duration,
     /// Deleting the local file after a confirmed export failed.
     delete_error: Option<io::Error>,
+    /// Packets and time span, read before the export (for the manifest).
+    contents: manifest::Contents,
 }
 
 #[derive(Serialize)]
@@ -341,6 +349,7 @@ pub fn run(
         drain: None,
         vanished: Vec::new(),
         unknown_writers: None,
+        manifest: settings.run_dir.as_deref().map(Manifest::new),
     };
     // The watch is installed before the scan, so no file falls between the two.
     exporter.scan();
@@ -402,6 +411,7 @@ fn worker(jobs: &Mutex<Receiver<Job>>, done: &Sender<Msg>, destination: &dyn Des
             }
         };
         let started = Instant::now();
+        let contents = manifest::contents(&job.path, &job.name);
         let result = destination.deliver(&Export {
             source: &job.path,
             object: &job.object,
@@ -422,6 +432,7 @@ fn worker(jobs: &Mutex<Receiver<Job>>, done: &Sender<Msg>, destination: &dyn Des
             result,
             elapsed: started.elapsed(),
             delete_error,
+            contents,
         };
         if done.send(Msg::Done(Box::new(outcome))).is_err() {
             return;
@@ -452,6 +463,8 @@ struct Exporter<'a> {
     vanished: Vec<String>,
     /// Why the last `/proc` snapshot was incomplete, if it was.
     unknown_writers: Option<String>,
+    /// The completeness manifest (with a run directory only).
+    manifest: Option<Manifest>,
 }
 
 impl Exporter<'_> {
@@ -721,6 +734,20 @@ impl Exporter<'_> {
                         self.rate = 0.5 * self.rate + 0.5 * measured;
                     }
                 }
+                self.record(Record {
+                    file: file.clone(),
+                    object: outcome.object.rsplit('/').next().map(str::to_string),
+                    bytes: delivery.bytes_read,
+                    stored_bytes: Some(delivery.bytes_stored),
+                    crc32c: Some(export::crc32c_base64(delivery.crc32c)),
+                    ..not_exported_record(
+                        &file,
+                        0,
+                        outcome.contents,
+                        manifest::Outcome::Exported,
+                        None,
+                    )
+                });
                 self.summary.exported += 1;
                 self.summary.exported_bytes += delivery.bytes_read;
                 self.summary.stored_bytes += delivery.bytes_stored;
@@ -799,6 +826,13 @@ impl Exporter<'_> {
             ExportError::Vanished { .. } => {
                 self.backlog.remove(name);
                 self.vanished.push(file.clone());
+                self.record(not_exported_record(
+                    &file,
+                    0,
+                    manifest::Contents::default(),
+                    manifest::Outcome::NotExported,
+                    Some(format!("vanished before it was exported: {reason}")),
+                ));
                 log::event(
                     Severity::Error,
                     "capture file vanished before it was exported",
@@ -877,6 +911,7 @@ impl Exporter<'_> {
                 continue;
             };
             let file = entry.file();
+            let contents = manifest::contents(&entry.path, &entry.name);
             if let Err(error) = fs::remove_file(&entry.path) {
                 if error.kind() != io::ErrorKind::NotFound {
                     // Could not give it up: keep it known so it is still exported later.
@@ -903,8 +938,79 @@ impl Exporter<'_> {
                     backlog_bytes,
                 },
             );
+            self.record(not_exported_record(
+                &file,
+                entry.size,
+                contents,
+                manifest::Outcome::Dropped,
+                Some(format!(
+                    "budget policy {}: directory over PCAP_BACKLOG_MB ({budget} bytes)",
+                    self.settings.policy.as_str()
+                )),
+            ));
             self.summary.dropped.push(file);
         }
+    }
+
+    /// Appends a record to the manifest (a failure is logged: the files are unaffected).
+    fn record(&mut self, record: Record) {
+        let Some(manifest) = &self.manifest else {
+            return;
+        };
+        if let Err(error) = manifest.append(&record) {
+            log::event(
+                Severity::Error,
+                "cannot write the manifest",
+                &Problem {
+                    error: &error.to_string(),
+                },
+            );
+        }
+    }
+
+    /// Delivers the manifest through the destination, next to the files, as
+    /// `MANIFEST.jsonl` (or `MANIFEST-<n>.jsonl` when an earlier drain used the name).
+    fn deliver_manifest(&mut self) -> Option<String> {
+        let manifest = self.manifest.as_ref()?;
+        let source = manifest.path().to_path_buf();
+        for seq in 0..20u32 {
+            let leaf = match seq {
+                0 => manifest::OBJECT.to_string(),
+                n => format!("MANIFEST-{n}.jsonl"),
+            };
+            let object = if self.settings.bucket_path.is_empty() {
+                leaf
+            } else {
+                format!("{}/{leaf}", self.settings.bucket_path)
+            };
+            match self.destination.deliver(&Export {
+                source: &source,
+                object: &object,
+                compression: Compression::None,
+            }) {
+                Ok(_) => {
+                    let _ = fs::remove_file(&source);
+                    return Some(object);
+                }
+                Err(ExportError::Conflict { .. }) => continue,
+                Err(error) => {
+                    log::event(
+                        Severity::Error,
+                        "cannot write the manifest to the destination",
+                        &Failed {
+                            file: manifest::LOCAL_FILE,
+                            object: &object,
+                            reason: error.to_string(),
+                            kind: error.kind(),
+                            attempt: 1,
+                            retry_in_ms: None,
+                        },
+                    );
+                    return None;
+                }
+            }
+        }
+        None
     }
 
     fn stats(&self) {
@@ -1008,6 +1114,29 @@ impl Exporter<'_> {
     }
 
     fn finish(&mut self) -> Summary {
+        let left: Vec<(String, PathBuf, CaptureFileName, u64, State)> = self
+            .backlog
+            .iter()
+            .map(|e| (e.file(), e.path.clone(), e.name.clone(), e.size, e.state))
+            .collect();
+        for (file, path, name, size, state) in left {
+            let reason = match state {
+                State::Rejected => "cannot be exported (not a regular file); kept",
+                State::InFlight => "export still in progress at the shutdown deadline; kept",
+                State::Waiting(_) => "export failing at the shutdown deadline; kept",
+                State::Open | State::Ready => "not exported before the shutdown deadline; kept",
+            };
+            let size = fs::symlink_metadata(&path).map_or(size, |m| m.len());
+            let contents = manifest::contents(&path, &name);
+            self.record(not_exported_record(
+                &file,
+                size,
+                contents,
+                manifest::Outcome::NotExported,
+                Some(reason.to_string()),
+            ));
+        }
+        self.summary.manifest = self.deliver_manifest();
         let mut summary = self.summary.clone();
         summary.not_exported = self.vanished.clone();
         summary
@@ -1072,6 +1201,30 @@ fn survey(dir: &Path, snapshot: impl FnOnce(&Path) -> procfs::OpenFiles) -> io::
         files,
         unknown: open.unknown,
     })
+}
+
+/// A manifest record for a file that was not exported (or the base of an exported one).
+fn not_exported_record(
+    file: &str,
+    bytes: u64,
+    contents: manifest::Contents,
+    outcome: manifest::Outcome,
+    reason: Option<String>,
+) -> Record {
+    Record {
+        file: file.to_string(),
+        object: None,
+        bytes,
+        stored_bytes: None,
+        packets: contents.packets,
+        first: contents.first,
+        last: contents.last,
+        kernel_drops: None,
+        queue_drops: None,
+        crc32c: None,
+        outcome,
+        reason,
+    }
 }
 
 /// Whether `error` is the destination failing (rather than this one file).

@@ -162,7 +162,8 @@ fn gunzip(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Every file under `dir`, relative, with its bytes.
+/// Every file under `dir`, relative, with its bytes — except the completeness manifest
+/// (`MANIFEST*.jsonl`, written at the drain's end; its own test checks it).
 fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
         let Ok(entries) = fs::read_dir(dir) else {
@@ -170,9 +171,10 @@ fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         };
         for entry in entries {
             let path = entry.unwrap().path();
+            let leaf = path.file_name().unwrap().to_string_lossy().into_owned();
             if path.is_dir() {
                 walk(base, &path, out);
-            } else {
+            } else if !(leaf.starts_with("MANIFEST") && leaf.ends_with(".jsonl")) {
                 let rel = path.strip_prefix(base).unwrap().display().to_string();
                 out.insert(rel, fs::read(&path).unwrap());
             }
@@ -810,4 +812,131 @@ fn issue_14_temporary_files_of_a_killed_run_are_deleted_at_start_up() {
     assert_eq!(fs::read(&unrelated).unwrap(), b"someone else's object");
     daemon.sigterm();
     assert!(daemon.wait_exit(Duration::from_secs(15)).success());
+}
+
+/// Runs `scripts/verify-bucket DIR` with this build's binary: (exit code, its one line).
+fn verify_bucket(dir: &Path) -> (i32, Value) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/verify-bucket");
+    let output = Command::new(script)
+        .arg(dir)
+        .env("PCAP_FSNOTIFY", env!("CARGO_BIN_EXE_pcap-fsnotify"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .last()
+        .unwrap_or_else(|| panic!("no output: {output:?}"));
+    (
+        output.status.code().unwrap_or(-1),
+        serde_json::from_str(line).unwrap(),
+    )
+}
+
+/// Issue 14: the completeness manifest is written next to the files through the same
+/// destination, and `scripts/verify-bucket` proves from the folder alone that nothing is
+/// missing — and notices a missing, a corrupted and an unlisted object.
+#[test]
+fn issue_14_the_manifest_lists_every_file_and_verify_bucket_checks_a_folder_against_it() {
+    let root = tempfile::tempdir().unwrap();
+    let capture = root.path().join("pcap-tmp");
+    fs::create_dir_all(&capture).unwrap();
+    // A file that cannot be exported (a FIFO) is named in the manifest with its reason.
+    nix::unistd::mkfifo(
+        &capture.join(name("eth0", 9)),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let mut daemon = Daemon::start(root.path(), &[("PCAP_COMPRESS", "true".into())]);
+    let export = daemon.export_dir();
+    let mut originals = BTreeMap::new();
+    for i in 1..=3u32 {
+        let bytes = pcapgen::pcap_bytes(i.into(), 200_000);
+        write_capture(&capture, &name("eth0", i), &bytes);
+        originals.insert(name("eth0", i), bytes);
+    }
+    daemon.wait("3 files exported", Duration::from_secs(30), || {
+        finished(&export) == 3
+    });
+    daemon.wait("the FIFO rejected", Duration::from_secs(20), || {
+        daemon
+            .logs()
+            .iter()
+            .any(|l| l["file"] == name("eth0", 9).as_str() && l["kind"] == "not-a-file")
+    });
+    daemon.sigterm();
+    daemon.wait_exit(Duration::from_secs(15));
+    let summary = daemon.summary();
+    assert_eq!(
+        summary["manifest"],
+        format!("{BUCKET_PATH}/MANIFEST.jsonl"),
+        "{summary}"
+    );
+    let manifest = fs::read_to_string(export.join("MANIFEST.jsonl")).unwrap();
+    let records: Vec<Value> = manifest
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 4, "{manifest}");
+    for (file, bytes) in &originals {
+        let record = records.iter().find(|r| r["file"] == file.as_str()).unwrap();
+        assert_eq!(record["outcome"], "exported");
+        assert_eq!(record["object"], format!("{file}.gz"));
+        assert_eq!(record["bytes"], bytes.len());
+        // Packets as capinfos counts them in the original.
+        let path = root.path().join(file);
+        fs::write(&path, bytes).unwrap();
+        let out = Command::new("capinfos")
+            .args(["-c", "-M", "-T"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let count: u64 = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .and_then(|l| l.split('\t').nth(1))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(record["packets"], count, "{record}");
+        assert!(record["first"].is_string() && record["last"].is_string());
+    }
+    let fifo = records
+        .iter()
+        .find(|r| r["file"] == name("eth0", 9).as_str())
+        .unwrap();
+    assert_eq!(fifo["outcome"], "not-exported");
+    assert!(fifo["reason"]
+        .as_str()
+        .unwrap()
+        .contains("not a regular file"));
+
+    let (code, line) = verify_bucket(&export);
+    assert_eq!(code, 0, "{line}");
+    assert_eq!(line["verified"], 3);
+    assert_eq!(line["not_exported"].as_array().unwrap().len(), 1);
+
+    // Tampering is noticed: a flipped byte, a deleted object, an object nobody listed.
+    let first = export.join(format!("{}.gz", name("eth0", 1)));
+    let mut bytes = fs::read(&first).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    fs::write(&first, bytes).unwrap();
+    fs::remove_file(export.join(format!("{}.gz", name("eth0", 2)))).unwrap();
+    fs::write(export.join(format!("{}.gz", name("eth0", 7))), b"x").unwrap();
+    let (code, line) = verify_bucket(&export);
+    assert_eq!(code, 1, "{line}");
+    assert_eq!(
+        line["corrupted"],
+        serde_json::json!([format!("{}.gz", name("eth0", 1))])
+    );
+    assert_eq!(
+        line["missing"],
+        serde_json::json!([format!("{}.gz", name("eth0", 2))])
+    );
+    assert_eq!(
+        line["unlisted"],
+        serde_json::json!([format!("{}.gz", name("eth0", 7))])
+    );
 }
