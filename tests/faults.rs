@@ -283,6 +283,20 @@ fn children_of(parent: u32, comm: &str) -> Vec<u32> {
     pids
 }
 
+/// `kill -9` every pid (not short-circuiting); whether any signal was sent.
+fn kill_all(pids: impl IntoIterator<Item = u32>) -> bool {
+    let mut any = false;
+    for pid in pids {
+        any |= sigkill(pid);
+    }
+    any
+}
+
+/// `kill -9 pid`; whether the signal was sent.
+fn sigkill(pid: u32) -> bool {
+    kill(Pid::from_raw(pid as i32), Signal::SIGKILL).is_ok()
+}
+
 /// Processes whose environment names this run's directory: left behind after the run.
 fn processes_of_run(marker: &str) -> Vec<u32> {
     let mut pids = Vec::new();
@@ -551,26 +565,16 @@ fn one_run(index: usize, rng: &mut Rng, tally: &mut Tally) {
         std::thread::sleep(rng.millis(400, 1800));
         let tcpdumpw = children_of(init_pid, "tcpdumpw");
         let applied = match *fault {
-            Fault::Kill(daemon) => children_of(init_pid, daemon)
-                .into_iter()
-                .map(|pid| kill(Pid::from_raw(pid as i32), Signal::SIGKILL).is_ok())
-                .any(|ok| ok),
+            Fault::Kill(daemon) => kill_all(children_of(init_pid, daemon)),
             Fault::KillTcpdump | Fault::KillPcapd => {
                 let comm = if *fault == Fault::KillTcpdump {
                     "tcpdump"
                 } else {
                     "pcapd"
                 };
-                tcpdumpw
-                    .iter()
-                    .flat_map(|&p| children_of(p, comm))
-                    .map(|pid| kill(Pid::from_raw(pid as i32), Signal::SIGKILL).is_ok())
-                    .any(|ok| ok)
+                kill_all(tcpdumpw.iter().flat_map(|&p| children_of(p, comm)))
             }
-            Fault::KillMounter => children_of(init_pid, "rclone")
-                .into_iter()
-                .map(|pid| kill(Pid::from_raw(pid as i32), Signal::SIGKILL).is_ok())
-                .any(|ok| ok),
+            Fault::KillMounter => kill_all(children_of(init_pid, "rclone")),
             Fault::ApiOutage | Fault::ApiStatus(_) | Fault::ApiSlow => {
                 let proxy = proxy.as_ref().unwrap();
                 proxy.set(match *fault {

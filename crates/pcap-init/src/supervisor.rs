@@ -168,7 +168,12 @@ pub fn run(
                     child,
                 });
                 if is_mount {
-                    create_export_dir(settings)?;
+                    if let Err(error) = create_export_dir(settings) {
+                        // Never leave the mounter (or anything started) running behind.
+                        log::critical(&error.to_string());
+                        stop_all(settings, &mut running, shutdown);
+                        return Err(error);
+                    }
                 }
             }
             Err(error) => {
@@ -185,7 +190,11 @@ pub fn run(
         .any(|p| p.ready.kind == ReadyKind::Mount)
         || !settings.fuse
     {
-        create_export_dir(settings)?;
+        if let Err(error) = create_export_dir(settings) {
+            log::critical(&error.to_string());
+            stop_all(settings, &mut running, shutdown);
+            return Err(error);
+        }
     }
     log::notice("all programs started");
     watch(settings, &mut running, shutdown);
@@ -340,8 +349,16 @@ fn watch(settings: &SupervisorSettings, running: &mut [Running], shutdown: &Shut
         }
         let mut gave_up = None;
         for entry in running.iter_mut() {
-            if let Some(Event::GaveUp { exit }) = entry.child.poll() {
-                gave_up = Some((entry.program.name.clone(), exit));
+            match entry.child.poll() {
+                Some(Event::GaveUp { exit }) => {
+                    gave_up = Some((entry.program.name.clone(), exit));
+                }
+                // A killed mounter leaves a dead mount ("transport endpoint is not
+                // connected") on which its restart fails: release it first.
+                Some(Event::Exited { .. }) if entry.program.ready.kind == ReadyKind::Mount => {
+                    unmount_if_needed(settings, &entry.program);
+                }
+                _ => {}
             }
         }
         if let (Some((name, exit)), false) = (gave_up, gate_closed) {
@@ -359,6 +376,50 @@ fn watch(settings: &SupervisorSettings, running: &mut [Running], shutdown: &Shut
                 }
             }
         }
+    }
+}
+
+/// A draining program (the exporter) caught waiting for its restart is started now and
+/// waited for (until ready, at most half of its time) before it is stopped, so it drains and
+/// reports instead of leaving every file unexported and unreported.
+fn restart_to_drain(settings: &SupervisorSettings, entry: &mut Running, kill_at: Instant) {
+    // An exit not noticed yet (killed a moment ago) becomes a pending restart first.
+    let _ = entry.child.poll();
+    match entry.child.restart_now() {
+        None => return,
+        Some(Err(error)) => {
+            log::error(&format!(
+                "{} could not be started to drain: {error}",
+                entry.program.name
+            ));
+            return;
+        }
+        Some(Ok(pid)) => log::warning(&format!(
+            "{} was waiting for its restart at shutdown: started it (pid {pid}) to drain",
+            entry.program.name
+        )),
+    }
+    let Ok(ready_path) = expand(
+        &entry.program.name,
+        &entry.program.ready.path,
+        &settings.vars,
+    ) else {
+        return;
+    };
+    let wait_until = Instant::now() + kill_at.saturating_duration_since(Instant::now()) / 2;
+    while Instant::now() < wait_until {
+        let ready = match entry.program.ready.kind {
+            ReadyKind::File => readiness::check_named(&settings.run_dir, &ready_path).is_ready(),
+            ReadyKind::Mount => is_mount_point(Path::new(&ready_path)),
+            ReadyKind::None => true,
+        };
+        if ready {
+            return;
+        }
+        if settings.reap_orphans {
+            reap_orphans_now();
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -418,15 +479,31 @@ fn stop_all(
             grace = Duration::from_millis(100);
         }
         let t0 = Instant::now();
+        if entry.program.drain {
+            restart_to_drain(settings, entry, kill_at[position]);
+        }
         let was_stopped = matches!(entry.child.state(), State::Stopped { .. });
-        let exit = entry.child.stop(grace);
+        let mut exit = entry.child.stop(grace);
         // Exit 0, death by SIGTERM, or 143 (128 + SIGTERM: how many programs report having
         // honoured it) all mean the program stopped as asked.
         let sigterm = nix::sys::signal::Signal::SIGTERM as i32;
-        let clean = was_stopped
-            || matches!(exit, Exit::Code(0))
-            || exit == Exit::Signal(sigterm)
-            || exit == Exit::Code(128 + sigterm);
+        let as_asked = |exit: Exit| {
+            matches!(exit, Exit::Code(0))
+                || exit == Exit::Signal(sigterm)
+                || exit == Exit::Code(128 + sigterm)
+        };
+        if entry.program.drain && !as_asked(exit) && t0.elapsed() < grace {
+            // It had died on its own a moment before (its exit not noticed yet): start it
+            // once more so that it drains, then stop it again.
+            restart_to_drain(settings, entry, kill_at[position]);
+            if matches!(entry.child.state(), State::Running { .. }) {
+                let grace = kill_at[position]
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(200));
+                exit = entry.child.stop(grace);
+            }
+        }
+        let clean = was_stopped || as_asked(exit);
         stopped.push(StopReport {
             program: entry.program.name.clone(),
             exit: exit.to_string(),

@@ -483,6 +483,16 @@ impl Supervised {
         }
     }
 
+    /// Starts a child that waits for its restart, or was stopped, right away (at shutdown,
+    /// so that it can drain). Returns the new pid, or `None` when it is running or was given
+    /// up.
+    pub fn restart_now(&mut self) -> Option<Result<u32, Error>> {
+        match self.state {
+            State::Restarting { .. } | State::Stopped { .. } => Some(self.spawn()),
+            _ => None,
+        }
+    }
+
     /// Stops the child: SIGTERM to its group, up to `grace` to exit, then SIGKILL. A child
     /// waiting for a restart is simply not restarted. Returns how it ended.
     pub fn stop(&mut self, grace: Duration) -> Exit {
