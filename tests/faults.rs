@@ -852,6 +852,10 @@ fn fault_injection_suite() {
             .unwrap();
         writeln!(file, "{line} (seed {seed}); by kind: {:?}", tally.by_kind).unwrap();
     }
+    eprintln!(
+        "lost: {:#?}\ncorrupted: {:#?}\nleft behind: {:#?}",
+        tally.lost, tally.corrupted, tally.left_behind
+    );
     assert!(tally.lost.is_empty(), "lost: {:#?}", tally.lost);
     assert!(
         tally.corrupted.is_empty(),

@@ -54,6 +54,9 @@ pub struct ChildSpec {
     pub stdout: StreamHandling,
     /// What happens to the child's stderr.
     pub stderr: StreamHandling,
+    /// Signal the child gets when this process dies (`PR_SET_PDEATHSIG`), so that a killed
+    /// supervisor leaves no child running (a capture writing a file nobody exports).
+    pub parent_death_signal: Option<Signal>,
 }
 
 impl ChildSpec {
@@ -66,7 +69,14 @@ impl ChildSpec {
             env: Vec::new(),
             stdout: StreamHandling::Wrap,
             stderr: StreamHandling::Wrap,
+            parent_death_signal: None,
         }
+    }
+
+    /// Sets the signal the child gets when this process dies.
+    pub fn on_parent_death(mut self, signal: Signal) -> Self {
+        self.parent_death_signal = Some(signal);
+        self
     }
 
     /// Adds arguments.
@@ -298,6 +308,22 @@ impl Supervised {
             .stderr(self.spec.stderr.stdio())
             // Own process group: group signals reach the child and its children only.
             .process_group(0);
+        if let Some(signal) = self.spec.parent_death_signal {
+            let parent = std::process::id();
+            // SAFETY: between fork and exec only async-signal-safe calls are made: prctl,
+            // getppid and kill are plain system calls, and nothing allocates.
+            #[allow(unsafe_code)]
+            unsafe {
+                command.pre_exec(move || {
+                    nix::sys::prctl::set_pdeathsig(signal).map_err(std::io::Error::from)?;
+                    // The parent may have died before the prctl: then act as if it just did.
+                    if nix::unistd::getppid().as_raw() as u32 != parent {
+                        let _ = nix::sys::signal::raise(signal);
+                    }
+                    Ok(())
+                });
+            }
+        }
         // Registered under the lock, so a PID 1 collecting exits meanwhile cannot take this
         // child's status for an orphan's.
         let mut children = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());

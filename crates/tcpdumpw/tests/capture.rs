@@ -986,3 +986,54 @@ fn issue_14_capture_and_json_files_are_0600_in_a_0700_directory() {
         assert_eq!(mode(file), 0o600, "{}", file.display());
     }
 }
+
+/// Found by the fault-injection suite (issue 14; failed before the fix): `kill -9` of
+/// tcpdumpw left its tcpdump and pcapd running, writing files that never closed (exported
+/// half-written at shutdown, and the processes outlived the sidecar). They now get SIGTERM
+/// when tcpdumpw dies, and close their files whole.
+#[test]
+fn issue_14_a_killed_tcpdumpw_leaves_no_capture_running() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let net = TestNet::new("orphans").unwrap();
+    let pcapd = pcapd_binary();
+    let env = [("PCAP_JSON", "true"), ("PCAP_L4_PROTOS", "icmp")];
+    let pcapd_flag = format!("--pcapd={}", pcapd.display());
+    let mut sidecar = Sidecar::start(net.app(), &env, &[&pcapd_flag]);
+    sidecar.wait_ready();
+    ping(net.app(), PEER, 2);
+    let parent = sidecar.child.id();
+    let children: Vec<u32> = Command::new("pgrep")
+        .args(["-P", &parent.to_string()])
+        .output()
+        .unwrap()
+        .stdout
+        .split(|b| *b == b'\n')
+        .filter_map(|l| std::str::from_utf8(l).ok()?.trim().parse().ok())
+        .collect();
+    assert!(children.len() >= 2, "tcpdump and pcapd: {children:?}");
+    kill(Pid::from_raw(parent as i32), Signal::SIGKILL).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while children
+        .iter()
+        .any(|pid| Path::new(&format!("/proc/{pid}")).exists())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "still running after tcpdumpw died: {children:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // They stopped as asked: every pcap file is whole.
+    for file in std::fs::read_dir(sidecar.capture_dir()).unwrap() {
+        let path = file.unwrap().path();
+        if path.extension().is_some_and(|e| e == "pcap") {
+            let capinfos = Command::new("capinfos").arg(&path).output().unwrap();
+            assert!(
+                capinfos.status.success(),
+                "{}: {capinfos:?}",
+                path.display()
+            );
+        }
+    }
+}
