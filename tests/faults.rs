@@ -694,27 +694,38 @@ fn one_run(index: usize, rng: &mut Rng, tally: &mut Tally) {
             .first()
             .and_then(|r| r["object"].as_str())
             .map(str::to_string);
-        match object.as_ref().and_then(|o| objects.get(o).map(|b| (o, b))) {
-            Some((object, bytes)) => {
-                let record = exported[0];
-                let crc = export::crc32c_base64(export::crc32c_of(&bytes[..]).unwrap());
-                let whole = !object.ends_with(".gz") || {
-                    let mut out = Vec::new();
-                    flate2::read::MultiGzDecoder::new(&bytes[..])
-                        .read_to_end(&mut out)
-                        .is_ok()
-                };
-                if record["crc32c"] != crc.as_str()
-                    || record["stored_bytes"] != bytes.len()
-                    || !whole
-                {
-                    tally.corrupted.push(tag(object));
+        // One object per exported record: a name reused locally after its first file was
+        // exported goes out under a bumped name (`…Z-1.pcap.gz`), with a record of its own.
+        let present: Vec<(&Value, &String, &Vec<u8>)> = exported
+            .iter()
+            .filter_map(|r| {
+                let o = r["object"].as_str()?;
+                objects.get_key_value(o).map(|(k, b)| (*r, k, b))
+            })
+            .collect();
+        match object.as_ref().filter(|_| !present.is_empty()) {
+            Some(_) => {
+                for (record, object, bytes) in &present {
+                    let crc = export::crc32c_base64(export::crc32c_of(&bytes[..]).unwrap());
+                    let whole = !object.ends_with(".gz") || {
+                        let mut out = Vec::new();
+                        flate2::read::MultiGzDecoder::new(&bytes[..])
+                            .read_to_end(&mut out)
+                            .is_ok()
+                    };
+                    if record["crc32c"] != crc.as_str()
+                        || record["stored_bytes"] != bytes.len()
+                        || !whole
+                    {
+                        tally.corrupted.push(tag(object));
+                    }
                 }
                 let copies = objects.keys().filter(|o| is_copy_of(o, file)).count();
-                if copies != 1 {
-                    tally
-                        .corrupted
-                        .push(tag(&format!("{file}: {copies} objects")));
+                if copies != exported.len() || present.len() != exported.len() {
+                    tally.corrupted.push(tag(&format!(
+                        "{file}: {copies} objects for {} exported records",
+                        exported.len()
+                    )));
                 }
             }
             None => {

@@ -386,7 +386,9 @@ fn restart_to_drain(settings: &SupervisorSettings, entry: &mut Running, kill_at:
     // An exit not noticed yet (killed a moment ago) becomes a pending restart first.
     let _ = entry.child.poll();
     match entry.child.restart_now() {
-        None => return,
+        // Running: perhaps restarted a moment ago (by that poll, or just before the signal),
+        // its signal handler not installed yet — wait for its readiness all the same.
+        None => {}
         Some(Err(error)) => {
             log::error(&format!(
                 "{} could not be started to drain: {error}",
@@ -398,6 +400,9 @@ fn restart_to_drain(settings: &SupervisorSettings, entry: &mut Running, kill_at:
             "{} was waiting for its restart at shutdown: started it (pid {pid}) to drain",
             entry.program.name
         )),
+    }
+    if !matches!(entry.child.state(), State::Running { .. }) {
+        return;
     }
     let Ok(ready_path) = expand(
         &entry.program.name,
