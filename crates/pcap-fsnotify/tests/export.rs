@@ -428,9 +428,13 @@ fn fuse_mount_destination_puts_every_file_in_the_bucket_and_survives_an_unmount(
         names.sort();
         names
     };
-    daemon.wait("3 objects", Duration::from_secs(60), || {
-        objects(&gcs).len() == 3
-    });
+    // A rename on the mount is a copy, then a delete: wait until no temporary object is
+    // left beside the final ones.
+    let settled = |gcs: &GcsEmulator, n: usize| {
+        let names = objects(gcs);
+        names.len() == n && names.iter().all(|o| !o.contains(".partial-"))
+    };
+    daemon.wait("3 objects", Duration::from_secs(60), || settled(&gcs, 3));
 
     // The mount goes away: files must wait (and be reported), not land in the bare directory.
     mount.unmount().unwrap();
@@ -452,7 +456,7 @@ fn fuse_mount_destination_puts_every_file_in_the_bucket_and_survives_an_unmount(
     assert!(capture.join(name("eth0", 4)).exists());
     let _mount = FuseMount::rclone(&gcs, &root.path().join("pcap")).unwrap();
     daemon.wait("5 objects after remount", Duration::from_secs(60), || {
-        objects(&gcs).len() == 5
+        settled(&gcs, 5)
     });
     let expected: Vec<String> = originals
         .keys()
