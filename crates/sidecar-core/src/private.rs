@@ -28,7 +28,14 @@ pub fn private_dir(dir: &Path) -> io::Result<()> {
         .create(dir)?;
     let mode = fs::metadata(dir)?.permissions().mode() & 0o7777;
     if mode != DIR_MODE {
-        fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE))?;
+        // An existing directory that cannot be changed (a read-only mount, another owner)
+        // is still usable: say so rather than refuse to start.
+        if let Err(error) = fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE)) {
+            crate::log::warning(&format!(
+                "cannot make {} private (0700, it is {mode:o}): {error}",
+                dir.display()
+            ));
+        }
     }
     Ok(())
 }
