@@ -197,6 +197,43 @@ pub fn count(set: &BTreeMap<String, usize>) -> usize {
 
 /// Checks the exported files of one run (already decompressed and collected in `files`:
 /// name → bytes), merges the pcaps and compares them with the reference capture.
+/// The completeness manifest (issue 14) lists exactly the exported capture objects, each
+/// with its size and CRC32C.
+pub fn check_manifest(files: &BTreeMap<String, Vec<u8>>) {
+    let manifest = files
+        .get("MANIFEST.jsonl")
+        .unwrap_or_else(|| panic!("no MANIFEST.jsonl among {:?}", files.keys()));
+    let records: Vec<serde_json::Value> = String::from_utf8_lossy(manifest)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a manifest line is JSON"))
+        .collect();
+    let mut listed = Vec::new();
+    for record in &records {
+        if record["outcome"] != "exported" {
+            continue;
+        }
+        let object = record["object"].as_str().expect("object").to_string();
+        let bytes = files
+            .get(&object)
+            .unwrap_or_else(|| panic!("{object} listed but not exported"));
+        assert_eq!(record["stored_bytes"], bytes.len(), "{record}");
+        let crc = export::crc32c_base64(export::crc32c_of(&bytes[..]).unwrap());
+        assert_eq!(record["crc32c"], crc.as_str(), "{record}");
+        listed.push(object);
+    }
+    let mut captures: Vec<&String> = files
+        .keys()
+        .filter(|n| is_capture_name(n, "pcap") || is_capture_name(n, "json"))
+        .collect();
+    captures.sort();
+    listed.sort();
+    assert_eq!(
+        captures.into_iter().cloned().collect::<Vec<_>>(),
+        listed,
+        "every exported object is in the manifest, and only those"
+    );
+}
+
 pub fn check_exports(
     work: &Path,
     files: &BTreeMap<String, Vec<u8>>,
@@ -212,9 +249,11 @@ pub fn check_exports(
         .keys()
         .filter(|n| is_capture_name(n, "json"))
         .collect();
+    check_manifest(files);
     let others: Vec<&String> = files
         .keys()
         .filter(|n| !is_capture_name(n, "pcap") && !is_capture_name(n, "json"))
+        .filter(|n| n.as_str() != "MANIFEST.jsonl")
         .collect();
     assert!(others.is_empty(), "unexpected exported files: {others:?}");
     assert!(

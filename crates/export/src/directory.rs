@@ -5,18 +5,25 @@
 //! without replacing anything (`renameat2(RENAME_NOREPLACE)`, or a check-then-rename on
 //! filesystems without it).
 //!
-//! On a bucket mount ([`DirectoryDestination::mounted_bucket`]) the final name is created
-//! directly with `O_EXCL`: gcsfuse (and rclone) create the object only on sync/close, whole or
-//! not at all, and report a failed upload exactly there — which the original ignored. A rename
-//! on such a mount is a server-side copy, and rclone loses a file renamed while its upload is
-//! still queued. Delivery is refused while the mount point is not mounted, so files never
-//! land in the container's own filesystem by mistake.
+//! On a bucket mount ([`DirectoryDestination::mounted_bucket`]) the same happens, on these
+//! gcsfuse semantics: a file is uploaded when it is synced or closed (whole, as one object
+//! write; a failed upload is reported by `fsync`/`close`, both checked); a rename is a
+//! server-side copy of that complete object to the final name and a delete of the temporary
+//! one (a move in a hierarchical-namespace bucket). The final object therefore appears whole
+//! or not at all. Writing the final name directly is not enough: when the exporter is killed
+//! mid-write, the kernel closes the file and gcsfuse uploads the bytes written so far under
+//! the final name. What a kill leaves is a temporary object, which
+//! [`Destination::clean_up`] deletes at the next start (and a killed rename may leave the
+//! temporary object beside a complete final one: deleted the same way). Delivery is refused
+//! while the mount point is not mounted, so files never land in the container's own
+//! filesystem by mistake.
 //!
 //! Either way the final name only ever shows a complete file, and the size the filesystem
 //! reports after closing must be the size written.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -79,6 +86,9 @@ impl DirectoryDestination {
                 bytes_read: fs::metadata(export.source).map(|m| m.len()).unwrap_or(0),
                 bytes_stored: stored,
                 already_present: true,
+                crc32c: File::open(target)
+                    .and_then(crate::crc32c_of)
+                    .map_err(Self::write_error(target))?,
             }),
             Ok(false) => Err(ExportError::Conflict {
                 target: target.display().to_string(),
@@ -116,27 +126,8 @@ impl Destination for DirectoryDestination {
         if target.exists() {
             return self.existing(export, &target);
         }
-        if self.require_mount {
-            // A bucket mount: the object is created on close/fsync, complete or not at all,
-            // so the final name is written directly (O_EXCL: never over an existing one). A
-            // rename there would be a server-side copy, and rclone loses files renamed while
-            // their upload is queued.
-            return match write_file(export, source, &target) {
-                Ok(delivery) => Ok(delivery),
-                Err(ExportError::Write { source, .. })
-                    if source.kind() == io::ErrorKind::AlreadyExists =>
-                {
-                    self.existing(export, &target)
-                }
-                Err(error) => {
-                    // O_EXCL made the file ours: remove what a failed upload left.
-                    let _ = fs::remove_file(&target);
-                    Err(error)
-                }
-            };
-        }
         let temporary = dir.join(format!(
-            ".{}.partial-{}-{}",
+            ".{}{PARTIAL_MARK}{}-{}",
             name.to_string_lossy(),
             std::process::id(),
             self.counter.fetch_add(1, Ordering::Relaxed)
@@ -144,7 +135,7 @@ impl Destination for DirectoryDestination {
         let result = write_file(export, source, &temporary).and_then(|delivery| {
             rename_no_replace(&temporary, &target)?;
             check_size(&target, delivery.bytes_stored)?;
-            if let Some(dir) = target.parent() {
+            if let (Some(dir), false) = (target.parent(), self.require_mount) {
                 // Makes the rename durable on a local disk before the source is deleted.
                 let _ = File::open(dir).and_then(|d| d.sync_all());
             }
@@ -163,6 +154,45 @@ impl Destination for DirectoryDestination {
         }
     }
 
+    fn clean_up(&self, prefix: &str) -> Result<Vec<String>, ExportError> {
+        let dir = if prefix.is_empty() {
+            self.root.clone()
+        } else {
+            check_object_name(prefix)?;
+            self.root.join(prefix)
+        };
+        if self.require_mount && !is_mount_point(&self.root) {
+            return Err(ExportError::Write {
+                target: self.root.display().to_string(),
+                source: io::Error::other("the bucket is not mounted here"),
+            });
+        }
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(ExportError::Write {
+                    target: dir.display().to_string(),
+                    source,
+                })
+            }
+        };
+        let mut removed = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !is_leftover(&name) {
+                continue;
+            }
+            let path = entry.path();
+            fs::remove_file(&path).map_err(|source| ExportError::Write {
+                target: path.display().to_string(),
+                source,
+            })?;
+            removed.push(path.display().to_string());
+        }
+        Ok(removed)
+    }
+
     fn describe(&self) -> String {
         if self.require_mount {
             format!("bucket mounted at {}", self.root.display())
@@ -170,6 +200,20 @@ impl Destination for DirectoryDestination {
             format!("directory {}", self.root.display())
         }
     }
+}
+
+/// Marks a temporary name: `.<final name>.partial-<pid>-<n>`.
+const PARTIAL_MARK: &str = ".partial-";
+
+/// Whether `name` is a temporary name this destination writes (`.<name>.partial-<pid>-<n>`).
+fn is_leftover(name: &str) -> bool {
+    let Some((head, tail)) = name.rsplit_once(PARTIAL_MARK) else {
+        return false;
+    };
+    let mut numbers = tail.splitn(2, '-');
+    let digits =
+        |s: Option<&str>| s.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
+    head.starts_with('.') && head.len() > 1 && digits(numbers.next()) && digits(numbers.next())
 }
 
 /// Creates `path` (never replacing a file), writes the encoded file, syncs and closes it with
@@ -187,6 +231,8 @@ fn write_file(
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
+        // Full packet payloads: readable by the sidecar's user only (issue 14).
+        .mode(0o600)
         .open(path)
         .map_err(write_error)?;
     let mut encoded = encode(source, export.compression);
@@ -200,6 +246,7 @@ fn write_file(
         bytes_read: encoded.bytes_read(),
         bytes_stored: encoded.bytes_out(),
         already_present: false,
+        crc32c: encoded.crc32c(),
     })
 }
 
@@ -378,6 +425,17 @@ mod tests {
         .unwrap();
         assert_eq!(still, data);
         assert_eq!(only_final_files(&dir.path().join("out")).len(), 1);
+    }
+
+    #[test]
+    fn only_temporary_names_are_leftovers() {
+        assert!(is_leftover(
+            ".eth0_part_20260101T000000Z.pcap.gz.partial-12-0"
+        ));
+        assert!(!is_leftover("eth0_part_20260101T000000Z.pcap.gz"));
+        assert!(!is_leftover(".eth0.partial-12"));
+        assert!(!is_leftover(".x.partial-a-1"));
+        assert!(!is_leftover("x.partial-1-1"));
     }
 
     #[test]

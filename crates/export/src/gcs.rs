@@ -25,7 +25,6 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use gcloud_storage::client::{Client, ClientConfig};
 use gcloud_storage::http::objects::delete::DeleteObjectRequest;
 use gcloud_storage::http::objects::get::GetObjectRequest;
@@ -349,6 +348,7 @@ impl GcsApiDestination {
                 bytes_read: local.bytes_read(),
                 bytes_stored: local.bytes_out(),
                 already_present: true,
+                crc32c: local.crc32c(),
             })
         } else {
             Err(ExportError::Conflict {
@@ -474,6 +474,7 @@ impl Destination for GcsApiDestination {
             bytes_read: encoded.bytes_read(),
             bytes_stored: encoded.bytes_out(),
             already_present: false,
+            crc32c: encoded.crc32c(),
         })
     }
 
@@ -499,7 +500,7 @@ fn chain(error: &dyn std::error::Error) -> String {
 
 /// CRC32C as the JSON API shows it: base64 of the big-endian 4 bytes.
 fn crc_base64(crc: u32) -> String {
-    base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes())
+    crate::crc32c_base64(crc)
 }
 
 #[cfg(test)]

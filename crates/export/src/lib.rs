@@ -4,9 +4,9 @@
 //!   ([`flate2`] with the `zlib-rs` backend), and counted and checksummed (CRC32C) as it goes,
 //!   so memory does not grow with the file size.
 //! - [`Destination`]: one interface, two implementations.
-//!   - [`DirectoryDestination`]: a plain directory (temporary name, sync, close, rename
-//!     without replacing) or a gcsfuse bucket mount (final name created exclusively; sync and
-//!     close errors, where gcsfuse reports failed uploads, are checked).
+//!   - [`DirectoryDestination`]: a plain directory or a gcsfuse bucket mount (temporary name,
+//!     sync, close — where gcsfuse reports failed uploads — rename without replacing;
+//!     temporary names a killed run left are deleted at start-up).
 //!   - [`GcsApiDestination`]: the Cloud Storage JSON API, with a "does not exist"
 //!     precondition and a CRC32C check of the stored object; [`credentials`] finds its
 //!     Application Default Credentials.
@@ -55,6 +55,30 @@ pub struct Delivery {
     pub bytes_stored: u64,
     /// The object was already there with identical content; nothing was written.
     pub already_present: bool,
+    /// CRC32C (Castagnoli) of the bytes stored, as the object holds them.
+    pub crc32c: u32,
+}
+
+/// A CRC32C the way Cloud Storage shows it (`crc32c` metadata): base64 of the 4 big-endian
+/// bytes.
+pub fn crc32c_base64(crc: u32) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes())
+}
+
+/// CRC32C of everything `reader` yields.
+pub fn crc32c_of(mut reader: impl std::io::Read) -> std::io::Result<u32> {
+    let mut crc = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(crc),
+            Ok(n) => n,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        crc = crc32c::crc32c_append(crc, &buf[..n]);
+    }
 }
 
 /// Somewhere completed files go. Implementations are used from several threads at once.
@@ -65,6 +89,14 @@ pub trait Destination: Send + Sync {
 
     /// A short description for logs (`directory /pcap`, `gs://bucket via JSON API`).
     fn describe(&self) -> String;
+
+    /// Deletes what a killed earlier run left under `prefix` (its temporary names, never a
+    /// final name). Called once at start-up; returns what was deleted. Destinations that
+    /// commit atomically leave nothing.
+    fn clean_up(&self, prefix: &str) -> Result<Vec<String>, ExportError> {
+        let _ = prefix;
+        Ok(Vec::new())
+    }
 }
 
 /// Checks an object name: relative, `/`-separated, no empty, `.` or `..` segments, no NUL.

@@ -72,6 +72,7 @@ pub fn run(settings: &ProbeSettings, shutdown: &Shutdown) -> io::Result<ProbeSum
     let mut summary = ProbeSummary::default();
     let mut listener: Option<TcpListener> = None;
     let mut last_bind_error: Option<String> = None;
+    let mut errors = AcceptErrors::default();
     log::event(
         Severity::Info,
         "waiting for capture readiness",
@@ -117,7 +118,7 @@ pub fn run(settings: &ProbeSettings, shutdown: &Shutdown) -> io::Result<ProbeSum
             },
             (false, true) => {
                 if let Some(bound) = listener.take() {
-                    summary.accepted += accept_pending(&bound)?;
+                    summary.accepted += errors.accept(&bound, port);
                 }
                 summary.withdrawn += 1;
                 log::event(
@@ -134,12 +135,12 @@ pub fn run(settings: &ProbeSettings, shutdown: &Shutdown) -> io::Result<ProbeSum
             _ => {}
         }
         if let Some(bound) = &listener {
-            summary.accepted += accept_pending(bound)?;
+            summary.accepted += errors.accept(bound, port);
         }
         shutdown.wait_timeout(settings.check_every);
     }
     if let Some(bound) = listener.take() {
-        summary.accepted += accept_pending(&bound)?;
+        summary.accepted += errors.accept(&bound, port);
     }
     log::event(Severity::Info, "stopped", &summary);
     Ok(summary)
@@ -153,8 +154,14 @@ fn bind(address: SocketAddr) -> io::Result<TcpListener> {
 }
 
 /// Accepts every queued connection and closes it at once: a TCP probe only needs the
-/// handshake.
-fn accept_pending(listener: &TcpListener) -> io::Result<u64> {
+/// handshake. Returns how many were accepted and the error that stopped it, if any.
+///
+/// No accept error ends the probe: `EMFILE`/`ENFILE` (descriptors exhausted), `ENOBUFS`,
+/// `ENOMEM`, `EPROTO` or a network error on one connection are transient, and exiting
+/// would make pcap-init give the probe up after a few quick failures — failing the startup
+/// probe of a sidecar that captures fine. The connection stays queued (or was dropped by
+/// the kernel) and the next check tries again.
+pub fn accept_pending(listener: &TcpListener) -> (u64, Option<io::Error>) {
     let mut accepted = 0;
     loop {
         match listener.accept() {
@@ -162,13 +169,40 @@ fn accept_pending(listener: &TcpListener) -> io::Result<u64> {
                 drop(stream);
                 accepted += 1;
             }
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(accepted),
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => return (accepted, None),
             Err(error)
                 if matches!(
                     error.kind(),
                     io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
                 ) => {}
-            Err(error) => return Err(error),
+            Err(error) => return (accepted, Some(error)),
         }
+    }
+}
+
+/// Accept errors, logged once per distinct error (they repeat on every check).
+#[derive(Default)]
+struct AcceptErrors {
+    last: Option<String>,
+}
+
+impl AcceptErrors {
+    fn accept(&mut self, listener: &TcpListener, port: u16) -> u64 {
+        let (accepted, error) = accept_pending(listener);
+        match error {
+            Some(error) => {
+                let text = error.to_string();
+                if self.last.as_deref() != Some(text.as_str()) {
+                    log::event(
+                        Severity::Warning,
+                        "cannot accept a startup probe now; trying again at the next check",
+                        &BindFailed { port, error: &text },
+                    );
+                    self.last = Some(text);
+                }
+            }
+            None => self.last = None,
+        }
+        accepted
     }
 }

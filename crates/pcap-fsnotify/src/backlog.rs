@@ -202,6 +202,7 @@ impl Backlog {
             BacklogPolicy::DropOldest => candidates.collect(),
             BacklogPolicy::DropNewest => candidates.rev().collect(),
         };
+        let kept_by_policy = ordered.last().map(|e| e.name.clone());
         let mut victims = Vec::new();
         for entry in ordered {
             if total <= budget {
@@ -209,6 +210,14 @@ impl Backlog {
             }
             total = total.saturating_sub(entry.size);
             victims.push(entry.name.clone());
+        }
+        // The policy never takes the last waiting file when no other is about to be
+        // exported: while files still being written exceed the budget on their own,
+        // deleting it cannot make the directory fit, and it would leave nothing to export —
+        // so no export could succeed and show that the destination works again. The
+        // directory may then exceed the budget by that one file.
+        if spared.is_empty() && victims.last() == kept_by_policy.as_ref() {
+            victims.pop();
         }
         victims
     }
@@ -271,10 +280,14 @@ mod tests {
             backlog.over_budget(350, BacklogPolicy::DropNewest, 0),
             vec![name(4, "eth0"), name(3, "eth0")]
         );
-        // The open file is never a victim, even when nothing else is left.
+        // The open file is never a victim, even when nothing else is left; nor is the last
+        // waiting file the policy keeps (issue 14: the open file alone exceeds the budget,
+        // and deleting every completed file would leave nothing to export).
+        let victims = backlog.over_budget(0, BacklogPolicy::DropNewest, 0);
+        assert!(!victims.contains(&name(5, "eth0")));
         assert_eq!(
-            backlog.over_budget(0, BacklogPolicy::DropNewest, 0).len(),
-            4
+            victims,
+            vec![name(4, "eth0"), name(3, "eth0"), name(2, "eth0")]
         );
         // Two idle workers while exports succeed: the two oldest ready files are theirs.
         assert_eq!(

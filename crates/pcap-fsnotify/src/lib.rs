@@ -18,10 +18,12 @@
 //!
 //! - [`backlog`]: the table of known files and the budget policy.
 //! - [`procfs`]: which files are still open for writing.
+//! - [`manifest`]: the completeness manifest written into the bucket, and its verification.
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod backlog;
+pub mod manifest;
 pub mod procfs;
 
 use std::fs;
@@ -42,6 +44,7 @@ use sidecar_core::readiness::{ReadySignal, FSNOTIFY_READY_FILE, FSNOTIFY_SUMMARY
 use sidecar_core::shutdown::Shutdown;
 
 use backlog::{Backlog, Entry, State};
+use manifest::{Manifest, Record};
 
 /// How the exporter behaves.
 #[derive(Debug, Clone)]
@@ -104,6 +107,9 @@ pub struct Summary {
     pub dropped: Vec<String>,
     /// Milliseconds the drain took.
     pub drain_ms: u64,
+    /// The manifest object written at the end (`…/MANIFEST.jsonl`), if it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
 }
 
 impl Summary {
@@ -138,8 +144,10 @@ pub enum RunError {
     Thread(io::Error),
 }
 
+/// This program's name in pcap-init's process graph (and its shutdown plan).
+const PROGRAM: &str = "pcap-fsnotify";
 /// Time kept back from the drain budget for the final line and the exit.
-const DRAIN_RESERVE: Duration = Duration::from_millis(300);
+const DRAIN_RESERVE: Duration = Duration::from_millis(500);
 /// Longest wait for writers to close their last files after shutdown.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// Retry delay while draining: the time budget is short.
@@ -172,6 +180,8 @@ struct Outcome {
     elapsed: Duration,
     /// Deleting the local file after a confirmed export failed.
     delete_error: Option<io::Error>,
+    /// Packets and time span, read before the export (for the manifest).
+    contents: manifest::Contents,
 }
 
 #[derive(Serialize)]
@@ -242,6 +252,13 @@ struct DrainStarted {
     pending_bytes: u64,
     open_files: usize,
     budget_ms: u64,
+    /// Who set the deadline: `pcap-init` (its plan) or `PCAP_SHUTDOWN_SECS`.
+    deadline_from: &'static str,
+}
+
+#[derive(Serialize)]
+struct Leftover<'a> {
+    object: &'a str,
 }
 
 #[derive(Serialize)]
@@ -256,7 +273,7 @@ pub fn run(
     shutdown: &Shutdown,
 ) -> Result<Summary, RunError> {
     let dir = &settings.capture_dir;
-    fs::create_dir_all(dir).map_err(|source| RunError::CaptureDir {
+    sidecar_core::private::private_dir(dir).map_err(|source| RunError::CaptureDir {
         path: dir.clone(),
         source,
     })?;
@@ -321,6 +338,8 @@ pub fn run(
 
     let mut exporter = Exporter {
         settings,
+        destination: Arc::clone(&destination),
+        cleaned_up: false,
         backlog: Backlog::default(),
         summary: Summary::default(),
         in_flight: 0,
@@ -329,6 +348,8 @@ pub fn run(
         rate: INITIAL_RATE,
         drain: None,
         vanished: Vec::new(),
+        unknown_writers: None,
+        manifest: settings.run_dir.as_deref().map(Manifest::new),
     };
     // The watch is installed before the scan, so no file falls between the two.
     exporter.scan();
@@ -390,6 +411,7 @@ fn worker(jobs: &Mutex<Receiver<Job>>, done: &Sender<Msg>, destination: &dyn Des
             }
         };
         let started = Instant::now();
+        let contents = manifest::contents(&job.path, &job.name);
         let result = destination.deliver(&Export {
             source: &job.path,
             object: &job.object,
@@ -410,6 +432,7 @@ fn worker(jobs: &Mutex<Receiver<Job>>, done: &Sender<Msg>, destination: &dyn Des
             result,
             elapsed: started.elapsed(),
             delete_error,
+            contents,
         };
         if done.send(Msg::Done(Box::new(outcome))).is_err() {
             return;
@@ -425,6 +448,9 @@ struct Drain {
 
 struct Exporter<'a> {
     settings: &'a Settings,
+    destination: Arc<dyn Destination>,
+    /// Leftovers of a killed earlier run have been deleted at the destination.
+    cleaned_up: bool,
     backlog: Backlog,
     summary: Summary,
     in_flight: usize,
@@ -435,6 +461,10 @@ struct Exporter<'a> {
     rate: f64,
     drain: Option<Drain>,
     vanished: Vec<String>,
+    /// Why the last `/proc` snapshot was incomplete, if it was.
+    unknown_writers: Option<String>,
+    /// The completeness manifest (with a run directory only).
+    manifest: Option<Manifest>,
 }
 
 impl Exporter<'_> {
@@ -582,9 +612,9 @@ impl Exporter<'_> {
                 | EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {
                     // Renamed into place: complete unless a writer still holds it.
                     if path.exists() {
-                        if procfs::open_for_writing(&self.settings.capture_dir)
-                            .contains(&canonical(path))
-                        {
+                        let open = procfs::open_for_writing(&self.settings.capture_dir);
+                        self.note_unknown_writers(&open.unknown);
+                        if open.may_be_open(&canonical(path)) {
                             self.backlog.observe_open(name, path.clone());
                         } else {
                             self.complete(name, path);
@@ -622,9 +652,12 @@ impl Exporter<'_> {
     /// Reads the whole directory: new files are complete unless open for writing; known
     /// open files whose writer is gone (a missed event, a killed writer) become complete.
     fn scan(&mut self) {
+        if !self.cleaned_up {
+            self.clean_up_destination();
+        }
         let dir = &self.settings.capture_dir;
-        let entries = match fs::read_dir(dir) {
-            Ok(entries) => entries,
+        let files = match survey(dir, procfs::open_for_writing) {
+            Ok(files) => files,
             Err(error) => {
                 log::event(
                     Severity::Error,
@@ -636,18 +669,53 @@ impl Exporter<'_> {
                 return;
             }
         };
-        let open = procfs::open_for_writing(dir);
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let Some(name) = capture_name(&path) else {
-                continue;
-            };
-            if open.contains(&canonical(&path)) {
+        self.note_unknown_writers(&files.unknown);
+        for (name, path, open) in files.files {
+            if open {
                 self.backlog.observe_open(name, path);
             } else {
                 self.complete(name, &path);
             }
         }
+    }
+
+    /// Deletes the temporary objects a killed earlier run left (never a final name); tried
+    /// again at every rescan until it worked (the mount may not be there yet).
+    fn clean_up_destination(&mut self) {
+        match self.destination.clean_up(&self.settings.bucket_path) {
+            Ok(removed) => {
+                self.cleaned_up = true;
+                for object in removed {
+                    log::event(
+                        Severity::Warning,
+                        "deleted a partial object left by a killed run",
+                        &Leftover { object: &object },
+                    );
+                }
+            }
+            Err(error) => log::event(
+                Severity::Warning,
+                "cannot clean up partial objects of an earlier run yet",
+                &Problem {
+                    error: &error.to_string(),
+                },
+            ),
+        }
+    }
+
+    /// `/proc` could not show every writer: files are then complete only by their close
+    /// event (or the drain's close wait). Logged once per distinct reason.
+    fn note_unknown_writers(&mut self, unknown: &Option<String>) {
+        if unknown.is_some() && *unknown != self.unknown_writers {
+            log::event(
+                Severity::Warning,
+                "cannot see every process's open files; files wait for their close event",
+                &Problem {
+                    error: unknown.as_deref().unwrap_or_default(),
+                },
+            );
+        }
+        self.unknown_writers = unknown.clone();
     }
 
     fn on_done(&mut self, outcome: Outcome) {
@@ -666,6 +734,20 @@ impl Exporter<'_> {
                         self.rate = 0.5 * self.rate + 0.5 * measured;
                     }
                 }
+                self.record(Record {
+                    file: file.clone(),
+                    object: outcome.object.rsplit('/').next().map(str::to_string),
+                    bytes: delivery.bytes_read,
+                    stored_bytes: Some(delivery.bytes_stored),
+                    crc32c: Some(export::crc32c_base64(delivery.crc32c)),
+                    ..not_exported_record(
+                        &file,
+                        0,
+                        outcome.contents,
+                        manifest::Outcome::Exported,
+                        None,
+                    )
+                });
                 self.summary.exported += 1;
                 self.summary.exported_bytes += delivery.bytes_read;
                 self.summary.stored_bytes += delivery.bytes_stored;
@@ -701,7 +783,12 @@ impl Exporter<'_> {
                 }
             }
             Err(error) => {
-                self.exports_healthy = false;
+                // Only the destination failing means exports have fallen behind: a name
+                // conflict (exported under the next name at once), a vanished or unreadable
+                // local file say nothing about it.
+                if destination_failed(&error) {
+                    self.exports_healthy = false;
+                }
                 self.on_failure(&outcome.name, &outcome.object, &error)
             }
         }
@@ -739,6 +826,13 @@ impl Exporter<'_> {
             ExportError::Vanished { .. } => {
                 self.backlog.remove(name);
                 self.vanished.push(file.clone());
+                self.record(not_exported_record(
+                    &file,
+                    0,
+                    manifest::Contents::default(),
+                    manifest::Outcome::NotExported,
+                    Some(format!("vanished before it was exported: {reason}")),
+                ));
                 log::event(
                     Severity::Error,
                     "capture file vanished before it was exported",
@@ -817,6 +911,7 @@ impl Exporter<'_> {
                 continue;
             };
             let file = entry.file();
+            let contents = manifest::contents(&entry.path, &entry.name);
             if let Err(error) = fs::remove_file(&entry.path) {
                 if error.kind() != io::ErrorKind::NotFound {
                     // Could not give it up: keep it known so it is still exported later.
@@ -843,8 +938,79 @@ impl Exporter<'_> {
                     backlog_bytes,
                 },
             );
+            self.record(not_exported_record(
+                &file,
+                entry.size,
+                contents,
+                manifest::Outcome::Dropped,
+                Some(format!(
+                    "budget policy {}: directory over PCAP_BACKLOG_MB ({budget} bytes)",
+                    self.settings.policy.as_str()
+                )),
+            ));
             self.summary.dropped.push(file);
         }
+    }
+
+    /// Appends a record to the manifest (a failure is logged: the files are unaffected).
+    fn record(&mut self, record: Record) {
+        let Some(manifest) = &self.manifest else {
+            return;
+        };
+        if let Err(error) = manifest.append(&record) {
+            log::event(
+                Severity::Error,
+                "cannot write the manifest",
+                &Problem {
+                    error: &error.to_string(),
+                },
+            );
+        }
+    }
+
+    /// Delivers the manifest through the destination, next to the files, as
+    /// `MANIFEST.jsonl` (or `MANIFEST-<n>.jsonl` when an earlier drain used the name).
+    fn deliver_manifest(&mut self) -> Option<String> {
+        let manifest = self.manifest.as_ref()?;
+        let source = manifest.path().to_path_buf();
+        for seq in 0..20u32 {
+            let leaf = match seq {
+                0 => manifest::OBJECT.to_string(),
+                n => format!("MANIFEST-{n}.jsonl"),
+            };
+            let object = if self.settings.bucket_path.is_empty() {
+                leaf
+            } else {
+                format!("{}/{leaf}", self.settings.bucket_path)
+            };
+            match self.destination.deliver(&Export {
+                source: &source,
+                object: &object,
+                compression: Compression::None,
+            }) {
+                Ok(_) => {
+                    let _ = fs::remove_file(&source);
+                    return Some(object);
+                }
+                Err(ExportError::Conflict { .. }) => continue,
+                Err(error) => {
+                    log::event(
+                        Severity::Error,
+                        "cannot write the manifest to the destination",
+                        &Failed {
+                            file: manifest::LOCAL_FILE,
+                            object: &object,
+                            reason: error.to_string(),
+                            kind: error.kind(),
+                            attempt: 1,
+                            retry_in_ms: None,
+                        },
+                    );
+                    return None;
+                }
+            }
+        }
+        None
     }
 
     fn stats(&self) {
@@ -867,7 +1033,21 @@ impl Exporter<'_> {
             return;
         }
         let now = Instant::now();
-        let budget = self.settings.shutdown_budget.saturating_sub(DRAIN_RESERVE);
+        // pcap-init's plan says when this process is killed; run on its own, the whole
+        // PCAP_SHUTDOWN_SECS counts from this signal. The final report is due before that.
+        let planned = self
+            .settings
+            .run_dir
+            .as_deref()
+            .and_then(|run_dir| sidecar_core::deadline::time_left(run_dir, PROGRAM));
+        let deadline_from = if planned.is_some() {
+            "pcap-init"
+        } else {
+            "PCAP_SHUTDOWN_SECS"
+        };
+        let budget = planned
+            .unwrap_or(self.settings.shutdown_budget)
+            .saturating_sub(DRAIN_RESERVE);
         let drain = Drain {
             started: now,
             deadline: now + budget,
@@ -888,6 +1068,7 @@ impl Exporter<'_> {
                 pending_bytes: self.backlog.bytes(),
                 open_files: self.backlog.count(|s| s == State::Open),
                 budget_ms: budget.as_millis() as u64,
+                deadline_from,
             },
         );
         self.drain = Some(drain);
@@ -899,10 +1080,11 @@ impl Exporter<'_> {
             return;
         }
         let open = procfs::open_for_writing(&self.settings.capture_dir);
+        self.note_unknown_writers(&open.unknown);
         let closed: Vec<(CaptureFileName, PathBuf)> = self
             .backlog
             .iter()
-            .filter(|e| e.state == State::Open && !open.contains(&canonical(&e.path)))
+            .filter(|e| e.state == State::Open && !open.may_be_open(&canonical(&e.path)))
             .map(|e| (e.name.clone(), e.path.clone()))
             .collect();
         for (name, path) in closed {
@@ -932,6 +1114,29 @@ impl Exporter<'_> {
     }
 
     fn finish(&mut self) -> Summary {
+        let left: Vec<(String, PathBuf, CaptureFileName, u64, State)> = self
+            .backlog
+            .iter()
+            .map(|e| (e.file(), e.path.clone(), e.name.clone(), e.size, e.state))
+            .collect();
+        for (file, path, name, size, state) in left {
+            let reason = match state {
+                State::Rejected => "cannot be exported (not a regular file); kept",
+                State::InFlight => "export still in progress at the shutdown deadline; kept",
+                State::Waiting(_) => "export failing at the shutdown deadline; kept",
+                State::Open | State::Ready => "not exported before the shutdown deadline; kept",
+            };
+            let size = fs::symlink_metadata(&path).map_or(size, |m| m.len());
+            let contents = manifest::contents(&path, &name);
+            self.record(not_exported_record(
+                &file,
+                size,
+                contents,
+                manifest::Outcome::NotExported,
+                Some(reason.to_string()),
+            ));
+        }
+        self.summary.manifest = self.deliver_manifest();
         let mut summary = self.summary.clone();
         summary.not_exported = self.vanished.clone();
         summary
@@ -963,6 +1168,75 @@ impl Exporter<'_> {
         log::event(severity, &message, &summary);
         summary
     }
+}
+
+/// The capture files of a directory, each with whether a writer may still hold it.
+struct Survey {
+    files: Vec<(CaptureFileName, PathBuf, bool)>,
+    unknown: Option<String>,
+}
+
+/// Lists `dir`'s capture files and asks `snapshot` which are open for writing.
+///
+/// The listing is read to the end *before* the snapshot: a file a writer creates after the
+/// snapshot is then either not listed or listed while open (tcpdump creates and opens in one
+/// call). Reading the entries lazily after the snapshot counted such a file as complete.
+fn survey(dir: &Path, snapshot: impl FnOnce(&Path) -> procfs::OpenFiles) -> io::Result<Survey> {
+    let mut listed = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if let Some(name) = capture_name(&path) {
+            listed.push((name, path));
+        }
+    }
+    let open = snapshot(dir);
+    let files = listed
+        .into_iter()
+        .map(|(name, path)| {
+            let may_be_open = open.may_be_open(&canonical(&path));
+            (name, path, may_be_open)
+        })
+        .collect();
+    Ok(Survey {
+        files,
+        unknown: open.unknown,
+    })
+}
+
+/// A manifest record for a file that was not exported (or the base of an exported one).
+fn not_exported_record(
+    file: &str,
+    bytes: u64,
+    contents: manifest::Contents,
+    outcome: manifest::Outcome,
+    reason: Option<String>,
+) -> Record {
+    Record {
+        file: file.to_string(),
+        object: None,
+        bytes,
+        stored_bytes: None,
+        packets: contents.packets,
+        first: contents.first,
+        last: contents.last,
+        kernel_drops: None,
+        queue_drops: None,
+        crc32c: None,
+        outcome,
+        reason,
+    }
+}
+
+/// Whether `error` is the destination failing (rather than this one file).
+fn destination_failed(error: &ExportError) -> bool {
+    !matches!(
+        error,
+        ExportError::Conflict { .. }
+            | ExportError::Vanished { .. }
+            | ExportError::NotAFile { .. }
+            | ExportError::InvalidName { .. }
+            | ExportError::Read { .. }
+    )
 }
 
 fn backoff(min: Duration, max: Duration, attempt: u32) -> Duration {
@@ -997,6 +1271,50 @@ mod tests {
         assert_eq!(backoff(min, max, 2), Duration::from_secs(1));
         assert_eq!(backoff(min, max, 4), Duration::from_secs(4));
         assert_eq!(backoff(min, max, 50), max);
+    }
+
+    /// Issue 14, finding 1 (failed before the fix: the file created right after the `/proc`
+    /// snapshot was listed as complete, so it would have been exported and deleted while
+    /// still written).
+    #[test]
+    fn issue_14_a_file_created_after_the_proc_snapshot_is_never_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("eth0_part_20260101T000000Z.pcap");
+        fs::write(&old, b"closed").unwrap();
+        let late = dir.path().join("eth0_part_20260101T000100Z.pcap");
+        let mut writer = None;
+        let survey = survey(dir.path(), |d| {
+            let snapshot = procfs::open_for_writing(d);
+            // tcpdump rotates right after the snapshot was taken.
+            writer = Some(fs::File::create(&late).unwrap());
+            snapshot
+        })
+        .unwrap();
+        assert!(writer.is_some());
+        for (name, _, open) in &survey.files {
+            if name.to_string() == "eth0_part_20260101T000100Z.pcap" {
+                assert!(*open, "listed as complete while a writer holds it");
+            }
+        }
+        assert!(survey
+            .files
+            .iter()
+            .any(|(n, _, open)| n.to_string() == "eth0_part_20260101T000000Z.pcap" && !open));
+    }
+
+    /// Issue 14, finding 1 (failed before the fix: when `/proc/<pid>/fd` could not be read,
+    /// every file counted as complete).
+    #[test]
+    fn issue_14_an_incomplete_proc_snapshot_completes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("eth0_part_20260101T000000Z.pcap"), b"x").unwrap();
+        let survey = survey(dir.path(), |_| procfs::OpenFiles {
+            paths: Default::default(),
+            unknown: Some("/proc/7/fd: Permission denied".into()),
+        })
+        .unwrap();
+        assert_eq!(survey.files.len(), 1);
+        assert!(survey.files[0].2, "an unknown writer may still hold it");
     }
 
     #[test]

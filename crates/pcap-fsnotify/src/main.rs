@@ -30,8 +30,16 @@ fn main() {
                      PCAP_GCS_PREFIX, GOOGLE_CLOUD_PROJECT or PROJECT_ID, K_SERVICE, K_REVISION, \
                      the start time, and placeholders for what is unknown; '' for none.",
                 ),
-        );
+        )
+        .arg(Arg::new("verify").long("verify").value_name("DIR").help(
+            "Check a downloaded instance folder against its MANIFEST*.jsonl (every \
+                     exported file present with its size and CRC32C, nothing unlisted, no \
+                     temporary object), print one line and exit: 0 intact, 1 not.",
+        ));
     let (config, matches) = daemon::start("pcap-fsnotify", command);
+    if let Some(dir) = matches.get_one::<String>("verify") {
+        std::process::exit(verify(std::path::Path::new(dir)));
+    }
     let bucket_path = match matches.get_one::<String>("bucket-path") {
         Some(given) => given.trim_matches('/').to_string(),
         None => default_bucket_path(&config),
@@ -81,6 +89,43 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// `--verify DIR`: one line with what was found; exit 0 when the folder is intact.
+fn verify(dir: &std::path::Path) -> i32 {
+    match pcap_fsnotify::manifest::verify(dir) {
+        Ok(found) if found.is_intact() => {
+            log::event(
+                log::Severity::Notice,
+                &format!(
+                    "bucket folder intact: {} exported files verified, {} not exported (named in the manifest)",
+                    found.verified,
+                    found.not_exported.len()
+                ),
+                &found,
+            );
+            exit::OK
+        }
+        Ok(found) => {
+            log::event(
+                log::Severity::Error,
+                &format!(
+                    "bucket folder NOT intact: {} missing, {} corrupted, {} unlisted, {} temporary, {} manifests",
+                    found.missing.len(),
+                    found.corrupted.len(),
+                    found.unlisted.len(),
+                    found.temporary.len(),
+                    found.manifests.len()
+                ),
+                &found,
+            );
+            exit::FAILURE
+        }
+        Err(error) => {
+            log::critical(&format!("cannot verify {}: {error}", dir.display()));
+            exit::FAILURE
+        }
+    }
 }
 
 /// No bucket, or a bucket mounted with gcsfuse: the directory GCS_MOUNT. A bucket with

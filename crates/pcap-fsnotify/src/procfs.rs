@@ -9,36 +9,77 @@ use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+/// What `/proc` says about the writers of one directory's files.
+#[derive(Debug, Clone, Default)]
+pub struct OpenFiles {
+    /// Files (canonical paths) some process has open with write access.
+    pub paths: HashSet<PathBuf>,
+    /// Why the answer is incomplete (`/proc` or a process's `fd` directory could not be
+    /// read), if it is: then no file can be called closed from this snapshot.
+    pub unknown: Option<String>,
+}
+
+impl OpenFiles {
+    /// Whether `path` (canonical) may still be open for writing: listed, or the snapshot
+    /// could not see every process.
+    pub fn may_be_open(&self, path: &Path) -> bool {
+        self.unknown.is_some() || self.paths.contains(path)
+    }
+
+    /// Whether `path` (canonical) is known to be open for writing.
+    pub fn contains(&self, path: &Path) -> bool {
+        self.paths.contains(path)
+    }
+}
+
 /// Files directly inside `dir` that any process has open with write access.
-pub fn open_for_writing(dir: &Path) -> HashSet<PathBuf> {
+pub fn open_for_writing(dir: &Path) -> OpenFiles {
     let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    let mut open = HashSet::new();
-    let Ok(processes) = fs::read_dir("/proc") else {
-        return open;
+    let mut open = OpenFiles::default();
+    let processes = match fs::read_dir("/proc") {
+        Ok(processes) => processes,
+        Err(error) => {
+            open.unknown = Some(format!("/proc: {error}"));
+            return open;
+        }
     };
     for process in processes.flatten() {
         let pid = process.file_name();
         if !pid.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
             continue;
         }
-        // Processes and descriptors come and go while we look: every error just skips.
-        let Ok(fds) = fs::read_dir(process.path().join("fd")) else {
-            continue;
+        // Processes and descriptors come and go while we look: a process that has gone
+        // holds nothing open. Any other error (no permission, hidepid) leaves the answer
+        // unknown, and an unknown writer must not make a file count as complete.
+        let fds = match fs::read_dir(process.path().join("fd")) {
+            Ok(fds) => fds,
+            Err(error) if gone(&error) => continue,
+            Err(error) => {
+                if open.unknown.is_none() {
+                    open.unknown = Some(format!("/proc/{}/fd: {error}", pid.to_string_lossy()));
+                }
+                continue;
+            }
         };
         for fd in fds.flatten() {
             let Ok(target) = fs::read_link(fd.path()) else {
                 continue;
             };
-            if target.parent() != Some(dir.as_path()) || open.contains(&target) {
+            if target.parent() != Some(dir.as_path()) || open.paths.contains(&target) {
                 continue;
             }
             let info = process.path().join("fdinfo").join(fd.file_name());
             if fs::read_to_string(info).is_ok_and(|text| writable(&text)) {
-                open.insert(target);
+                open.paths.insert(target);
             }
         }
     }
     open
+}
+
+/// The process (or the descriptor) went away while we looked.
+fn gone(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::NotFound || error.raw_os_error() == Some(nix::libc::ESRCH)
 }
 
 /// Whether an fdinfo text's `flags:` (octal) has write access (O_WRONLY or O_RDWR).
@@ -68,8 +109,9 @@ mod tests {
         let canonical = dir.path().canonicalize().unwrap();
         assert!(open.contains(&canonical.join("w")), "{open:?}");
         assert!(!open.contains(&canonical.join("r")));
+        assert!(open.unknown.is_none(), "{open:?}");
         drop(writer);
-        assert!(open_for_writing(dir.path()).is_empty());
+        assert!(open_for_writing(dir.path()).paths.is_empty());
     }
 
     #[test]

@@ -162,7 +162,8 @@ fn gunzip(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Every file under `dir`, relative, with its bytes.
+/// Every file under `dir`, relative, with its bytes — except the completeness manifest
+/// (`MANIFEST*.jsonl`, written at the drain's end; its own test checks it).
 fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
         let Ok(entries) = fs::read_dir(dir) else {
@@ -170,9 +171,10 @@ fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         };
         for entry in entries {
             let path = entry.unwrap().path();
+            let leaf = path.file_name().unwrap().to_string_lossy().into_owned();
             if path.is_dir() {
                 walk(base, &path, out);
-            } else {
+            } else if !(leaf.starts_with("MANIFEST") && leaf.ends_with(".jsonl")) {
                 let rel = path.strip_prefix(base).unwrap().display().to_string();
                 out.insert(rel, fs::read(&path).unwrap());
             }
@@ -426,9 +428,13 @@ fn fuse_mount_destination_puts_every_file_in_the_bucket_and_survives_an_unmount(
         names.sort();
         names
     };
-    daemon.wait("3 objects", Duration::from_secs(60), || {
-        objects(&gcs).len() == 3
-    });
+    // A rename on the mount is a copy, then a delete: wait until no temporary object is
+    // left beside the final ones.
+    let settled = |gcs: &GcsEmulator, n: usize| {
+        let names = objects(gcs);
+        names.len() == n && names.iter().all(|o| !o.contains(".partial-"))
+    };
+    daemon.wait("3 objects", Duration::from_secs(60), || settled(&gcs, 3));
 
     // The mount goes away: files must wait (and be reported), not land in the bare directory.
     mount.unmount().unwrap();
@@ -450,7 +456,7 @@ fn fuse_mount_destination_puts_every_file_in_the_bucket_and_survives_an_unmount(
     assert!(capture.join(name("eth0", 4)).exists());
     let _mount = FuseMount::rclone(&gcs, &root.path().join("pcap")).unwrap();
     daemon.wait("5 objects after remount", Duration::from_secs(60), || {
-        objects(&gcs).len() == 5
+        settled(&gcs, 5)
     });
     let expected: Vec<String> = originals
         .keys()
@@ -646,4 +652,295 @@ fn a_file_being_written_over_budget_does_not_make_a_healthy_exporter_drop_comple
     let summary = daemon.summary();
     assert_eq!(summary["exported"], 3);
     assert_eq!(summary["dropped"], serde_json::json!([]));
+}
+
+/// Issue 14, finding 2 (failed before the fix: with no export yet confirmed, the completed
+/// file was deleted the moment it completed, and so was every later one — no export could
+/// ever succeed while the open file held the directory over budget).
+#[test]
+fn issue_14_an_open_file_over_budget_alone_does_not_make_the_policy_delete_every_completed_file() {
+    let root = tempfile::tempdir().unwrap();
+    let mut daemon = Daemon::start(
+        root.path(),
+        &[
+            ("PCAP_BACKLOG_MB", "1".into()),
+            ("PCAP_COMPRESS", "false".into()),
+        ],
+    );
+    let capture = daemon.capture_dir();
+    let export = daemon.export_dir();
+    // Nothing exported yet, and a file still being written exceeds the budget on its own.
+    let mut writer = fs::File::create(capture.join(name("eth0", 1))).unwrap();
+    writer
+        .write_all(&pcapgen::pcap_bytes(1, 2_000_000))
+        .unwrap();
+    writer.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    for i in 2..=4u32 {
+        write_capture(
+            &capture,
+            &name("eth0", i),
+            &pcapgen::pcap_bytes(i.into(), 100_000),
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    daemon.wait("a completed file exported", Duration::from_secs(20), || {
+        finished(&export) >= 1
+    });
+    drop(writer);
+    daemon.sigterm();
+    let status = daemon.wait_exit(Duration::from_secs(15));
+    let summary = daemon.summary();
+    // Whatever the policy gave up is named; everything else is in the export directory.
+    let dropped = summary["dropped"].as_array().unwrap().len();
+    assert_eq!(
+        finished(&export) + dropped,
+        4,
+        "every file exported or named as dropped: {summary}"
+    );
+    assert!(
+        summary["exported"].as_u64().unwrap() >= 2,
+        "the open file and at least one completed file exported: {summary}"
+    );
+    assert_eq!(status.code(), Some(if dropped == 0 { 0 } else { 1 }));
+}
+
+/// Objects in the emulator bucket, sorted by name.
+fn object_names(gcs: &GcsEmulator) -> Vec<String> {
+    let mut names: Vec<String> = gcs
+        .list_objects()
+        .map(|list| list.into_iter().map(|o| o.name).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Whether `bytes` is a complete gzip stream of `original`.
+fn is_gzip_of(bytes: &[u8], original: &[u8]) -> bool {
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .is_ok()
+        && out == original
+}
+
+/// Issue 14, finding 4 (failed before the fix: the exporter wrote the final name directly on
+/// the mount, so a kill mid-write left the bytes written so far as the final object —
+/// rclone, like gcsfuse, uploads on close, and the kernel closes the file of a killed
+/// process).
+#[test]
+fn issue_14_a_kill_mid_write_on_the_fuse_mount_never_leaves_a_partial_final_object() {
+    if let Err(reason) = testbed::check_fuse() {
+        panic!("FUSE is required for this test: {reason}");
+    }
+    let root = tempfile::tempdir().unwrap();
+    let gcs = GcsEmulator::start("pcap-bucket").unwrap();
+    let _mount = FuseMount::rclone(&gcs, &root.path().join("pcap")).unwrap();
+    let capture = root.path().join("pcap-tmp");
+    fs::create_dir_all(&capture).unwrap();
+    let file = name("eth0", 1);
+    let original = pcapgen::pcap_bytes(7, 60_000_000);
+    write_capture(&capture, &file, &original);
+    let env = [
+        ("PCAP_GCS_BUCKET", "pcap-bucket".to_string()),
+        ("PCAP_GCS_FUSE", "true".into()),
+        ("PCAP_COMPRESS", "true".into()),
+        // Slow compression: the kill lands while the object is being written.
+        ("PCAP_COMPRESS_LEVEL", "9".into()),
+    ];
+    let mut daemon = Daemon::start(root.path(), &env);
+    let export_dir = daemon.export_dir();
+    daemon.wait("the export to start", Duration::from_secs(30), || {
+        fs::read_dir(&export_dir).is_ok_and(|mut d| d.next().is_some())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    daemon.child.kill().unwrap();
+    daemon.child.wait().unwrap();
+    assert!(capture.join(&file).exists(), "the local file is kept");
+    // rclone uploads what the killed exporter wrote once the file is released.
+    let final_object = format!("{BUCKET_PATH}/{file}.gz");
+    let settle = Instant::now();
+    while object_names(&gcs).is_empty() && settle.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    for object in object_names(&gcs) {
+        let leaf = object.rsplit('/').next().unwrap();
+        if !leaf.starts_with('.') {
+            assert_eq!(object, final_object);
+            let bytes = gcs.read_object(&object).unwrap();
+            assert!(
+                is_gzip_of(&bytes, &original),
+                "{object} is a partial object ({} bytes)",
+                bytes.len()
+            );
+        }
+    }
+
+    // The next run deletes the leftover and exports the file whole.
+    drop(daemon);
+    let mut daemon = Daemon::start(root.path(), &env);
+    daemon.wait("the file exported", Duration::from_secs(120), || {
+        !capture.join(&file).exists()
+    });
+    daemon.wait("only the final object", Duration::from_secs(30), || {
+        object_names(&gcs) == vec![final_object.clone()]
+    });
+    assert!(is_gzip_of(
+        &gcs.read_object(&final_object).unwrap(),
+        &original
+    ));
+    daemon.sigterm();
+    assert!(daemon.wait_exit(Duration::from_secs(15)).success());
+}
+
+/// Issue 14, finding 4 (failed before the fix: `.name.partial-*` files of a killed run stayed
+/// in the export directory forever).
+#[test]
+fn issue_14_temporary_files_of_a_killed_run_are_deleted_at_start_up() {
+    let root = tempfile::tempdir().unwrap();
+    let export = root.path().join("pcap").join(BUCKET_PATH);
+    fs::create_dir_all(&export).unwrap();
+    let leftover = export.join(format!(".{}.gz.partial-999999-0", name("eth0", 1)));
+    fs::write(&leftover, b"half a gzip").unwrap();
+    let unrelated = export.join(format!("{}.gz", name("eth0", 2)));
+    fs::write(&unrelated, b"someone else's object").unwrap();
+    let mut daemon = Daemon::start(root.path(), &[]);
+    daemon.wait("the leftover deleted", Duration::from_secs(10), || {
+        !leftover.exists()
+    });
+    assert!(daemon
+        .logs()
+        .iter()
+        .any(|l| l["message"] == "deleted a partial object left by a killed run"));
+    assert_eq!(fs::read(&unrelated).unwrap(), b"someone else's object");
+    daemon.sigterm();
+    assert!(daemon.wait_exit(Duration::from_secs(15)).success());
+}
+
+/// Runs `scripts/verify-bucket DIR` with this build's binary: (exit code, its one line).
+fn verify_bucket(dir: &Path) -> (i32, Value) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/verify-bucket");
+    let output = Command::new(script)
+        .arg(dir)
+        .env("PCAP_FSNOTIFY", env!("CARGO_BIN_EXE_pcap-fsnotify"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .last()
+        .unwrap_or_else(|| panic!("no output: {output:?}"));
+    (
+        output.status.code().unwrap_or(-1),
+        serde_json::from_str(line).unwrap(),
+    )
+}
+
+/// Issue 14: the completeness manifest is written next to the files through the same
+/// destination, and `scripts/verify-bucket` proves from the folder alone that nothing is
+/// missing — and notices a missing, a corrupted and an unlisted object.
+#[test]
+fn issue_14_the_manifest_lists_every_file_and_verify_bucket_checks_a_folder_against_it() {
+    let root = tempfile::tempdir().unwrap();
+    let capture = root.path().join("pcap-tmp");
+    fs::create_dir_all(&capture).unwrap();
+    // A file that cannot be exported (a FIFO) is named in the manifest with its reason.
+    nix::unistd::mkfifo(
+        &capture.join(name("eth0", 9)),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let mut daemon = Daemon::start(root.path(), &[("PCAP_COMPRESS", "true".into())]);
+    let export = daemon.export_dir();
+    let mut originals = BTreeMap::new();
+    for i in 1..=3u32 {
+        let bytes = pcapgen::pcap_bytes(i.into(), 200_000);
+        write_capture(&capture, &name("eth0", i), &bytes);
+        originals.insert(name("eth0", i), bytes);
+    }
+    daemon.wait("3 files exported", Duration::from_secs(30), || {
+        finished(&export) == 3
+    });
+    daemon.wait("the FIFO rejected", Duration::from_secs(20), || {
+        daemon
+            .logs()
+            .iter()
+            .any(|l| l["file"] == name("eth0", 9).as_str() && l["kind"] == "not-a-file")
+    });
+    daemon.sigterm();
+    daemon.wait_exit(Duration::from_secs(15));
+    let summary = daemon.summary();
+    assert_eq!(
+        summary["manifest"],
+        format!("{BUCKET_PATH}/MANIFEST.jsonl"),
+        "{summary}"
+    );
+    let manifest = fs::read_to_string(export.join("MANIFEST.jsonl")).unwrap();
+    let records: Vec<Value> = manifest
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 4, "{manifest}");
+    for (file, bytes) in &originals {
+        let record = records.iter().find(|r| r["file"] == file.as_str()).unwrap();
+        assert_eq!(record["outcome"], "exported");
+        assert_eq!(record["object"], format!("{file}.gz"));
+        assert_eq!(record["bytes"], bytes.len());
+        // Packets as capinfos counts them in the original.
+        let path = root.path().join(file);
+        fs::write(&path, bytes).unwrap();
+        let out = Command::new("capinfos")
+            .args(["-c", "-M", "-T"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let count: u64 = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .and_then(|l| l.split('\t').nth(1))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(record["packets"], count, "{record}");
+        assert!(record["first"].is_string() && record["last"].is_string());
+    }
+    let fifo = records
+        .iter()
+        .find(|r| r["file"] == name("eth0", 9).as_str())
+        .unwrap();
+    assert_eq!(fifo["outcome"], "not-exported");
+    assert!(fifo["reason"]
+        .as_str()
+        .unwrap()
+        .contains("not a regular file"));
+
+    let (code, line) = verify_bucket(&export);
+    assert_eq!(code, 0, "{line}");
+    assert_eq!(line["verified"], 3);
+    assert_eq!(line["not_exported"].as_array().unwrap().len(), 1);
+
+    // Tampering is noticed: a flipped byte, a deleted object, an object nobody listed.
+    let first = export.join(format!("{}.gz", name("eth0", 1)));
+    let mut bytes = fs::read(&first).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    fs::write(&first, bytes).unwrap();
+    fs::remove_file(export.join(format!("{}.gz", name("eth0", 2)))).unwrap();
+    fs::write(export.join(format!("{}.gz", name("eth0", 7))), b"x").unwrap();
+    let (code, line) = verify_bucket(&export);
+    assert_eq!(code, 1, "{line}");
+    assert_eq!(
+        line["corrupted"],
+        serde_json::json!([format!("{}.gz", name("eth0", 1))])
+    );
+    assert_eq!(
+        line["missing"],
+        serde_json::json!([format!("{}.gz", name("eth0", 2))])
+    );
+    assert_eq!(
+        line["unlisted"],
+        serde_json::json!([format!("{}.gz", name("eth0", 7))])
+    );
 }

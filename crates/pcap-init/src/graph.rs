@@ -130,6 +130,11 @@ pub struct Program {
     pub restart: Restart,
     /// Position in the stop sequence (lowest first).
     pub stop_order: u32,
+    /// Started once more when shutdown finds it waiting for a restart, so that it drains
+    /// (the exporter: otherwise a crash just before SIGTERM leaves every file unexported
+    /// and unreported).
+    #[serde(default)]
+    pub drain: bool,
 }
 
 fn always() -> When {

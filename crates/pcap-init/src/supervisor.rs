@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use sidecar_core::deadline::{self, ShutdownPlan};
 use sidecar_core::log::{self, Severity};
 use sidecar_core::readiness;
 use sidecar_core::shutdown::Shutdown;
@@ -133,12 +134,22 @@ pub fn run(
     settings: &SupervisorSettings,
     shutdown: &Shutdown,
 ) -> Result<ShutdownSummary, SupervisorError> {
-    // A summary left by an earlier run must not be reported as this one's.
+    if settings.reap_orphans {
+        // Every wait from here on (start-up, watch, shutdown) reaps orphans too.
+        supervise::reap_orphans(true);
+    }
+    // A summary or a plan left by an earlier run must not be taken for this one's.
     let _ = std::fs::remove_file(settings.run_dir.join(readiness::FSNOTIFY_SUMMARY_FILE));
+    ShutdownPlan::remove(&settings.run_dir);
+    // The exporter's manifest of an earlier instance run (kept across exporter restarts
+    // within this one).
+    let _ = std::fs::remove_file(settings.run_dir.join("MANIFEST.jsonl"));
     for directory in &settings.directories {
-        std::fs::create_dir_all(directory).map_err(|source| SupervisorError::Directory {
-            path: directory.clone(),
-            source,
+        sidecar_core::private::private_dir(directory).map_err(|source| {
+            SupervisorError::Directory {
+                path: directory.clone(),
+                source,
+            }
         })?;
     }
     let mut running: Vec<Running> = Vec::new();
@@ -157,7 +168,12 @@ pub fn run(
                     child,
                 });
                 if is_mount {
-                    create_export_dir(settings)?;
+                    if let Err(error) = create_export_dir(settings) {
+                        // Never leave the mounter (or anything started) running behind.
+                        log::critical(&error.to_string());
+                        stop_all(settings, &mut running, shutdown);
+                        return Err(error);
+                    }
                 }
             }
             Err(error) => {
@@ -174,7 +190,11 @@ pub fn run(
         .any(|p| p.ready.kind == ReadyKind::Mount)
         || !settings.fuse
     {
-        create_export_dir(settings)?;
+        if let Err(error) = create_export_dir(settings) {
+            log::critical(&error.to_string());
+            stop_all(settings, &mut running, shutdown);
+            return Err(error);
+        }
     }
     log::notice("all programs started");
     watch(settings, &mut running, shutdown);
@@ -254,6 +274,9 @@ fn start_one(
                 "timed out",
             )));
         }
+        if settings.reap_orphans {
+            reap_orphans_now();
+        }
         if shutdown.wait_timeout(Duration::from_millis(50)) {
             return Ok(child);
         }
@@ -322,16 +345,20 @@ fn watch(settings: &SupervisorSettings, running: &mut [Running], shutdown: &Shut
     let mut gate_closed = false;
     while !shutdown.wait_timeout(Duration::from_millis(100)) {
         if settings.reap_orphans {
-            while let Some((pid, exit)) = supervise::reap_any() {
-                if !running.iter_mut().any(|r| r.child.notify_exit(pid, exit)) {
-                    log::debug(&format!("reaped orphan {pid} ({exit})"));
-                }
-            }
+            reap_orphans_now();
         }
         let mut gave_up = None;
         for entry in running.iter_mut() {
-            if let Some(Event::GaveUp { exit }) = entry.child.poll() {
-                gave_up = Some((entry.program.name.clone(), exit));
+            match entry.child.poll() {
+                Some(Event::GaveUp { exit }) => {
+                    gave_up = Some((entry.program.name.clone(), exit));
+                }
+                // A killed mounter leaves a dead mount ("transport endpoint is not
+                // connected") on which its restart fails: release it first.
+                Some(Event::Exited { .. }) if entry.program.ready.kind == ReadyKind::Mount => {
+                    unmount_if_needed(settings, &entry.program);
+                }
+                _ => {}
             }
         }
         if let (Some((name, exit)), false) = (gave_up, gate_closed) {
@@ -352,38 +379,136 @@ fn watch(settings: &SupervisorSettings, running: &mut [Running], shutdown: &Shut
     }
 }
 
+/// A draining program (the exporter) caught waiting for its restart is started now and
+/// waited for (until ready, at most half of its time) before it is stopped, so it drains and
+/// reports instead of leaving every file unexported and unreported.
+fn restart_to_drain(settings: &SupervisorSettings, entry: &mut Running, kill_at: Instant) {
+    // An exit not noticed yet (killed a moment ago) becomes a pending restart first.
+    let _ = entry.child.poll();
+    match entry.child.restart_now() {
+        // Running: perhaps restarted a moment ago (by that poll, or just before the signal),
+        // its signal handler not installed yet — wait for its readiness all the same.
+        None => {}
+        Some(Err(error)) => {
+            log::error(&format!(
+                "{} could not be started to drain: {error}",
+                entry.program.name
+            ));
+            return;
+        }
+        Some(Ok(pid)) => log::warning(&format!(
+            "{} was waiting for its restart at shutdown: started it (pid {pid}) to drain",
+            entry.program.name
+        )),
+    }
+    if !matches!(entry.child.state(), State::Running { .. }) {
+        return;
+    }
+    let Ok(ready_path) = expand(
+        &entry.program.name,
+        &entry.program.ready.path,
+        &settings.vars,
+    ) else {
+        return;
+    };
+    let wait_until = Instant::now() + kill_at.saturating_duration_since(Instant::now()) / 2;
+    while Instant::now() < wait_until {
+        let ready = match entry.program.ready.kind {
+            ReadyKind::File => readiness::check_named(&settings.run_dir, &ready_path).is_ready(),
+            ReadyKind::Mount => is_mount_point(Path::new(&ready_path)),
+            ReadyKind::None => true,
+        };
+        if ready {
+            return;
+        }
+        if settings.reap_orphans {
+            reap_orphans_now();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Time kept for each program that stops after another one.
+const STOP_RESERVE: Duration = Duration::from_millis(300);
+
+/// PID 1: reaps orphans now (children's statuses are kept for their handles).
+fn reap_orphans_now() {
+    for (pid, exit) in supervise::collect_exits() {
+        log::debug(&format!("reaped orphan {pid} ({exit})"));
+    }
+}
+
 fn stop_all(
     settings: &SupervisorSettings,
     running: &mut [Running],
     shutdown: &Shutdown,
 ) -> ShutdownSummary {
     let started = Instant::now();
-    let deadline = started + settings.shutdown_budget;
+    // One deadline for the whole graph, counted from the signal (not from now: the watch
+    // loop may have taken a moment to notice it).
+    let deadline = shutdown.requested_at().unwrap_or(started) + settings.shutdown_budget;
     let mut order: Vec<usize> = (0..running.len()).collect();
     order.sort_by_key(|&i| (running[i].program.stop_order, std::cmp::Reverse(i)));
+    // The instant each program is killed if still running: a little time is kept for every
+    // program that stops after it. Written down before anyone is signalled, so each daemon
+    // plans against the same instants (see sidecar_core::deadline).
+    let kill_at: Vec<Instant> = (0..order.len())
+        .map(|position| {
+            let later = (order.len() - position - 1) as u32;
+            deadline
+                .checked_sub(STOP_RESERVE * later)
+                .unwrap_or(started)
+        })
+        .collect();
+    let plan = ShutdownPlan {
+        supervisor_pid: std::process::id(),
+        deadline_unix_ms: deadline::unix_ms(deadline),
+        kill_unix_ms: order
+            .iter()
+            .zip(&kill_at)
+            .map(|(&i, &at)| (running[i].program.name.clone(), deadline::unix_ms(at)))
+            .collect(),
+    };
+    if let Err(error) = plan.write(&settings.run_dir) {
+        log::error(&format!(
+            "cannot hand the shutdown deadline down ({error}); programs plan with PCAP_SHUTDOWN_SECS"
+        ));
+    }
     let mut stopped = Vec::with_capacity(order.len());
     for (position, &index) in order.iter().enumerate() {
         let entry = &mut running[index];
-        let later = (order.len() - position - 1) as u32;
-        // Keep a little time for every program still to stop after this one.
-        let reserve = Duration::from_millis(300) * later;
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let mut grace = remaining
-            .saturating_sub(reserve)
+        let mut grace = kill_at[position]
+            .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(200));
         if shutdown.signals_received() >= 2 {
             grace = Duration::from_millis(100);
         }
         let t0 = Instant::now();
+        if entry.program.drain {
+            restart_to_drain(settings, entry, kill_at[position]);
+        }
         let was_stopped = matches!(entry.child.state(), State::Stopped { .. });
-        let exit = entry.child.stop(grace);
+        let mut exit = entry.child.stop(grace);
         // Exit 0, death by SIGTERM, or 143 (128 + SIGTERM: how many programs report having
         // honoured it) all mean the program stopped as asked.
         let sigterm = nix::sys::signal::Signal::SIGTERM as i32;
-        let clean = was_stopped
-            || matches!(exit, Exit::Code(0))
-            || exit == Exit::Signal(sigterm)
-            || exit == Exit::Code(128 + sigterm);
+        let as_asked = |exit: Exit| {
+            matches!(exit, Exit::Code(0))
+                || exit == Exit::Signal(sigterm)
+                || exit == Exit::Code(128 + sigterm)
+        };
+        if entry.program.drain && !as_asked(exit) && t0.elapsed() < grace {
+            // It had died on its own a moment before (its exit not noticed yet): start it
+            // once more so that it drains, then stop it again.
+            restart_to_drain(settings, entry, kill_at[position]);
+            if matches!(entry.child.state(), State::Running { .. }) {
+                let grace = kill_at[position]
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(200));
+                exit = entry.child.stop(grace);
+            }
+        }
+        let clean = was_stopped || as_asked(exit);
         stopped.push(StopReport {
             program: entry.program.name.clone(),
             exit: exit.to_string(),
@@ -393,6 +518,9 @@ fn stop_all(
         if entry.program.ready.kind == ReadyKind::Mount {
             unmount_if_needed(settings, &entry.program);
         }
+    }
+    if settings.reap_orphans {
+        reap_orphans_now();
     }
     let files = FilesReport::read(&settings.run_dir);
     let clean = stopped.iter().all(|s| s.clean) && files.as_ref().is_none_or(|f| f.lost_nothing());
@@ -480,8 +608,8 @@ mod tests {
                 "--implicit-dirs",
                 "--log-format=json",
                 "--log-severity=info",
-                "--file-mode=644",
-                "--dir-mode=755",
+                "--file-mode=600",
+                "--dir-mode=700",
                 "my-bucket",
                 "/pcap",
             ]

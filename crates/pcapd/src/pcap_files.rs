@@ -14,6 +14,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -92,6 +93,7 @@ impl PcapFiles {
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(sidecar_core::private::FILE_MODE)
             .open(&path)?;
         let mut file = BufWriter::with_capacity(256 * 1024, file);
         let mut header = Vec::with_capacity(24);

@@ -9,6 +9,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -120,7 +121,7 @@ impl RotatingFiles {
     /// Files for `iface` with extension `ext` in `dir` (created if missing), rotated every
     /// `period` (`None`: one file until close).
     pub fn new(dir: &Path, iface: &str, ext: &str, period: Option<Duration>) -> io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+        sidecar_core::private::private_dir(dir)?;
         Ok(RotatingFiles {
             dir: dir.to_path_buf(),
             iface: iface.to_string(),
@@ -158,6 +159,7 @@ impl RotatingFiles {
             let file = OpenOptions::new()
                 .write(true)
                 .create_new(true)
+                .mode(sidecar_core::private::FILE_MODE)
                 .open(&path)?;
             self.current = Some(OpenFile {
                 file,

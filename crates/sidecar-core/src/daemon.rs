@@ -47,6 +47,9 @@ struct UnknownVariable<'a> {
 /// Exits with code 2 on a bad configuration, after one ERROR line per invalid variable;
 /// `--help` and `--version` print and exit 0.
 pub fn start(module: &'static str, command: Command) -> (Config, ArgMatches) {
+    // Capture files carry full payloads: everything this daemon and its children (tcpdump)
+    // create is private (see `private`).
+    crate::private::restrict_umask();
     let args = match Daemon::from_name(module) {
         Some(daemon) => config::args_for(daemon),
         None => config::args(),

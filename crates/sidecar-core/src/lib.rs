@@ -6,18 +6,22 @@
 //! - [`naming`]: capture file names (`<iface>_part_<YYYYMMDDTHHMMSS>Z.<ext>`).
 //! - [`bucket`]: the object path `PREFIX/PROJECT/SERVICE/REGION/REVISION/TIMESTAMP/INSTANCE`.
 //! - [`readiness`]: the capture-ready signal `tcpdumpw` raises and `hc-probe` reads.
-//! - [`shutdown`]: SIGTERM/SIGINT as a value threads can wait on.
+//! - [`shutdown`]: SIGTERM/SIGINT as a value threads can wait on; [`deadline`]: the one
+//!   shutdown deadline pcap-init hands down to every daemon.
 //! - [`exit`]: exit codes every daemon uses; [`daemon`]: the common start of a `main`.
 //! - [`version`]: version, git revision and build date stamped at build time.
+//! - [`private`]: capture files 0600, their directories 0700 (umask 077).
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod bucket;
 pub mod config;
 pub mod daemon;
+pub mod deadline;
 pub mod exit;
 pub mod log;
 pub mod naming;
+pub mod private;
 pub mod readiness;
 pub mod schedule;
 pub mod shutdown;

@@ -14,6 +14,8 @@ use signal_hook::iterator::Signals;
 #[derive(Debug, Default)]
 struct State {
     requested: Mutex<bool>,
+    /// When the first request arrived: the shutdown deadline counts from there.
+    requested_at: Mutex<Option<Instant>>,
     changed: Condvar,
     signals: AtomicUsize,
 }
@@ -54,7 +56,21 @@ impl Shutdown {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         *requested = true;
+        self.state
+            .requested_at
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get_or_insert_with(Instant::now);
         self.state.changed.notify_all();
+    }
+
+    /// When shutdown was first requested, if it was.
+    pub fn requested_at(&self) -> Option<Instant> {
+        *self
+            .state
+            .requested_at
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Has shutdown been requested?

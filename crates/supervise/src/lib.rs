@@ -10,16 +10,23 @@
 //! with exponential backoff until [`RestartPolicy::max_failures`] consecutive quick failures,
 //! after which it has given up and the last lines of its output say why. [`Supervised::stop`]
 //! is SIGTERM to the group, a grace period, then SIGKILL.
+//!
+//! A PID 1 must also reap orphans re-parented to it, at every moment — start-up and shutdown
+//! included, not only while it watches. [`reap_orphans`] switches every wait of this crate to
+//! `waitpid(-1)` ([`collect_exits`]): statuses of supervised children are kept for their
+//! handles, any other (an orphan) is reaped and forgotten.
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod output;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::fmt;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -47,6 +54,9 @@ pub struct ChildSpec {
     pub stdout: StreamHandling,
     /// What happens to the child's stderr.
     pub stderr: StreamHandling,
+    /// Signal the child gets when this process dies (`PR_SET_PDEATHSIG`), so that a killed
+    /// supervisor leaves no child running (a capture writing a file nobody exports).
+    pub parent_death_signal: Option<Signal>,
 }
 
 impl ChildSpec {
@@ -59,7 +69,14 @@ impl ChildSpec {
             env: Vec::new(),
             stdout: StreamHandling::Wrap,
             stderr: StreamHandling::Wrap,
+            parent_death_signal: None,
         }
+    }
+
+    /// Sets the signal the child gets when this process dies.
+    pub fn on_parent_death(mut self, signal: Signal) -> Self {
+        self.parent_death_signal = Some(signal);
+        self
     }
 
     /// Adds arguments.
@@ -291,12 +308,33 @@ impl Supervised {
             .stderr(self.spec.stderr.stdio())
             // Own process group: group signals reach the child and its children only.
             .process_group(0);
+        if let Some(signal) = self.spec.parent_death_signal {
+            let parent = std::process::id();
+            // SAFETY: between fork and exec only async-signal-safe calls are made: prctl,
+            // getppid and kill are plain system calls, and nothing allocates.
+            #[allow(unsafe_code)]
+            unsafe {
+                command.pre_exec(move || {
+                    nix::sys::prctl::set_pdeathsig(signal).map_err(std::io::Error::from)?;
+                    // The parent may have died before the prctl: then act as if it just did.
+                    if nix::unistd::getppid().as_raw() as u32 != parent {
+                        let _ = nix::sys::signal::raise(signal);
+                    }
+                    Ok(())
+                });
+            }
+        }
+        // Registered under the lock, so a PID 1 collecting exits meanwhile cannot take this
+        // child's status for an orphan's.
+        let mut children = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
         let mut child = command.spawn().map_err(|source| Error::Spawn {
             name: self.spec.name.clone(),
             command: self.spec.command_line(),
             source,
         })?;
         let pid = child.id();
+        children.insert(pid);
+        drop(children);
         if let Some(stdout) = child.stdout.take() {
             output::forward(
                 &self.spec.name,
@@ -476,6 +514,16 @@ impl Supervised {
         }
     }
 
+    /// Starts a child that waits for its restart, or was stopped, right away (at shutdown,
+    /// so that it can drain). Returns the new pid, or `None` when it is running or was given
+    /// up.
+    pub fn restart_now(&mut self) -> Option<Result<u32, Error>> {
+        match self.state {
+            State::Restarting { .. } | State::Stopped { .. } => Some(self.spawn()),
+            _ => None,
+        }
+    }
+
     /// Stops the child: SIGTERM to its group, up to `grace` to exit, then SIGKILL. A child
     /// waiting for a restart is simply not restarted. Returns how it ended.
     pub fn stop(&mut self, grace: Duration) -> Exit {
@@ -579,17 +627,80 @@ pub fn reap_any() -> Option<(u32, Exit)> {
     }
 }
 
+/// Whether every wait reaps orphans too (PID 1).
+static ORPHAN_REAPER: AtomicBool = AtomicBool::new(false);
+/// Pids of supervised children that have not been reaped yet.
+static CHILDREN: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+/// Exit statuses of supervised children collected by `waitpid(-1)` before their handle
+/// asked for them.
+static COLLECTED: Mutex<BTreeMap<u32, Exit>> = Mutex::new(BTreeMap::new());
+
+/// Makes every wait of this crate (polls, stops, start-up waits of the caller's loop that
+/// poll) reap orphans as well: for a process running as PID 1. Never in a test process
+/// with other children, whose statuses it would take.
+pub fn reap_orphans(enable: bool) {
+    ORPHAN_REAPER.store(enable, Ordering::SeqCst);
+}
+
+/// Reaps every exited child without blocking: supervised children's statuses are kept for
+/// their handles, orphans are reaped and forgotten. Returns the orphans' pids and exits.
+pub fn collect_exits() -> Vec<(u32, Exit)> {
+    let mut orphans = Vec::new();
+    let children = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
+    while let Some((pid, exit)) = reap_any() {
+        if children.contains(&pid) {
+            COLLECTED
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(pid, exit);
+        } else {
+            orphans.push((pid, exit));
+        }
+    }
+    orphans
+}
+
+fn forget_child(pid: u32) {
+    CHILDREN
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&pid);
+}
+
 /// A non-blocking `waitpid` for one pid.
 fn try_reap(pid: u32) -> Option<Exit> {
-    match waitpid(Pid::from_raw(pid as i32), Some(WaitPidFlag::WNOHANG)) {
+    if ORPHAN_REAPER.load(Ordering::SeqCst) {
+        let _ = collect_exits();
+        let exit = COLLECTED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&pid)?;
+        forget_child(pid);
+        return Some(exit);
+    }
+    let exit = match waitpid(Pid::from_raw(pid as i32), Some(WaitPidFlag::WNOHANG)) {
         Ok(status) => to_exit(status),
         // Someone else reaped it (e.g. PID 1's orphan reaper): it is gone all the same.
         Err(Errno::ECHILD) => Some(Exit::Code(-1)),
         Err(_) => None,
+    };
+    if exit.is_some() {
+        forget_child(pid);
     }
+    exit
 }
 
 fn reap_blocking(pid: u32) -> Exit {
+    if ORPHAN_REAPER.load(Ordering::SeqCst) {
+        // Orphans keep being reaped while this child is waited for.
+        loop {
+            if let Some(exit) = try_reap(pid) {
+                return exit;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    forget_child(pid);
     loop {
         match waitpid(Pid::from_raw(pid as i32), None) {
             Ok(status) => {

@@ -19,6 +19,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, SubsecRound, Utc};
+use nix::sys::signal::Signal;
 use sidecar_core::naming::{tcpdump_template, CaptureFileName};
 use supervise::{ChildSpec, StreamHandling};
 
@@ -129,6 +130,9 @@ pub fn tcpdump_spec(settings: &CaptureSettings, iface: &str, now: DateTime<Utc>)
         .args(tcpdump_args(settings, iface, &target))
         // strftime in the file name expands in local time: make that UTC like every name.
         .env("TZ", "UTC")
+        // A killed tcpdumpw must not leave a tcpdump writing a file (issue 14): SIGTERM
+        // makes it close the file whole.
+        .on_parent_death(Signal::SIGTERM)
 }
 
 /// Where the pcapd of `iface` raises its readiness signal (its capture handle is open):
@@ -144,6 +148,7 @@ pub fn pcapd_ready_dir(settings: &CaptureSettings, iface: &str) -> PathBuf {
 pub fn pcapd_spec(settings: &CaptureSettings, iface: &str) -> ChildSpec {
     let ready_dir = pcapd_ready_dir(settings, iface);
     let mut spec = ChildSpec::new(pcapd_name(iface), &settings.pcapd)
+        .on_parent_death(Signal::SIGTERM)
         .args(["--iface", iface])
         // `=`: a filter is one value even if it starts with '-'.
         .args([format!("--filter={}", settings.filter)])

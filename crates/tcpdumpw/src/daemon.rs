@@ -262,7 +262,7 @@ pub(crate) fn run(
     }
 
     let dir = config.capture_dir();
-    std::fs::create_dir_all(&dir).map_err(|source| Error::CaptureDir {
+    sidecar_core::private::private_dir(&dir).map_err(|source| Error::CaptureDir {
         path: dir.clone(),
         source,
     })?;
@@ -607,7 +607,15 @@ impl Daemon<'_> {
     }
 
     fn stop(&mut self, mut captures: BTreeMap<String, Capture>, why: &str) {
-        let grace = Duration::from_secs(self.config.shutdown_secs.clamp(1, 3));
+        let mut grace = Duration::from_secs(self.config.shutdown_secs.clamp(1, 3));
+        // At shutdown under pcap-init, the children's grace ends before tcpdumpw's own kill
+        // (the graph's one deadline, see sidecar_core::deadline).
+        if let Some(left) = sidecar_core::deadline::time_left(&self.config.run_dir, "tcpdumpw") {
+            grace = grace.min(
+                left.saturating_sub(Duration::from_millis(200))
+                    .max(Duration::from_millis(100)),
+            );
+        }
         let mut processes: Vec<&mut Supervised> = captures
             .values_mut()
             .flat_map(|c| c.children.iter_mut().map(|child| &mut child.process))

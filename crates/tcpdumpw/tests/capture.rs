@@ -950,3 +950,90 @@ fn a_file_left_open_by_a_quiet_interface_is_closed_after_its_period() {
     assert_eq!(sidecar.files().len(), 2);
     assert!(sidecar.terminate().success());
 }
+
+/// Issue 14, finding 6 (failed before the fix: tcpdump's files and pcapd's JSON files were
+/// 0644, the capture directory 0755).
+#[test]
+fn issue_14_capture_and_json_files_are_0600_in_a_0700_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let net = TestNet::new("perms").unwrap();
+    let pcapd = pcapd_binary();
+    let env = [
+        ("PCAP_JSON", "true"),
+        ("PCAP_L4_PROTOS", "icmp"),
+        ("PCAP_ROTATE_SECS", "1"),
+    ];
+    let pcapd_flag = format!("--pcapd={}", pcapd.display());
+    let mut sidecar = Sidecar::start(net.app(), &env, &[&pcapd_flag]);
+    sidecar.wait_ready();
+    ping(net.app(), PEER, 3);
+    let status = sidecar.terminate();
+    assert!(status.success(), "{}", sidecar.log_text());
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    let dir = sidecar.capture_dir();
+    assert_eq!(mode(&dir), 0o700, "{}", dir.display());
+    let files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(files
+        .iter()
+        .any(|p| p.extension().is_some_and(|e| e == "json")));
+    assert!(files
+        .iter()
+        .any(|p| p.extension().is_some_and(|e| e == "pcap")));
+    for file in &files {
+        assert_eq!(mode(file), 0o600, "{}", file.display());
+    }
+}
+
+/// Found by the fault-injection suite (issue 14; failed before the fix): `kill -9` of
+/// tcpdumpw left its tcpdump and pcapd running, writing files that never closed (exported
+/// half-written at shutdown, and the processes outlived the sidecar). They now get SIGTERM
+/// when tcpdumpw dies, and close their files whole.
+#[test]
+fn issue_14_a_killed_tcpdumpw_leaves_no_capture_running() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let net = TestNet::new("orphans").unwrap();
+    let pcapd = pcapd_binary();
+    let env = [("PCAP_JSON", "true"), ("PCAP_L4_PROTOS", "icmp")];
+    let pcapd_flag = format!("--pcapd={}", pcapd.display());
+    let mut sidecar = Sidecar::start(net.app(), &env, &[&pcapd_flag]);
+    sidecar.wait_ready();
+    ping(net.app(), PEER, 2);
+    let parent = sidecar.child.id();
+    let children: Vec<u32> = Command::new("pgrep")
+        .args(["-P", &parent.to_string()])
+        .output()
+        .unwrap()
+        .stdout
+        .split(|b| *b == b'\n')
+        .filter_map(|l| std::str::from_utf8(l).ok()?.trim().parse().ok())
+        .collect();
+    assert!(children.len() >= 2, "tcpdump and pcapd: {children:?}");
+    kill(Pid::from_raw(parent as i32), Signal::SIGKILL).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while children
+        .iter()
+        .any(|pid| Path::new(&format!("/proc/{pid}")).exists())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "still running after tcpdumpw died: {children:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // They stopped as asked: every pcap file is whole.
+    for file in std::fs::read_dir(sidecar.capture_dir()).unwrap() {
+        let path = file.unwrap().path();
+        if path.extension().is_some_and(|e| e == "pcap") {
+            let capinfos = Command::new("capinfos").arg(&path).output().unwrap();
+            assert!(
+                capinfos.status.success(),
+                "{}: {capinfos:?}",
+                path.display()
+            );
+        }
+    }
+}

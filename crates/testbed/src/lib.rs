@@ -26,7 +26,7 @@ pub use error::{Error, Result};
 pub use fuse::{is_mounted, mount_fstype, FuseMount};
 pub use gcs::{GcsEmulator, ObjectInfo, FAKE_GCS_SERVER_ENV};
 pub use metadata::{MetadataConfig, MetadataServer};
-pub use netns::{Netns, TestNet, INTERFACE, IPV4_PREFIX, IPV6_PREFIX};
+pub use netns::{enter_path, Netns, TestNet, INTERFACE, IPV4_PREFIX, IPV6_PREFIX};
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::Path;

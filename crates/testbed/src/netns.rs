@@ -161,7 +161,7 @@ fn unique_base(tag: &str) -> String {
 /// Runs `f` on a fresh thread that has joined the network namespace at `path`.
 ///
 /// Only that thread changes namespace; it ends when `f` returns.
-pub(crate) fn enter_path<T, F>(path: &Path, f: F) -> Result<T>
+pub fn enter_path<T, F>(path: &Path, f: F) -> Result<T>
 where
     T: Send,
     F: FnOnce() -> T + Send,

@@ -238,7 +238,7 @@ pub const VARS: &[Var] = &[
         .used_by(Group::Export, FSNOTIFY),
     var("PCAP_BACKLOG_MB", "backlog-mb", Some("256"),
         "a whole number of MiB 0..=1048576 (0: no limit)",
-        "Byte budget of the capture directory GCS_MOUNT-tmp (memory on Cloud Run). When exports fall behind and completed files exceed it, PCAP_BACKLOG_POLICY decides which completed files are deleted unexported; each is logged by name.")
+        "Byte budget of the capture directory GCS_MOUNT-tmp (memory on Cloud Run). When exports fall behind and completed files exceed it, PCAP_BACKLOG_POLICY decides which completed files are deleted unexported; each is logged by name and listed in MANIFEST.jsonl. The last waiting file is never deleted, so exports can resume.")
         .used_by(Group::Export, FSNOTIFY),
     var("PCAP_BACKLOG_POLICY", "backlog-policy", Some("drop-oldest"),
         "drop-oldest or drop-newest",
@@ -293,7 +293,7 @@ pub const VARS: &[Var] = &[
         .used_by(Group::Output, PCAPD),
     var("PCAP_SHUTDOWN_SECS", "shutdown-secs", Some("9"),
         "a whole number of seconds 1..=3600",
-        "Budget for the whole drain after SIGTERM (Cloud Run kills 10 s after SIGTERM).")
+        "Budget for the whole drain after SIGTERM (Cloud Run kills 10 s after SIGTERM): one deadline for every program, counted from the signal pcap-init receives; the exporter reports every file it could not export before it could be killed.")
         .used_by(Group::Runtime, TCPDUMPW | FSNOTIFY),
     var("PCAP_REDACT_HEADERS", "redact-headers", None,
         "comma list of HTTP header names",
@@ -309,7 +309,7 @@ pub const VARS: &[Var] = &[
         .used_by(Group::Output, PCAPD),
     var("PCAP_RUN_DIR", "run-dir", Some("/run/pcap-sidecar"),
         "an absolute directory path",
-        "Runtime directory of the daemons' signals (the capture readiness file read by hc-probe).")
+        "Runtime directory of the daemons' signals (the capture readiness file read by hc-probe), the shutdown deadline pcap-init hands down and the manifest being written.")
         .used_by(Group::Runtime, TCPDUMPW | FSNOTIFY | HC_PROBE),
     var("PCAP_SUPERVISOR_FILE", "supervisor-file", None,
         "an absolute path of a process-graph TOML file",
