@@ -670,7 +670,7 @@ fn killed_daemons_are_restarted_and_no_file_is_lost() {
 
     // Every exported file decompresses and merges; every request is in the merged capture.
     let mut files = read_tree(&world.gcs_mount().join(&bucket_path));
-    // The manifest (issue 14) spans the exporter's restarts: checked, then set aside.
+    // The manifest spans the exporter's restarts: checked, then set aside.
     check_manifest(&files);
     files.remove("MANIFEST.jsonl");
     let merged_dir = world.dir.path().join("merged");

@@ -1,4 +1,4 @@
-//! Fault injection over the whole pipeline (issue 14): pcap-init → (rclone standing in for
+//! Fault injection over the whole pipeline: pcap-init → (rclone standing in for
 //! gcsfuse, or the GCS JSON API through a fault proxy, or a plain directory) → pcap-fsnotify
 //! → tcpdumpw → tcpdump / pcapd → hc-probe, in network namespaces under steady HTTP
 //! traffic, with faults injected at random moments:

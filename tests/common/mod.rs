@@ -197,7 +197,7 @@ pub fn count(set: &BTreeMap<String, usize>) -> usize {
 
 /// Checks the exported files of one run (already decompressed and collected in `files`:
 /// name → bytes), merges the pcaps and compares them with the reference capture.
-/// The completeness manifest (issue 14) lists exactly the exported capture objects, each
+/// The completeness manifest lists exactly the exported capture objects, each
 /// with its size and CRC32C.
 pub fn check_manifest(files: &BTreeMap<String, Vec<u8>>) {
     let manifest = files

@@ -231,7 +231,7 @@ fn write_file(
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
-        // Full packet payloads: readable by the sidecar's user only (issue 14).
+        // Full packet payloads: readable by the sidecar's user only.
         .mode(0o600)
         .open(path)
         .map_err(write_error)?;

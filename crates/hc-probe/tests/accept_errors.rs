@@ -1,4 +1,4 @@
-//! Issue 14, finding 5: an accept error is not the end of the probe.
+//! An accept error is not the end of the probe.
 //!
 //! Before the fix `accept_pending` returned `EMFILE` as an error and `run` ended the probe
 //! with it; pcap-init gave the probe up after 5 quick failures and the startup probe failed

@@ -281,7 +281,7 @@ mod tests {
             vec![name(4, "eth0"), name(3, "eth0")]
         );
         // The open file is never a victim, even when nothing else is left; nor is the last
-        // waiting file the policy keeps (issue 14: the open file alone exceeds the budget,
+        // waiting file the policy keeps (the open file alone exceeds the budget,
         // and deleting every completed file would leave nothing to export).
         let victims = backlog.over_budget(0, BacklogPolicy::DropNewest, 0);
         assert!(!victims.contains(&name(5, "eth0")));

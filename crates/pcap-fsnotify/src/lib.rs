@@ -1273,7 +1273,7 @@ mod tests {
         assert_eq!(backoff(min, max, 50), max);
     }
 
-    /// Issue 14, finding 1 (failed before the fix: the file created right after the `/proc`
+    /// Regression test (failed before the fix: the file created right after the `/proc`
     /// snapshot was listed as complete, so it would have been exported and deleted while
     /// still written).
     #[test]
@@ -1302,7 +1302,7 @@ mod tests {
             .any(|(n, _, open)| n.to_string() == "eth0_part_20260101T000000Z.pcap" && !open));
     }
 
-    /// Issue 14, finding 1 (failed before the fix: when `/proc/<pid>/fd` could not be read,
+    /// Regression test (failed before the fix: when `/proc/<pid>/fd` could not be read,
     /// every file counted as complete).
     #[test]
     fn issue_14_an_incomplete_proc_snapshot_completes_nothing() {

@@ -654,7 +654,7 @@ fn a_file_being_written_over_budget_does_not_make_a_healthy_exporter_drop_comple
     assert_eq!(summary["dropped"], serde_json::json!([]));
 }
 
-/// Issue 14, finding 2 (failed before the fix: with no export yet confirmed, the completed
+/// Regression test (failed before the fix: with no export yet confirmed, the completed
 /// file was deleted the moment it completed, and so was every later one — no export could
 /// ever succeed while the open file held the directory over budget).
 #[test]
@@ -724,7 +724,7 @@ fn is_gzip_of(bytes: &[u8], original: &[u8]) -> bool {
         && out == original
 }
 
-/// Issue 14, finding 4 (failed before the fix: the exporter wrote the final name directly on
+/// Regression test (failed before the fix: the exporter wrote the final name directly on
 /// the mount, so a kill mid-write left the bytes written so far as the final object —
 /// rclone, like gcsfuse, uploads on close, and the kernel closes the file of a killed
 /// process).
@@ -794,7 +794,7 @@ fn issue_14_a_kill_mid_write_on_the_fuse_mount_never_leaves_a_partial_final_obje
     assert!(daemon.wait_exit(Duration::from_secs(15)).success());
 }
 
-/// Issue 14, finding 4 (failed before the fix: `.name.partial-*` files of a killed run stayed
+/// Regression test (failed before the fix: `.name.partial-*` files of a killed run stayed
 /// in the export directory forever).
 #[test]
 fn issue_14_temporary_files_of_a_killed_run_are_deleted_at_start_up() {
@@ -837,7 +837,7 @@ fn verify_bucket(dir: &Path) -> (i32, Value) {
     )
 }
 
-/// Issue 14: the completeness manifest is written next to the files through the same
+/// The completeness manifest is written next to the files through the same
 /// destination, and `scripts/verify-bucket` proves from the folder alone that nothing is
 /// missing — and notices a missing, a corrupted and an unlisted object.
 #[test]

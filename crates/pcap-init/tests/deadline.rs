@@ -1,4 +1,4 @@
-//! Issue 14, finding 3: one shutdown deadline for the whole process graph.
+//! One shutdown deadline for the whole process graph.
 //!
 //! Before the fix pcap-init stopped programs one after another and killed pcap-fsnotify when
 //! its share of `PCAP_SHUTDOWN_SECS` was spent, while pcap-fsnotify planned its drain with
@@ -159,7 +159,7 @@ stop_order = 1
     assert_eq!(exporter["exit"], "exit code 1", "{exporter}");
 }
 
-/// Found by the fault-injection suite (issue 14): SIGTERM while the exporter waited for its
+/// Found by the fault-injection suite: SIGTERM while the exporter waited for its
 /// restart (killed a moment before) stopped nothing and drained nothing — "no export report",
 /// every file left unexported. A program marked `drain` is started once more to drain.
 #[test]

@@ -1,4 +1,4 @@
-//! Found by the fault-injection suite (issue 14): after `kill -9` of the FUSE mounter, its
+//! Found by the fault-injection suite: after `kill -9` of the FUSE mounter, its
 //! restart failed ("directory already mounted": the dead mount stayed, "transport endpoint
 //! is not connected") and was given up, so nothing could be exported any more. pcap-init now
 //! releases the dead mount when the mounter exits; this test failed before.

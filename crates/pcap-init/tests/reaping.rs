@@ -1,4 +1,4 @@
-//! Issue 14, finding 5: pcap-init as PID 1 reaps orphans during start-up and shutdown too,
+//! `pcap-init` as PID 1 reaps orphans during start-up and shutdown too,
 //! not only in its watch loop.
 //!
 //! pcap-init runs as PID 1 of a new PID namespace (`unshare --pid --fork`), so processes

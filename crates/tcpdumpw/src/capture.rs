@@ -130,7 +130,7 @@ pub fn tcpdump_spec(settings: &CaptureSettings, iface: &str, now: DateTime<Utc>)
         .args(tcpdump_args(settings, iface, &target))
         // strftime in the file name expands in local time: make that UTC like every name.
         .env("TZ", "UTC")
-        // A killed tcpdumpw must not leave a tcpdump writing a file (issue 14): SIGTERM
+        // A killed tcpdumpw must not leave a tcpdump writing a file: SIGTERM
         // makes it close the file whole.
         .on_parent_death(Signal::SIGTERM)
 }

@@ -951,7 +951,7 @@ fn a_file_left_open_by_a_quiet_interface_is_closed_after_its_period() {
     assert!(sidecar.terminate().success());
 }
 
-/// Issue 14, finding 6 (failed before the fix: tcpdump's files and pcapd's JSON files were
+/// Regression test (failed before the fix: tcpdump's files and pcapd's JSON files were
 /// 0644, the capture directory 0755).
 #[test]
 fn issue_14_capture_and_json_files_are_0600_in_a_0700_directory() {
@@ -987,7 +987,7 @@ fn issue_14_capture_and_json_files_are_0600_in_a_0700_directory() {
     }
 }
 
-/// Found by the fault-injection suite (issue 14; failed before the fix): `kill -9` of
+/// Found by the fault-injection suite (failed before the fix): `kill -9` of
 /// tcpdumpw left its tcpdump and pcapd running, writing files that never closed (exported
 /// half-written at shutdown, and the processes outlived the sidecar). They now get SIGTERM
 /// when tcpdumpw dies, and close their files whole.
