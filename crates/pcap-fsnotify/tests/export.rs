@@ -176,7 +176,14 @@ fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
                 walk(base, &path, out);
             } else if !(leaf.starts_with("MANIFEST") && leaf.ends_with(".jsonl")) {
                 let rel = path.strip_prefix(base).unwrap().display().to_string();
-                out.insert(rel, fs::read(&path).unwrap());
+                match fs::read(&path) {
+                    Ok(bytes) => {
+                        out.insert(rel, bytes);
+                    }
+                    // A temporary upload file renamed between the listing and the read.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => panic!("{}: {e}", path.display()),
+                }
             }
         }
     }

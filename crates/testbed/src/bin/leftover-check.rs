@@ -30,13 +30,14 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let before = Snapshot::take();
-    let status = match Command::new(program).args(rest).status() {
-        Ok(status) => status,
+    let child = match Command::new(program).args(rest).spawn() {
+        Ok(child) => child,
         Err(e) => {
             eprintln!("leftover-check: cannot run {program}: {e}");
             return ExitCode::from(2);
         }
     };
+    let code = wait_reaping_orphans(child.id());
     let leftovers = sweep(&before);
     for leftover in &leftovers {
         eprintln!("leftover-check: left behind: {leftover}");
@@ -49,11 +50,26 @@ fn main() -> ExitCode {
             leftovers.len()
         );
     }
-    match status.code() {
-        Some(0) if leftovers.is_empty() => ExitCode::SUCCESS,
-        Some(0) => ExitCode::from(1),
-        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
-        None => ExitCode::from(1),
+    match code {
+        0 if leftovers.is_empty() => ExitCode::SUCCESS,
+        0 => ExitCode::from(1),
+        code => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+    }
+}
+
+/// Waits for the command like PID 1 would: orphans re-parented here are reaped as they exit
+/// (a test that waits for a killed process to vanish from `/proc` must see it vanish), and
+/// the command's own exit code is returned (1 for a signal).
+fn wait_reaping_orphans(command: u32) -> i32 {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    loop {
+        match waitpid(None::<nix::unistd::Pid>, None) {
+            Ok(WaitStatus::Exited(pid, code)) if pid.as_raw() as u32 == command => return code,
+            Ok(WaitStatus::Signaled(pid, _, _)) if pid.as_raw() as u32 == command => return 1,
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            // No child at all: the command is gone.
+            Err(_) => return 1,
+        }
     }
 }
 
