@@ -357,7 +357,6 @@ pub fn run_with<K: TranslatorKind>(
     } else {
         Severity::Info
     };
-    logs.event(severity, &format!("capture ready on {iface}"), &ready);
     // Raised only once the handle is open and the filter installed; withdrawn on return.
     let _ready_signal = match (&settings.ready_dir, info.live) {
         (Some(dir), true) => {
@@ -378,6 +377,8 @@ pub fn run_with<K: TranslatorKind>(
         }
         _ => None,
     };
+    // Logged after the signal is raised: whoever reads this line may rely on the signal.
+    logs.event(severity, &format!("capture ready on {iface}"), &ready);
 
     let started = Instant::now();
     let mut next_stats = started + settings.stats_every;
