@@ -470,6 +470,8 @@ fn one_run(index: usize, rng: &mut Rng, tally: &mut Tally) {
         ("GCS_MOUNT", mount.display().to_string()),
         ("PCAP_RUN_DIR", run_dir.display().to_string()),
         ("PCAP_HC_PORT", HC_PORT.to_string()),
+        // Manifest parts during the run too, so kills meet them.
+        ("PCAP_MANIFEST_SECS", "2".into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -665,6 +667,16 @@ fn one_run(index: usize, rng: &mut Rng, tally: &mut Tally) {
             );
         }
     }
+    // A part the destination refused at the end is logged record by record.
+    records.extend(
+        logs.iter()
+            .filter(|l| message(l) == "manifest record not delivered")
+            .map(|l| l["record"].clone()),
+    );
+    // A part delivered just before a kill -9, and again by the restarted exporter, repeats
+    // its records: the same record twice is one outcome.
+    let mut unique = BTreeSet::new();
+    records.retain(|r| unique.insert(r.to_string()));
     let named_in_logs: BTreeSet<String> = logs
         .iter()
         .flat_map(|l| {

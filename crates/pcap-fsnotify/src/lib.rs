@@ -70,6 +70,8 @@ pub struct Settings {
     /// Where the "watch installed" readiness file is raised (`PCAP_RUN_DIR`); `None` for no
     /// signal.
     pub run_dir: Option<PathBuf>,
+    /// How often new manifest records are delivered as the next part (`PCAP_MANIFEST_SECS`).
+    pub manifest_every: Duration,
 }
 
 impl Settings {
@@ -86,6 +88,7 @@ impl Settings {
             max_backoff: Duration::from_secs(10),
             shutdown_budget: Duration::from_secs(9),
             run_dir: None,
+            manifest_every: Duration::from_secs(60),
         }
     }
 }
@@ -107,7 +110,7 @@ pub struct Summary {
     pub dropped: Vec<String>,
     /// Milliseconds the drain took.
     pub drain_ms: u64,
-    /// The manifest object written at the end (`…/MANIFEST.jsonl`), if it was.
+    /// The last manifest part this exporter wrote (`…/MANIFEST.jsonl`, `…/MANIFEST-<n>.jsonl`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub manifest: Option<String>,
 }
@@ -225,6 +228,11 @@ struct Failed<'a> {
     attempt: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     retry_in_ms: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct Undelivered<'a> {
+    record: &'a Record,
 }
 
 #[derive(Serialize)]
@@ -471,6 +479,7 @@ impl Exporter<'_> {
     fn event_loop(&mut self, rx: &Receiver<Msg>) -> Summary {
         let mut last_scan = Instant::now();
         let mut last_stats = Instant::now();
+        let mut last_manifest = Instant::now();
         loop {
             let now = Instant::now();
             if let Some((close_wait_until, deadline)) = self
@@ -515,6 +524,17 @@ impl Exporter<'_> {
             if now.duration_since(last_stats) >= STATS_EVERY {
                 last_stats = now;
                 self.stats();
+            }
+            // Not while exports fail (the part would block the loop on the same failure) nor
+            // while draining (the drain's end writes the last part).
+            if now.duration_since(last_manifest) >= self.settings.manifest_every
+                && self.exports_healthy
+                && self.drain.is_none()
+            {
+                last_manifest = now;
+                if let Some(part) = self.deliver_manifest(false) {
+                    self.summary.manifest = Some(part);
+                }
             }
         }
     }
@@ -968,16 +988,22 @@ impl Exporter<'_> {
         }
     }
 
-    /// Delivers the manifest through the destination, next to the files, as
-    /// `MANIFEST.jsonl` (or `MANIFEST-<n>.jsonl` when an earlier drain used the name).
-    fn deliver_manifest(&mut self) -> Option<String> {
+    /// Delivers the records not yet in the bucket as the next manifest part, next to the
+    /// files. At the end (`last`), a part that cannot be delivered is logged record by
+    /// record, so that the outcome of every file still reaches somewhere durable; before
+    /// that, it stays local and goes with the next part.
+    fn deliver_manifest(&mut self, last: bool) -> Option<String> {
         let manifest = self.manifest.as_ref()?;
+        if !manifest.has_pending() {
+            return None;
+        }
         let source = manifest.path().to_path_buf();
-        for seq in 0..20u32 {
-            let leaf = match seq {
-                0 => manifest::OBJECT.to_string(),
-                n => format!("MANIFEST-{n}.jsonl"),
-            };
+        let first = manifest.next_part();
+        let mut failure = None;
+        // A part name taken by an earlier drain (another exporter of the same path) is
+        // skipped, never overwritten.
+        for part in first..first.saturating_add(100) {
+            let leaf = manifest::part_name(part);
             let object = if self.settings.bucket_path.is_empty() {
                 leaf
             } else {
@@ -989,25 +1015,55 @@ impl Exporter<'_> {
                 compression: Compression::None,
             }) {
                 Ok(_) => {
-                    let _ = fs::remove_file(&source);
+                    if let Err(error) = manifest.delivered(part) {
+                        log::event(
+                            Severity::Warning,
+                            "manifest part delivered but not forgotten locally; its records may be delivered twice",
+                            &Problem {
+                                error: &error.to_string(),
+                            },
+                        );
+                    }
                     return Some(object);
                 }
                 Err(ExportError::Conflict { .. }) => continue,
                 Err(error) => {
-                    log::event(
-                        Severity::Error,
-                        "cannot write the manifest to the destination",
-                        &Failed {
-                            file: manifest::LOCAL_FILE,
-                            object: &object,
-                            reason: error.to_string(),
-                            kind: error.kind(),
-                            attempt: 1,
-                            retry_in_ms: None,
-                        },
-                    );
-                    return None;
+                    failure = Some((object, error));
+                    break;
                 }
+            }
+        }
+        let (object, reason, kind) = match &failure {
+            Some((object, error)) => (object.as_str(), error.to_string(), error.kind()),
+            None => ("", "100 part names taken".to_string(), "conflict"),
+        };
+        log::event(
+            if last {
+                Severity::Error
+            } else {
+                Severity::Warning
+            },
+            if last {
+                "cannot write the manifest to the destination; its records follow in the log"
+            } else {
+                "cannot write a manifest part now; its records go with the next part"
+            },
+            &Failed {
+                file: manifest::LOCAL_FILE,
+                object,
+                reason,
+                kind,
+                attempt: 1,
+                retry_in_ms: None,
+            },
+        );
+        if last {
+            for record in manifest.records() {
+                log::event(
+                    Severity::Error,
+                    "manifest record not delivered",
+                    &Undelivered { record: &record },
+                );
             }
         }
         None
@@ -1136,7 +1192,9 @@ impl Exporter<'_> {
                 Some(reason.to_string()),
             ));
         }
-        self.summary.manifest = self.deliver_manifest();
+        if let Some(part) = self.deliver_manifest(true) {
+            self.summary.manifest = Some(part);
+        }
         let mut summary = self.summary.clone();
         summary.not_exported = self.vanished.clone();
         summary

@@ -76,6 +76,7 @@ fn main() {
     settings.policy = config.backlog_policy;
     settings.shutdown_budget = Duration::from_secs(config.shutdown_secs);
     settings.run_dir = Some(config.run_dir.clone());
+    settings.manifest_every = Duration::from_secs(config.manifest_secs);
     let code = match Shutdown::install()
         .map_err(|e| e.to_string())
         .and_then(|shutdown| {

@@ -3,9 +3,12 @@
 //! missing.
 //!
 //! Records are appended to `PCAP_RUN_DIR/`[`LOCAL_FILE`] as outcomes happen (it survives a
-//! restart of the exporter within the instance); the drain's end delivers that file as
-//! [`OBJECT`] (`MANIFEST-<n>.jsonl` when the name is taken). [`verify`] checks a downloaded
-//! folder against its manifests (`pcap-fsnotify --verify DIR`, `scripts/verify-bucket`).
+//! restart of the exporter within the instance). Every `PCAP_MANIFEST_SECS`, and at the end
+//! of the drain, the records not yet in the bucket are delivered as the next *part*:
+//! [`OBJECT`], then `MANIFEST-1.jsonl`, `MANIFEST-2.jsonl`, … Parts hold disjoint records,
+//! so an instance stopped without a drain (killed, out of memory) still leaves in the bucket
+//! the records of what it exported up to its last part. [`verify`] checks a downloaded
+//! folder against all its parts (`pcap-fsnotify --verify DIR`, `scripts/verify-bucket`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
@@ -19,8 +22,18 @@ use sidecar_core::naming::CaptureFileName;
 
 /// The manifest's file name in `PCAP_RUN_DIR` while the exporter runs.
 pub const LOCAL_FILE: &str = "MANIFEST.jsonl";
-/// The manifest's object name (in the instance's bucket path).
+/// The manifest's object name (in the instance's bucket path): its first part.
 pub const OBJECT: &str = "MANIFEST.jsonl";
+/// The number of the next part to deliver, kept in `PCAP_RUN_DIR` across exporter restarts.
+const NEXT_PART_FILE: &str = "MANIFEST.next";
+
+/// The object name of part `n` (without the bucket path).
+pub fn part_name(n: u32) -> String {
+    match n {
+        0 => OBJECT.to_string(),
+        n => format!("MANIFEST-{n}.jsonl"),
+    }
+}
 
 /// What became of a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -183,10 +196,11 @@ fn json_contents(reader: impl BufRead) -> Contents {
     contents
 }
 
-/// The manifest being written in `PCAP_RUN_DIR`.
+/// The manifest being written in `PCAP_RUN_DIR`: the records not yet delivered.
 #[derive(Debug)]
 pub struct Manifest {
     path: PathBuf,
+    next_part: PathBuf,
 }
 
 impl Manifest {
@@ -194,12 +208,34 @@ impl Manifest {
     pub fn new(run_dir: &Path) -> Manifest {
         Manifest {
             path: run_dir.join(LOCAL_FILE),
+            next_part: run_dir.join(NEXT_PART_FILE),
         }
     }
 
     /// Its local path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether records wait to be delivered.
+    pub fn has_pending(&self) -> bool {
+        fs::metadata(&self.path).is_ok_and(|m| m.len() > 0)
+    }
+
+    /// The number of the next part (0 when none was delivered in this instance).
+    pub fn next_part(&self) -> u32 {
+        fs::read_to_string(&self.next_part)
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Part `n` holds every pending record: forget them locally, and deliver the next part
+    /// as `n + 1`. The number is written first: if the removal fails, a record is delivered
+    /// twice (harmless for [`verify`]), never a part overwritten.
+    pub fn delivered(&self, n: u32) -> io::Result<()> {
+        fs::write(&self.next_part, format!("{}\n", n.saturating_add(1)))?;
+        fs::remove_file(&self.path)
     }
 
     /// Appends one record (one `write` of one line).
@@ -275,18 +311,34 @@ pub fn verify(dir: &Path) -> io::Result<Verification> {
             names.insert(entry.file_name().to_string_lossy().into_owned());
         }
     }
-    let mut listed: BTreeMap<String, Record> = BTreeMap::new();
-    for name in &names {
-        if name.starts_with("MANIFEST") && name.ends_with(".jsonl") {
-            result.manifests.push(name.clone());
-            for record in read_records(&dir.join(name))? {
-                result.records += 1;
-                listed.insert(record.file.clone(), record);
+    // Parts in delivery order; within a part, records in the order outcomes happened.
+    let mut parts: Vec<(u32, &String)> = names
+        .iter()
+        .filter(|n| n.starts_with("MANIFEST") && n.ends_with(".jsonl"))
+        .map(|n| (part_number(n), n))
+        .collect();
+    parts.sort();
+    // Exported records by object (a local name reused after its first file was exported goes
+    // out under another object, with a record of its own); other outcomes by file, where a
+    // later outcome replaces an earlier one. A record delivered twice counts once.
+    let mut exported: BTreeMap<String, Record> = BTreeMap::new();
+    let mut last_outcome: BTreeMap<String, Record> = BTreeMap::new();
+    for (_, name) in parts {
+        result.manifests.push(name.clone());
+        for record in read_records(&dir.join(name))? {
+            result.records += 1;
+            if let (Outcome::Exported, Some(object)) = (record.outcome, &record.object) {
+                exported.insert(object.clone(), record.clone());
             }
+            last_outcome.insert(record.file.clone(), record);
         }
     }
+    let not_exported: Vec<Record> = last_outcome
+        .into_values()
+        .filter(|r| r.outcome != Outcome::Exported || r.object.is_none())
+        .collect();
     let mut objects_listed = BTreeSet::new();
-    for record in listed.values() {
+    for record in exported.values().chain(&not_exported) {
         match (record.outcome, &record.object) {
             (Outcome::Exported, Some(object)) => {
                 objects_listed.insert(object.clone());
@@ -324,6 +376,17 @@ pub fn verify(dir: &Path) -> io::Result<Verification> {
         }
     }
     Ok(result)
+}
+
+/// A part's number from its object name (`MANIFEST.jsonl` is 0); other names sort last.
+fn part_number(name: &str) -> u32 {
+    if name == OBJECT {
+        return 0;
+    }
+    name.strip_prefix("MANIFEST-")
+        .and_then(|rest| rest.strip_suffix(".jsonl"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]

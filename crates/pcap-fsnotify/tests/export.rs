@@ -951,3 +951,136 @@ fn issue_14_the_manifest_lists_every_file_and_verify_bucket_checks_a_folder_agai
         serde_json::json!([format!("{}.gz", name("eth0", 7))])
     );
 }
+
+/// Records in every `MANIFEST*.jsonl` part under `dir`.
+fn manifest_records(dir: &Path) -> Vec<Value> {
+    let mut records = Vec::new();
+    for entry in fs::read_dir(dir).into_iter().flatten() {
+        let leaf = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if leaf.starts_with("MANIFEST") && leaf.ends_with(".jsonl") {
+            let text = fs::read_to_string(dir.join(&leaf)).unwrap_or_default();
+            records.extend(
+                text.lines()
+                    .map(|l| serde_json::from_str::<Value>(l).unwrap()),
+            );
+        }
+    }
+    records
+}
+
+/// An instance stopped without a drain (kill -9: no SIGTERM, no drain) still leaves a
+/// manifest of what it exported: parts are written every `PCAP_MANIFEST_SECS`, and a
+/// restarted exporter continues with the next part instead of overwriting one.
+#[test]
+fn issue_14_manifest_parts_reach_the_bucket_without_a_drain() {
+    let root = tempfile::tempdir().unwrap();
+    let env = [("PCAP_MANIFEST_SECS", "1".to_string())];
+    let mut daemon = Daemon::start(root.path(), &env);
+    let export = daemon.export_dir();
+    let capture = daemon.capture_dir();
+    for i in 1..=2u32 {
+        write_capture(
+            &capture,
+            &name("eth0", i),
+            &pcapgen::pcap_bytes(i.into(), 50_000),
+        );
+    }
+    daemon.wait(
+        "a manifest part listing both files",
+        Duration::from_secs(30),
+        || {
+            manifest_records(&export)
+                .iter()
+                .filter(|r| r["outcome"] == "exported")
+                .count()
+                == 2
+        },
+    );
+    // Killed: no drain, no last part.
+    daemon.child.kill().unwrap();
+    daemon.child.wait().unwrap();
+    let (code, line) = verify_bucket(&export);
+    assert_eq!(code, 0, "{line}");
+    assert_eq!(line["verified"], 2, "{line}");
+
+    // The exporter restarted in the same instance delivers the next part.
+    write_capture(&capture, &name("eth0", 3), &pcapgen::pcap_bytes(3, 50_000));
+    let mut daemon = Daemon::start(root.path(), &env);
+    daemon.wait("the third file exported", Duration::from_secs(30), || {
+        finished(&export) == 3
+    });
+    daemon.sigterm();
+    assert!(daemon.wait_exit(Duration::from_secs(15)).success());
+    let (code, line) = verify_bucket(&export);
+    assert_eq!(code, 0, "{line}");
+    assert_eq!(line["verified"], 3, "{line}");
+    let manifests = line["manifests"].as_array().unwrap();
+    assert!(manifests.len() >= 2, "{line}");
+    assert!(manifests.contains(&Value::from("MANIFEST.jsonl")), "{line}");
+    // Parts are disjoint: each file is recorded once.
+    let records = manifest_records(&export);
+    assert_eq!(records.len(), 3, "{records:?}");
+}
+
+/// When the destination is gone at the end of the drain, the manifest cannot reach the
+/// bucket: its records are logged instead, one line each, so every file's outcome is still
+/// written down somewhere durable.
+#[test]
+fn issue_14_when_the_bucket_refuses_the_last_manifest_part_its_records_are_logged() {
+    let root = tempfile::tempdir().unwrap();
+    let mut gcs = GcsEmulator::start("gone-bucket").unwrap();
+    let metadata = MetadataServer::start().unwrap();
+    let mut daemon = Daemon::start(
+        root.path(),
+        &[
+            ("PCAP_GCS_BUCKET", "gone-bucket".into()),
+            ("PCAP_GCS_FUSE", "false".into()),
+            ("PCAP_SHUTDOWN_SECS", "2".into()),
+            ("STORAGE_EMULATOR_HOST", gcs.endpoint()),
+            ("GCE_METADATA_HOST", metadata.host()),
+        ],
+    );
+    let capture = daemon.capture_dir();
+    let (first, second) = (name("eth0", 1), name("eth0", 2));
+    write_capture(&capture, &first, &pcapgen::pcap_bytes(1, 50_000));
+    daemon.wait("the first upload", Duration::from_secs(30), || {
+        gcs.list_objects().map(|l| l.len()).unwrap_or(0) == 1
+    });
+    gcs.stop().unwrap();
+    write_capture(&capture, &second, &pcapgen::pcap_bytes(2, 50_000));
+    daemon.wait("a failed upload", Duration::from_secs(30), || {
+        daemon
+            .logs()
+            .iter()
+            .any(|l| l["file"] == second.as_str() && l["attempt"].is_number())
+    });
+    daemon.sigterm();
+    daemon.wait_exit(Duration::from_secs(15));
+    let logs = daemon.logs();
+    assert!(
+        logs.iter().any(|l| l["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("cannot write the manifest to the destination"))),
+        "{logs:#?}"
+    );
+    let logged: Vec<&Value> = logs
+        .iter()
+        .filter(|l| l["message"] == "manifest record not delivered")
+        .map(|l| &l["record"])
+        .collect();
+    let of = |file: &str| {
+        logged
+            .iter()
+            .find(|r| r["file"] == file)
+            .unwrap_or_else(|| panic!("no logged record of {file}: {logs:#?}"))
+    };
+    assert_eq!(of(&first)["outcome"], "exported");
+    assert_eq!(of(&second)["outcome"], "not-exported");
+    assert!(of(&second)["reason"].is_string());
+    gcs.restart().unwrap();
+    let objects = object_names(&gcs);
+    assert!(
+        objects.iter().all(|o| !o.contains("MANIFEST")),
+        "{objects:?}"
+    );
+}

@@ -141,9 +141,11 @@ pub fn run(
     // A summary or a plan left by an earlier run must not be taken for this one's.
     let _ = std::fs::remove_file(settings.run_dir.join(readiness::FSNOTIFY_SUMMARY_FILE));
     ShutdownPlan::remove(&settings.run_dir);
-    // The exporter's manifest of an earlier instance run (kept across exporter restarts
-    // within this one).
-    let _ = std::fs::remove_file(settings.run_dir.join("MANIFEST.jsonl"));
+    // The exporter's manifest records and part number of an earlier instance run (kept
+    // across exporter restarts within this one).
+    for file in ["MANIFEST.jsonl", "MANIFEST.next"] {
+        let _ = std::fs::remove_file(settings.run_dir.join(file));
+    }
     for directory in &settings.directories {
         sidecar_core::private::private_dir(directory).map_err(|source| {
             SupervisorError::Directory {

@@ -110,6 +110,7 @@ fn every_invalid_variable_is_reported_and_exits_2() {
         ("PCAP_COMPRESS_LEVEL", "0"),
         ("PCAP_BACKLOG_MB", "-1"),
         ("PCAP_BACKLOG_POLICY", "keep-all"),
+        ("PCAP_MANIFEST_SECS", "1m"),
         ("PCAP_TCPDUMP", "on"),
         ("PCAP_JSON", "json"),
         ("PCAP_JSON_LOG", "stdout"),

@@ -103,6 +103,8 @@ pub struct Config {
     pub backlog_mb: u64,
     /// `PCAP_BACKLOG_POLICY`.
     pub backlog_policy: BacklogPolicy,
+    /// `PCAP_MANIFEST_SECS`: seconds between manifest parts written into the bucket.
+    pub manifest_secs: u64,
     /// `PCAP_TCPDUMP`.
     pub tcpdump: bool,
     /// `PCAP_JSON`.
@@ -373,6 +375,7 @@ impl Config {
                 _ => Err("unknown policy".into()),
             },
         );
+        let manifest_secs = r.get("PCAP_MANIFEST_SECS", 60, |raw| parse_u64_in(raw, 1, 86_400));
         let tcpdump = r.boolean("PCAP_TCPDUMP");
         let json = r.boolean("PCAP_JSON");
         let json_log = r.boolean("PCAP_JSON_LOG");
@@ -487,6 +490,7 @@ impl Config {
             compress_level,
             backlog_mb,
             backlog_policy,
+            manifest_secs,
             tcpdump,
             json,
             json_log,
@@ -606,6 +610,7 @@ impl Config {
         m.insert("PCAP_COMPRESS_LEVEL", json!(self.compress_level));
         m.insert("PCAP_BACKLOG_MB", json!(self.backlog_mb));
         m.insert("PCAP_BACKLOG_POLICY", json!(self.backlog_policy.as_str()));
+        m.insert("PCAP_MANIFEST_SECS", json!(self.manifest_secs));
         m.insert("PCAP_TCPDUMP", json!(self.tcpdump));
         m.insert("PCAP_JSON", json!(self.json));
         m.insert("PCAP_JSON_LOG", json!(self.json_log));

@@ -122,6 +122,7 @@ const CASES: &[(&str, &str, &str)] = &[
     ("PCAP_COMPRESS_LEVEL", "9", "10"),
     ("PCAP_BACKLOG_MB", "0", "1g"),
     ("PCAP_BACKLOG_POLICY", "Drop-Newest", "drop-random"),
+    ("PCAP_MANIFEST_SECS", "86400", "0"),
     ("PCAP_TCPDUMP", "yes", "2"),
     ("PCAP_JSON", "1", "enabled"),
     ("PCAP_JSON_LOG", "true", "y"),

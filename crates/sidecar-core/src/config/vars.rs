@@ -244,6 +244,10 @@ pub const VARS: &[Var] = &[
         "drop-oldest or drop-newest",
         "What is given up when PCAP_BACKLOG_MB is exceeded: drop-oldest deletes the oldest completed files (keeps recent traffic), drop-newest deletes the newest completed files (keeps the start of an incident).")
         .used_by(Group::Export, FSNOTIFY),
+    var("PCAP_MANIFEST_SECS", "manifest-secs", Some("60"),
+        "a whole number of seconds 1..=86400",
+        "How often newly recorded outcomes are written into the bucket as the next manifest part (MANIFEST.jsonl, then MANIFEST-1.jsonl, …), so that an instance stopped without a drain still leaves a manifest of what it exported; the drain writes the last part.")
+        .used_by(Group::Export, FSNOTIFY),
     boolean("PCAP_TCPDUMP", "tcpdump", true,
         "Write .pcap files with tcpdump.")
         .used_by(Group::Output, TCPDUMPW),
