@@ -87,6 +87,7 @@ enum Fault {
     Enospc,
     Backlog,
     Sigterm,
+    InotifyOverflow,
 }
 
 impl Fault {
@@ -104,6 +105,7 @@ impl Fault {
             Fault::Enospc => "ENOSPC".into(),
             Fault::Backlog => "large backlog at SIGTERM".into(),
             Fault::Sigterm => "SIGTERM at a random moment".into(),
+            Fault::InotifyOverflow => "inotify queue overflow".into(),
         }
     }
 }
@@ -140,6 +142,31 @@ fn plan(rng: &mut Rng, destination: Destination) -> (Vec<Fault>, bool, bool, boo
     let enospc = destination == Destination::Directory && rng.below(3) == 0;
     let backlog = rng.below(3) == 0;
     (faults, storm, enospc, backlog)
+}
+
+/// `fs.inotify.max_queued_events` lowered while it lives, restored when dropped.
+///
+/// The limit is one value for the whole machine, read when an inotify instance is created:
+/// lowered only until the run's exporter has created its own (its watch is installed before
+/// capture is ready), so that only instances created in those seconds get the small queue.
+struct SmallInotifyQueue {
+    saved: String,
+}
+
+const MAX_QUEUED_EVENTS: &str = "/proc/sys/fs/inotify/max_queued_events";
+
+impl SmallInotifyQueue {
+    fn set(events: u32) -> SmallInotifyQueue {
+        let saved = std::fs::read_to_string(MAX_QUEUED_EVENTS).expect("read max_queued_events");
+        std::fs::write(MAX_QUEUED_EVENTS, events.to_string()).expect("lower max_queued_events");
+        SmallInotifyQueue { saved }
+    }
+}
+
+impl Drop for SmallInotifyQueue {
+    fn drop(&mut self) {
+        let _ = std::fs::write(MAX_QUEUED_EVENTS, self.saved.trim());
+    }
 }
 
 /// What a fault proxy in front of the emulator does with a new connection.
@@ -500,6 +527,9 @@ fn one_run(index: usize, rng: &mut Rng, tally: &mut Tally) {
             ]);
         }
     }
+    // Every other run, the exporter's inotify queue holds 4 events: tcpdump's writes alone
+    // overflow it. Decided by the run's number, so the seeded draws stay the same.
+    let small_queue = (index % 2 == 1).then(|| SmallInotifyQueue::set(4));
     let mut cmd = net.app().command(bin_dir().join("pcap-init"));
     cmd.env_clear()
         .envs(env)
@@ -523,6 +553,7 @@ fn one_run(index: usize, rng: &mut Rng, tally: &mut Tally) {
         run_dir.join("capture.ready").exists()
     })
     .unwrap_or_else(|e| panic!("run {index}: capture not ready: {e}\n{}", dump(&lines)));
+    drop(small_queue);
 
     // What the capture directory held at any moment: the files that must be accounted for.
     let stop = Arc::new(AtomicBool::new(false));
@@ -636,6 +667,14 @@ fn one_run(index: usize, rng: &mut Rng, tally: &mut Tally) {
         .iter()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
+
+    // Counted only when the exporter saw its queue overflow.
+    if logs
+        .iter()
+        .any(|l| message(l).starts_with("inotify queue overflowed"))
+    {
+        injected.push(Fault::InotifyOverflow);
+    }
 
     // The destination's objects under this instance's path.
     let located = logs
