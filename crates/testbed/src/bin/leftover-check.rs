@@ -6,8 +6,10 @@
 //! whose shell was killed, a daemon that double-forked — is re-parented here instead of to
 //! PID 1. Whatever still descends from this process once the command has exited is a
 //! leftover. Namespaces, mounts and containers are compared with a snapshot taken before the
-//! command starts (anything another program creates meanwhile would show too, so run it on a
-//! quiet machine, as CI is).
+//! command starts. A namespace `testbed` named after a process that is still alive belongs to
+//! another run (all of this command's processes are gone by then) and is left alone; other
+//! things another program creates meanwhile would show too, so run it on a quiet machine, as
+//! CI is.
 //!
 //! Every leftover is named on stderr, then removed, so that the next run starts clean. The
 //! exit code is the command's when it failed, 1 when it passed but left something, else 0.
@@ -127,10 +129,23 @@ fn sweep(before: &Snapshot) -> Vec<String> {
         remove(&["umount", "-l", mount]);
     }
     for namespace in after.namespaces.difference(&before.namespaces) {
+        if creator(namespace)
+            .is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+        {
+            continue;
+        }
         found.push(format!("network namespace {namespace}"));
         remove(&["ip", "netns", "del", namespace]);
     }
     found
+}
+
+/// The pid in a `testbed` namespace name (`tb-<tag>-<pid>-<counter>-<role>`).
+fn creator(namespace: &str) -> Option<u32> {
+    let rest = namespace.strip_prefix("tb-")?;
+    let mut fields = rest.rsplit('-');
+    let (_role, _counter) = (fields.next()?, fields.next()?);
+    fields.next()?.parse().ok()
 }
 
 fn first_word(line: &str) -> &str {
