@@ -379,6 +379,7 @@ fn plain_directory_end_to_end() {
         "every export is under {bucket_path}: {:?}",
         all.keys()
     );
+    check_manifest(&files);
     check_exports(world.dir.path(), &files, &ref_path, &ref_log, &traces);
 }
 
@@ -412,6 +413,7 @@ fn gvisor_ring_less_end_to_end() {
         sidecar.dump()
     );
     let files = read_tree(&world.gcs_mount().join(&bucket_path));
+    check_manifest(&files);
     check_exports(world.dir.path(), &files, &ref_path, &ref_log, &traces);
 }
 
@@ -790,4 +792,96 @@ fn mount_failures_end_start_up_naming_the_bucket() {
     attempt("no-such-bucket-e2e", "wrong bucket name");
     gcs.stop().unwrap();
     attempt(BUCKET, "emulator down");
+}
+
+/// The manifest gives each file the drops of its own period. tcpdump and pcapd are stopped
+/// (SIGSTOP) under a UDP flood, so their kernel buffers overflow; the drops of all `.pcap`
+/// files add up to what tcpdump reports at exit, those of all `.json` files to what pcapd
+/// reports in its final stats, and the files captured before the flood have none.
+#[test]
+fn each_file_in_the_manifest_carries_the_drops_of_its_period() {
+    let world = World::new("e2e-drops");
+    let mut sidecar = world.start_sidecar(&[("PCAP_ROTATE_SECS", "1")]);
+    let located = sidecar.wait_line("PCAP files available at", Duration::from_secs(30));
+    let bucket_path = assert_bucket_path(&located);
+    wait_healthy(&world, &mut sidecar);
+    world.traffic(4, Duration::from_secs(2));
+    let before_flood = chrono::Utc::now();
+    std::thread::sleep(Duration::from_millis(1100));
+
+    let tcpdumpw = pid_of(&sidecar.wait_line("started tcpdumpw", Duration::from_secs(5)));
+    let writers: Vec<u32> = ["tcpdump", "pcapd"]
+        .iter()
+        .flat_map(|comm| children_of(tcpdumpw, comm))
+        .collect();
+    assert_eq!(writers.len(), 2, "one tcpdump and one pcapd: {writers:?}");
+    for &pid in &writers {
+        kill(Pid::from_raw(pid as i32), Signal::SIGSTOP).unwrap();
+    }
+    let flood = format!(
+        "import socket, time\n\
+         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         end = time.time() + 2.5\n\
+         while time.time() < end:\n    s.sendto(b'x' * 64, ('{}', 9))\n",
+        world.net.app().ipv4()
+    );
+    world
+        .net
+        .peer()
+        .run("python3", ["-c", flood.as_str()])
+        .unwrap();
+    for &pid in &writers {
+        kill(Pid::from_raw(pid as i32), Signal::SIGCONT).unwrap();
+    }
+    // Time for the writers to catch up and for a counters poll after it.
+    std::thread::sleep(Duration::from_secs(3));
+    world.traffic(4, Duration::from_secs(2));
+    check_shutdown(&world, &mut sidecar);
+
+    let logs = sidecar.json_lines();
+    // Every tcpdump's last words (tcpdumpw restarts one whose file stays idle, as the stopped
+    // one's did).
+    let tcpdump_total: u64 = logs
+        .iter()
+        .filter_map(|l| {
+            message(l)
+                .strip_suffix(" packets dropped by kernel")
+                .and_then(|n| n.trim().parse::<u64>().ok())
+        })
+        .sum();
+    let pcapd_total = logs
+        .iter()
+        .rfind(|l| message(l) == "pcapd stats" && l["final"] == true)
+        .and_then(|l| l["kernel_dropped"].as_u64())
+        .unwrap_or_else(|| panic!("pcapd's final stats:\n{}", sidecar.dump()));
+    assert!(
+        tcpdump_total > 0 && pcapd_total > 0,
+        "the flood caused drops: {tcpdump_total}, {pcapd_total}\n{}",
+        sidecar.dump()
+    );
+
+    let files = read_tree(&world.gcs_mount().join(&bucket_path));
+    check_manifest(&files);
+    let records: Vec<Value> = String::from_utf8_lossy(&files["MANIFEST.jsonl"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let sum = |ext: &str| -> u64 {
+        records
+            .iter()
+            .filter(|r| r["file"].as_str().is_some_and(|f| f.ends_with(ext)))
+            .map(|r| r["kernel_drops"].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(sum(".pcap"), tcpdump_total, "{records:#?}");
+    assert_eq!(sum(".json"), pcapd_total, "{records:#?}");
+    // Files that ended before the flood (the next one of their kind had started: traffic
+    // went on for 2 s with 1 s rotation) lost nothing.
+    for record in &records {
+        let name =
+            sidecar_core::naming::CaptureFileName::parse(record["file"].as_str().unwrap()).unwrap();
+        if name.started + chrono::Duration::seconds(2) < before_flood {
+            assert_eq!(record["kernel_drops"], 0, "{record}");
+        }
+    }
 }

@@ -219,6 +219,14 @@ pub fn check_manifest(files: &BTreeMap<String, Vec<u8>>) {
         assert_eq!(record["stored_bytes"], bytes.len(), "{record}");
         let crc = export::crc32c_base64(export::crc32c_of(&bytes[..]).unwrap());
         assert_eq!(record["crc32c"], crc.as_str(), "{record}");
+        // Every file here was written by a tcpdump or pcapd of this instance: their drop
+        // journals give each file its drops (JSON files pass through pcapd's queue too).
+        assert!(record["kernel_drops"].is_u64(), "{record}");
+        assert_eq!(
+            record["queue_drops"].is_u64(),
+            object.contains(".json"),
+            "{record}"
+        );
         listed.push(object);
     }
     let mut captures: Vec<&String> = files

@@ -149,8 +149,11 @@ pub enum RunError {
 
 /// This program's name in pcap-init's process graph (and its shutdown plan).
 const PROGRAM: &str = "pcap-fsnotify";
-/// Time kept back from the drain budget for the final line and the exit.
-const DRAIN_RESERVE: Duration = Duration::from_millis(500);
+/// Time kept back from the drain budget for the last manifest part, the final line and the
+/// exit.
+const DRAIN_RESERVE: Duration = Duration::from_millis(1000);
+/// Of that, what is kept for logging the manifest's records and the final line.
+const REPORT_MARGIN: Duration = Duration::from_millis(300);
 /// Longest wait for writers to close their last files after shutdown.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// Retry delay while draining: the time budget is short.
@@ -173,6 +176,8 @@ struct Job {
     path: PathBuf,
     object: String,
     compression: Compression,
+    /// Where the writers' drop journals are (`PCAP_RUN_DIR`), for the manifest.
+    run_dir: Option<PathBuf>,
 }
 
 struct Outcome {
@@ -228,6 +233,12 @@ struct Failed<'a> {
     attempt: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     retry_in_ms: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct ManifestProblem<'a> {
+    object: &'a str,
+    reason: &'a str,
 }
 
 #[derive(Serialize)]
@@ -358,6 +369,7 @@ pub fn run(
         vanished: Vec::new(),
         unknown_writers: None,
         manifest: settings.run_dir.as_deref().map(Manifest::new),
+        manifest_part: None,
     };
     // The watch is installed before the scan, so no file falls between the two.
     exporter.scan();
@@ -419,7 +431,7 @@ fn worker(jobs: &Mutex<Receiver<Job>>, done: &Sender<Msg>, destination: &dyn Des
             }
         };
         let started = Instant::now();
-        let contents = manifest::contents(&job.path, &job.name);
+        let contents = manifest::contents(&job.path, &job.name, job.run_dir.as_deref());
         let result = destination.deliver(&Export {
             source: &job.path,
             object: &job.object,
@@ -473,6 +485,40 @@ struct Exporter<'a> {
     unknown_writers: Option<String>,
     /// The completeness manifest (with a run directory only).
     manifest: Option<Manifest>,
+    /// The manifest part on its way: (part number, object) or (object, why not).
+    manifest_part: Option<Receiver<PartResult>>,
+}
+
+type PartResult = Result<(u32, String), (String, String)>;
+
+/// Delivers the cut manifest part as the next part number (or the next free one: a name
+/// taken by an earlier drain of the same path is skipped, never overwritten).
+fn deliver_part(
+    destination: &dyn Destination,
+    manifest: &Manifest,
+    bucket_path: &str,
+) -> PartResult {
+    let source = manifest.sending_path();
+    let first = manifest.next_part();
+    let mut last_object = String::new();
+    for part in first..first.saturating_add(100) {
+        let leaf = manifest::part_name(part);
+        let object = if bucket_path.is_empty() {
+            leaf
+        } else {
+            format!("{bucket_path}/{leaf}")
+        };
+        match destination.deliver(&Export {
+            source,
+            object: &object,
+            compression: Compression::None,
+        }) {
+            Ok(_) => return Ok((part, object)),
+            Err(ExportError::Conflict { .. }) => last_object = object,
+            Err(error) => return Err((object, error.to_string())),
+        }
+    }
+    Err((last_object, "100 part names taken".into()))
 }
 
 impl Exporter<'_> {
@@ -527,14 +573,13 @@ impl Exporter<'_> {
             }
             // Not while exports fail (the part would block the loop on the same failure) nor
             // while draining (the drain's end writes the last part).
+            self.finish_manifest_part(Duration::ZERO, false);
             if now.duration_since(last_manifest) >= self.settings.manifest_every
                 && self.exports_healthy
                 && self.drain.is_none()
             {
                 last_manifest = now;
-                if let Some(part) = self.deliver_manifest(false) {
-                    self.summary.manifest = Some(part);
-                }
+                self.start_manifest_part();
             }
         }
     }
@@ -552,6 +597,7 @@ impl Exporter<'_> {
                 path: entry.path.clone(),
                 object,
                 compression,
+                run_dir: self.settings.run_dir.clone(),
             };
             if self.jobs.send(job).is_err() {
                 // No worker left (cannot happen while the loop runs); keep the file.
@@ -931,7 +977,8 @@ impl Exporter<'_> {
                 continue;
             };
             let file = entry.file();
-            let contents = manifest::contents(&entry.path, &entry.name);
+            let contents =
+                manifest::contents(&entry.path, &entry.name, self.settings.run_dir.as_deref());
             if let Err(error) = fs::remove_file(&entry.path) {
                 if error.kind() != io::ErrorKind::NotFound {
                     // Could not give it up: keep it known so it is still exported later.
@@ -988,34 +1035,43 @@ impl Exporter<'_> {
         }
     }
 
-    /// Delivers the records not yet in the bucket as the next manifest part, next to the
-    /// files. At the end (`last`), a part that cannot be delivered is logged record by
-    /// record, so that the outcome of every file still reaches somewhere durable; before
-    /// that, it stays local and goes with the next part.
-    fn deliver_manifest(&mut self, last: bool) -> Option<String> {
-        let manifest = self.manifest.as_ref()?;
-        if !manifest.has_pending() {
-            return None;
+    /// Starts delivering the records not yet in the bucket as the next manifest part, next
+    /// to the files, on a thread of its own: a destination that hangs (a FUSE mount whose
+    /// backend went away) must never stop the event loop, nor the final report. Returns
+    /// whether a part is on its way.
+    fn start_manifest_part(&mut self) -> bool {
+        let Some(manifest) = &self.manifest else {
+            return false;
+        };
+        if self.manifest_part.is_some() {
+            return true;
         }
-        let source = manifest.path().to_path_buf();
-        let first = manifest.next_part();
-        let mut failure = None;
-        // A part name taken by an earlier drain (another exporter of the same path) is
-        // skipped, never overwritten.
-        for part in first..first.saturating_add(100) {
-            let leaf = manifest::part_name(part);
-            let object = if self.settings.bucket_path.is_empty() {
-                leaf
-            } else {
-                format!("{}/{leaf}", self.settings.bucket_path)
-            };
-            match self.destination.deliver(&Export {
-                source: &source,
-                object: &object,
-                compression: Compression::None,
-            }) {
-                Ok(_) => {
-                    if let Err(error) = manifest.delivered(part) {
+        match manifest.cut() {
+            Ok(true) => {}
+            Ok(false) => return false,
+            Err(error) => {
+                log::event(
+                    Severity::Warning,
+                    "cannot cut a manifest part; its records stay local",
+                    &Problem {
+                        error: &error.to_string(),
+                    },
+                );
+                return false;
+            }
+        }
+        let manifest = manifest.clone();
+        let bucket_path = self.settings.bucket_path.clone();
+        let destination = Arc::clone(&self.destination);
+        let (done, result) = mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("manifest".into())
+            .spawn(move || {
+                let result = deliver_part(&*destination, &manifest, &bucket_path);
+                // Forgotten at once: a kill between the two repeats its records in the next
+                // part (harmless), a wider window would make that likely.
+                if let Ok((part, _)) = &result {
+                    if let Err(error) = manifest.delivered(*part) {
                         log::event(
                             Severity::Warning,
                             "manifest part delivered but not forgotten locally; its records may be delivered twice",
@@ -1024,49 +1080,99 @@ impl Exporter<'_> {
                             },
                         );
                     }
-                    return Some(object);
                 }
-                Err(ExportError::Conflict { .. }) => continue,
-                Err(error) => {
-                    failure = Some((object, error));
-                    break;
-                }
+                let _ = done.send(result);
+            });
+        match spawned {
+            Ok(_) => {
+                self.manifest_part = Some(result);
+                true
+            }
+            Err(error) => {
+                log::event(
+                    Severity::Warning,
+                    "cannot start a thread for a manifest part",
+                    &Problem {
+                        error: &error.to_string(),
+                    },
+                );
+                false
             }
         }
-        let (object, reason, kind) = match &failure {
-            Some((object, error)) => (object.as_str(), error.to_string(), error.kind()),
-            None => ("", "100 part names taken".to_string(), "conflict"),
+    }
+
+    /// Waits up to `wait` for the part on its way. `Some(true)`: delivered; `Some(false)`:
+    /// refused (its records go with the next part); `None`: still on its way, or none.
+    fn finish_manifest_part(&mut self, wait: Duration, last: bool) -> Option<bool> {
+        let result = match self.manifest_part.as_ref()?.recv_timeout(wait) {
+            Ok(result) => result,
+            Err(RecvTimeoutError::Timeout) => return None,
+            Err(RecvTimeoutError::Disconnected) => Err(("".into(), "the thread ended".into())),
+        };
+        self.manifest_part = None;
+        match result {
+            Ok((_, object)) => {
+                self.summary.manifest = Some(object);
+                Some(true)
+            }
+            Err((object, reason)) => {
+                if !last {
+                    log::event(
+                        Severity::Warning,
+                        "cannot write a manifest part now; its records go with the next part",
+                        &ManifestProblem {
+                            object: &object,
+                            reason: &reason,
+                        },
+                    );
+                }
+                Some(false)
+            }
+        }
+    }
+
+    /// The last part, at the end: delivered if the destination takes it before `kill_at`
+    /// (less a margin for the report), otherwise logged record by record, so that the
+    /// outcome of every file still reaches somewhere durable.
+    fn deliver_last_manifest_part(&mut self, kill_at: Instant) {
+        let time_left = || {
+            kill_at
+                .saturating_duration_since(Instant::now())
+                .saturating_sub(REPORT_MARGIN)
+        };
+        // A part still on its way from before the drain.
+        let mut delivered = match self.manifest_part {
+            Some(_) => self.finish_manifest_part(time_left(), true),
+            None => Some(true),
+        };
+        if delivered.is_some() && self.start_manifest_part() {
+            delivered = self.finish_manifest_part(time_left(), true);
+        }
+        if delivered == Some(true) {
+            return;
+        }
+        let Some(manifest) = &self.manifest else {
+            return;
         };
         log::event(
-            if last {
-                Severity::Error
-            } else {
-                Severity::Warning
-            },
-            if last {
-                "cannot write the manifest to the destination; its records follow in the log"
-            } else {
-                "cannot write a manifest part now; its records go with the next part"
-            },
-            &Failed {
-                file: manifest::LOCAL_FILE,
-                object,
-                reason,
-                kind,
-                attempt: 1,
-                retry_in_ms: None,
+            Severity::Error,
+            "cannot write the manifest to the destination; its records follow in the log",
+            &ManifestProblem {
+                object: manifest::OBJECT,
+                reason: if delivered.is_none() {
+                    "the destination did not answer in time"
+                } else {
+                    "the destination refused it"
+                },
             },
         );
-        if last {
-            for record in manifest.records() {
-                log::event(
-                    Severity::Error,
-                    "manifest record not delivered",
-                    &Undelivered { record: &record },
-                );
-            }
+        for record in manifest.records() {
+            log::event(
+                Severity::Error,
+                "manifest record not delivered",
+                &Undelivered { record: &record },
+            );
         }
-        None
     }
 
     fn stats(&self) {
@@ -1183,7 +1289,7 @@ impl Exporter<'_> {
                 State::Open | State::Ready => "not exported before the shutdown deadline; kept",
             };
             let size = fs::symlink_metadata(&path).map_or(size, |m| m.len());
-            let contents = manifest::contents(&path, &name);
+            let contents = manifest::contents(&path, &name, self.settings.run_dir.as_deref());
             self.record(not_exported_record(
                 &file,
                 size,
@@ -1192,9 +1298,11 @@ impl Exporter<'_> {
                 Some(reason.to_string()),
             ));
         }
-        if let Some(part) = self.deliver_manifest(true) {
-            self.summary.manifest = Some(part);
-        }
+        let kill_at = self.drain.as_ref().map_or_else(
+            || Instant::now() + self.settings.shutdown_budget,
+            |d| d.deadline + DRAIN_RESERVE,
+        );
+        self.deliver_last_manifest_part(kill_at);
         let mut summary = self.summary.clone();
         summary.not_exported = self.vanished.clone();
         summary
@@ -1277,8 +1385,8 @@ fn not_exported_record(
         packets: contents.packets,
         first: contents.first,
         last: contents.last,
-        kernel_drops: None,
-        queue_drops: None,
+        kernel_drops: contents.drops.and_then(|d| d.kernel),
+        queue_drops: contents.drops.and_then(|d| d.queue),
         crc32c: None,
         outcome,
         reason,

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sidecar_core::drops::{self, Drops};
 use sidecar_core::naming::CaptureFileName;
 
 /// The manifest's file name in `PCAP_RUN_DIR` while the exporter runs.
@@ -25,7 +26,10 @@ pub const LOCAL_FILE: &str = "MANIFEST.jsonl";
 /// The manifest's object name (in the instance's bucket path): its first part.
 pub const OBJECT: &str = "MANIFEST.jsonl";
 /// The number of the next part to deliver, kept in `PCAP_RUN_DIR` across exporter restarts.
-const NEXT_PART_FILE: &str = "MANIFEST.next";
+pub const NEXT_PART_FILE: &str = "MANIFEST.next";
+/// The records cut off for the part being delivered (records keep going to [`LOCAL_FILE`]
+/// meanwhile); kept until the part is in the bucket.
+pub const SENDING_FILE: &str = "MANIFEST.sending";
 
 /// The object name of part `n` (without the bucket path).
 pub fn part_name(n: u32) -> String {
@@ -69,11 +73,12 @@ pub struct Record {
     /// Time of the last packet.
     #[serde(default)]
     pub last: Option<DateTime<Utc>>,
-    /// Packets the kernel dropped during the file's period. libpcap reports drops per
-    /// handle, not per file: not known to the exporter (`null`).
+    /// Packets the kernel dropped during the file's period, from its writer's drop journal
+    /// (`null`: no journal, e.g. a file nobody in this instance wrote).
     #[serde(default)]
     pub kernel_drops: Option<u64>,
-    /// Entries pcapd's queue dropped during the file's period (`null`: not known here).
+    /// Entries pcapd's queue dropped during the file's period (JSON files; `null` for files
+    /// that do not pass through a queue).
     #[serde(default)]
     pub queue_drops: Option<u64>,
     /// CRC32C of the object's bytes, as Cloud Storage shows it (base64, big-endian).
@@ -95,15 +100,59 @@ pub struct Contents {
     pub first: Option<DateTime<Utc>>,
     /// Last packet.
     pub last: Option<DateTime<Utc>>,
+    /// Drops during the file's period, from its writer's journal.
+    pub drops: Option<Drops>,
 }
 
 /// Reads a capture file's packet count and time span: pcap record headers, or JSON lines
-/// (their `pcap.date`). Anything unreadable gives `None`s, never an error.
-pub fn contents(path: &Path, name: &CaptureFileName) -> Contents {
+/// (their `pcap.date`); and with `run_dir`, its drops. Anything unreadable gives `None`s,
+/// never an error.
+pub fn contents(path: &Path, name: &CaptureFileName, run_dir: Option<&Path>) -> Contents {
     // Never open a FIFO (it would block) or follow a symlink: regular files only.
     if !fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file()) {
         return Contents::default();
     }
+    Contents {
+        drops: run_dir.and_then(|run_dir| file_drops(run_dir, path, name)),
+        ..packets_and_span(path, name)
+    }
+}
+
+/// The drops of the writer of `name` during its period: from its start (the time in its
+/// name) to the start of the next file of the same interface and kind in its directory —
+/// the files of one writer tile time — or until now for the last one. JSON files are
+/// pcapd's; `.pcap` files are tcpdump's when tcpdump journals on that interface, otherwise
+/// pcapd's (the ring-less path), whose pcap files are written before its queue.
+fn file_drops(run_dir: &Path, path: &Path, name: &CaptureFileName) -> Option<Drops> {
+    let (writer, queue) = if name.ext == "json" {
+        ("pcapd", true)
+    } else if drops::has_journal(run_dir, "tcpdump", &name.iface) {
+        ("tcpdump", false)
+    } else {
+        ("pcapd", false)
+    };
+    let next_start = path
+        .parent()
+        .and_then(|dir| fs::read_dir(dir).ok())
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| CaptureFileName::parse(&entry.ok()?.file_name().to_string_lossy()))
+        .filter(|other| {
+            other.iface == name.iface
+                && other.ext == name.ext
+                && (other.started, other.seq) > (name.started, name.seq)
+        })
+        .map(|other| other.started)
+        .min();
+    let to = next_start.unwrap_or_else(Utc::now);
+    let found = drops::between(run_dir, writer, &name.iface, name.started, to)?;
+    Some(Drops {
+        kernel: found.kernel,
+        queue: if queue { found.queue } else { None },
+    })
+}
+
+fn packets_and_span(path: &Path, name: &CaptureFileName) -> Contents {
     let Ok(file) = OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
@@ -197,9 +246,10 @@ fn json_contents(reader: impl BufRead) -> Contents {
 }
 
 /// The manifest being written in `PCAP_RUN_DIR`: the records not yet delivered.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Manifest {
     path: PathBuf,
+    sending: PathBuf,
     next_part: PathBuf,
 }
 
@@ -208,18 +258,34 @@ impl Manifest {
     pub fn new(run_dir: &Path) -> Manifest {
         Manifest {
             path: run_dir.join(LOCAL_FILE),
+            sending: run_dir.join(SENDING_FILE),
             next_part: run_dir.join(NEXT_PART_FILE),
         }
     }
 
-    /// Its local path.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Cuts the next part: the records so far join those of a part not delivered yet, in
+    /// [`Manifest::sending_path`]. Returns whether there is a part to deliver. New records
+    /// go on to the local file meanwhile.
+    pub fn cut(&self) -> io::Result<bool> {
+        let has = |path: &Path| fs::metadata(path).is_ok_and(|m| m.len() > 0);
+        if has(&self.path) {
+            if has(&self.sending) {
+                let records = fs::read(&self.path)?;
+                OpenOptions::new()
+                    .append(true)
+                    .open(&self.sending)?
+                    .write_all(&records)?;
+                fs::remove_file(&self.path)?;
+            } else {
+                fs::rename(&self.path, &self.sending)?;
+            }
+        }
+        Ok(has(&self.sending))
     }
 
-    /// Whether records wait to be delivered.
-    pub fn has_pending(&self) -> bool {
-        fs::metadata(&self.path).is_ok_and(|m| m.len() > 0)
+    /// The part being delivered.
+    pub fn sending_path(&self) -> &Path {
+        &self.sending
     }
 
     /// The number of the next part (0 when none was delivered in this instance).
@@ -230,12 +296,12 @@ impl Manifest {
             .unwrap_or(0)
     }
 
-    /// Part `n` holds every pending record: forget them locally, and deliver the next part
-    /// as `n + 1`. The number is written first: if the removal fails, a record is delivered
-    /// twice (harmless for [`verify`]), never a part overwritten.
+    /// The cut part is in the bucket as part `n`: forget it locally, and deliver the next
+    /// part as `n + 1`. The number is written first: if the removal fails, a record is
+    /// delivered twice (harmless for [`verify`]), never a part overwritten.
     pub fn delivered(&self, n: u32) -> io::Result<()> {
         fs::write(&self.next_part, format!("{}\n", n.saturating_add(1)))?;
-        fs::remove_file(&self.path)
+        fs::remove_file(&self.sending)
     }
 
     /// Appends one record (one `write` of one line).
@@ -250,9 +316,11 @@ impl Manifest {
         file.write_all(&line)
     }
 
-    /// Every record so far.
+    /// Every record not delivered yet.
     pub fn records(&self) -> Vec<Record> {
-        read_records(&self.path).unwrap_or_default()
+        let mut records = read_records(&self.sending).unwrap_or_default();
+        records.extend(read_records(&self.path).unwrap_or_default());
+        records
     }
 }
 

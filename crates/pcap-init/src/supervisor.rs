@@ -143,7 +143,7 @@ pub fn run(
     ShutdownPlan::remove(&settings.run_dir);
     // The exporter's manifest records and part number of an earlier instance run (kept
     // across exporter restarts within this one).
-    for file in ["MANIFEST.jsonl", "MANIFEST.next"] {
+    for file in ["MANIFEST.jsonl", "MANIFEST.sending", "MANIFEST.next"] {
         let _ = std::fs::remove_file(settings.run_dir.join(file));
     }
     for directory in &settings.directories {

@@ -52,6 +52,10 @@ pub(crate) fn run<K: TranslatorKind + ?Sized>(
     let mut read: u64 = 0;
     let mut error = None;
     let mut sampled = Instant::now();
+    // Counters from the start, so that the first files' drops are known too.
+    if live {
+        store(kernel, source.kernel_stats());
+    }
     loop {
         if stop.load(Ordering::Relaxed) {
             break;

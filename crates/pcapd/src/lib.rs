@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use pipeline::{Monitor, Output, Overflow, Pipeline, RotatingFiles, Snapshot, Stdout};
 use serde::Serialize;
+use sidecar_core::drops::DropJournal;
 use sidecar_core::log::{self, Severity};
 use sidecar_core::readiness::ReadySignal;
 use sidecar_core::shutdown::Shutdown;
@@ -383,6 +384,12 @@ pub fn run_with<K: TranslatorKind>(
     let started = Instant::now();
     let mut next_stats = started + settings.stats_every;
     let mut reported_errors = 0u64;
+    // Live captures journal their drops, so the manifest can give each file its own.
+    let mut drops = match (&settings.drops_dir, info.live) {
+        (Some(dir), true) => Some(DropJournal::new(dir, "pcapd", &iface)),
+        _ => None,
+    };
+    let mut next_drops = started;
     loop {
         if capture_thread.is_finished() {
             break;
@@ -399,6 +406,10 @@ pub fn run_with<K: TranslatorKind>(
             report_stats(logs, &iface, &monitor, &kernel, kind.counters());
         }
         reported_errors = report_output_errors(logs, &monitor, reported_errors);
+        if now >= next_drops {
+            next_drops = now + Duration::from_secs(1);
+            journal_drops(logs, &mut drops, &monitor.snapshot(), &kernel);
+        }
     }
     stop.store(true, Ordering::Relaxed);
     // The capture loop wakes up at least every read timeout, so this join is short.
@@ -420,6 +431,7 @@ pub fn run_with<K: TranslatorKind>(
     report_output_errors(logs, &monitor, reported_errors);
     let kernel_stats = kernel.lock().ok().and_then(|k| *k);
     let snapshot = finished.snapshot;
+    journal_drops(logs, &mut drops, &snapshot, &kernel);
     logs.event(
         Severity::Info,
         "pcapd stats",
@@ -466,6 +478,29 @@ fn log_capture_path(logs: LogTarget, detection: &packet_socket::Detection) {
         ),
         &CapturePathEvent { detection },
     );
+}
+
+/// Appends the cumulative drops to the journal when they changed; a failure is logged once
+/// and ends the journal (the capture goes on; the manifest then says `null`).
+fn journal_drops(
+    logs: LogTarget,
+    journal: &mut Option<DropJournal>,
+    snapshot: &Snapshot,
+    kernel: &capture::SharedKernelStats,
+) {
+    let Some(writer) = journal.as_mut() else {
+        return;
+    };
+    let kernel = kernel.lock().ok().and_then(|k| *k).map(|k| k.dropped);
+    let queue = snapshot.dropped.queue_full + snapshot.dropped.shutdown;
+    if let Err(error) = writer.record(kernel, Some(queue)) {
+        logs.event(
+            Severity::Warning,
+            &format!("cannot journal drops (the manifest will not give drops per file): {error}"),
+            &(),
+        );
+        *journal = None;
+    }
 }
 
 fn report_stats(

@@ -50,6 +50,9 @@ pub struct Settings {
     pub duration: Option<Duration>,
     /// Raise the capture-ready signal in this directory once capturing.
     pub ready_dir: Option<PathBuf>,
+    /// Journal drops in `<dir>/drops/` (`PCAP_RUN_DIR`, when run by tcpdumpw: with a
+    /// readiness directory), for the manifest's per-file drops.
+    pub drops_dir: Option<PathBuf>,
     /// Where `pcapd`'s own log lines go.
     pub logs: LogTarget,
     /// Interface name used for a file source (its JSON `iface` and file names).
@@ -94,6 +97,7 @@ impl Settings {
             drain: Duration::from_secs(2),
             duration: None,
             ready_dir: None,
+            drops_dir: None,
             logs: LogTarget::Stdout,
             label: None,
             translator: render::TranslatorSettings::default(),
@@ -345,6 +349,7 @@ pub fn from_config(config: &Config, matches: &ArgMatches) -> Result<Settings, Er
         stats_every: Duration::from_secs(stats_secs),
         drain: Duration::from_millis(drain_ms),
         duration,
+        drops_dir: ready_dir.as_ref().map(|_| config.run_dir.clone()),
         ready_dir,
         logs,
         label,

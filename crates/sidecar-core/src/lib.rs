@@ -10,6 +10,7 @@
 //!   shutdown deadline pcap-init hands down to every daemon.
 //! - [`exit`]: exit codes every daemon uses; [`daemon`]: the common start of a `main`.
 //! - [`version`]: version, git revision and build date stamped at build time.
+//! - [`drops`]: the drop journal that gives each capture file's drops to the manifest.
 //! - [`private`]: capture files 0600, their directories 0700 (umask 077).
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
@@ -18,6 +19,7 @@ pub mod bucket;
 pub mod config;
 pub mod daemon;
 pub mod deadline;
+pub mod drops;
 pub mod exit;
 pub mod log;
 pub mod naming;

@@ -57,6 +57,9 @@ pub struct ChildSpec {
     /// Signal the child gets when this process dies (`PR_SET_PDEATHSIG`), so that a killed
     /// supervisor leaves no child running (a capture writing a file nobody exports).
     pub parent_death_signal: Option<Signal>,
+    /// Wrapped lines for which this says `true` go to the tap only, not to the log (answers
+    /// the supervisor asked for, such as tcpdump's counters every second).
+    pub quiet: Option<fn(&str) -> bool>,
 }
 
 impl ChildSpec {
@@ -70,7 +73,14 @@ impl ChildSpec {
             stdout: StreamHandling::Wrap,
             stderr: StreamHandling::Wrap,
             parent_death_signal: None,
+            quiet: None,
         }
+    }
+
+    /// Keeps the lines `quiet` matches out of the log (they still reach the tap).
+    pub fn quiet_lines(mut self, quiet: fn(&str) -> bool) -> Self {
+        self.quiet = Some(quiet);
+        self
     }
 
     /// Sets the signal the child gets when this process dies.
@@ -342,6 +352,7 @@ impl Supervised {
                 stdout,
                 self.tap.clone(),
                 self.recent.clone(),
+                self.spec.quiet,
             );
         }
         if let Some(stderr) = child.stderr.take() {
@@ -351,6 +362,7 @@ impl Supervised {
                 stderr,
                 self.tap.clone(),
                 self.recent.clone(),
+                self.spec.quiet,
             );
         }
         // The status is collected with waitpid on the pid (see poll); the handle is not

@@ -138,6 +138,7 @@ pub(crate) fn forward(
     pipe: impl Read + Send + 'static,
     tap: Option<Sender<OutputLine>>,
     recent: Arc<Mutex<Recent>>,
+    quiet: Option<fn(&str) -> bool>,
 ) {
     let name = program.to_string();
     let program = program.to_string();
@@ -154,10 +155,12 @@ pub(crate) fn forward(
                 }
                 let text = String::from_utf8_lossy(&buffer);
                 let text = text.trim_end_matches(['\n', '\r']);
-                if let Ok(mut recent) = recent.lock() {
-                    recent.push(text);
+                if quiet.is_none_or(|quiet| !quiet(text)) {
+                    if let Ok(mut recent) = recent.lock() {
+                        recent.push(text);
+                    }
+                    emit(&program, stream, text);
                 }
-                emit(&program, stream, text);
                 if let Some(tap) = &tap {
                     let _ = tap.send(OutputLine {
                         program: program.clone(),

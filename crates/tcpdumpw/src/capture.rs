@@ -133,6 +133,8 @@ pub fn tcpdump_spec(settings: &CaptureSettings, iface: &str, now: DateTime<Utc>)
         // A killed tcpdumpw must not leave a tcpdump writing a file: SIGTERM
         // makes it close the file whole.
         .on_parent_death(Signal::SIGTERM)
+        // Its answers to the counters polls are read, not logged (one line a second).
+        .quiet_lines(is_counters_answer)
 }
 
 /// Where the pcapd of `iface` raises its readiness signal (its capture handle is open):
@@ -182,6 +184,22 @@ pub fn pcapd_spec(settings: &CaptureSettings, iface: &str) -> ChildSpec {
     spec.stdout = StreamHandling::Inherit;
     spec.stderr = StreamHandling::Wrap;
     spec
+}
+
+/// Whether a tcpdump line is its answer to SIGUSR1 (`tcpdump: 5 packets captured, 9 packets
+/// received by filter, 0 packets dropped by kernel`), which tcpdumpw asks for every second.
+pub fn is_counters_answer(text: &str) -> bool {
+    text.starts_with("tcpdump: ") && text.contains(" packets captured, ")
+}
+
+/// The kernel drops in a tcpdump counters line: its answer to SIGUSR1, or its last words
+/// (`0 packets dropped by kernel`).
+pub fn kernel_drops(text: &str) -> Option<u64> {
+    let before = text.split(" packets dropped by kernel").next()?;
+    if before.len() == text.len() {
+        return None;
+    }
+    before.rsplit([' ', ',']).next()?.parse().ok()
 }
 
 /// Whether a tcpdump output line says its capture handle is open (`listening on eth0,

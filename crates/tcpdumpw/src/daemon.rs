@@ -16,6 +16,7 @@ use bpf_filter::{ExcludedEndpoint, FilterPlan, ResolvedHost, SystemResolver};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use sidecar_core::config::Config;
+use sidecar_core::drops::DropJournal;
 use sidecar_core::log::{self, Severity};
 use sidecar_core::naming::CaptureFileName;
 use sidecar_core::readiness::{self, Readiness, ReadySignal};
@@ -170,6 +171,9 @@ struct Daemon<'a> {
     last_rescan: Instant,
     last_refresh: Instant,
     last_idle_check: Instant,
+    /// Each interface's tcpdump drops, journalled for the manifest (see `poll_counters`).
+    drops: BTreeMap<String, DropJournal>,
+    last_counters_poll: Instant,
 }
 
 /// A line on the tap that only wakes the loop (SIGCHLD, shutdown).
@@ -302,10 +306,17 @@ pub(crate) fn run(
         last_rescan: Instant::now(),
         last_refresh: Instant::now(),
         last_idle_check: Instant::now(),
+        drops: BTreeMap::new(),
+        last_counters_poll: Instant::now(),
         options,
     };
     let result = daemon.main_loop(&lines);
     daemon.stop_captures("shutdown");
+    // tcpdump's last words carry its final drop count.
+    let quiet_from = Instant::now() + Duration::from_millis(300);
+    while let Ok(line) = lines.recv_timeout(quiet_from.saturating_duration_since(Instant::now())) {
+        daemon.on_line(&line);
+    }
     // Withdrawn before returning: nothing is captured any more.
     daemon.ready = None;
     done.store(true, Ordering::SeqCst);
@@ -345,6 +356,9 @@ impl Daemon<'_> {
             }
             if self.last_idle_check.elapsed() >= Duration::from_secs(1) {
                 self.close_idle_files();
+            }
+            if self.last_counters_poll.elapsed() >= Duration::from_secs(1) {
+                self.poll_counters();
             }
             self.check_capture()?;
 
@@ -772,7 +786,61 @@ impl Daemon<'_> {
         gave_up
     }
 
+    /// Asks every listening tcpdump for its counters (SIGUSR1; answered on stderr, read in
+    /// `on_line`): libpcap counts drops per handle, and only tcpdump can read its handle's.
+    /// Only once it listens: before that, SIGUSR1 would still kill it.
+    fn poll_counters(&mut self) {
+        self.last_counters_poll = Instant::now();
+        for capture in self.captures.values() {
+            for child in &capture.children {
+                if child.kind == Kind::Tcpdump && child.listening {
+                    if let (Some(pid), State::Running { .. }) =
+                        (child.process.pid(), child.process.state())
+                    {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid as i32),
+                            nix::sys::signal::Signal::SIGUSR1,
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Journals a tcpdump's kernel drops; a new tcpdump (its "listening on" line) counts from
+    /// zero again.
+    fn journal_drops(&mut self, line: &OutputLine) {
+        let Some(iface) = line
+            .program
+            .strip_prefix("tcpdump[")
+            .and_then(|rest| rest.strip_suffix(']'))
+        else {
+            return;
+        };
+        let dropped = if capture::says_listening(&line.text) {
+            // A new tcpdump: its handle counts from zero, from now on.
+            self.drops.insert(
+                iface.to_string(),
+                DropJournal::new(&self.config.run_dir, "tcpdump", iface),
+            );
+            Some(0)
+        } else {
+            capture::kernel_drops(&line.text)
+        };
+        if let Some(dropped) = dropped {
+            if let Some(journal) = self.drops.get_mut(iface) {
+                if let Err(error) = journal.record(Some(dropped), None) {
+                    log::warning(&format!(
+                        "cannot journal tcpdump's drops on {iface} (the manifest will not give drops per file): {error}"
+                    ));
+                    self.drops.remove(iface);
+                }
+            }
+        }
+    }
+
     fn on_line(&mut self, line: &OutputLine) {
+        self.journal_drops(line);
         if !capture::says_listening(&line.text) {
             return;
         }

@@ -313,8 +313,8 @@ pub const VARS: &[Var] = &[
         .used_by(Group::Output, PCAPD),
     var("PCAP_RUN_DIR", "run-dir", Some("/run/pcap-sidecar"),
         "an absolute directory path",
-        "Runtime directory of the daemons' signals (the capture readiness file read by hc-probe), the shutdown deadline pcap-init hands down and the manifest being written.")
-        .used_by(Group::Runtime, TCPDUMPW | FSNOTIFY | HC_PROBE),
+        "Runtime directory of the daemons' signals (the capture readiness file read by hc-probe), the shutdown deadline pcap-init hands down, the drop journals (drops/) and the manifest being written.")
+        .used_by(Group::Runtime, TCPDUMPW | FSNOTIFY | HC_PROBE | PCAPD),
     var("PCAP_SUPERVISOR_FILE", "supervisor-file", None,
         "an absolute path of a process-graph TOML file",
         "Process graph pcap-init runs instead of the built-in supervisor/processes.toml (e.g. another FUSE mounter).")
