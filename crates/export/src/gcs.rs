@@ -12,35 +12,31 @@
 //! produce; otherwise it is a conflict.
 //!
 //! Credentials follow Application Default Credentials ([`crate::credentials`]): a file named
-//! by `GOOGLE_APPLICATION_CREDENTIALS` or gcloud's application-default file (tokens from
-//! `gcloud-auth`), else the metadata server (`GCE_METADATA_HOST` honoured; tokens cached
-//! until a minute before they expire). With `STORAGE_EMULATOR_HOST` set and neither a file
-//! nor `GCE_METADATA_HOST`, requests are anonymous, like Google's own client libraries.
+//! by `GOOGLE_APPLICATION_CREDENTIALS` or gcloud's application-default file, else the
+//! metadata server (`GCE_METADATA_HOST` honoured); `gcloud-auth` gets and caches the tokens.
+//! With `STORAGE_EMULATOR_HOST` set and neither a file nor `GCE_METADATA_HOST`, requests are
+//! anonymous, like Google's own client libraries.
 //!
 //! The client is asynchronous; the destination owns a Tokio runtime with one I/O thread and
 //! the exporter's worker threads block on it, each compressing its own file into the body of
 //! its upload through a bounded channel (so several files still compress in parallel).
 
 use std::io;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use gcloud_storage::client::{Client, ClientConfig};
 use gcloud_storage::http::objects::delete::DeleteObjectRequest;
 use gcloud_storage::http::objects::get::GetObjectRequest;
 use gcloud_storage::http::objects::upload::{UploadObjectRequest, UploadType};
 use gcloud_storage::http::objects::Object;
-use serde::Deserialize;
 
-use crate::credentials::{CredentialsFileRef, FileCredentials, FileTokenSource};
+use crate::credentials::{Credentials, CredentialsFileRef, CredentialsTokenSource};
 use crate::encode::{encode, open_source, read_full, Encoded};
 use crate::{check_object_name, Compression, Delivery, Destination, Export, ExportError};
 
 /// The production endpoint.
 pub const DEFAULT_GCS_ENDPOINT: &str = "https://storage.googleapis.com";
-const DEFAULT_METADATA_HOST: &str = "metadata.google.internal";
-/// Refresh a token this long before it expires.
-const TOKEN_MARGIN: Duration = Duration::from_secs(60);
 
 /// Where and how to upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,8 +45,10 @@ pub struct GcsApiSettings {
     pub bucket: String,
     /// Base URL of the API (`https://storage.googleapis.com`, or the emulator's).
     pub endpoint: String,
-    /// `host[:port]` of the metadata server; `None` for anonymous requests.
-    pub metadata_host: Option<String>,
+    /// Whether tokens come from the metadata server when no credentials file is found
+    /// (`false`: anonymous requests). Its address is not a setting: `gcloud-auth` reads
+    /// `GCE_METADATA_HOST` from the process environment ([`crate::credentials::metadata_host`]).
+    pub metadata_server: bool,
     /// A credentials file (Application Default Credentials); it wins over the metadata
     /// server.
     pub credentials_file: Option<CredentialsFileRef>,
@@ -73,15 +71,17 @@ impl GcsApiSettings {
         let mut settings = Self::from_vars(
             bucket,
             var("STORAGE_EMULATOR_HOST"),
-            var("GCE_METADATA_HOST"),
+            var("GCE_METADATA_HOST").is_some(),
         );
         settings.credentials_file = CredentialsFileRef::find(env);
         settings
     }
 
-    /// Same as [`GcsApiSettings::from_env`] with the values given.
-    pub fn from_vars(bucket: &str, emulator: Option<String>, metadata: Option<String>) -> Self {
-        let (endpoint, metadata_host) = match emulator {
+    /// Same as [`GcsApiSettings::from_env`] with the values given (`metadata_host_set`:
+    /// whether `GCE_METADATA_HOST` is set; without an emulator the metadata server is always
+    /// asked).
+    pub fn from_vars(bucket: &str, emulator: Option<String>, metadata_host_set: bool) -> Self {
+        let (endpoint, metadata_server) = match emulator {
             Some(host) => {
                 let host = host.trim().trim_end_matches('/').to_string();
                 let endpoint = if host.contains("://") {
@@ -89,17 +89,14 @@ impl GcsApiSettings {
                 } else {
                     format!("http://{host}")
                 };
-                (endpoint, metadata)
+                (endpoint, metadata_host_set)
             }
-            None => (
-                DEFAULT_GCS_ENDPOINT.to_string(),
-                Some(metadata.unwrap_or_else(|| DEFAULT_METADATA_HOST.to_string())),
-            ),
+            None => (DEFAULT_GCS_ENDPOINT.to_string(), true),
         };
         GcsApiSettings {
             bucket: bucket.to_string(),
             endpoint,
-            metadata_host,
+            metadata_server,
             credentials_file: None,
             io_timeout: Duration::from_secs(30),
         }
@@ -111,10 +108,9 @@ pub struct GcsApiDestination {
     settings: GcsApiSettings,
     runtime: tokio::runtime::Runtime,
     client: Client,
-    /// The token source handed to the client, kept to drop its token after a 401.
-    tokens: Option<Arc<MetadataTokens>>,
-    /// Credentials from a file, when one was found (then `tokens` is `None`).
-    file_credentials: Option<Arc<FileCredentials>>,
+    /// The credentials handed to the client (`None`: anonymous), kept to drop their token
+    /// after a 401.
+    credentials: Option<Arc<Credentials>>,
 }
 
 impl std::fmt::Debug for GcsApiDestination {
@@ -128,85 +124,6 @@ impl std::fmt::Debug for GcsApiDestination {
 
 /// Bytes of the file read per chunk of the upload body.
 const CHUNK: usize = 64 * 1024;
-
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: String,
-    expires_in: Option<u64>,
-}
-
-/// Access tokens of the instance's service account, from the metadata server, cached until
-/// [`TOKEN_MARGIN`] before they expire.
-struct MetadataTokens {
-    url: String,
-    http: reqwest::Client,
-    cached: Mutex<Option<(String, Instant)>>,
-}
-
-/// Never the token itself: `Debug` output can end up in logs.
-impl std::fmt::Debug for MetadataTokens {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MetadataTokens")
-            .field("url", &self.url)
-            .finish_non_exhaustive()
-    }
-}
-
-impl MetadataTokens {
-    fn forget(&self) {
-        *self.cached.lock().unwrap_or_else(|p| p.into_inner()) = None;
-    }
-
-    async fn fetch(&self) -> Result<String, String> {
-        let response = self
-            .http
-            .get(&self.url)
-            .header("Metadata-Flavor", "Google")
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await
-            .map_err(|e| format!("GET {}: {}", self.url, chain(&e)))?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(format!("GET {}: HTTP {}", self.url, status.as_u16()));
-        }
-        let token: TokenResponse = response
-            .json()
-            .await
-            .map_err(|e| format!("GET {}: bad JSON: {e}", self.url))?;
-        let expires = Instant::now() + Duration::from_secs(token.expires_in.unwrap_or(300));
-        let header = format!("Bearer {}", token.access_token);
-        *self.cached.lock().unwrap_or_else(|p| p.into_inner()) = Some((header.clone(), expires));
-        Ok(header)
-    }
-}
-
-#[async_trait::async_trait]
-impl token_source::TokenSource for MetadataTokens {
-    /// The `Authorization` header value.
-    async fn token(&self) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
-        let cached = self
-            .cached
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .filter(|(_, expires)| Instant::now() + TOKEN_MARGIN < *expires)
-            .map(|(header, _)| header.clone());
-        match cached {
-            Some(header) => Ok(header),
-            None => Ok(self.fetch().await?),
-        }
-    }
-}
-
-#[derive(Debug)]
-struct TokenProvider(Arc<MetadataTokens>);
-
-impl token_source::TokenSourceProvider for TokenProvider {
-    fn token_source(&self) -> Arc<dyn token_source::TokenSource> {
-        self.0.clone()
-    }
-}
 
 impl GcsApiDestination {
     /// A destination for `settings` (no request is made yet).
@@ -236,33 +153,17 @@ impl GcsApiDestination {
             .read_timeout(settings.io_timeout)
             .build()
             .map_err(|e| setup(chain(&e)))?;
-        let file_credentials = match &settings.credentials_file {
-            Some(found) => Some(Arc::new(runtime.block_on(FileCredentials::load(found))?)),
-            None => None,
-        };
-        let metadata_host = settings
-            .metadata_host
-            .as_ref()
-            .filter(|_| file_credentials.is_none());
-        let tokens = metadata_host.map(|host| {
-            Arc::new(MetadataTokens {
-                url: format!(
-                    "http://{host}/computeMetadata/v1/instance/service-accounts/default/token"
-                ),
-                http: http.clone(),
-                cached: Mutex::new(None),
-            })
-        });
+        let credentials = match &settings.credentials_file {
+            Some(found) => Some(runtime.block_on(Credentials::from_file(found))?),
+            None => settings.metadata_server.then(Credentials::metadata_server),
+        }
+        .map(Arc::new);
         let config = ClientConfig {
             http: Some(reqwest_middleware::ClientBuilder::new(http).build()),
             storage_endpoint: settings.endpoint.clone(),
-            token_source_provider: match (&file_credentials, &tokens) {
-                (Some(file), _) => Some(Box::new(FileTokenSource(file.clone()))
-                    as Box<dyn token_source::TokenSourceProvider>),
-                (None, Some(t)) => Some(Box::new(TokenProvider(t.clone()))
-                    as Box<dyn token_source::TokenSourceProvider>),
-                (None, None) => None,
-            },
+            token_source_provider: credentials.clone().map(|c| {
+                Box::new(CredentialsTokenSource(c)) as Box<dyn token_source::TokenSourceProvider>
+            }),
             ..ClientConfig::default()
         };
         let client = runtime.block_on(async { Client::new(config) });
@@ -270,20 +171,15 @@ impl GcsApiDestination {
             settings,
             runtime,
             client,
-            tokens,
-            file_credentials,
+            credentials,
         })
     }
 
     /// Which credentials the uploads use, for the start-up log (never a token or key).
     pub fn credentials(&self) -> String {
-        match (&self.file_credentials, &self.tokens) {
-            (Some(file), _) => file.description().to_string(),
-            (None, Some(_)) => format!(
-                "the metadata server's default service account ({})",
-                self.settings.metadata_host.as_deref().unwrap_or("")
-            ),
-            (None, None) => "none: anonymous requests (STORAGE_EMULATOR_HOST)".to_string(),
+        match &self.credentials {
+            Some(credentials) => credentials.description().to_string(),
+            None => "none: anonymous requests (STORAGE_EMULATOR_HOST)".to_string(),
         }
     }
 
@@ -296,11 +192,8 @@ impl GcsApiDestination {
         match error {
             Error::Response(response) => {
                 if response.code == 401 {
-                    if let Some(tokens) = &self.tokens {
-                        tokens.forget();
-                    }
-                    if let Some(file) = &self.file_credentials {
-                        file.forget();
+                    if let Some(credentials) = &self.credentials {
+                        credentials.forget();
                     }
                 }
                 ExportError::Http {
@@ -509,36 +402,18 @@ mod tests {
 
     #[test]
     fn settings_from_variables() {
-        let emulator = GcsApiSettings::from_vars("b", Some("127.0.0.1:4443".into()), None);
+        let emulator = GcsApiSettings::from_vars("b", Some("127.0.0.1:4443".into()), false);
         assert_eq!(emulator.endpoint, "http://127.0.0.1:4443");
-        assert_eq!(emulator.metadata_host, None);
-        let with_metadata = GcsApiSettings::from_vars(
-            "b",
-            Some("http://127.0.0.1:4443/".into()),
-            Some("127.0.0.1:99".into()),
-        );
+        assert!(!emulator.metadata_server, "anonymous");
+        let with_metadata =
+            GcsApiSettings::from_vars("b", Some("http://127.0.0.1:4443/".into()), true);
         assert_eq!(with_metadata.endpoint, "http://127.0.0.1:4443");
-        assert_eq!(with_metadata.metadata_host.as_deref(), Some("127.0.0.1:99"));
-        let production = GcsApiSettings::from_vars("b", None, None);
+        assert!(with_metadata.metadata_server);
+        let production = GcsApiSettings::from_vars("b", None, false);
         assert_eq!(production.endpoint, DEFAULT_GCS_ENDPOINT);
-        assert_eq!(
-            production.metadata_host.as_deref(),
-            Some("metadata.google.internal")
-        );
-    }
-
-    #[test]
-    fn debug_output_never_shows_a_token() {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let tokens = MetadataTokens {
-            url: "http://metadata/token".into(),
-            http: reqwest::Client::new(),
-            cached: Mutex::new(Some(("Bearer secret-token".into(), Instant::now()))),
-        };
-        let text = format!("{:?}", TokenProvider(Arc::new(tokens)));
         assert!(
-            text.contains("metadata/token") && !text.contains("secret-token"),
-            "{text}"
+            production.metadata_server,
+            "production always has credentials"
         );
     }
 

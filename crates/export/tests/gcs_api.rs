@@ -1,4 +1,4 @@
-//! [`GcsApiDestination`] against a real fake-gcs-server and a metadata-server emulator.
+//! [`GcsApiDestination`] against a real fake-gcs-server.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,7 +10,7 @@ use std::io::Read;
 
 use export::{Compression, Destination, Export, ExportError, GcsApiDestination, GcsApiSettings};
 use support::pcapgen::pcap_bytes;
-use testbed::{GcsEmulator, MetadataServer};
+use testbed::GcsEmulator;
 
 fn gunzip(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -22,12 +22,13 @@ fn gunzip(bytes: &[u8]) -> Vec<u8> {
 
 #[test]
 fn uploads_verifies_recognises_repeats_and_never_overwrites() {
+    // Anonymous, as the emulator allows: tokens from each credential source are tested in
+    // `adc.rs`.
     let gcs = GcsEmulator::start("bkt").unwrap();
-    let metadata = MetadataServer::start().unwrap();
     let destination = GcsApiDestination::new(GcsApiSettings::from_vars(
         "bkt",
         Some(gcs.endpoint()),
-        Some(metadata.host()),
+        false,
     ))
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -48,10 +49,6 @@ fn uploads_verifies_recognises_repeats_and_never_overwrites() {
     assert_eq!(objects[0].name, export.object);
     assert_eq!(objects[0].size, delivery.bytes_stored);
     assert_eq!(gunzip(&gcs.read_object(export.object).unwrap()), data);
-    assert!(
-        metadata.requests(MetadataServer::TOKEN) >= 1,
-        "token from metadata"
-    );
 
     // Delivering the same file again (a crash between upload and delete) is recognised.
     assert!(destination.deliver(&export).unwrap().already_present);
@@ -63,16 +60,13 @@ fn uploads_verifies_recognises_repeats_and_never_overwrites() {
     assert_eq!(gunzip(&gcs.read_object(export.object).unwrap()), data);
     assert_eq!(gcs.list_objects().unwrap().len(), 1);
 
-    // Uncompressed, anonymous (emulator without metadata server).
-    let anonymous =
-        GcsApiDestination::new(GcsApiSettings::from_vars("bkt", Some(gcs.endpoint()), None))
-            .unwrap();
+    // Uncompressed.
     let raw = Export {
         source: &source,
         object: "p/s/raw.pcap",
         compression: Compression::None,
     };
-    anonymous.deliver(&raw).unwrap();
+    destination.deliver(&raw).unwrap();
     assert_eq!(gcs.read_object("p/s/raw.pcap").unwrap(), b"other bytes");
 }
 
@@ -82,7 +76,7 @@ fn an_unreachable_api_is_a_retryable_failure() {
     let destination = GcsApiDestination::new(GcsApiSettings::from_vars(
         "bkt",
         Some(closed.address()),
-        None,
+        false,
     ))
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -151,7 +145,7 @@ fn an_untrusted_certificate_is_refused() {
     let destination = GcsApiDestination::new(GcsApiSettings::from_vars(
         "bkt",
         Some(format!("https://127.0.0.1:{port}")),
-        None,
+        false,
     ))
     .unwrap();
     let source = dir.path().join("f");
