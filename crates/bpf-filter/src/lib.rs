@@ -16,8 +16,6 @@
 //! defaults  →  (ip or ip6) and (tcp or udp) and not (tcp port 80 and host 169.254.169.254)
 //! ```
 
-#![deny(clippy::unwrap_used, clippy::expect_used)]
-
 mod compile;
 mod error;
 pub mod exclude;

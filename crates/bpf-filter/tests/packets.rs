@@ -1,7 +1,7 @@
 //! The generated filters run by libpcap's BPF interpreter over hand-built frames (Ethernet
 //! and Linux cooked), asserting which packets each configuration captures.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
 use std::io;

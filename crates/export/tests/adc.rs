@@ -14,6 +14,8 @@
 //! (A real gcloud file has no `token_uri`; here it names the stand-in, which `gcloud-auth`
 //! honours, instead of `https://oauth2.googleapis.com/token`.)
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;

@@ -1,6 +1,6 @@
 //! [`GcsApiDestination`] against a real fake-gcs-server and a metadata-server emulator.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support {
     pub mod pcapgen;

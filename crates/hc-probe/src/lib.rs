@@ -7,8 +7,6 @@
 //! the port again when readiness goes away (including a `tcpdumpw` that died without
 //! cleaning up), and stops on shutdown.
 
-#![deny(clippy::unwrap_used, clippy::expect_used)]
-
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;

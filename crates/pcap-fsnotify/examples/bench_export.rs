@@ -7,6 +7,8 @@
 //!    completed 50 MB file to the directory destination; the time from the writer's close to
 //!    the final `.gz` name appearing and the local file being deleted.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 #[path = "../../export/tests/support/pcapgen.rs"]
 mod pcapgen;
 

@@ -20,8 +20,6 @@
 //! - [`procfs`]: which files are still open for writing.
 //! - [`manifest`]: the completeness manifest written into the bucket, and its verification.
 
-#![deny(clippy::unwrap_used, clippy::expect_used)]
-
 pub mod backlog;
 pub mod manifest;
 pub mod procfs;

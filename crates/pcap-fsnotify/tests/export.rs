@@ -2,7 +2,7 @@
 //! rclone FUSE mount of a fake-gcs-server bucket, and the fake-gcs-server JSON API, with
 //! faults (emulator down, mount gone, unreadable files) and SIGTERM drains.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "../../export/tests/support/pcapgen.rs"]
 mod pcapgen;

@@ -3,7 +3,7 @@
 //! ICMP/ICMPv6 echo and ARP, interleaved; `http`: HTTP/1.1 and h2c keep-alive connections
 //! with trace headers. Checksums are correct (tshark and tcpdump decode every packet).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "../tests/common/synth.rs"]
 mod synth;

@@ -4,7 +4,7 @@
 //! line per packet, nothing dropped, bounded time. Also: an offline read is complete
 //! whatever stops it (no drain deadline for files).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

@@ -5,7 +5,7 @@
 //! field by field; the packet count equals `tshark -r` on a reference `tcpdump -w` of the same
 //! traffic, and `pcapd --read` of that file gives the same count.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeSet;
 use std::path::Path;

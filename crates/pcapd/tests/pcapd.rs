@@ -3,7 +3,7 @@
 //! (ping, HTTP) compared with a reference `tcpdump -w` in the same namespace; filters,
 //! rotation by timer, SIGTERM, readiness, ordered output.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

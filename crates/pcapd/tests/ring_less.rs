@@ -4,7 +4,7 @@
 //! reference tcpdump (ring path) capturing the same traffic with the same filter, VLAN tags
 //! included.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

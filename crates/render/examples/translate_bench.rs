@@ -4,6 +4,8 @@
 //! DEBUG and INFO, and prints packets/s and bytes per entry. The daemon's benchmark
 //! (`scripts/bench`) measures the whole pipeline against tshark and tcpdump.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::Instant;
 
 use chrono::TimeZone;

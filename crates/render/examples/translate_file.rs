@@ -2,6 +2,8 @@
 //! daemon): `cargo run -p render --example translate_file -- FILE.pcap [debug|info] [N]`
 //! (N: only packet N, 0-based). Handy to look at entries while working on the decoders.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::io::Write;
 
 use chrono::TimeZone;

@@ -14,11 +14,6 @@
 //! names and `API.md` beside this crate for the contract with the daemon.
 //! [`sidecar_core::config::Verbosity::Info`] writes a compact entry, `Debug` the full one.
 
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
-)]
-
 mod entry;
 mod fast;
 pub mod fields;

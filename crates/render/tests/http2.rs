@@ -3,6 +3,8 @@
 //! references. JSON is checked field by field after parsing; secrets are checked against
 //! the raw output bytes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::net::IpAddr;
 
 use analyze::hpack::encode_literal;

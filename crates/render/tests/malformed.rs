@@ -4,6 +4,8 @@
 //! deterministic pseudo-random corpus on every link type. This is the stable-toolchain
 //! companion of the `cargo fuzz` target in `fuzz/`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use chrono::TimeZone;
 use render::{fields as f, CapturedPacket, Interface, Translator, TranslatorSettings};
 use sidecar_core::config::Verbosity;

@@ -12,8 +12,6 @@
 //! - [`version`]: version, git revision and build date stamped at build time.
 //! - [`private`]: capture files 0600, their directories 0700 (umask 077).
 
-#![deny(clippy::unwrap_used, clippy::expect_used)]
-
 pub mod bucket;
 pub mod config;
 pub mod daemon;

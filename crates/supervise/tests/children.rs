@@ -1,6 +1,6 @@
 //! Real child processes under supervision: restarts, giving up, stopping, process groups.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};

@@ -11,8 +11,6 @@
 //! on shutdown stops every child with SIGTERM so the last files are complete. `docs/tcpdumpw.md`
 //! describes the behaviour for users.
 
-#![deny(clippy::unwrap_used, clippy::expect_used)]
-
 pub mod capture;
 mod daemon;
 pub mod ifaces;

@@ -3,7 +3,7 @@
 //! environment and a temporary capture directory, sends traffic between the namespaces only,
 //! and reads the `.pcap` files back with `tshark`/`capinfos`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

@@ -11,7 +11,7 @@
 //! - `PCAP_COMPAT=true` forces the path on a normal kernel (rotation into several files);
 //! - snap length 0 is refused on the path, naming `PCAP_SNAPSHOT_LENGTH`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
 use std::fs::File;

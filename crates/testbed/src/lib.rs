@@ -14,6 +14,8 @@
 //! deletes namespaces and temporary directories), and reports failures as
 //! [`Error`] values instead of panicking.
 
+// Assertions for test binaries: a failed check is a test failure, so it panics.
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 pub mod daemon_cli;
 mod error;
 mod fuse;

@@ -205,6 +205,10 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     /// The trimmed value, or the default; `None` when unset without default.
+    #[allow(
+        clippy::panic,
+        reason = "every name passed here is a literal from VARS; a missing one is a build-time mistake the config tests catch"
+    )]
     fn raw(&self, name: &'static str) -> (Option<String>, &'static Var) {
         let var = vars::find(name).unwrap_or_else(|| panic!("{name} is missing from VARS"));
         let given = (self.lookup)(name)
