@@ -13,14 +13,81 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::{Arg, ArgAction, ArgMatches, Command};
 use serde::Serialize;
 use sidecar_core::config::Config;
+use sidecar_core::exit;
 use sidecar_core::log::{self, Severity};
 use sidecar_core::shutdown::Shutdown;
 
 use discovery::{Discovered, MetadataClient};
 use graph::{GraphError, ProcessGraph, DEFAULT_GRAPH};
 use supervisor::{ShutdownSummary, SupervisorError, SupervisorSettings};
+
+/// The command line: `--check-config` besides the configuration's flags.
+pub fn command() -> Command {
+    Command::new("pcap-init")
+        .about("PID 1 of the pcap sidecar: discovery, process graph, ordered start and shutdown")
+        .arg(
+            Arg::new("check-config")
+                .long("check-config")
+                .action(ArgAction::SetTrue)
+                .help(
+                    "Validate the configuration, log it as one line and exit (0 valid, 2 invalid)",
+                ),
+        )
+}
+
+/// What `pcap-init` was started to do.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The validated configuration.
+    pub config: Config,
+    /// `--check-config`: log the configuration and exit.
+    pub check_config: bool,
+}
+
+impl Settings {
+    /// From the configuration and [`command`]'s flags.
+    pub fn from_cli(config: Config, matches: &ArgMatches) -> Self {
+        Settings {
+            config,
+            check_config: matches.get_flag("check-config"),
+        }
+    }
+}
+
+/// Logs the shutdown summary as one line (NOTICE when clean, ERROR otherwise) and returns the
+/// exit code: 0 only when every program stopped cleanly and no file was lost.
+pub fn report_shutdown(summary: &ShutdownSummary) -> i32 {
+    let severity = if summary.clean {
+        Severity::Notice
+    } else {
+        Severity::Error
+    };
+    let files = match &summary.files {
+        Some(f) if f.not_exported.is_empty() && f.dropped.is_empty() => {
+            format!("{} files exported, none lost", f.exported)
+        }
+        Some(f) => format!(
+            "{} files exported, {} not exported, {} dropped",
+            f.exported,
+            f.not_exported.len(),
+            f.dropped.len()
+        ),
+        None => "no export report".to_string(),
+    };
+    log::event(
+        severity,
+        &format!("shutdown complete in {} ms: {files}", summary.total_ms),
+        summary,
+    );
+    if summary.clean {
+        exit::OK
+    } else {
+        exit::FAILURE
+    }
+}
 
 #[derive(Serialize)]
 struct EffectiveConfig<'a> {

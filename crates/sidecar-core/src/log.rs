@@ -10,6 +10,7 @@
 //! written with a single `write_all` under the stdout lock, so lines never interleave.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use serde::Serialize;
@@ -58,6 +59,14 @@ struct Logger {
 }
 
 static LOGGER: OnceLock<Logger> = OnceLock::new();
+
+/// Set when stdout carries data (pcapd's `--read` writes packet lines there).
+static TO_STDERR: AtomicBool = AtomicBool::new(false);
+
+/// Sends this process's log lines to stderr from now on.
+pub fn to_stderr() {
+    TO_STDERR.store(true, Ordering::Relaxed);
+}
 
 /// Sets the module label of this process's lines and whether DEBUG lines are written.
 /// Later calls are ignored: the first configuration wins.
@@ -136,7 +145,11 @@ pub fn event<F: Serialize + ?Sized>(severity: Severity, message: &str, fields: &
     let mut line = format_line(logger.module, severity, message, fields, chrono::Utc::now());
     line.push('\n');
     // A closed stdout must not take the daemon down; there is nowhere else to report it.
-    let _ = std::io::stdout().lock().write_all(line.as_bytes());
+    let _ = if TO_STDERR.load(Ordering::Relaxed) {
+        std::io::stderr().lock().write_all(line.as_bytes())
+    } else {
+        std::io::stdout().lock().write_all(line.as_bytes())
+    };
 }
 
 /// A DEBUG line without fields.

@@ -12,6 +12,7 @@
 //! describes the behaviour for users.
 
 pub mod capture;
+pub mod cli;
 mod daemon;
 pub mod ifaces;
 pub mod runs;
