@@ -3,7 +3,9 @@
 //! - [`config`]: environment and flags → one validated [`config::Config`].
 //! - [`log`]: Cloud Logging structured lines on stdout.
 //! - [`schedule`]: crontab expressions (5 or 6 fields) with crontab's day numbering.
-//! - [`naming`]: capture file names (`<iface>_part_<YYYYMMDDTHHMMSS>Z.<ext>`).
+//! - [`naming`]: capture file names (`<iface>_part_<YYYYMMDDTHHMMSS>Z.<ext>`);
+//!   [`rotating`]: the rotating capture-file core that allocates them, opens, rotates and
+//!   closes files.
 //! - [`bucket`]: the object path `PREFIX/PROJECT/SERVICE/REGION/REVISION/TIMESTAMP/INSTANCE`.
 //! - [`readiness`]: the capture-ready signal `tcpdumpw` raises and `hc-probe` reads.
 //! - [`shutdown`]: SIGTERM/SIGINT as a value threads can wait on; [`deadline`]: the one
@@ -21,6 +23,7 @@ pub mod log;
 pub mod naming;
 pub mod private;
 pub mod readiness;
+pub mod rotating;
 pub mod schedule;
 pub mod shutdown;
 pub mod version;

@@ -36,7 +36,7 @@ const TICK: Duration = Duration::from_millis(250);
 /// A file is idle once this many seconds past its rotation period without being rotated.
 const IDLE_SLACK_SECS: i64 = 2;
 /// Size of a pcap file without packets (the global header).
-const PCAP_HEADER_BYTES: u64 = 24;
+const PCAP_HEADER_BYTES: u64 = wire::pcapfile::GLOBAL_HEADER_LEN as u64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {

@@ -49,14 +49,8 @@ const PATHS: &[&str] = &[
 pub fn pcap_bytes(seed: u64, size: usize) -> Vec<u8> {
     let mut rng = Rng::new(seed);
     let mut out = Vec::with_capacity(size + 2048);
-    // Global header: magic, v2.4, tz 0, sigfigs 0, snaplen 65535, LINKTYPE_ETHERNET.
-    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&4u16.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
-    out.extend_from_slice(&65_535u32.to_le_bytes());
-    out.extend_from_slice(&1u32.to_le_bytes());
+    // Snap length 65535, LINKTYPE_ETHERNET.
+    out.extend_from_slice(&wire::pcapfile::global_header(65_535, 1));
     let flows: Vec<Flow> = (0..40)
         .map(|i| {
             (
@@ -103,10 +97,12 @@ pub fn pcap_bytes(seed: u64, size: usize) -> Vec<u8> {
             seconds += 1;
         }
         let frame_len = 14 + 20 + 20 + body.len();
-        out.extend_from_slice(&seconds.to_le_bytes());
-        out.extend_from_slice(&micros.to_le_bytes());
-        out.extend_from_slice(&(frame_len as u32).to_le_bytes());
-        out.extend_from_slice(&(frame_len as u32).to_le_bytes());
+        out.extend_from_slice(&wire::pcapfile::record_header(
+            seconds,
+            micros,
+            frame_len as u32,
+            frame_len as u32,
+        ));
         // Ethernet.
         out.extend_from_slice(&[0x42, 0x01, 0x0a, 0x00, 0x00, 0x01]);
         out.extend_from_slice(&[0x42, 0x01, 0x0a, 0x00, 0x00, src[3]]);

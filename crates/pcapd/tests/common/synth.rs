@@ -551,14 +551,7 @@ fn write_pcap_with(
     seed: u64,
     conversation: fn(&mut Rng, u64) -> Conversation,
 ) -> io::Result<()> {
-    let mut header = Vec::with_capacity(24);
-    header.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    header.extend_from_slice(&2u16.to_le_bytes());
-    header.extend_from_slice(&4u16.to_le_bytes());
-    header.extend_from_slice(&[0; 8]);
-    header.extend_from_slice(&65_535u32.to_le_bytes());
-    header.extend_from_slice(&1u32.to_le_bytes());
-    out.write_all(&header)?;
+    out.write_all(&wire::pcapfile::global_header(65_535, 1))?;
     let mut rng = Rng::new(seed);
     let mut open: Vec<Conversation> = Vec::new();
     let mut started = 0u64;
@@ -577,10 +570,12 @@ fn write_pcap_with(
         };
         micros += 1 + rng.below(40);
         let mut record = Vec::with_capacity(16 + frame.len());
-        record.extend_from_slice(&((micros / 1_000_000) as u32).to_le_bytes());
-        record.extend_from_slice(&((micros % 1_000_000) as u32).to_le_bytes());
-        record.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        record.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        record.extend_from_slice(&wire::pcapfile::record_header(
+            (micros / 1_000_000) as u32,
+            (micros % 1_000_000) as u32,
+            frame.len() as u32,
+            frame.len() as u32,
+        ));
         record.extend_from_slice(&frame);
         out.write_all(&record)?;
         written += 1;
