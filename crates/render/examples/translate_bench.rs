@@ -9,8 +9,8 @@
 use std::time::Instant;
 
 use chrono::TimeZone;
+use cloud_logging::Verbosity;
 use render::{CapturedPacket, Interface, Translator, TranslatorSettings};
-use sidecar_core::config::Verbosity;
 
 fn main() {
     let mut args = std::env::args().skip(1);

@@ -14,9 +14,9 @@
 use std::fmt::Write;
 
 use analyze::http2::{self, FrameInfo, FrameType, Headers, Role, Segment};
+use cloud_logging::Severity;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::Serialize;
-use sidecar_core::log::Severity;
 
 use crate::http::duration;
 use crate::redact::Redactor;

@@ -12,7 +12,7 @@
 //! `logging.googleapis.com/{labels,operation,trace,spanId,trace_sampled}`, plus Cloud
 //! Logging's `httpRequest` on HTTP/1.1 and HTTP/2 responses) with its bugs fixed; see [`fields`] for the
 //! names and `API.md` beside this crate for the contract with the daemon.
-//! [`sidecar_core::config::Verbosity::Info`] writes a compact entry, `Debug` the full one.
+//! [`cloud_logging::Verbosity::Info`] writes a compact entry, `Debug` the full one.
 
 mod entry;
 mod fast;
@@ -28,8 +28,8 @@ mod translator;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use sidecar_core::config::Verbosity;
-use sidecar_core::log::Severity;
+use cloud_logging::Severity;
+use cloud_logging::Verbosity;
 
 pub use limits::{Counter, Limits};
 pub use translator::{TranslateCounters, Translator};

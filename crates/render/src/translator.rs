@@ -6,7 +6,7 @@ use std::sync::Arc;
 use analyze::l7::{self, App};
 use analyze::table::{self, FlowState, FlowTable};
 use analyze::{community_id, decode, FlowKey, Layer, Transport};
-use sidecar_core::log::Severity;
+use cloud_logging::Severity;
 
 use crate::entry::{Cached, Entry, FlowFacts};
 use crate::limits::{Counter, Limits};

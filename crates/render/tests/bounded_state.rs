@@ -20,8 +20,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use analyze::hpack::encode_literal;
 use chrono::TimeZone;
+use cloud_logging::Verbosity;
 use render::{CapturedPacket, Interface, Translator, TranslatorSettings};
-use sidecar_core::config::Verbosity;
 
 mod common;
 

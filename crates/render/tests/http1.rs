@@ -21,9 +21,9 @@
 use std::net::IpAddr;
 
 use chrono::TimeZone;
+use cloud_logging::Verbosity;
 use render::{fields as f, CapturedPacket, Interface, Translator, TranslatorSettings};
 use serde_json::Value;
-use sidecar_core::config::Verbosity;
 
 mod common;
 

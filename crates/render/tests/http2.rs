@@ -9,9 +9,9 @@ use std::net::IpAddr;
 
 use analyze::hpack::encode_literal;
 use chrono::TimeZone;
+use cloud_logging::Verbosity;
 use render::{fields as f, CapturedPacket, Interface, Translator, TranslatorSettings};
 use serde_json::Value;
-use sidecar_core::config::Verbosity;
 
 mod common;
 

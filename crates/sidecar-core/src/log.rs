@@ -16,42 +16,7 @@ use std::sync::OnceLock;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-/// The `sidecar` label on every line.
-pub const SIDECAR_LABEL: &str = "pcap-sidecar";
-/// Key of the labels object Cloud Logging lifts into the entry's labels.
-pub const LABELS_KEY: &str = "logging.googleapis.com/labels";
-
-/// Cloud Logging severities, lowest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Severity {
-    /// Detail for debugging.
-    Debug,
-    /// Routine information.
-    Info,
-    /// Normal but significant: start-up, shutdown, where files go.
-    Notice,
-    /// Something may be wrong; the sidecar carries on.
-    Warning,
-    /// An operation failed.
-    Error,
-    /// The sidecar cannot do its job.
-    Critical,
-}
-
-impl Severity {
-    /// The name Cloud Logging expects in `severity`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Debug => "DEBUG",
-            Severity::Info => "INFO",
-            Severity::Notice => "NOTICE",
-            Severity::Warning => "WARNING",
-            Severity::Error => "ERROR",
-            Severity::Critical => "CRITICAL",
-        }
-    }
-}
+pub use cloud_logging::{Severity, LABELS_KEY, SIDECAR_LABEL};
 
 struct Logger {
     module: &'static str,

@@ -12,7 +12,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bpf_filter::{ExcludedEndpoint, FilterPlan, ResolvedHost, SystemResolver};
+use bpf_filter::{ExcludedEndpoint, FilterPlan, FilterSpec, ResolvedHost, SystemResolver};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use sidecar_core::config::Config;
@@ -235,8 +235,9 @@ pub(crate) fn run(
     options: RunOptions,
 ) -> Result<Summary, Error> {
     let env = |name: &str| std::env::var(name).ok();
-    let endpoints = bpf_filter::self_endpoints(config, &env)?;
-    let plan = bpf_filter::build(config, &endpoints, &SystemResolver)?;
+    let spec = FilterSpec::from(config);
+    let endpoints = bpf_filter::self_endpoints(&spec, &env)?;
+    let plan = bpf_filter::build(&spec, &endpoints, &SystemResolver)?;
     log::event(Severity::Notice, FILTER_MESSAGE, &plan);
 
     let detection = packet_socket::detect(config.compat);
@@ -862,10 +863,11 @@ impl Daemon<'_> {
     /// addresses changed. A resolver failure keeps the current filter.
     fn refresh_filter(&mut self) {
         self.last_refresh = Instant::now();
-        match self
-            .plan
-            .refresh(self.config, &self.endpoints, &SystemResolver)
-        {
+        match self.plan.refresh(
+            &FilterSpec::from(self.config),
+            &self.endpoints,
+            &SystemResolver,
+        ) {
             Ok(Some(plan)) => {
                 log::event(
                     Severity::Notice,

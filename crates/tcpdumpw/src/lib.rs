@@ -20,7 +20,7 @@ pub mod runs;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bpf_filter::{FilterError, FilterPlan, Resolver};
+use bpf_filter::{FilterError, FilterPlan, FilterSpec, Resolver};
 use serde::Serialize;
 use sidecar_core::config::Config;
 use sidecar_core::exit;
@@ -44,8 +44,9 @@ pub fn capture_filter(
     env: &dyn Fn(&str) -> Option<String>,
     resolver: &dyn Resolver,
 ) -> Result<FilterPlan, FilterError> {
-    let endpoints = bpf_filter::self_endpoints(config, env)?;
-    bpf_filter::build(config, &endpoints, resolver)
+    let spec = FilterSpec::from(config);
+    let endpoints = bpf_filter::self_endpoints(&spec, env)?;
+    bpf_filter::build(&spec, &endpoints, resolver)
 }
 
 #[derive(Serialize)]

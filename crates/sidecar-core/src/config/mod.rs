@@ -26,14 +26,7 @@ pub use vars::{Daemon, Group, Var, VARS};
 
 use crate::schedule::CronSchedule;
 
-/// Packet JSON detail (`PCAP_VERBOSITY`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verbosity {
-    /// Compact entries.
-    Info,
-    /// Full analysis.
-    Debug,
-}
+pub use cloud_logging::Verbosity;
 
 /// What export gives up when the capture directory exceeds its budget
 /// (`PCAP_BACKLOG_POLICY`).
