@@ -109,7 +109,7 @@ pub(crate) struct Entry<'a> {
     pub message: &'a str,
     pub severity: Severity,
     /// Trace of the HTTP exchange this packet belongs to.
-    pub trace: Option<&'a analyze::http::Trace>,
+    pub trace: Option<&'a analyze::http1::Trace>,
     pub redact: &'a crate::redact::Redactor,
 }
 
@@ -250,7 +250,7 @@ impl Serialize for Entry<'_> {
                         },
                     )?;
                 }
-                if msg.kind == analyze::http::Kind::Response && msg.error.is_none() {
+                if msg.kind == analyze::http1::Kind::Response && msg.error.is_none() {
                     let ips = d.ip_addrs();
                     m.serialize_entry(
                         f::HTTP_REQUEST,

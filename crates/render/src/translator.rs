@@ -344,7 +344,7 @@ fn severity(d: &analyze::Decoded<'_>, facts: &FlowFacts, app: &App<'_>) -> Sever
         if m.error.is_some() {
             return Severity::Error;
         }
-        if m.kind == analyze::http::Kind::Response {
+        if m.kind == analyze::http1::Kind::Response {
             match m.code {
                 500..=599 => return Severity::Error,
                 400..=499 => return Severity::Warning,
