@@ -2,12 +2,12 @@
 //!
 //! [`run`] is the whole life of the sidecar: discovery ([`discovery`]) gives the bucket path,
 //! the process graph ([`graph`], `supervisor/processes.toml`) says what to start, and the
-//! [`supervisor`] starts it in order with real readiness waits, watches it, and stops it in
+//! [`lifecycle`] starts it in order with real readiness waits, watches it, and stops it in
 //! order within the shutdown budget. `--check-config` only validates the configuration.
 
 pub mod discovery;
 pub mod graph;
-pub mod supervisor;
+pub mod lifecycle;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -22,7 +22,7 @@ use sidecar_core::shutdown::Shutdown;
 
 use discovery::{Discovered, MetadataClient};
 use graph::{GraphError, ProcessGraph, DEFAULT_GRAPH};
-use supervisor::{ShutdownSummary, SupervisorError, SupervisorSettings};
+use lifecycle::{LifecycleError, LifecycleSettings, ShutdownSummary};
 
 /// The command line: `--check-config` besides the configuration's flags.
 pub fn command() -> Command {
@@ -126,7 +126,7 @@ pub enum InitError {
     Graph(#[from] GraphError),
     /// Start-up or supervision failed.
     #[error(transparent)]
-    Supervisor(#[from] SupervisorError),
+    Lifecycle(#[from] LifecycleError),
 }
 
 #[derive(Serialize)]
@@ -153,12 +153,12 @@ pub fn uses_fuse(config: &Config) -> bool {
     config.gcs_bucket.is_some() && config.gcs_fuse
 }
 
-/// Builds the supervisor's settings: `${…}` values, children's environment, directories.
+/// Builds the lifecycle's settings: `${…}` values, children's environment, directories.
 pub fn supervisor_settings(
     config: &Config,
     discovered: &Discovered,
     graph: ProcessGraph,
-) -> SupervisorSettings {
+) -> LifecycleSettings {
     let bucket_path = discovered.bucket_path(config.gcs_prefix.as_deref());
     let bin_dir = std::env::current_exe()
         .ok()
@@ -186,7 +186,7 @@ pub fn supervisor_settings(
     vars.insert("BUCKET_PATH".into(), bucket_path.to_string());
     vars.insert("EXPORT_DIR".into(), export_dir.display().to_string());
     let uploads = config.gcs_bucket.is_some() && !config.gcs_fuse;
-    SupervisorSettings {
+    LifecycleSettings {
         graph,
         vars,
         env,
@@ -234,5 +234,5 @@ pub fn run(config: &Config, shutdown: &Shutdown) -> Result<ShutdownSummary, Init
             discovered: &discovered,
         },
     );
-    Ok(supervisor::run(&settings, shutdown)?)
+    Ok(lifecycle::run(&settings, shutdown)?)
 }

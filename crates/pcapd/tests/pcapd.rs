@@ -59,7 +59,7 @@ fn num(v: &Value) -> u64 {
         .unwrap_or_else(|| panic!("pcap.num in {v}"))
 }
 
-/// Checks the envelope every packet line must have (crates/render/API.md).
+/// Checks the envelope every packet line must have (docs/json.md).
 fn assert_envelope(v: &Value) {
     for key in ["pcap", "timestamp", "severity", "message", "iface"] {
         assert!(v.get(key).is_some(), "missing {key}: {v}");

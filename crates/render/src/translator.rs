@@ -327,7 +327,7 @@ impl Drop for Translator {
     }
 }
 
-/// Severity (API.md): WARNING for TCP RST, ICMP errors and HTTP 4xx; ERROR for HTTP 5xx and
+/// Severity (`docs/json.md`): WARNING for TCP RST, ICMP errors and HTTP 4xx; ERROR for HTTP 5xx and
 /// analysis errors (HTTP messages that cannot be parsed included); HTTP/2 adds gRPC status
 /// and RST_STREAM/GOAWAY codes (see [`crate::http2`]).
 fn severity(d: &analyze::Decoded<'_>, facts: &FlowFacts, app: &App<'_>) -> Severity {

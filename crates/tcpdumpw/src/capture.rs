@@ -21,10 +21,10 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use child_process::{ChildSpec, StreamHandling};
 use chrono::{DateTime, SubsecRound, Utc};
 use nix::sys::signal::Signal;
 use sidecar_core::naming::{tcpdump_template, CaptureFileName};
-use supervise::{ChildSpec, StreamHandling};
 
 /// Variables pcapd must not apply itself: tcpdumpw hands it the final filter (`--filter`),
 /// and schedules and stops it (its own `PCAP_TIMEOUT_SECS` would end it, and the exit would

@@ -1,7 +1,7 @@
 //! The orchestrator loop behind [`crate::run`].
 //!
 //! One thread owns every child. It sleeps on the channel that receives the children's output
-//! lines (the supervise tap), which is also woken by SIGCHLD and by the shutdown request, so a
+//! lines (the child-process tap), which is also woken by SIGCHLD and by the shutdown request, so a
 //! child's exit or a "listening on" line is handled at once; a short tick bounds the sleep for
 //! schedules, rescans and restarts that are due.
 
@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bpf_filter::{ExcludedEndpoint, FilterPlan, FilterSpec, ResolvedHost, SystemResolver};
+use child_process::{ChildSpec, Event, OutputLine, State, Stream, Supervised};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use sidecar_core::config::Config;
@@ -20,7 +21,6 @@ use sidecar_core::log::{self, Severity};
 use sidecar_core::naming::CaptureFileName;
 use sidecar_core::readiness::{self, Readiness, ReadySignal};
 use sidecar_core::shutdown::Shutdown;
-use supervise::{ChildSpec, Event, OutputLine, State, Stream, Supervised};
 
 use crate::capture::{self, CaptureSettings, NameGuard};
 use crate::ifaces::{self, Choice};
@@ -621,7 +621,7 @@ impl Daemon<'_> {
             .values_mut()
             .flat_map(|c| c.children.iter_mut().map(|child| &mut child.process))
             .collect();
-        let exits = supervise::stop_all(&mut processes, grace);
+        let exits = child_process::stop_all(&mut processes, grace);
         let now = Utc::now();
         let mut index = 0;
         for (iface, capture) in &captures {

@@ -21,12 +21,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bpf_filter::{FilterError, FilterPlan, FilterSpec, Resolver};
+use child_process::RestartPolicy;
 use serde::Serialize;
 use sidecar_core::config::Config;
 use sidecar_core::exit;
 use sidecar_core::log::{self, Severity};
 use sidecar_core::shutdown::Shutdown;
-use supervise::RestartPolicy;
 
 /// Message of the line that reports the capture filter.
 pub const FILTER_MESSAGE: &str = "effective capture filter";
