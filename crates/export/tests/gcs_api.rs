@@ -2,14 +2,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support {
-    pub mod pcapgen;
-}
-
 use std::io::Read;
 
 use export::{Compression, Destination, Export, ExportError, GcsApiDestination, GcsApiSettings};
-use support::pcapgen::pcap_bytes;
+use testbed::pcapgen::pcap_bytes;
 use testbed::{GcsEmulator, MetadataServer};
 
 fn gunzip(bytes: &[u8]) -> Vec<u8> {

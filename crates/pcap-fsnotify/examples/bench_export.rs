@@ -9,9 +9,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../../export/tests/support/pcapgen.rs"]
-mod pcapgen;
-
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -19,6 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use export::{encode, open_source, Compression};
+use testbed::pcapgen;
 
 const MB: f64 = 1024.0 * 1024.0;
 

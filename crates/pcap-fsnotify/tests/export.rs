@@ -4,9 +4,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../../export/tests/support/pcapgen.rs"]
-mod pcapgen;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -19,6 +16,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
 use sidecar_core::readiness::{self, FSNOTIFY_READY_FILE};
+use testbed::pcapgen;
 use testbed::{FuseMount, GcsEmulator, MetadataServer};
 
 const BUCKET_PATH: &str = "proj/svc/us-central1/svc-00001-abc/20260101T000000Z/inst-1";

@@ -5,10 +5,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../tests/common/synth.rs"]
-mod synth;
-
 use std::io::{BufWriter, Write};
+
+use testbed::synth;
 
 fn main() {
     let mut args = std::env::args().skip(1);

@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use common::hostile::{self, assert_bounded, read_measured, under_test, write_file};
-use common::synth;
+use testbed::synth;
 
 const BIN: &str = env!("CARGO_BIN_EXE_pcapd");
 

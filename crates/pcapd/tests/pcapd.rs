@@ -16,7 +16,7 @@ use serde_json::Value;
 use testbed::{ChildGuard, Netns, TestNet};
 
 use common::live::{is_packet, parse, ready_line, reference_tcpdump, stop, tshark_count, Running};
-use common::synth;
+use testbed::synth;
 
 const BIN: &str = env!("CARGO_BIN_EXE_pcapd");
 

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::synth::{self, Ip, ACK, FIN, PSH, SYN};
+use testbed::synth::{self, Ip, ACK, FIN, PSH, SYN};
 
 /// Writes a classic pcap (Ethernet, microseconds) of `frames`, 10 µs apart.
 pub struct PcapWriter<W: Write> {
@@ -697,7 +697,7 @@ pub fn assert_bounded(name: &str, run: &ReadRun, packets: u64, max_time: Duratio
 /// The secrets of [`redaction_corpus`]: Authorization, Cookie, X-Api-Key (configured),
 /// Set-Cookie, and the X-Api-Key of responses.
 pub fn secrets(seed: u64) -> [String; 5] {
-    let mut rng = synth::Rng::new(seed);
+    let mut rng = testbed::rng::Rng::from_state(seed);
     let alphabet = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
     std::array::from_fn(|_| {
         (0..24)
