@@ -45,10 +45,10 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 }
 
 #[derive(Serialize)]
-struct FailureLine<'a> {
+struct FailureLine {
     /// Each cause, outermost first.
     error_chain: Vec<String>,
-    exit_code: &'a i32,
+    exit_code: i32,
 }
 
 /// A daemon's whole `main`: [`start`], then `settings` from the configuration and the
@@ -85,7 +85,7 @@ fn report(severity: Severity, failure: Failure) -> i32 {
             &chain_message(error),
             &FailureLine {
                 error_chain: error.chain().map(ToString::to_string).collect(),
-                exit_code: &failure.code,
+                exit_code: failure.code,
             },
         );
     }
