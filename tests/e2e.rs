@@ -10,7 +10,7 @@
 //! --workspace` builds them, otherwise run
 //! `cargo build -p pcap-init -p tcpdumpw -p pcapd -p pcap-fsnotify -p hc-probe` first.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};

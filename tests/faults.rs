@@ -27,7 +27,7 @@
 //! line to a file. `scripts/fault-suite` runs the long version. Inotify queue overflow is not
 //! injected: `fs.inotify.max_queued_events` is global to the machine (docs/fault-injection.md).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};

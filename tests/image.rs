@@ -30,7 +30,7 @@
 //! fails (no container runtime can run here) the podman tests print `SKIPPED` and pass; a
 //! missing `podman` binary is a failure (`scripts/install-deps` installs it).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

@@ -39,7 +39,7 @@
 
 use crate::flow::Side;
 use crate::hpack::{self, Block};
-use crate::http::{trace_from_headers, RequestInfo, Trace};
+use crate::http1::{trace_from_headers, RequestInfo, Trace};
 
 /// The client connection preface (RFC 9113 §3.4).
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";

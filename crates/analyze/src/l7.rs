@@ -2,7 +2,7 @@
 //!
 //! DNS (by port: 53, mDNS 5353, LLMNR 5355; over TCP with its 2-byte length prefix),
 //! HTTP/1.x (by content, on any TCP port, with per-connection state in [`FlowState::http`];
-//! see [`crate::http`]), HTTP/2 over cleartext TCP (by content, on any TCP port: the
+//! see [`crate::http1`]), HTTP/2 over cleartext TCP (by content, on any TCP port: the
 //! connection preface or strictly valid frames, with per-connection state in
 //! [`FlowState::h2`]; see [`crate::http2`]; an HTTP/1.1 `Upgrade: h2c` answered by `101`
 //! switches the connection), TLS (by content, on any port: a strictly valid record header),
@@ -12,7 +12,7 @@ use wire::{dns, tls, ErrorKind};
 
 use crate::decode::{DecodeError, Decoded, Layer, Transport};
 use crate::flow::Side;
-use crate::http;
+use crate::http1;
 use crate::http2;
 use crate::table::{FlowState, L7State};
 
@@ -21,7 +21,7 @@ use crate::table::{FlowState, L7State};
 pub enum App<'a> {
     /// An HTTP/1.x message, or a continuation of one (owned: it may come from several
     /// segments).
-    Http(Box<http::Message>),
+    Http(Box<http1::Message>),
     /// HTTP/2 frames (owned: frames and header blocks may span segments).
     Http2(Box<http2::Segment>),
     /// No payload.
@@ -117,24 +117,24 @@ fn http_app(
     side: Side,
     now_ns: u64,
     payload: &[u8],
-) -> Option<http::Message> {
+) -> Option<http1::Message> {
     match flow {
         Some(f) => {
             if f.http.is_none() {
-                if !(http::looks_like_request(payload) || http::looks_like_response(payload)) {
+                if !(http1::looks_like_request(payload) || http1::looks_like_response(payload)) {
                     return None;
                 }
                 f.http = Some(Box::default());
             }
             f.http.as_mut()?.on_segment(side, now_ns, payload)
         }
-        None => http::Conn::default().on_segment(side, now_ns, payload),
+        None => http1::Conn::default().on_segment(side, now_ns, payload),
     }
 }
 
 /// A `101 Switching Protocols` to `h2c`.
-fn is_h2c_switch(m: &http::Message) -> bool {
-    m.kind == http::Kind::Response
+fn is_h2c_switch(m: &http1::Message) -> bool {
+    m.kind == http1::Kind::Response
         && m.code == 101
         && m.header("upgrade")
             .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"h2c"))

@@ -13,7 +13,7 @@
 //!   FIN/RST, the L7 state and the HTTP/1.x and HTTP/2 connection states).
 //! - [`l7`]: the application-layer dispatch point: DNS, HTTP/1.x, HTTP/2, TLS, or an
 //!   opaque payload.
-//! - [`http`]: HTTP/1.x messages with bounded per-connection state (header-block
+//! - [`http1`]: HTTP/1.x messages with bounded per-connection state (header-block
 //!   reassembly, body continuations, request/response pairing) and trace-context parsing.
 //! - [`http2`]: HTTP/2 over cleartext TCP (h2c): frames, per-stream pairing, gRPC status,
 //!   RST_STREAM/GOAWAY codes, with bounded per-connection state; [`hpack`] decodes its
@@ -35,7 +35,7 @@ pub mod community_id;
 pub mod decode;
 pub mod flow;
 pub mod hpack;
-pub mod http;
+pub mod http1;
 pub mod http2;
 pub mod l7;
 pub mod services;

@@ -7,7 +7,7 @@
 //!
 //! [`FlowState`] is what the translator keeps per connection: which side opened it, the
 //! window scales of the handshake, FIN/RST, whether the operation was closed, what the
-//! application layer is, and the HTTP/1.x ([`crate::http::Conn`]) or HTTP/2
+//! application layer is, and the HTTP/1.x ([`crate::http1::Conn`]) or HTTP/2
 //! ([`crate::http2::Conn`]) connection state, boxed and only allocated for HTTP flows.
 
 use std::collections::HashMap;
@@ -268,8 +268,8 @@ pub struct FlowState {
     pub closed: bool,
     /// Application-layer state.
     pub l7: L7State,
-    /// HTTP/1.x state (allocated on the first HTTP message; bounded, see [`crate::http`]).
-    pub http: Option<Box<crate::http::Conn>>,
+    /// HTTP/1.x state (allocated on the first HTTP message; bounded, see [`crate::http1`]).
+    pub http: Option<Box<crate::http1::Conn>>,
     /// HTTP/2 state (allocated when the flow is recognised as HTTP/2; bounded, see
     /// [`crate::http2`]).
     pub h2: Option<Box<crate::http2::Conn>>,
@@ -364,7 +364,7 @@ impl FlowState {
     }
 
     /// The trace of the connection's latest HTTP exchange (for its ACK/FIN/RST segments).
-    pub fn http_trace(&self) -> Option<crate::http::Trace> {
+    pub fn http_trace(&self) -> Option<crate::http1::Trace> {
         match &self.h2 {
             Some(c) => c.current,
             None => self.http.as_ref().and_then(|c| c.current),

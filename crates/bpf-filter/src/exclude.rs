@@ -21,10 +21,10 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use serde::Serialize;
 use sidecar_core::config::values::parse_hostname;
-use sidecar_core::config::Config;
 
 use crate::resolve::{resolve_name, Resolver};
 use crate::FilterError;
+use crate::FilterSpec;
 
 /// The metadata server's fixed address.
 pub const METADATA_SERVER: IpAddr = IpAddr::V4(Ipv4Addr::new(169, 254, 169, 254));
@@ -139,12 +139,12 @@ impl ExcludedEndpoint {
 ///
 /// Empty when `PCAP_EXCLUDE_SELF=false`.
 pub fn self_endpoints(
-    config: &Config,
+    spec: &FilterSpec,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<ExcludedEndpoint>, FilterError> {
     let set = |name: &str| env(name).filter(|v| !v.trim().is_empty());
     let mut endpoints = Vec::new();
-    if !config.exclude_self {
+    if !spec.exclude_self {
         return Ok(endpoints);
     }
     if let Some(host) = set("GCE_METADATA_HOST") {
@@ -155,7 +155,7 @@ pub fn self_endpoints(
             "metadata server",
         )?);
     }
-    if config.gcs_bucket.is_some() {
+    if spec.gcs_bucket.is_some() {
         match set("STORAGE_EMULATOR_HOST") {
             Some(emulator) => endpoints.push(ExcludedEndpoint::parse(
                 "STORAGE_EMULATOR_HOST",

@@ -1,4 +1,5 @@
-//! The capture's BPF filter: configuration → filter text → validated by libpcap.
+//! The capture's BPF filter: [`FilterSpec`] (the filter variables of the configuration) →
+//! filter text → validated by libpcap.
 //!
 //! - `PCAP_FILTER` set: the text is `(<PCAP_FILTER>)` and the simple filters are ignored.
 //! - Otherwise the simple filters (`PCAP_L3_PROTOS`, `PCAP_L4_PROTOS`, `PCAP_PORTS`,
@@ -16,8 +17,6 @@
 //! defaults  →  (ip or ip6) and (tcp or udp) and not (tcp port 80 and host 169.254.169.254)
 //! ```
 
-#![deny(clippy::unwrap_used, clippy::expect_used)]
-
 mod compile;
 mod error;
 pub mod exclude;
@@ -27,6 +26,7 @@ pub mod simple;
 use std::fmt;
 
 use serde::Serialize;
+use sidecar_core::config::values::{IpNet, L3Proto, L4Proto, PortRange, Selection, TcpFlag};
 use sidecar_core::config::Config;
 
 pub use compile::{compile, validate, Linktype, VALIDATED_LINKTYPES};
@@ -34,6 +34,48 @@ pub use error::FilterError;
 pub use exclude::{self_endpoints, Excluded, ExcludedEndpoint, METADATA_SERVER};
 pub use pcap::BpfProgram;
 pub use resolve::{ResolvedHost, Resolver, SystemResolver};
+
+/// The configuration a capture filter is built from: the filter variables and nothing else.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilterSpec {
+    /// `PCAP_FILTER`; `None` when `DISABLED`.
+    pub filter: Option<String>,
+    /// `PCAP_L3_PROTOS`.
+    pub l3_protos: Selection<L3Proto>,
+    /// `PCAP_L4_PROTOS`.
+    pub l4_protos: Selection<L4Proto>,
+    /// `PCAP_IPV4`.
+    pub ipv4: Selection<IpNet>,
+    /// `PCAP_IPV6`.
+    pub ipv6: Selection<IpNet>,
+    /// `PCAP_HOSTS`, lowercased.
+    pub hosts: Selection<String>,
+    /// `PCAP_PORTS`.
+    pub ports: Selection<PortRange>,
+    /// `PCAP_TCP_FLAGS`.
+    pub tcp_flags: Selection<TcpFlag>,
+    /// `PCAP_EXCLUDE_SELF`: leave the sidecar's own traffic out.
+    pub exclude_self: bool,
+    /// `PCAP_GCS_BUCKET`: the API upload's traffic is the sidecar's own.
+    pub gcs_bucket: Option<String>,
+}
+
+impl From<&Config> for FilterSpec {
+    fn from(config: &Config) -> Self {
+        FilterSpec {
+            filter: config.filter.clone(),
+            l3_protos: config.l3_protos.clone(),
+            l4_protos: config.l4_protos.clone(),
+            ipv4: config.ipv4.clone(),
+            ipv6: config.ipv6.clone(),
+            hosts: config.hosts.clone(),
+            ports: config.ports.clone(),
+            tcp_flags: config.tcp_flags.clone(),
+            exclude_self: config.exclude_self,
+            gcs_bucket: config.gcs_bucket.clone(),
+        }
+    }
+}
 
 /// Where the filter text came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -85,11 +127,11 @@ impl FilterPlan {
     /// resolver hiccup must not stop a running capture.
     pub fn refresh(
         &self,
-        config: &Config,
+        spec: &FilterSpec,
         extra_exclusions: &[ExcludedEndpoint],
         resolver: &dyn Resolver,
     ) -> Result<Option<FilterPlan>, FilterError> {
-        let fresh = plan(config, extra_exclusions, resolver)?;
+        let fresh = plan(spec, extra_exclusions, resolver)?;
         // Addresses are sorted per name, so equal sets compare equal whatever the DNS order.
         if fresh.resolved_hosts == self.resolved_hosts && fresh.excluded == self.excluded {
             return Ok(None);
@@ -123,16 +165,16 @@ impl fmt::Display for FilterPlan {
     }
 }
 
-/// Builds the filter text for `config` without asking libpcap (see [`build`]).
+/// Builds the filter text for `spec` without asking libpcap (see [`build`]).
 ///
 /// `extra_exclusions` are excluded in addition to the metadata server when
-/// `config.exclude_self` (see [`self_endpoints`]); they are ignored otherwise.
+/// `spec.exclude_self` (see [`self_endpoints`]); they are ignored otherwise.
 pub fn plan(
-    config: &Config,
+    spec: &FilterSpec,
     extra_exclusions: &[ExcludedEndpoint],
     resolver: &dyn Resolver,
 ) -> Result<FilterPlan, FilterError> {
-    let (source, mut conjuncts, mut variables, resolved_hosts) = match &config.filter {
+    let (source, mut conjuncts, mut variables, resolved_hosts) = match &spec.filter {
         Some(custom) => (
             FilterSource::Custom,
             vec![format!("({custom})")],
@@ -140,11 +182,11 @@ pub fn plan(
             Vec::new(),
         ),
         None => {
-            let hosts = match config.hosts.items() {
+            let hosts = match spec.hosts.items() {
                 Some(names) => resolve::resolve_hosts(resolver, names)?,
                 None => Vec::new(),
             };
-            let simple = simple::build(config, &hosts)?;
+            let simple = simple::build(spec, &hosts)?;
             let source = if simple.conjuncts.is_empty() {
                 FilterSource::MatchAll
             } else {
@@ -153,7 +195,7 @@ pub fn plan(
             (source, simple.conjuncts, simple.variables, hosts)
         }
     };
-    let excluded = if config.exclude_self {
+    let excluded = if spec.exclude_self {
         exclude::resolve_endpoints(resolver, extra_exclusions)?
     } else {
         Vec::new()
@@ -168,18 +210,18 @@ pub fn plan(
         variables,
         excluded,
         resolved_hosts,
-        custom: config.filter.clone(),
+        custom: spec.filter.clone(),
     })
 }
 
-/// Builds the filter for `config` and checks that libpcap compiles it: [`plan`], then
+/// Builds the filter for `spec` and checks that libpcap compiles it: [`plan`], then
 /// [`validate`].
 pub fn build(
-    config: &Config,
+    spec: &FilterSpec,
     extra_exclusions: &[ExcludedEndpoint],
     resolver: &dyn Resolver,
 ) -> Result<FilterPlan, FilterError> {
-    let plan = plan(config, extra_exclusions, resolver)?;
+    let plan = plan(spec, extra_exclusions, resolver)?;
     validate(&plan)?;
     Ok(plan)
 }

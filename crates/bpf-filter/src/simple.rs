@@ -21,10 +21,10 @@
 use std::net::IpAddr;
 
 use sidecar_core::config::values::{IpNet, L3Proto, L4Proto, Selection, TcpFlag};
-use sidecar_core::config::Config;
 
 use crate::resolve::ResolvedHost;
 use crate::FilterError;
+use crate::FilterSpec;
 
 /// The simple filter's top-level conjuncts (ANDed by the caller) and the variables behind them.
 pub(crate) struct Simple {
@@ -101,9 +101,9 @@ fn flags_group(flags: &[TcpFlag], families: &[Family]) -> String {
 }
 
 /// Builds the simple filter; `hosts` are the resolved `PCAP_HOSTS` (empty when `ALL`).
-pub(crate) fn build(config: &Config, hosts: &[ResolvedHost]) -> Result<Simple, FilterError> {
+pub(crate) fn build(spec: &FilterSpec, hosts: &[ResolvedHost]) -> Result<Simple, FilterError> {
     let mut variables = Vec::new();
-    let l3 = config.l3_protos.items();
+    let l3 = spec.l3_protos.items();
     let families: Vec<Family> = match l3 {
         None => vec![Family::V4, Family::V6],
         Some(items) => items
@@ -120,16 +120,16 @@ pub(crate) fn build(config: &Config, hosts: &[ResolvedHost]) -> Result<Simple, F
         variables.push("PCAP_L3_PROTOS");
     }
 
-    check_contradictions(config, &families, hosts)?;
+    check_contradictions(spec, &families, hosts)?;
 
     // The groups that restrict IP traffic, in order.
     let mut ip_groups = Vec::new();
-    if let Some(l4) = config.l4_protos.items() {
+    if let Some(l4) = spec.l4_protos.items() {
         let terms: Vec<String> = l4.iter().map(ToString::to_string).collect();
         ip_groups.push(group(&terms));
         variables.push("PCAP_L4_PROTOS");
     }
-    if let Some(ports) = config.ports.items() {
+    if let Some(ports) = spec.ports.items() {
         let terms: Vec<String> = ports
             .iter()
             .map(|p| {
@@ -143,18 +143,18 @@ pub(crate) fn build(config: &Config, hosts: &[ResolvedHost]) -> Result<Simple, F
         ip_groups.push(group(&terms));
         variables.push("PCAP_PORTS");
     }
-    if let Some(flags) = config.tcp_flags.items() {
+    if let Some(flags) = spec.tcp_flags.items() {
         ip_groups.push(flags_group(flags, &families));
         variables.push("PCAP_TCP_FLAGS");
     }
     let mut address_terms: Vec<String> = Vec::new();
-    for (name, selection) in [("PCAP_IPV4", &config.ipv4), ("PCAP_IPV6", &config.ipv6)] {
+    for (name, selection) in [("PCAP_IPV4", &spec.ipv4), ("PCAP_IPV6", &spec.ipv6)] {
         if let Some(nets) = selection.items() {
             address_terms.extend(nets.iter().map(net_term));
             variables.push(name);
         }
     }
-    if config.hosts.items().is_some() {
+    if spec.hosts.items().is_some() {
         for addr in hosts.iter().flat_map(|h| &h.addrs) {
             let term = format!("host {addr}");
             if !address_terms.contains(&term) {
@@ -213,15 +213,15 @@ fn contradiction(variable: &'static str, value: String, reason: String) -> Filte
 
 /// Rejects settings that together leave no packet to capture.
 fn check_contradictions(
-    config: &Config,
+    spec: &FilterSpec,
     families: &[Family],
     hosts: &[ResolvedHost],
 ) -> Result<(), FilterError> {
-    let l3_text = config.l3_protos.to_string();
+    let l3_text = spec.l3_protos.to_string();
     let address_vars: Vec<&'static str> = [
-        ("PCAP_IPV4", config.ipv4 != Selection::All),
-        ("PCAP_IPV6", config.ipv6 != Selection::All),
-        ("PCAP_HOSTS", config.hosts != Selection::All),
+        ("PCAP_IPV4", spec.ipv4 != Selection::All),
+        ("PCAP_IPV6", spec.ipv6 != Selection::All),
+        ("PCAP_HOSTS", spec.hosts != Selection::All),
     ]
     .into_iter()
     .filter_map(|(name, set)| set.then_some(name))
@@ -233,28 +233,28 @@ fn check_contradictions(
         let restricted = [
             (
                 "PCAP_PORTS",
-                config.ports.to_string(),
-                config.ports != Selection::All,
+                spec.ports.to_string(),
+                spec.ports != Selection::All,
             ),
             (
                 "PCAP_TCP_FLAGS",
-                config.tcp_flags.to_string(),
-                config.tcp_flags != Selection::All,
+                spec.tcp_flags.to_string(),
+                spec.tcp_flags != Selection::All,
             ),
             (
                 "PCAP_IPV4",
-                config.ipv4.to_string(),
-                config.ipv4 != Selection::All,
+                spec.ipv4.to_string(),
+                spec.ipv4 != Selection::All,
             ),
             (
                 "PCAP_IPV6",
-                config.ipv6.to_string(),
-                config.ipv6 != Selection::All,
+                spec.ipv6.to_string(),
+                spec.ipv6 != Selection::All,
             ),
             (
                 "PCAP_HOSTS",
-                config.hosts.to_string(),
-                config.hosts != Selection::All,
+                spec.hosts.to_string(),
+                spec.hosts != Selection::All,
             ),
         ];
         if let Some((name, value, _)) = restricted.into_iter().find(|(_, _, set)| *set) {
@@ -267,9 +267,9 @@ fn check_contradictions(
         return Ok(());
     }
 
-    let l4 = config.l4_protos.items();
-    let l4_text = config.l4_protos.to_string();
-    if let (Some(flags), Some(l4)) = (config.tcp_flags.items(), l4) {
+    let l4 = spec.l4_protos.items();
+    let l4_text = spec.l4_protos.to_string();
+    if let (Some(flags), Some(l4)) = (spec.tcp_flags.items(), l4) {
         if !l4.contains(&L4Proto::Tcp) {
             return Err(contradiction(
                 "PCAP_TCP_FLAGS",
@@ -280,7 +280,7 @@ fn check_contradictions(
             ));
         }
     }
-    if let (Some(ports), Some(l4)) = (config.ports.items(), l4) {
+    if let (Some(ports), Some(l4)) = (spec.ports.items(), l4) {
         if !l4.contains(&L4Proto::Tcp) && !l4.contains(&L4Proto::Udp) {
             return Err(contradiction(
                 "PCAP_PORTS",
@@ -304,7 +304,7 @@ fn check_contradictions(
     }
     if !address_vars.is_empty() {
         let mut address_families: Vec<Family> = Vec::new();
-        for selection in [&config.ipv4, &config.ipv6] {
+        for selection in [&spec.ipv4, &spec.ipv6] {
             if let Some(nets) = selection.items() {
                 address_families.extend(nets.iter().map(|n| family_of(&n.addr)));
             }
@@ -313,9 +313,9 @@ fn check_contradictions(
         if !address_families.iter().any(|f| usable.contains(f)) {
             let name = address_vars[0];
             let value = match name {
-                "PCAP_IPV4" => config.ipv4.to_string(),
-                "PCAP_IPV6" => config.ipv6.to_string(),
-                _ => config.hosts.to_string(),
+                "PCAP_IPV4" => spec.ipv4.to_string(),
+                "PCAP_IPV6" => spec.ipv6.to_string(),
+                _ => spec.hosts.to_string(),
             };
             return Err(contradiction(
                 name,

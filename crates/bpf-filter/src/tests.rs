@@ -24,8 +24,8 @@ fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
     Config::from_lookup(&|name| map.get(name).cloned())
 }
 
-fn cfg(pairs: &[(&str, &str)]) -> Config {
-    config(pairs).unwrap_or_else(|e| panic!("{pairs:?}: {e}"))
+fn cfg(pairs: &[(&str, &str)]) -> FilterSpec {
+    FilterSpec::from(&config(pairs).unwrap_or_else(|e| panic!("{pairs:?}: {e}")))
 }
 
 fn addrs(list: &[&str]) -> Vec<IpAddr> {

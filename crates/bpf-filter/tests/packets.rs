@@ -1,13 +1,13 @@
 //! The generated filters run by libpcap's BPF interpreter over hand-built frames (Ethernet
 //! and Linux cooked), asserting which packets each configuration captures.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use bpf_filter::{build, compile, ExcludedEndpoint, FilterPlan, Linktype};
+use bpf_filter::{build, compile, ExcludedEndpoint, FilterPlan, FilterSpec, Linktype};
 use sidecar_core::config::Config;
 
 const SYN: u8 = 0x02;
@@ -169,7 +169,7 @@ fn dns(name: &str) -> io::Result<Vec<IpAddr>> {
 }
 
 fn plan(pairs: &[(&str, &str)]) -> FilterPlan {
-    build(&config(pairs), &[], &dns).unwrap()
+    build(&FilterSpec::from(&config(pairs)), &[], &dns).unwrap()
 }
 
 /// The names of the packets `plan` captures on an Ethernet interface.
@@ -346,7 +346,7 @@ fn pcap_filter_replaces_the_simple_filters() {
 #[test]
 fn cloud_storage_exclusion_hides_only_https_to_its_addresses() {
     let plan = build(
-        &config(&[("PCAP_GCS_BUCKET", "bkt")]),
+        &FilterSpec::from(&config(&[("PCAP_GCS_BUCKET", "bkt")])),
         &[ExcludedEndpoint::cloud_storage()],
         &dns,
     )

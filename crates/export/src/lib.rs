@@ -17,8 +17,6 @@
 //! delivered (a previous run exported it but could not delete the local file); one with other
 //! content is a [`ExportError::Conflict`]: it is never overwritten.
 
-#![deny(clippy::unwrap_used, clippy::expect_used)]
-
 pub mod credentials;
 mod directory;
 mod encode;

@@ -20,6 +20,8 @@
 //! here it names the stand-in, which `gcloud-auth` honours, instead of
 //! `https://oauth2.googleapis.com/token`.)
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};

@@ -1,15 +1,11 @@
 //! [`GcsApiDestination`] against a real fake-gcs-server.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support {
-    pub mod pcapgen;
-}
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::Read;
 
 use export::{Compression, Destination, Export, ExportError, GcsApiDestination, GcsApiSettings};
-use support::pcapgen::pcap_bytes;
+use testbed::pcapgen::pcap_bytes;
 use testbed::GcsEmulator;
 
 fn gunzip(bytes: &[u8]) -> Vec<u8> {

@@ -7,14 +7,14 @@
 //! the port again when readiness goes away (including a `tcpdumpw` that died without
 //! cleaning up), and stops on shutdown.
 
-#![deny(clippy::unwrap_used, clippy::expect_used)]
-
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::Command;
 use serde::Serialize;
+use sidecar_core::config::Config;
 use sidecar_core::log::{self, Severity};
 use sidecar_core::readiness::{self, Readiness};
 use sidecar_core::shutdown::Shutdown;
@@ -29,6 +29,23 @@ pub struct ProbeSettings {
     /// How often readiness is re-read; also the longest delay before a new probe is
     /// accepted (the kernel completes the handshake meanwhile).
     pub check_every: Duration,
+}
+
+/// The command line: `hc-probe` has no flags of its own, only the configuration's.
+pub fn command() -> Command {
+    Command::new("hc-probe")
+        .about("TCP startup probe: listens on PCAP_HC_PORT only while capture is ready")
+}
+
+impl ProbeSettings {
+    /// Every address on `PCAP_HC_PORT`, readiness from `PCAP_RUN_DIR`.
+    pub fn from_config(config: &Config) -> Self {
+        ProbeSettings {
+            listen: SocketAddr::from((Ipv4Addr::UNSPECIFIED, config.hc_port)),
+            run_dir: config.run_dir.clone(),
+            check_every: Duration::from_millis(100),
+        }
+    }
 }
 
 /// Counts reported when the probe stops.

@@ -5,6 +5,7 @@
 //! while capture was fine. This binary holds one test only: it exhausts its own file
 //! descriptors, which would disturb other tests running in the same process.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 // getrlimit/setrlimit/poll through libc: nix is built here without its `resource` and
 // `poll` features.
 #![allow(unsafe_code)]

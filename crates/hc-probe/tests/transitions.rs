@@ -4,6 +4,8 @@
 //! cannot be taken by any other process while it is closed: "the port opened" can only mean
 //! that the probe opened it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;

@@ -7,8 +7,7 @@
 //!    completed 50 MB file to the directory destination; the time from the writer's close to
 //!    the final `.gz` name appearing and the local file being deleted.
 
-#[path = "../../export/tests/support/pcapgen.rs"]
-mod pcapgen;
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::fs;
 use std::io::Write;
@@ -17,6 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use export::{encode, open_source, Compression};
+use testbed::pcapgen;
 
 const MB: f64 = 1024.0 * 1024.0;
 

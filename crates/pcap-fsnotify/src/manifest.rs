@@ -462,16 +462,11 @@ mod tests {
     use super::*;
 
     fn pcap(records: &[(u32, u32, usize)]) -> Vec<u8> {
-        let mut out = Vec::new();
-        out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-        out.extend_from_slice(&[2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-        out.extend_from_slice(&65535u32.to_le_bytes());
-        out.extend_from_slice(&1u32.to_le_bytes());
+        let mut out = wire::pcapfile::global_header(65535, 1).to_vec();
         for &(sec, usec, len) in records {
-            out.extend_from_slice(&sec.to_le_bytes());
-            out.extend_from_slice(&usec.to_le_bytes());
-            out.extend_from_slice(&(len as u32).to_le_bytes());
-            out.extend_from_slice(&(len as u32).to_le_bytes());
+            out.extend_from_slice(&wire::pcapfile::record_header(
+                sec, usec, len as u32, len as u32,
+            ));
             out.extend(std::iter::repeat_n(0u8, len));
         }
         out

@@ -2,10 +2,7 @@
 //! rclone FUSE mount of a fake-gcs-server bucket, and the fake-gcs-server JSON API, with
 //! faults (emulator down, mount gone, unreadable files) and SIGTERM drains.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-#[path = "../../export/tests/support/pcapgen.rs"]
-mod pcapgen;
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -19,6 +16,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
 use sidecar_core::readiness::{self, FSNOTIFY_READY_FILE};
+use testbed::pcapgen;
 use testbed::{FuseMount, GcsEmulator, MetadataServer};
 
 const BUCKET_PATH: &str = "proj/svc/us-central1/svc-00001-abc/20260101T000000Z/inst-1";

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use child_process::{RestartPolicy, StreamHandling};
 use serde::Deserialize;
-use supervise::{RestartPolicy, StreamHandling};
 
 /// The built-in graph.
 pub const DEFAULT_GRAPH: &str = include_str!("../../../supervisor/processes.toml");

@@ -2,27 +2,92 @@
 //!
 //! [`run`] is the whole life of the sidecar: discovery ([`discovery`]) gives the bucket path,
 //! the process graph ([`graph`], `supervisor/processes.toml`) says what to start, and the
-//! [`supervisor`] starts it in order with real readiness waits, watches it, and stops it in
+//! [`lifecycle`] starts it in order with real readiness waits, watches it, and stops it in
 //! order within the shutdown budget. `--check-config` only validates the configuration.
-
-#![deny(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod discovery;
 pub mod graph;
-pub mod supervisor;
+pub mod lifecycle;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::{Arg, ArgAction, ArgMatches, Command};
 use serde::Serialize;
 use sidecar_core::config::Config;
+use sidecar_core::exit;
 use sidecar_core::log::{self, Severity};
 use sidecar_core::shutdown::Shutdown;
 
 use discovery::{Discovered, MetadataClient};
 use graph::{GraphError, ProcessGraph, DEFAULT_GRAPH};
-use supervisor::{ShutdownSummary, SupervisorError, SupervisorSettings};
+use lifecycle::{LifecycleError, LifecycleSettings, ShutdownSummary};
+
+/// The command line: `--check-config` besides the configuration's flags.
+pub fn command() -> Command {
+    Command::new("pcap-init")
+        .about("PID 1 of the pcap sidecar: discovery, process graph, ordered start and shutdown")
+        .arg(
+            Arg::new("check-config")
+                .long("check-config")
+                .action(ArgAction::SetTrue)
+                .help(
+                    "Validate the configuration, log it as one line and exit (0 valid, 2 invalid)",
+                ),
+        )
+}
+
+/// What `pcap-init` was started to do.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The validated configuration.
+    pub config: Config,
+    /// `--check-config`: log the configuration and exit.
+    pub check_config: bool,
+}
+
+impl Settings {
+    /// From the configuration and [`command`]'s flags.
+    pub fn from_cli(config: Config, matches: &ArgMatches) -> Self {
+        Settings {
+            config,
+            check_config: matches.get_flag("check-config"),
+        }
+    }
+}
+
+/// Logs the shutdown summary as one line (NOTICE when clean, ERROR otherwise) and returns the
+/// exit code: 0 only when every program stopped cleanly and no file was lost.
+pub fn report_shutdown(summary: &ShutdownSummary) -> i32 {
+    let severity = if summary.clean {
+        Severity::Notice
+    } else {
+        Severity::Error
+    };
+    let files = match &summary.files {
+        Some(f) if f.not_exported.is_empty() && f.dropped.is_empty() => {
+            format!("{} files exported, none lost", f.exported)
+        }
+        Some(f) => format!(
+            "{} files exported, {} not exported, {} dropped",
+            f.exported,
+            f.not_exported.len(),
+            f.dropped.len()
+        ),
+        None => "no export report".to_string(),
+    };
+    log::event(
+        severity,
+        &format!("shutdown complete in {} ms: {files}", summary.total_ms),
+        summary,
+    );
+    if summary.clean {
+        exit::OK
+    } else {
+        exit::FAILURE
+    }
+}
 
 #[derive(Serialize)]
 struct EffectiveConfig<'a> {
@@ -61,7 +126,7 @@ pub enum InitError {
     Graph(#[from] GraphError),
     /// Start-up or supervision failed.
     #[error(transparent)]
-    Supervisor(#[from] SupervisorError),
+    Lifecycle(#[from] LifecycleError),
 }
 
 #[derive(Serialize)]
@@ -88,12 +153,12 @@ pub fn uses_fuse(config: &Config) -> bool {
     config.gcs_bucket.is_some() && config.gcs_fuse
 }
 
-/// Builds the supervisor's settings: `${…}` values, children's environment, directories.
+/// Builds the lifecycle's settings: `${…}` values, children's environment, directories.
 pub fn supervisor_settings(
     config: &Config,
     discovered: &Discovered,
     graph: ProcessGraph,
-) -> SupervisorSettings {
+) -> LifecycleSettings {
     let bucket_path = discovered.bucket_path(config.gcs_prefix.as_deref());
     let bin_dir = std::env::current_exe()
         .ok()
@@ -121,7 +186,7 @@ pub fn supervisor_settings(
     vars.insert("BUCKET_PATH".into(), bucket_path.to_string());
     vars.insert("EXPORT_DIR".into(), export_dir.display().to_string());
     let uploads = config.gcs_bucket.is_some() && !config.gcs_fuse;
-    SupervisorSettings {
+    LifecycleSettings {
         graph,
         vars,
         env,
@@ -169,5 +234,5 @@ pub fn run(config: &Config, shutdown: &Shutdown) -> Result<ShutdownSummary, Init
             discovered: &discovered,
         },
     );
-    Ok(supervisor::run(&settings, shutdown)?)
+    Ok(lifecycle::run(&settings, shutdown)?)
 }

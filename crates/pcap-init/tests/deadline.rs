@@ -9,7 +9,7 @@
 //! Needs the workspace's `pcap-fsnotify` binary next to `pcap-init` (`cargo build -p
 //! pcap-fsnotify`; `cargo test --workspace` builds it).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

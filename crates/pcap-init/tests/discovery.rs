@@ -1,4 +1,4 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 //! Discovery against the metadata-server emulator (real HTTP, `Metadata-Flavor: Google`).
 

@@ -3,7 +3,7 @@
 //! is not connected") and was given up, so nothing could be exported any more. pcap-init now
 //! releases the dead mount when the mounter exits; this test failed before.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

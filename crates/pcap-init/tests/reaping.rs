@@ -6,7 +6,7 @@
 //! pcap-init waited for a program's readiness, or while it stopped a slow program, stayed
 //! zombies until the watch loop (or forever, at shutdown): both tests failed.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

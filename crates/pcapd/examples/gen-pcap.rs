@@ -3,12 +3,11 @@
 //! ICMP/ICMPv6 echo and ARP, interleaved; `http`: HTTP/1.1 and h2c keep-alive connections
 //! with trace headers. Checksums are correct (tshark and tcpdump decode every packet).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-#[path = "../tests/common/synth.rs"]
-mod synth;
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufWriter, Write};
+
+use testbed::synth;
 
 fn main() {
     let mut args = std::env::args().skip(1);

@@ -3,7 +3,7 @@
 //! paced in bursts of 64, and prints `sent=N seconds=S pps=P`; `udp-blast sink ADDR:PORT`
 //! receives and discards datagrams until killed (so the receiver sends no ICMP errors).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};

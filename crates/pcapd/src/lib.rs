@@ -13,8 +13,6 @@
 //! - [`TranslatorKind`]: what turns packets into lines; [`run`] uses the `render` crate.
 //! - [`settings`]: command-line flags and configuration → [`Settings`].
 
-#![deny(clippy::unwrap_used, clippy::expect_used)]
-
 mod capture;
 pub mod pcap_files;
 pub mod settings;

@@ -12,19 +12,17 @@
 //! - every file closed (close-after-write, what `pcap-fsnotify` waits for) on rotation and
 //!   at stop.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, SubsecRound, Utc};
-use sidecar_core::naming::CaptureFileName;
+use sidecar_core::rotating::RotatingFile;
+use wire::pcapfile;
 
-/// Classic pcap magic, microsecond timestamps.
-const MAGIC_MICROS: u32 = 0xa1b2_c3d4;
 /// How often buffered packets reach the file at the latest.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// Write buffer of the current file.
+const BUFFER_BYTES: usize = 256 * 1024;
 
 /// Where and how `.pcap` files are written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,22 +37,16 @@ pub struct PcapSettings {
     pub snaplen: u32,
 }
 
-struct Current {
-    file: BufWriter<File>,
-    name: CaptureFileName,
-    started: DateTime<Utc>,
+/// The rotating `.pcap` files of one interface: pcap records on the shared
+/// [`RotatingFile`] core.
+pub struct PcapFiles {
+    files: RotatingFile,
+    snaplen: u32,
+    /// Global header of every file.
+    header: [u8; pcapfile::GLOBAL_HEADER_LEN],
+    /// Packets in the current file.
     packets: u64,
     flushed: Instant,
-}
-
-/// The rotating `.pcap` files of one interface.
-pub struct PcapFiles {
-    settings: PcapSettings,
-    iface: String,
-    linktype: u32,
-    current: Option<Current>,
-    /// Names of the files closed so far, oldest first.
-    closed: Vec<PathBuf>,
     /// Packets not written because a file could not be opened or written.
     lost: u64,
     /// The last write error, until reported.
@@ -64,8 +56,8 @@ pub struct PcapFiles {
 impl std::fmt::Debug for PcapFiles {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PcapFiles")
-            .field("iface", &self.iface)
-            .field("settings", &self.settings)
+            .field("files", &self.files)
+            .field("snaplen", &self.snaplen)
             .finish_non_exhaustive()
     }
 }
@@ -73,112 +65,90 @@ impl std::fmt::Debug for PcapFiles {
 impl PcapFiles {
     /// Opens the first file now.
     pub fn create(settings: PcapSettings, iface: &str, linktype: i32) -> io::Result<PcapFiles> {
-        let mut files = PcapFiles {
-            settings,
-            iface: iface.to_string(),
-            linktype: u32::try_from(linktype).unwrap_or(1),
-            current: None,
-            closed: Vec::new(),
+        let files = RotatingFile::new(
+            &settings.dir,
+            iface,
+            &settings.ext,
+            settings.rotate,
+            BUFFER_BYTES,
+        )?;
+        let mut pcap = PcapFiles {
+            files,
+            snaplen: settings.snaplen,
+            header: pcapfile::global_header(settings.snaplen, u32::try_from(linktype).unwrap_or(1)),
+            packets: 0,
+            flushed: Instant::now(),
             lost: 0,
             error: None,
         };
-        files.current = Some(files.open(Utc::now())?);
-        Ok(files)
+        pcap.files.open(&pcap.header)?;
+        Ok(pcap)
     }
 
-    fn open(&self, now: DateTime<Utc>) -> io::Result<Current> {
-        let name = CaptureFileName::new(&self.iface, now.trunc_subsecs(0), &self.settings.ext)
-            .unused_in(&self.settings.dir);
-        let path = self.settings.dir.join(name.to_string());
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(sidecar_core::private::FILE_MODE)
-            .open(&path)?;
-        let mut file = BufWriter::with_capacity(256 * 1024, file);
-        let mut header = Vec::with_capacity(24);
-        header.extend_from_slice(&MAGIC_MICROS.to_ne_bytes());
-        header.extend_from_slice(&2u16.to_ne_bytes());
-        header.extend_from_slice(&4u16.to_ne_bytes());
-        header.extend_from_slice(&0i32.to_ne_bytes());
-        header.extend_from_slice(&0u32.to_ne_bytes());
-        header.extend_from_slice(&self.settings.snaplen.to_ne_bytes());
-        header.extend_from_slice(&self.linktype.to_ne_bytes());
-        file.write_all(&header)?;
-        // The header reaches the file at once: an idle capture still has a valid file.
-        file.flush()?;
-        Ok(Current {
-            file,
-            name,
-            started: now,
-            packets: 0,
-            flushed: Instant::now(),
-        })
-    }
-
-    fn due(&self, now: DateTime<Utc>) -> bool {
-        match (&self.current, self.settings.rotate) {
-            (Some(current), Some(rotate)) => {
-                (now - current.started).to_std().unwrap_or_default() >= rotate
-            }
-            (None, _) => true,
-            (Some(_), None) => false,
-        }
+    fn due(&self, now: Instant) -> bool {
+        self.files.is_empty() || self.files.is_due(now)
     }
 
     /// Closes the current file (if any) and opens the next one.
-    fn rotate(&mut self, now: DateTime<Utc>) {
+    fn rotate(&mut self) {
         self.close_current();
-        match self.open(now) {
-            Ok(current) => self.current = Some(current),
+        match self.files.open(&self.header) {
+            Ok(()) => {
+                self.packets = 0;
+                self.flushed = Instant::now();
+            }
             Err(error) => {
                 self.error = Some(format!(
                     "cannot create a .{} file in {}: {error}",
-                    self.settings.ext,
-                    self.settings.dir.display()
+                    self.files.ext(),
+                    self.files.dir().display()
                 ));
             }
         }
     }
 
     fn close_current(&mut self) {
-        if let Some(mut current) = self.current.take() {
-            if let Err(error) = current.file.flush() {
-                self.error = Some(format!("cannot write {}: {error}", current.name));
-            }
-            self.closed
-                .push(self.settings.dir.join(current.name.to_string()));
-            // Dropping the writer closes the file: pcap-fsnotify's close-after-write.
+        let name = self.files.current_name().map(ToString::to_string);
+        // Closing is pcap-fsnotify's close-after-write.
+        if let Err(error) = self.files.close() {
+            self.error = Some(format!(
+                "cannot write {}: {error}",
+                name.unwrap_or_default()
+            ));
         }
     }
 
     /// Writes one packet (`data` already cut to the snap length).
     pub fn write(&mut self, ts_sec: i64, ts_nsec: u32, wire_len: u32, data: &[u8]) {
-        let now = Utc::now();
-        if self.due(now) {
-            self.rotate(now);
+        if self.due(Instant::now()) {
+            self.rotate();
         }
-        let Some(current) = self.current.as_mut() else {
+        if self.files.is_empty() {
             self.lost += 1;
             return;
-        };
-        let caplen = data.len().min(self.settings.snaplen as usize);
-        let mut record = [0u8; 16];
-        record[0..4].copy_from_slice(&u32::try_from(ts_sec).unwrap_or(0).to_ne_bytes());
-        record[4..8].copy_from_slice(&(ts_nsec.min(999_999_999) / 1000).to_ne_bytes());
-        record[8..12].copy_from_slice(&(caplen as u32).to_ne_bytes());
-        record[12..16].copy_from_slice(&wire_len.max(caplen as u32).to_ne_bytes());
-        let written = current
-            .file
-            .write_all(&record)
-            .and_then(|()| current.file.write_all(&data[..caplen]));
+        }
+        let caplen = data.len().min(self.snaplen as usize);
+        let record = pcapfile::record_header(
+            u32::try_from(ts_sec).unwrap_or(0),
+            ts_nsec.min(999_999_999) / 1000,
+            caplen as u32,
+            wire_len.max(caplen as u32),
+        );
+        let written = self
+            .files
+            .write(&record)
+            .and_then(|()| self.files.write(&data[..caplen]));
         match written {
-            Ok(()) => current.packets += 1,
+            Ok(()) => self.packets += 1,
             Err(error) => {
                 self.lost += 1;
-                self.error = Some(format!("cannot write {}: {error}", current.name));
-                // A fresh file is tried at the next rotation.
-                self.current = None;
+                let name = self.files.current_name().map(ToString::to_string);
+                self.error = Some(format!(
+                    "cannot write {}: {error}",
+                    name.unwrap_or_default()
+                ));
+                // A fresh file is tried at the next packet.
+                let _ = self.files.close();
             }
         }
     }
@@ -186,22 +156,19 @@ impl PcapFiles {
     /// Called when the capture is idle (and every few packets): flushes, and closes a file
     /// that holds packets once its rotation period is over.
     pub fn tick(&mut self) {
-        let now = Utc::now();
-        let rotate = self
-            .current
-            .as_ref()
-            .is_some_and(|current| current.packets > 0)
-            && self.due(now);
-        if rotate {
-            self.rotate(now);
+        let now = Instant::now();
+        if self.packets > 0 && self.due(now) {
+            self.rotate();
             return;
         }
-        if let Some(current) = self.current.as_mut() {
-            if current.flushed.elapsed() >= FLUSH_EVERY {
-                current.flushed = Instant::now();
-                if let Err(error) = current.file.flush() {
-                    self.error = Some(format!("cannot write {}: {error}", current.name));
-                }
+        if !self.files.is_empty() && self.flushed.elapsed() >= FLUSH_EVERY {
+            self.flushed = now;
+            if let Err(error) = self.files.flush() {
+                let name = self.files.current_name().map(ToString::to_string);
+                self.error = Some(format!(
+                    "cannot write {}: {error}",
+                    name.unwrap_or_default()
+                ));
             }
         }
     }
@@ -219,18 +186,19 @@ impl PcapFiles {
     /// Closes the last file; returns every file closed, oldest first.
     pub fn close(mut self) -> Vec<PathBuf> {
         self.close_current();
-        std::mem::take(&mut self.closed)
+        self.files.closed().to_vec()
     }
 
     /// The directory.
     pub fn dir(&self) -> &Path {
-        &self.settings.dir
+        self.files.dir()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sidecar_core::naming::CaptureFileName;
 
     fn settings(dir: &Path, rotate: Option<Duration>) -> PcapSettings {
         PcapSettings {
@@ -254,7 +222,7 @@ mod tests {
         assert!(name.starts_with("eth0_part_") && name.ends_with(".pcap"));
         let bytes = std::fs::read(&closed[0]).unwrap();
         let u32_at = |at: usize| u32::from_ne_bytes(bytes[at..at + 4].try_into().unwrap());
-        assert_eq!(u32_at(0), MAGIC_MICROS);
+        assert_eq!(u32_at(0), pcapfile::MAGIC_MICRO);
         assert_eq!((u32_at(16), u32_at(20)), (96, 1), "snaplen, linktype");
         // First record: cut to the snap length, original length kept, microseconds.
         assert_eq!(
@@ -278,12 +246,12 @@ mod tests {
         std::thread::sleep(Duration::from_millis(5));
         // Idle with an empty file: kept open.
         files.tick();
-        assert_eq!(files.closed.len(), 0);
+        assert_eq!(files.files.closed().len(), 0);
         files.write(1, 0, 10, &[1; 10]);
         std::thread::sleep(Duration::from_millis(5));
         files.tick();
         // The empty first file was rotated by the packet, the packet's file by the tick.
-        assert_eq!(files.closed.len(), 2);
+        assert_eq!(files.files.closed().len(), 2);
         let closed = files.close();
         assert_eq!(closed.len(), 3);
         let mut names: Vec<_> = closed.iter().map(|p| p.to_path_buf()).collect();

@@ -141,35 +141,109 @@ struct Flag {
     help: &'static str,
 }
 
-const FLAGS: &[Flag] = &[
-    Flag { id: "read", long: "read", env: None, value: "FILE",
-        help: "Translate a pcap/pcapng file (gzip too; '-' is stdin) to JSON lines on stdout and exit; logs go to stderr." },
-    Flag { id: "output-dir", long: "output-dir", env: Some("PCAP_OUTPUT_DIR"), value: "DIR",
-        help: "Directory of the .json files (default: GCS_MOUNT-tmp, the capture directory)." },
-    Flag { id: "workers", long: "workers", env: Some("PCAP_WORKERS"), value: "N",
-        help: "Translation worker threads, 1..=64 (default 2; PCAP_CONNTRACK forces 1)." },
-    Flag { id: "queue-mib", long: "queue-mib", env: Some("PCAP_QUEUE_MIB"), value: "MIB",
-        help: "Cap of the capture → translation queue in MiB, 1..=1024 (default 8); when full, new packets are dropped and counted." },
-    Flag { id: "buffer-mib", long: "buffer-mib", env: Some("PCAP_BUFFER_MIB"), value: "MIB",
-        help: "Kernel capture buffer in MiB, 1..=1024 (default 4)." },
-    Flag { id: "promisc", long: "promisc", env: Some("PCAP_PROMISC"), value: "BOOL",
-        help: "Promiscuous mode (default true)." },
-    Flag { id: "immediate", long: "immediate", env: Some("PCAP_IMMEDIATE"), value: "BOOL",
-        help: "Deliver packets as they arrive instead of in kernel blocks (default true)." },
-    Flag { id: "ready-dir", long: "ready-dir", env: None, value: "DIR",
-        help: "Raise the capture-ready signal (capture.ready) in DIR once the capture handle is open." },
-    Flag { id: "stats-secs", long: "stats-secs", env: Some("PCAP_STATS_SECS"), value: "SECS",
-        help: "Seconds between stats lines, 1..=86400 (default 60); one more at exit." },
-    Flag { id: "drain-ms", long: "drain-ms", env: Some("PCAP_DRAIN_MS"), value: "MS",
-        help: "Budget to translate and write what is queued after SIGTERM, 10..=60000 ms (default 2000); live capture only: --read translates every packet it read." },
-    Flag { id: "label", long: "label", env: None, value: "NAME",
-        help: "Interface name given to a --read file's packets and .json files (default: file)." },
-    Flag { id: "run-id", long: "run-id", env: Some("PCAP_RUN_ID"), value: "ID",
-        help: "Run identity stamped on every packet line (pcap.id); default: a new random one." },
-    Flag { id: "capture-path", long: "capture-path", env: None, value: "PATH",
-        help: "detect (default: PCAP_COMPAT=true forces ring-less, otherwise a packet-ring probe decides), ring (libpcap) or ring-less (AF_PACKET + recvmmsg, for gVisor)." },
-    Flag { id: "write-pcap", long: "write-pcap", env: None, value: "BOOL",
-        help: "Also write the .pcap files (names, rotation, snap length and format of tcpdump's) into the output directory; what tcpdumpw asks for on the ring-less path (default false)." },
+const READ: Flag = Flag { id: "read", long: "read", env: None, value: "FILE",
+        help: "Translate a pcap/pcapng file (gzip too; '-' is stdin) to JSON lines on stdout and exit; logs go to stderr." };
+
+const OUTPUT_DIR: Flag = Flag {
+    id: "output-dir",
+    long: "output-dir",
+    env: Some("PCAP_OUTPUT_DIR"),
+    value: "DIR",
+    help: "Directory of the .json files (default: GCS_MOUNT-tmp, the capture directory).",
+};
+
+const WORKERS: Flag = Flag {
+    id: "workers",
+    long: "workers",
+    env: Some("PCAP_WORKERS"),
+    value: "N",
+    help: "Translation worker threads, 1..=64 (default 2; PCAP_CONNTRACK forces 1).",
+};
+
+const QUEUE_MIB: Flag = Flag { id: "queue-mib", long: "queue-mib", env: Some("PCAP_QUEUE_MIB"), value: "MIB",
+        help: "Cap of the capture → translation queue in MiB, 1..=1024 (default 8); when full, new packets are dropped and counted." };
+
+const BUFFER_MIB: Flag = Flag {
+    id: "buffer-mib",
+    long: "buffer-mib",
+    env: Some("PCAP_BUFFER_MIB"),
+    value: "MIB",
+    help: "Kernel capture buffer in MiB, 1..=1024 (default 4).",
+};
+
+const PROMISC: Flag = Flag {
+    id: "promisc",
+    long: "promisc",
+    env: Some("PCAP_PROMISC"),
+    value: "BOOL",
+    help: "Promiscuous mode (default true).",
+};
+
+const IMMEDIATE: Flag = Flag {
+    id: "immediate",
+    long: "immediate",
+    env: Some("PCAP_IMMEDIATE"),
+    value: "BOOL",
+    help: "Deliver packets as they arrive instead of in kernel blocks (default true).",
+};
+
+const READY_DIR: Flag = Flag {
+    id: "ready-dir",
+    long: "ready-dir",
+    env: None,
+    value: "DIR",
+    help: "Raise the capture-ready signal (capture.ready) in DIR once the capture handle is open.",
+};
+
+const STATS_SECS: Flag = Flag {
+    id: "stats-secs",
+    long: "stats-secs",
+    env: Some("PCAP_STATS_SECS"),
+    value: "SECS",
+    help: "Seconds between stats lines, 1..=86400 (default 60); one more at exit.",
+};
+
+const DRAIN_MS: Flag = Flag { id: "drain-ms", long: "drain-ms", env: Some("PCAP_DRAIN_MS"), value: "MS",
+        help: "Budget to translate and write what is queued after SIGTERM, 10..=60000 ms (default 2000); live capture only: --read translates every packet it read." };
+
+const LABEL: Flag = Flag {
+    id: "label",
+    long: "label",
+    env: None,
+    value: "NAME",
+    help: "Interface name given to a --read file's packets and .json files (default: file).",
+};
+
+const RUN_ID: Flag = Flag {
+    id: "run-id",
+    long: "run-id",
+    env: Some("PCAP_RUN_ID"),
+    value: "ID",
+    help: "Run identity stamped on every packet line (pcap.id); default: a new random one.",
+};
+
+const CAPTURE_PATH: Flag = Flag { id: "capture-path", long: "capture-path", env: None, value: "PATH",
+        help: "detect (default: PCAP_COMPAT=true forces ring-less, otherwise a packet-ring probe decides), ring (libpcap) or ring-less (AF_PACKET + recvmmsg, for gVisor)." };
+
+const WRITE_PCAP: Flag = Flag { id: "write-pcap", long: "write-pcap", env: None, value: "BOOL",
+        help: "Also write the .pcap files (names, rotation, snap length and format of tcpdump's) into the output directory; what tcpdumpw asks for on the ring-less path (default false)." };
+
+/// Every flag of pcapd's own, in help order.
+const FLAGS: &[&Flag] = &[
+    &READ,
+    &OUTPUT_DIR,
+    &WORKERS,
+    &QUEUE_MIB,
+    &BUFFER_MIB,
+    &PROMISC,
+    &IMMEDIATE,
+    &READY_DIR,
+    &STATS_SECS,
+    &DRAIN_MS,
+    &LABEL,
+    &RUN_ID,
+    &CAPTURE_PATH,
+    &WRITE_PCAP,
 ];
 
 /// `pcapd`'s command with its own flags (the shared configuration flags are added by
@@ -202,11 +276,6 @@ fn raw(matches: &ArgMatches, flag: &Flag) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-fn flag(id: &str) -> &'static Flag {
-    // FLAGS holds every id used below; a missing one is a programming error caught by tests.
-    FLAGS.iter().find(|f| f.id == id).unwrap_or(&FLAGS[0])
-}
-
 fn invalid(flag: &Flag, value: &str, problem: &str, accepted: &str) -> Error {
     let name = match flag.env {
         Some(env) => format!("--{} ({env})", flag.long),
@@ -217,8 +286,13 @@ fn invalid(flag: &Flag, value: &str, problem: &str, accepted: &str) -> Error {
     ))
 }
 
-fn number(matches: &ArgMatches, id: &str, default: u64, min: u64, max: u64) -> Result<u64, Error> {
-    let flag = flag(id);
+fn number(
+    matches: &ArgMatches,
+    flag: &Flag,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, Error> {
     match raw(matches, flag) {
         None => Ok(default),
         Some(value) => parse_u64_in(&value, min, max).map_err(|problem| {
@@ -232,8 +306,7 @@ fn number(matches: &ArgMatches, id: &str, default: u64, min: u64, max: u64) -> R
     }
 }
 
-fn boolean(matches: &ArgMatches, id: &str, default: bool) -> Result<bool, Error> {
-    let flag = flag(id);
+fn boolean(matches: &ArgMatches, flag: &Flag, default: bool) -> Result<bool, Error> {
     match raw(matches, flag) {
         None => Ok(default),
         Some(value) => parse_bool(&value)
@@ -243,21 +316,21 @@ fn boolean(matches: &ArgMatches, id: &str, default: bool) -> Result<bool, Error>
 
 /// Builds the settings from the validated configuration and `pcapd`'s own flags.
 pub fn from_config(config: &Config, matches: &ArgMatches) -> Result<Settings, Error> {
-    let read = raw(matches, flag("read")).map(PathBuf::from);
-    let workers = number(matches, "workers", DEFAULT_WORKERS as u64, 1, 64)? as usize;
-    let queue_mib = number(matches, "queue-mib", DEFAULT_QUEUE_MIB, 1, 1024)?;
-    let buffer_mib = number(matches, "buffer-mib", DEFAULT_BUFFER_MIB, 1, 1024)?;
-    let promisc = boolean(matches, "promisc", true)?;
-    let immediate = boolean(matches, "immediate", true)?;
-    let stats_secs = number(matches, "stats-secs", 60, 1, 86_400)?;
-    let drain_ms = number(matches, "drain-ms", 2_000, 10, 60_000)?;
-    let output_dir = raw(matches, flag("output-dir"))
+    let read = raw(matches, &READ).map(PathBuf::from);
+    let workers = number(matches, &WORKERS, DEFAULT_WORKERS as u64, 1, 64)? as usize;
+    let queue_mib = number(matches, &QUEUE_MIB, DEFAULT_QUEUE_MIB, 1, 1024)?;
+    let buffer_mib = number(matches, &BUFFER_MIB, DEFAULT_BUFFER_MIB, 1, 1024)?;
+    let promisc = boolean(matches, &PROMISC, true)?;
+    let immediate = boolean(matches, &IMMEDIATE, true)?;
+    let stats_secs = number(matches, &STATS_SECS, 60, 1, 86_400)?;
+    let drain_ms = number(matches, &DRAIN_MS, 2_000, 10, 60_000)?;
+    let output_dir = raw(matches, &OUTPUT_DIR)
         .map(PathBuf::from)
         .unwrap_or_else(|| config.capture_dir());
-    let ready_dir = raw(matches, flag("ready-dir")).map(PathBuf::from);
-    let label = raw(matches, flag("label"));
-    let run_id = raw(matches, flag("run-id")).unwrap_or_else(new_run_id);
-    let write_pcap = boolean(matches, "write-pcap", false)?;
+    let ready_dir = raw(matches, &READY_DIR).map(PathBuf::from);
+    let label = raw(matches, &LABEL);
+    let run_id = raw(matches, &RUN_ID).unwrap_or_else(new_run_id);
+    let write_pcap = boolean(matches, &WRITE_PCAP, false)?;
     let capture_path = match read {
         Some(_) => None,
         None => Some(capture_path(config, matches)?),
@@ -362,7 +435,7 @@ pub fn from_config(config: &Config, matches: &ArgMatches) -> Result<Settings, Er
 /// `--capture-path`: `detect` (the default) runs [`packet_socket::detect`] with
 /// `PCAP_COMPAT`; `ring` / `ring-less` are tcpdumpw's decision, passed on.
 fn capture_path(config: &Config, matches: &ArgMatches) -> Result<Detection, Error> {
-    let flag = flag("capture-path");
+    let flag = &CAPTURE_PATH;
     let chosen = |path: CapturePath| Detection {
         path,
         reason: format!("chosen by tcpdumpw (--capture-path={path})"),
@@ -420,28 +493,6 @@ mod tests {
         from_config(&config, &matches)
     }
 
-    #[test]
-    fn every_flag_id_is_known() {
-        for id in [
-            "read",
-            "output-dir",
-            "workers",
-            "queue-mib",
-            "buffer-mib",
-            "promisc",
-            "immediate",
-            "ready-dir",
-            "stats-secs",
-            "drain-ms",
-            "label",
-            "run-id",
-            "capture-path",
-            "write-pcap",
-        ] {
-            assert_eq!(flag(id).id, id);
-        }
-    }
-
     /// pcap-init must not call pcapd's variables unknown.
     #[test]
     fn every_flag_variable_is_known_to_the_unknown_variable_check() {
@@ -460,7 +511,7 @@ mod tests {
             .clone()
             .try_get_matches_from(["pcapd", "--workers", "3"])
             .unwrap();
-        assert_eq!(raw(&matches, flag("workers")).as_deref(), Some("3"));
+        assert_eq!(raw(&matches, &WORKERS).as_deref(), Some("3"));
         let help = command.clone().render_help().to_string();
         assert!(help.contains("[env: PCAP_WORKERS]"), "{help}");
     }

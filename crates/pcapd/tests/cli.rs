@@ -1,5 +1,7 @@
 //! `pcapd --version`, `--help` and the first log line, run as the real binary.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::Path;
 
 use sidecar_core::config::Daemon;

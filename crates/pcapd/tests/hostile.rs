@@ -4,7 +4,7 @@
 //! line per packet, nothing dropped, bounded time. Also: an offline read is complete
 //! whatever stops it (no drain deadline for files).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use common::hostile::{self, assert_bounded, read_measured, under_test, write_file};
-use common::synth;
+use testbed::synth;
 
 const BIN: &str = env!("CARGO_BIN_EXE_pcapd");
 

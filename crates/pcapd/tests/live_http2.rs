@@ -7,7 +7,7 @@
 //! and checked field by field. The trace fields of `pcapd --read` of a reference capture
 //! are the same with `--ordered` and without, and with one worker or four.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

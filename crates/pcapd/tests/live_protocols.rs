@@ -5,7 +5,7 @@
 //! field by field; the packet count equals `tshark -r` on a reference `tcpdump -w` of the same
 //! traffic, and `pcapd --read` of that file gives the same count.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -131,7 +131,7 @@ fn dig(net: &TestNet, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// Every packet line has the envelope (crates/render/API.md) with the right types.
+/// Every packet line has the envelope (docs/json.md) with the right types.
 fn assert_envelope(v: &Value) {
     let pcap = &v[f::PCAP];
     for key in [f::ID, f::CTX] {

@@ -3,7 +3,7 @@
 //! every packet a 128 KiB block; pcapd caps its own snaplen so frames fit 64 KiB blocks
 //! (`settings::RING_SNAPLEN_CAP`). The `.pcap` files (tcpdump) keep the configured length.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
 

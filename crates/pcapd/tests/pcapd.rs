@@ -3,7 +3,7 @@
 //! (ping, HTTP) compared with a reference `tcpdump -w` in the same namespace; filters,
 //! rotation by timer, SIGTERM, readiness, ordered output.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -16,7 +16,7 @@ use serde_json::Value;
 use testbed::{ChildGuard, Netns, TestNet};
 
 use common::live::{is_packet, parse, ready_line, reference_tcpdump, stop, tshark_count, Running};
-use common::synth;
+use testbed::synth;
 
 const BIN: &str = env!("CARGO_BIN_EXE_pcapd");
 
@@ -59,7 +59,7 @@ fn num(v: &Value) -> u64 {
         .unwrap_or_else(|| panic!("pcap.num in {v}"))
 }
 
-/// Checks the envelope every packet line must have (crates/render/API.md).
+/// Checks the envelope every packet line must have (docs/json.md).
 fn assert_envelope(v: &Value) {
     for key in ["pcap", "timestamp", "severity", "message", "iface"] {
         assert!(v.get(key).is_some(), "missing {key}: {v}");

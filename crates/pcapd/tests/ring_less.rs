@@ -4,7 +4,7 @@
 //! reference tcpdump (ring path) capturing the same traffic with the same filter, VLAN tags
 //! included.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -52,39 +52,9 @@ fn pcap_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// `tshark -T fields -e FIELDS` rows of a file.
+/// `tshark -T fields -e FIELDS` rows of a file (fields separated by tabs).
 fn tshark_rows(file: &Path, fields: &[&str]) -> Vec<String> {
-    let mut command = Command::new("tshark");
-    command.args(["-n", "-r"]).arg(file).args(["-T", "fields"]);
-    for field in fields {
-        command.args(["-e", field]);
-    }
-    let out = command.stderr(Stdio::null()).output().unwrap();
-    assert!(out.status.success(), "tshark -r {file:?}");
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
-fn ping(from: &Netns, to: &str, count: u32) {
-    let out = from
-        .command("ping")
-        .args([
-            "-n",
-            "-q",
-            "-c",
-            &count.to_string(),
-            "-i",
-            "0.05",
-            "-W",
-            "2",
-            to,
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "ping {to}: {out:?}");
+    testbed::tshark::field_lines(file, fields).unwrap()
 }
 
 fn message_contains(line: &Value, text: &str) -> bool {
@@ -106,7 +76,7 @@ fn pcapd_detects_gvisor_limits_and_captures_without_rings() {
     let ready = running.wait_for_line("ready", |v| message_contains(v, "capture ready"));
     assert_eq!(ready["filter_mode"], "user-space", "{ready}");
     assert_eq!(ready["capture_path"], "ring-less");
-    ping(net.peer(), APP_V4, 5);
+    net.peer().ping(APP_V4, 5).unwrap();
     // Excluded by the filter: UDP to a port that answers nothing (the unreachable reply is
     // ICMP and counted by both).
     let _ = net
@@ -318,7 +288,7 @@ fn fallbacks_when_more_socket_options_are_refused() {
     ] {
         assert!(notes.contains(refused), "{refused}: {notes}");
     }
-    ping(net.peer(), APP_V4, 3);
+    net.peer().ping(APP_V4, 3).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1200));
     let (code, lines) = running.terminate();
     stop(tcpdump);

@@ -18,8 +18,6 @@
 //!   [`Pipeline::finish_all`] drains without one (files must be complete).
 //! - [`Snapshot`]: counters for the stats line, where every packet and line is accounted for.
 
-#![deny(clippy::unwrap_used, clippy::expect_used)]
-
 mod counters;
 mod output;
 mod queue;

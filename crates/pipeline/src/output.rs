@@ -7,14 +7,11 @@
 //!   on a timer (`sidecar_core::naming`) so the exporter sees close-after-write, never reusing a name.
 //! - [`WriterOutput`]: any `Write` (tests, pipes).
 
-use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, SubsecRound, Utc};
-use sidecar_core::naming::CaptureFileName;
+use sidecar_core::rotating::RotatingFile;
 
 /// A destination for lines.
 pub trait Output: Send {
@@ -94,95 +91,28 @@ impl<W: Write + Send> Output for WriterOutput<W> {
     }
 }
 
-#[derive(Debug)]
-struct OpenFile {
-    file: File,
-    path: PathBuf,
-    opened: Instant,
-    len: u64,
-}
-
-/// Rotating `.json` (or other extension) files named by `sidecar_core::naming`.
+/// Rotating `.json` (or other extension) files: JSON lines on the shared
+/// [`RotatingFile`] core.
 ///
 /// A file is opened when the first line after a rotation arrives (no empty files) and
 /// closed when its period ends, whether or not more lines come.
 #[derive(Debug)]
 pub struct RotatingFiles {
-    dir: PathBuf,
-    iface: String,
-    ext: String,
-    period: Option<Duration>,
-    current: Option<OpenFile>,
-    last_name: Option<CaptureFileName>,
-    closed: Vec<PathBuf>,
+    files: RotatingFile,
 }
 
 impl RotatingFiles {
     /// Files for `iface` with extension `ext` in `dir` (created if missing), rotated every
     /// `period` (`None`: one file until close).
     pub fn new(dir: &Path, iface: &str, ext: &str, period: Option<Duration>) -> io::Result<Self> {
-        sidecar_core::private::private_dir(dir)?;
-        Ok(RotatingFiles {
-            dir: dir.to_path_buf(),
-            iface: iface.to_string(),
-            ext: ext.to_string(),
-            period: period.filter(|p| !p.is_zero()),
-            current: None,
-            last_name: None,
-            closed: Vec::new(),
-        })
+        // Unbuffered: the sink hands whole batches, and a failed one must be cut back.
+        let files = RotatingFile::new(dir, iface, ext, period, 0)?;
+        Ok(RotatingFiles { files })
     }
 
     /// The file being written, if any.
     pub fn current(&self) -> Option<&Path> {
-        self.current.as_ref().map(|f| f.path.as_path())
-    }
-
-    fn next_name(&mut self, now: DateTime<Utc>) -> CaptureFileName {
-        let mut name = CaptureFileName::new(&self.iface, now.trunc_subsecs(0), &self.ext);
-        if let Some(last) = &self.last_name {
-            // The previous file may already have been exported (moved away), so the
-            // directory alone cannot prove a name unused.
-            if last.started == name.started {
-                name.seq = last.seq + 1;
-            }
-        }
-        let name = name.unused_in(&self.dir);
-        self.last_name = Some(name.clone());
-        name
-    }
-
-    fn open(&mut self) -> io::Result<&mut OpenFile> {
-        if self.current.is_none() {
-            let name = self.next_name(Utc::now());
-            let path = self.dir.join(name.to_string());
-            let file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(sidecar_core::private::FILE_MODE)
-                .open(&path)?;
-            self.current = Some(OpenFile {
-                file,
-                path,
-                opened: Instant::now(),
-                len: 0,
-            });
-        }
-        self.current
-            .as_mut()
-            .ok_or_else(|| io::Error::other("no file open"))
-    }
-
-    fn close_current(&mut self) -> io::Result<()> {
-        let Some(open) = self.current.take() else {
-            return Ok(());
-        };
-        // sync_data surfaces write-back errors that a plain close would hide; rotation is
-        // rare (every PCAP_ROTATE_SECS) so its cost does not matter.
-        let synced = open.file.sync_data();
-        drop(open.file);
-        self.closed.push(open.path);
-        synced
+        self.files.current()
     }
 }
 
@@ -192,45 +122,43 @@ impl Output for RotatingFiles {
     }
 
     fn write(&mut self, lines: &[u8]) -> io::Result<()> {
-        let open = self.open()?;
-        match open.file.write_all(lines) {
-            Ok(()) => {
-                open.len += lines.len() as u64;
-                Ok(())
-            }
+        self.files.open(b"")?;
+        let complete = self.files.len();
+        match self.files.write(lines).and_then(|()| self.files.flush()) {
+            Ok(()) => Ok(()),
             Err(error) => {
                 // Cut back to the last complete line so the closed file stays valid JSON lines.
-                let _ = open.file.set_len(open.len);
-                let _ = self.close_current();
+                let _ = self.files.close_at(complete);
                 Err(error)
             }
         }
     }
 
     fn deadline(&self) -> Option<Instant> {
-        let period = self.period?;
-        self.current.as_ref().map(|f| f.opened + period)
+        self.files.deadline()
     }
 
     fn tick(&mut self, now: Instant) -> io::Result<()> {
-        match self.deadline() {
-            Some(deadline) if now >= deadline => self.close_current(),
-            _ => Ok(()),
+        if self.files.is_due(now) {
+            self.files.close()
+        } else {
+            Ok(())
         }
     }
 
     fn close(&mut self) -> io::Result<()> {
-        self.close_current()
+        self.files.close()
     }
 
     fn closed_files(&self) -> Vec<PathBuf> {
-        self.closed.clone()
+        self.files.closed().to_vec()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sidecar_core::naming::CaptureFileName;
 
     #[test]
     fn rotation_closes_on_time_and_never_reuses_a_name() {

@@ -3,7 +3,7 @@
 //! every packet is accounted for (translated or dropped with a reason) and every line is
 //! complete.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
 use std::io::{self, Write};

@@ -4,11 +4,13 @@
 //! DEBUG and INFO, and prints packets/s and bytes per entry. The daemon's benchmark
 //! (`scripts/bench`) measures the whole pipeline against tshark and tcpdump.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::Instant;
 
 use chrono::TimeZone;
+use cloud_logging::Verbosity;
 use render::{CapturedPacket, Interface, Translator, TranslatorSettings};
-use sidecar_core::config::Verbosity;
 
 fn main() {
     let mut args = std::env::args().skip(1);

@@ -2,11 +2,13 @@
 //! daemon): `cargo run -p render --example translate_file -- FILE.pcap [debug|info] [N]`
 //! (N: only packet N, 0-based). Handy to look at entries while working on the decoders.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::io::Write;
 
 use chrono::TimeZone;
+use cloud_logging::Verbosity;
 use render::{CapturedPacket, Interface, Translator, TranslatorSettings};
-use sidecar_core::config::Verbosity;
 
 fn main() {
     let mut args = std::env::args().skip(1);

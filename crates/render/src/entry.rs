@@ -9,11 +9,11 @@ use analyze::community_id::CommunityId;
 use analyze::flow::FlowKind;
 use analyze::l7::App;
 use analyze::{DecodeError, Decoded, Link, Network, Transport};
+use cloud_logging::Severity;
+use cloud_logging::Verbosity;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::Serialize;
 use serde_json::value::RawValue;
-use sidecar_core::config::Verbosity;
-use sidecar_core::log::Severity;
 use wire::tcp::{Flags, TcpOption};
 use wire::{arp, dns, icmpv4, icmpv6, ipv4, ipv6, tcp, tls, udp};
 
@@ -109,7 +109,7 @@ pub(crate) struct Entry<'a> {
     pub message: &'a str,
     pub severity: Severity,
     /// Trace of the HTTP exchange this packet belongs to.
-    pub trace: Option<&'a analyze::http::Trace>,
+    pub trace: Option<&'a analyze::http1::Trace>,
     pub redact: &'a crate::redact::Redactor,
 }
 
@@ -250,7 +250,7 @@ impl Serialize for Entry<'_> {
                         },
                     )?;
                 }
-                if msg.kind == analyze::http::Kind::Response && msg.error.is_none() {
+                if msg.kind == analyze::http1::Kind::Response && msg.error.is_none() {
                     let ips = d.ip_addrs();
                     m.serialize_entry(
                         f::HTTP_REQUEST,
@@ -1491,7 +1491,7 @@ impl Serialize for Labels<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let st = self.settings;
         let mut m = s.serialize_map(None)?;
-        m.serialize_entry(f::LABEL_SIDECAR, sidecar_core::log::SIDECAR_LABEL)?;
+        m.serialize_entry(f::LABEL_SIDECAR, cloud_logging::SIDECAR_LABEL)?;
         m.serialize_entry(f::LABEL_MODULE, f::MODULE)?;
         if self.debug {
             m.serialize_entry(f::LABEL_TOOL, f::TOOL)?;

@@ -5,7 +5,7 @@
 use std::fmt::Write;
 use std::net::IpAddr;
 
-use analyze::http::{Kind, Message, Trace};
+use analyze::http1::{Kind, Message, Trace};
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
@@ -198,7 +198,7 @@ struct ErrorJson<'a> {
 /// HTTP/2 alike.
 pub(crate) struct HttpRequestJson<'a> {
     /// The request this response answers, when it was seen.
-    pub request: Option<&'a analyze::http::RequestInfo>,
+    pub request: Option<&'a analyze::http1::RequestInfo>,
     pub status: u16,
     /// Bytes of the response, when known.
     pub response_size: Option<u64>,

@@ -4,7 +4,7 @@
 //! values are redacted here (see [`crate::redact`]); fields whose name HPACK could not
 //! resolve never carry a value (the analyser drops it).
 //!
-//! Severity (chosen here, documented in `API.md`): a response `:status` 4xx is WARNING and
+//! Severity (chosen here, documented in `docs/json.md`): a response `:status` 4xx is WARNING and
 //! 5xx ERROR, as for HTTP/1.1; a non-zero `grpc-status` is ERROR; a
 //! RST_STREAM or GOAWAY with a non-zero error code is WARNING, or ERROR when the code means
 //! a broken peer (PROTOCOL_ERROR, INTERNAL_ERROR, FLOW_CONTROL_ERROR, FRAME_SIZE_ERROR,
@@ -14,9 +14,9 @@
 use std::fmt::Write;
 
 use analyze::http2::{self, FrameInfo, FrameType, Headers, Role, Segment};
+use cloud_logging::Severity;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::Serialize;
-use sidecar_core::log::Severity;
 
 use crate::http::duration;
 use crate::redact::Redactor;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use analyze::l7::{self, App};
 use analyze::table::{self, FlowState, FlowTable};
 use analyze::{community_id, decode, FlowKey, Layer, Transport};
-use sidecar_core::log::Severity;
+use cloud_logging::Severity;
 
 use crate::entry::{Cached, Entry, FlowFacts};
 use crate::limits::{Counter, Limits};
@@ -327,7 +327,7 @@ impl Drop for Translator {
     }
 }
 
-/// Severity (API.md): WARNING for TCP RST, ICMP errors and HTTP 4xx; ERROR for HTTP 5xx and
+/// Severity (`docs/json.md`): WARNING for TCP RST, ICMP errors and HTTP 4xx; ERROR for HTTP 5xx and
 /// analysis errors (HTTP messages that cannot be parsed included); HTTP/2 adds gRPC status
 /// and RST_STREAM/GOAWAY codes (see [`crate::http2`]).
 fn severity(d: &analyze::Decoded<'_>, facts: &FlowFacts, app: &App<'_>) -> Severity {
@@ -344,7 +344,7 @@ fn severity(d: &analyze::Decoded<'_>, facts: &FlowFacts, app: &App<'_>) -> Sever
         if m.error.is_some() {
             return Severity::Error;
         }
-        if m.kind == analyze::http::Kind::Response {
+        if m.kind == analyze::http1::Kind::Response {
             match m.code {
                 500..=599 => return Severity::Error,
                 400..=499 => return Severity::Warning,

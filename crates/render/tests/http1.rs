@@ -16,12 +16,14 @@
 //! - 102–115 header block split in `Authoriza|tion:` across 105 and 107 (traceparent
 //!   `7777…-8888…-01`) → 200 109.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::net::IpAddr;
 
 use chrono::TimeZone;
+use cloud_logging::Verbosity;
 use render::{fields as f, CapturedPacket, Interface, Translator, TranslatorSettings};
 use serde_json::Value;
-use sidecar_core::config::Verbosity;
 
 mod common;
 

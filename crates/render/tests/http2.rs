@@ -3,13 +3,15 @@
 //! references. JSON is checked field by field after parsing; secrets are checked against
 //! the raw output bytes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::net::IpAddr;
 
 use analyze::hpack::encode_literal;
 use chrono::TimeZone;
+use cloud_logging::Verbosity;
 use render::{fields as f, CapturedPacket, Interface, Translator, TranslatorSettings};
 use serde_json::Value;
-use sidecar_core::config::Verbosity;
 
 mod common;
 

@@ -4,9 +4,11 @@
 //! deterministic pseudo-random corpus on every link type. This is the stable-toolchain
 //! companion of the `cargo fuzz` target in `fuzz/`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use chrono::TimeZone;
+use cloud_logging::Verbosity;
 use render::{fields as f, CapturedPacket, Interface, Translator, TranslatorSettings};
-use sidecar_core::config::Verbosity;
 
 const CAPTURES: [(&str, &[u8]); 5] = [
     ("veth", include_bytes!("../../wire/testdata/veth.pcap")),

@@ -1,13 +1,15 @@
 //! Translates the real captures of `crates/wire/testdata/` and checks the JSON field by
 //! field (deserialised into `serde_json::Value`, never by substring).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::net::IpAddr;
 
 use chrono::TimeZone;
+use cloud_logging::Severity;
+use cloud_logging::Verbosity;
 use render::{fields as f, CapturedPacket, Interface, Translator, TranslatorSettings};
 use serde_json::Value;
-use sidecar_core::config::Verbosity;
-use sidecar_core::log::Severity;
 
 const VETH: &[u8] = include_bytes!("../../wire/testdata/veth.pcap");
 const SLL2: &[u8] = include_bytes!("../../wire/testdata/any-sll2.pcap");

@@ -1,6 +1,7 @@
-//! The start of every daemon's `main`: flags and environment → [`Config`], logging set up,
-//! and a bad configuration reported (one line per variable) with exit code 2 before anything
-//! runs.
+//! Every daemon's `main` in one function, [`run`]: flags and environment → [`Config`],
+//! logging set up, a bad configuration reported (one line per variable) with exit code 2
+//! before anything runs, then the daemon's typed settings, shutdown handling, its run, and
+//! the exit code (0 clean, 2 bad configuration, 1 runtime failure).
 
 use clap::{ArgMatches, Command};
 use serde::Serialize;
@@ -8,7 +9,105 @@ use serde::Serialize;
 use crate::config::{self, Config, Daemon, VARS};
 use crate::exit;
 use crate::log::{self, Severity};
+use crate::shutdown::Shutdown;
 use crate::version;
+
+/// Why a daemon stops with a non-zero exit code.
+#[derive(Debug)]
+pub struct Failure {
+    /// The exit code ([`exit::FAILURE`] unless the error says otherwise).
+    pub code: i32,
+    /// What went wrong, with its context; `None` when the daemon has already logged it (an
+    /// event line with fields of its own).
+    pub error: Option<anyhow::Error>,
+}
+
+impl Failure {
+    /// `error` ends the daemon with `code`.
+    pub fn new(code: i32, error: impl Into<anyhow::Error>) -> Self {
+        Failure {
+            code,
+            error: Some(error.into()),
+        }
+    }
+
+    /// Ends the daemon with `code` after its own report line.
+    pub fn reported(code: i32) -> Self {
+        Failure { code, error: None }
+    }
+}
+
+/// Any error is a runtime failure (exit 1) unless built with [`Failure::new`].
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(error: E) -> Self {
+        Failure::new(exit::FAILURE, error)
+    }
+}
+
+#[derive(Serialize)]
+struct FailureLine {
+    /// Each cause, outermost first.
+    error_chain: Vec<String>,
+    exit_code: i32,
+}
+
+/// A daemon's whole `main`: [`start`], then `settings` from the configuration and the
+/// daemon's own flags, SIGTERM/SIGINT handling, `body`, and the process exits with the code
+/// `body` returns, or with a failure's code after one line carrying the error chain: ERROR
+/// for settings (like a bad variable), CRITICAL for a failed run.
+pub fn run<S>(
+    module: &'static str,
+    command: Command,
+    settings: impl FnOnce(Config, &ArgMatches) -> Result<S, Failure>,
+    body: impl FnOnce(S, &Shutdown) -> Result<i32, Failure>,
+) -> ! {
+    let (config, matches) = start(module, command);
+    let code = match settings(config, &matches) {
+        Err(failure) => report(Severity::Error, failure),
+        Ok(settings) => {
+            let outcome = Shutdown::install()
+                .map_err(|e| Failure::from(anyhow::Error::new(e).context("cannot handle signals")))
+                .and_then(|shutdown| body(settings, &shutdown));
+            match outcome {
+                Ok(code) => code,
+                Err(failure) => report(Severity::Critical, failure),
+            }
+        }
+    };
+    std::process::exit(code)
+}
+
+/// Logs `failure` (unless already reported) and returns its exit code.
+fn report(severity: Severity, failure: Failure) -> i32 {
+    if let Some(error) = &failure.error {
+        log::event(
+            severity,
+            &chain_message(error),
+            &FailureLine {
+                error_chain: error.chain().map(ToString::to_string).collect(),
+                exit_code: failure.code,
+            },
+        );
+    }
+    failure.code
+}
+
+/// The error and its causes joined with ": ", outermost first. A cause whose text its outer
+/// error already quotes (a `thiserror` message with `{source}` in it) is not repeated.
+fn chain_message(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
+}
 
 /// Set by pcap-init in its children's environment: it has already warned about unknown
 /// variables, so the children (which inherit the same environment) stay quiet.
@@ -126,6 +225,29 @@ mod tests {
 
     fn check(names: &[&str]) -> Vec<(String, Option<&'static str>)> {
         unknown_variables(names.iter().map(|n| n.to_string()))
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot read {path}: {source}")]
+    struct Quoting {
+        path: &'static str,
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_failure_line_names_every_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let error = anyhow::Error::new(Quoting {
+            path: "/x",
+            source: io,
+        })
+        .context("init stopped");
+        assert_eq!(
+            chain_message(&error),
+            "init stopped: cannot read /x: no such file"
+        );
+        let plain = anyhow::anyhow!("inner").context("middle").context("outer");
+        assert_eq!(chain_message(&plain), "outer: middle: inner");
     }
 
     #[test]

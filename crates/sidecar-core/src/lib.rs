@@ -3,7 +3,9 @@
 //! - [`config`]: environment and flags → one validated [`config::Config`].
 //! - [`log`]: Cloud Logging structured lines on stdout.
 //! - [`schedule`]: crontab expressions (5 or 6 fields) with crontab's day numbering.
-//! - [`naming`]: capture file names (`<iface>_part_<YYYYMMDDTHHMMSS>Z.<ext>`).
+//! - [`naming`]: capture file names (`<iface>_part_<YYYYMMDDTHHMMSS>Z.<ext>`);
+//!   [`rotating`]: the rotating capture-file core that allocates them, opens, rotates and
+//!   closes files.
 //! - [`bucket`]: the object path `PREFIX/PROJECT/SERVICE/REGION/REVISION/TIMESTAMP/INSTANCE`.
 //! - [`readiness`]: the capture-ready signal `tcpdumpw` raises and `hc-probe` reads.
 //! - [`shutdown`]: SIGTERM/SIGINT as a value threads can wait on; [`deadline`]: the one
@@ -12,8 +14,6 @@
 //! - [`version`]: version, git revision and build date stamped at build time.
 //! - [`drops`]: the drop journal that gives each capture file's drops to the manifest.
 //! - [`private`]: capture files 0600, their directories 0700 (umask 077).
-
-#![deny(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod bucket;
 pub mod config;
@@ -25,6 +25,7 @@ pub mod log;
 pub mod naming;
 pub mod private;
 pub mod readiness;
+pub mod rotating;
 pub mod schedule;
 pub mod shutdown;
 pub mod version;

@@ -10,47 +10,13 @@
 //! written with a single `write_all` under the stdout lock, so lines never interleave.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-/// The `sidecar` label on every line.
-pub const SIDECAR_LABEL: &str = "pcap-sidecar";
-/// Key of the labels object Cloud Logging lifts into the entry's labels.
-pub const LABELS_KEY: &str = "logging.googleapis.com/labels";
-
-/// Cloud Logging severities, lowest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Severity {
-    /// Detail for debugging.
-    Debug,
-    /// Routine information.
-    Info,
-    /// Normal but significant: start-up, shutdown, where files go.
-    Notice,
-    /// Something may be wrong; the sidecar carries on.
-    Warning,
-    /// An operation failed.
-    Error,
-    /// The sidecar cannot do its job.
-    Critical,
-}
-
-impl Severity {
-    /// The name Cloud Logging expects in `severity`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Debug => "DEBUG",
-            Severity::Info => "INFO",
-            Severity::Notice => "NOTICE",
-            Severity::Warning => "WARNING",
-            Severity::Error => "ERROR",
-            Severity::Critical => "CRITICAL",
-        }
-    }
-}
+pub use cloud_logging::{Severity, LABELS_KEY, SIDECAR_LABEL};
 
 struct Logger {
     module: &'static str,
@@ -58,6 +24,14 @@ struct Logger {
 }
 
 static LOGGER: OnceLock<Logger> = OnceLock::new();
+
+/// Set when stdout carries data (pcapd's `--read` writes packet lines there).
+static TO_STDERR: AtomicBool = AtomicBool::new(false);
+
+/// Sends this process's log lines to stderr from now on.
+pub fn to_stderr() {
+    TO_STDERR.store(true, Ordering::Relaxed);
+}
 
 /// Sets the module label of this process's lines and whether DEBUG lines are written.
 /// Later calls are ignored: the first configuration wins.
@@ -136,7 +110,11 @@ pub fn event<F: Serialize + ?Sized>(severity: Severity, message: &str, fields: &
     let mut line = format_line(logger.module, severity, message, fields, chrono::Utc::now());
     line.push('\n');
     // A closed stdout must not take the daemon down; there is nowhere else to report it.
-    let _ = std::io::stdout().lock().write_all(line.as_bytes());
+    let _ = if TO_STDERR.load(Ordering::Relaxed) {
+        std::io::stderr().lock().write_all(line.as_bytes())
+    } else {
+        std::io::stdout().lock().write_all(line.as_bytes())
+    };
 }
 
 /// A DEBUG line without fields.

@@ -52,10 +52,16 @@ impl CaptureFileName {
     /// The first name at or after `self.seq` that does not exist in `dir`: files are never
     /// truncated by a later capture that starts in the same second.
     pub fn unused_in(mut self, dir: &Path) -> Self {
-        while dir.join(self.to_string()).exists() || dir.join(self.gzipped().to_string()).exists() {
+        while self.is_taken_in(dir) {
             self.seq += 1;
         }
         self
+    }
+
+    /// Whether `dir` holds a file of this name, plain or gzipped (exported files are
+    /// compressed in place first).
+    pub fn is_taken_in(&self, dir: &Path) -> bool {
+        dir.join(self.to_string()).exists() || dir.join(self.gzipped().to_string()).exists()
     }
 
     /// Parses a file name (not a path). `None` for files that are not the project's.

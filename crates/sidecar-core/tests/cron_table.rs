@@ -20,6 +20,8 @@
 //! Each run is searched from the previous one, as tcpdumpw does. Times are RFC 3339 with the
 //! local offset, which also shows on which side of a transition a run falls.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use chrono::{DateTime, FixedOffset};
 use chrono_tz::Tz;
 use sidecar_core::schedule::CronSchedule;

@@ -4,6 +4,8 @@
 //! document cites the project's private planning notes ("CONTRACT §N", "issue N"), which
 //! are not in the repository.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 

@@ -12,16 +12,19 @@
 //!   `.pcap` files (`--write-pcap=true`), with tcpdump's names, rotation and format.
 //! - [`NameGuard`]: a file name is never reused. tcpdump opens its file with truncation, and
 //!   its name has one-second resolution, so a capture of an interface is only (re)started in
-//!   a second later than the one its previous tcpdump ended in, and whose name is free.
+//!   a second later than the one its previous tcpdump ended in, and whose name is free. It is
+//!   the name rule of `sidecar_core::rotating::RotatingFile` (remember the last name, never
+//!   take one in the directory) for files whose names tcpdump picks itself, where no `-n`
+//!   suffix can be added.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use child_process::{ChildSpec, StreamHandling};
 use chrono::{DateTime, SubsecRound, Utc};
 use nix::sys::signal::Signal;
 use sidecar_core::naming::{tcpdump_template, CaptureFileName};
-use supervise::{ChildSpec, StreamHandling};
 
 /// Variables pcapd must not apply itself: tcpdumpw hands it the final filter (`--filter`),
 /// and schedules and stops it (its own `PCAP_TIMEOUT_SECS` would end it, and the exit would
@@ -248,9 +251,7 @@ impl NameGuard {
             // The fixed name gets a `-<n>` suffix when taken: no need to wait.
             return true;
         }
-        let name = CaptureFileName::new(iface, now.trunc_subsecs(0), &settings.ext);
-        !settings.dir.join(name.to_string()).exists()
-            && !settings.dir.join(name.gzipped().to_string()).exists()
+        !CaptureFileName::new(iface, now.trunc_subsecs(0), &settings.ext).is_taken_in(&settings.dir)
     }
 }
 

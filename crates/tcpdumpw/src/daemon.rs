@@ -1,7 +1,7 @@
 //! The orchestrator loop behind [`crate::run`].
 //!
 //! One thread owns every child. It sleeps on the channel that receives the children's output
-//! lines (the supervise tap), which is also woken by SIGCHLD and by the shutdown request, so a
+//! lines (the child-process tap), which is also woken by SIGCHLD and by the shutdown request, so a
 //! child's exit or a "listening on" line is handled at once; a short tick bounds the sleep for
 //! schedules, rescans and restarts that are due.
 
@@ -12,7 +12,8 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bpf_filter::{ExcludedEndpoint, FilterPlan, ResolvedHost, SystemResolver};
+use bpf_filter::{ExcludedEndpoint, FilterPlan, FilterSpec, ResolvedHost, SystemResolver};
+use child_process::{ChildSpec, Event, OutputLine, State, Stream, Supervised};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use sidecar_core::config::Config;
@@ -21,7 +22,6 @@ use sidecar_core::log::{self, Severity};
 use sidecar_core::naming::CaptureFileName;
 use sidecar_core::readiness::{self, Readiness, ReadySignal};
 use sidecar_core::shutdown::Shutdown;
-use supervise::{ChildSpec, Event, OutputLine, State, Stream, Supervised};
 
 use crate::capture::{self, CaptureSettings, NameGuard};
 use crate::ifaces::{self, Choice};
@@ -37,7 +37,7 @@ const TICK: Duration = Duration::from_millis(250);
 /// A file is idle once this many seconds past its rotation period without being rotated.
 const IDLE_SLACK_SECS: i64 = 2;
 /// Size of a pcap file without packets (the global header).
-const PCAP_HEADER_BYTES: u64 = 24;
+const PCAP_HEADER_BYTES: u64 = wire::pcapfile::GLOBAL_HEADER_LEN as u64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -239,8 +239,9 @@ pub(crate) fn run(
     options: RunOptions,
 ) -> Result<Summary, Error> {
     let env = |name: &str| std::env::var(name).ok();
-    let endpoints = bpf_filter::self_endpoints(config, &env)?;
-    let plan = bpf_filter::build(config, &endpoints, &SystemResolver)?;
+    let spec = FilterSpec::from(config);
+    let endpoints = bpf_filter::self_endpoints(&spec, &env)?;
+    let plan = bpf_filter::build(&spec, &endpoints, &SystemResolver)?;
     log::event(Severity::Notice, FILTER_MESSAGE, &plan);
 
     let detection = packet_socket::detect(config.compat);
@@ -634,7 +635,7 @@ impl Daemon<'_> {
             .values_mut()
             .flat_map(|c| c.children.iter_mut().map(|child| &mut child.process))
             .collect();
-        let exits = supervise::stop_all(&mut processes, grace);
+        let exits = child_process::stop_all(&mut processes, grace);
         let now = Utc::now();
         let mut index = 0;
         for (iface, capture) in &captures {
@@ -930,10 +931,11 @@ impl Daemon<'_> {
     /// addresses changed. A resolver failure keeps the current filter.
     fn refresh_filter(&mut self) {
         self.last_refresh = Instant::now();
-        match self
-            .plan
-            .refresh(self.config, &self.endpoints, &SystemResolver)
-        {
+        match self.plan.refresh(
+            &FilterSpec::from(self.config),
+            &self.endpoints,
+            &SystemResolver,
+        ) {
             Ok(Some(plan)) => {
                 log::event(
                     Severity::Notice,

@@ -11,9 +11,8 @@
 //! on shutdown stops every child with SIGTERM so the last files are complete. `docs/tcpdumpw.md`
 //! describes the behaviour for users.
 
-#![deny(clippy::unwrap_used, clippy::expect_used)]
-
 pub mod capture;
+pub mod cli;
 mod daemon;
 pub mod ifaces;
 pub mod runs;
@@ -21,13 +20,13 @@ pub mod runs;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bpf_filter::{FilterError, FilterPlan, Resolver};
+use bpf_filter::{FilterError, FilterPlan, FilterSpec, Resolver};
+use child_process::RestartPolicy;
 use serde::Serialize;
 use sidecar_core::config::Config;
 use sidecar_core::exit;
 use sidecar_core::log::{self, Severity};
 use sidecar_core::shutdown::Shutdown;
-use supervise::RestartPolicy;
 
 /// Message of the line that reports the capture filter.
 pub const FILTER_MESSAGE: &str = "effective capture filter";
@@ -45,8 +44,9 @@ pub fn capture_filter(
     env: &dyn Fn(&str) -> Option<String>,
     resolver: &dyn Resolver,
 ) -> Result<FilterPlan, FilterError> {
-    let endpoints = bpf_filter::self_endpoints(config, env)?;
-    bpf_filter::build(config, &endpoints, resolver)
+    let spec = FilterSpec::from(config);
+    let endpoints = bpf_filter::self_endpoints(&spec, env)?;
+    bpf_filter::build(&spec, &endpoints, resolver)
 }
 
 #[derive(Serialize)]

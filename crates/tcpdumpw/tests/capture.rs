@@ -3,7 +3,7 @@
 //! environment and a temporary capture directory, sends traffic between the namespaces only,
 //! and reads the `.pcap` files back with `tshark`/`capinfos`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -191,76 +191,37 @@ fn echo_requests_to(packets: &[Packet], dst: &str) -> usize {
 
 /// Reads a capture file with tshark; fails the test if tshark finds it damaged.
 fn read_packets(file: &Path) -> Vec<Packet> {
-    let output = Command::new("tshark")
-        .args(["-n", "-r"])
-        .arg(file)
-        .args(["-T", "fields", "-E", "separator=/t"])
-        .args(["-e", "frame.time_epoch", "-e", "frame.protocols"])
-        .args([
-            "-e",
+    testbed::tshark::field_lines(
+        file,
+        &[
+            "frame.time_epoch",
+            "frame.protocols",
             "ip.src",
-            "-e",
             "ip.dst",
-            "-e",
             "tcp.srcport",
-            "-e",
             "tcp.dstport",
-        ])
-        .args([
-            "-e",
             "udp.srcport",
-            "-e",
             "udp.dstport",
-            "-e",
             "tcp.flags.syn",
-        ])
-        .args(["-e", "icmp.type"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success()
-            && !stderr.contains("cut short")
-            && !stderr.contains("appears to be damaged"),
-        "tshark cannot read {}: {stderr}",
-        file.display()
-    );
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| {
-            let f: Vec<&str> = line.split('\t').collect();
-            let field = |i: usize| f.get(i).copied().unwrap_or("");
-            Packet {
-                time: field(0).parse().unwrap(),
-                protocols: field(1).to_string(),
-                src: field(2).to_string(),
-                dst: field(3).to_string(),
-                ports: (4..8).filter_map(|i| field(i).parse().ok()).collect(),
-                syn: matches!(field(8), "1" | "True"),
-                icmp_type: field(9).split(',').next().and_then(|t| t.parse().ok()),
-            }
-        })
-        .collect()
-}
-
-fn ping(ns: &Netns, to: &str, count: u32) {
-    let output = ns
-        .command("ping")
-        .args([
-            "-n",
-            "-q",
-            "-c",
-            &count.to_string(),
-            "-i",
-            "0.05",
-            "-W",
-            "2",
-            to,
-        ])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "ping {to}: {output:?}");
+            "icmp.type",
+        ],
+    )
+    .unwrap()
+    .iter()
+    .map(|line| {
+        let f: Vec<&str> = line.split('\t').collect();
+        let field = |i: usize| f.get(i).copied().unwrap_or("");
+        Packet {
+            time: field(0).parse().unwrap(),
+            protocols: field(1).to_string(),
+            src: field(2).to_string(),
+            dst: field(3).to_string(),
+            ports: (4..8).filter_map(|i| field(i).parse().ok()).collect(),
+            syn: matches!(field(8), "1" | "True"),
+            icmp_type: field(9).split(',').next().and_then(|t| t.parse().ok()),
+        }
+    })
+    .collect()
 }
 
 /// A TCP connection attempt (the closed port answers RST: a SYN and a RST on the wire).
@@ -297,7 +258,7 @@ fn pcap_ports_keeps_only_traffic_of_those_ports() {
     let packets = capture_with("ports", &[("PCAP_PORTS", "8080")], |net| {
         tcp_attempt(net.app(), PEER, 8080);
         tcp_attempt(net.app(), PEER, 9090);
-        ping(net.app(), PEER, 2);
+        net.app().ping(PEER, 2).unwrap();
     });
     assert!(
         packets.iter().any(|p| p.syn && p.ports.contains(&8080)),
@@ -311,7 +272,7 @@ fn pcap_ports_keeps_only_traffic_of_those_ports() {
 #[test]
 fn pcap_l4_protos_icmp_keeps_only_icmp() {
     let packets = capture_with("icmp", &[("PCAP_L4_PROTOS", "icmp")], |net| {
-        ping(net.app(), PEER, 3);
+        net.app().ping(PEER, 3).unwrap();
         tcp_attempt(net.app(), PEER, 8080);
     });
     assert_eq!(echo_requests_to(&packets, PEER), 3, "{packets:?}");
@@ -327,8 +288,8 @@ fn pcap_l4_protos_icmp_keeps_only_icmp() {
 fn pcap_ipv4_keeps_only_those_addresses() {
     let env = [("PCAP_IPV4", PEER2), ("PCAP_L4_PROTOS", "tcp,udp,icmp")];
     let packets = capture_with("ipv4", &env, |net| {
-        ping(net.app(), PEER, 2);
-        ping(net.app(), PEER2, 2);
+        net.app().ping(PEER, 2).unwrap();
+        net.app().ping(PEER2, 2).unwrap();
     });
     assert_eq!(echo_requests_to(&packets, PEER2), 2, "{packets:?}");
     for packet in &packets {
@@ -448,7 +409,7 @@ fn a_killed_tcpdump_is_restarted_and_capture_continues_without_truncation() {
     let env = [("PCAP_ROTATE_SECS", "0"), ("PCAP_L4_PROTOS", "icmp")];
     let mut sidecar = Sidecar::start(net.app(), &env, &[]);
     sidecar.wait_ready();
-    ping(net.app(), PEER, 3);
+    net.app().ping(PEER, 3).unwrap();
     let pids = tcpdump_pids(sidecar.pid());
     assert_eq!(pids.len(), 1, "{pids:?}");
     nix::sys::signal::kill(
@@ -460,7 +421,7 @@ fn a_killed_tcpdump_is_restarted_and_capture_continues_without_truncation() {
     sidecar.wait_log("listening on eth0", 2);
     let again = tcpdump_pids(sidecar.pid());
     assert!(again.len() == 1 && again != pids, "{again:?}");
-    ping(net.app(), PEER2, 3);
+    net.app().ping(PEER2, 3).unwrap();
     assert!(sidecar.terminate().success());
 
     let files = sidecar.files();
@@ -500,7 +461,7 @@ fn an_existing_file_name_is_never_reused() {
     let mut command = net.app().command(env!("CARGO_BIN_EXE_tcpdumpw"));
     let mut sidecar = Sidecar::spawn(&mut command, dir, &[("PCAP_L4_PROTOS", "icmp")], &[]);
     sidecar.wait_ready();
-    ping(net.app(), PEER, 2);
+    net.app().ping(PEER, 2).unwrap();
     assert!(sidecar.terminate().success());
     for path in &planted {
         assert_eq!(std::fs::read(path).unwrap(), b"earlier capture", "{path:?}");
@@ -718,7 +679,7 @@ fn interfaces_that_appear_later_are_captured() {
             .is_ok_and(|s| s.success())
     })
     .unwrap();
-    ping(net.app(), "198.51.101.2", 3);
+    net.app().ping("198.51.101.2", 3).unwrap();
     assert!(sidecar.terminate().success());
     let eth1: Vec<Packet> = sidecar
         .files()
@@ -770,13 +731,13 @@ fn pcap_hosts_are_resolved_again_and_the_filter_follows() {
     let env = [("PCAP_HOSTS", "peer.test"), ("PCAP_L4_PROTOS", "icmp")];
     let mut sidecar = Sidecar::start(net.app(), &env, &["--hosts-refresh-secs=1"]);
     sidecar.wait_ready();
-    ping(net.app(), PEER, 3);
-    ping(net.app(), PEER2, 3);
+    net.app().ping(PEER, 3).unwrap();
+    net.app().ping(PEER2, 3).unwrap();
     hosts.write(&format!("127.0.0.1 localhost\n{PEER2} peer.test\n"));
     sidecar.wait_log("capture filter changed", 1);
     sidecar.wait_log("listening on eth0", 2);
-    ping(net.app(), PEER, 3);
-    ping(net.app(), PEER2, 3);
+    net.app().ping(PEER, 3).unwrap();
+    net.app().ping(PEER2, 3).unwrap();
     assert!(sidecar.terminate().success());
 
     let change = &sidecar.lines()[sidecar.find("capture filter changed").unwrap()];
@@ -818,7 +779,7 @@ fn json_output_runs_pcapd_beside_tcpdump_with_the_same_filter() {
     let ready = sidecar.find(tcpdumpw::READY_MESSAGE).unwrap();
     assert!(sidecar.find("listening on eth0").unwrap() < ready);
     assert!(sidecar.find("capture ready on eth0").unwrap() < ready);
-    ping(net.app(), PEER, 3);
+    net.app().ping(PEER, 3).unwrap();
     tcp_attempt(net.app(), PEER, 8080);
     let status = sidecar.terminate();
     assert!(status.success(), "{}", sidecar.log_text());
@@ -863,13 +824,13 @@ fn a_timeout_without_cron_is_a_one_shot_capture_and_the_process_stays_up() {
     let mut sidecar = Sidecar::start(net.app(), &env, &[]);
     sidecar.wait_ready();
     let started = Instant::now();
-    ping(net.app(), PEER, 2);
+    net.app().ping(PEER, 2).unwrap();
     sidecar.wait_log("one-shot capture complete", 1);
     assert!(started.elapsed() < Duration::from_secs(5));
     // After the capture: no tcpdump, but tcpdumpw is alive and still ready (as the original
     // kept its health port open), and what it sends now is not captured.
     assert!(tcpdump_pids(sidecar.pid()).is_empty());
-    ping(net.app(), PEER, 3);
+    net.app().ping(PEER, 3).unwrap();
     assert!(
         sidecar.child.try_wait().unwrap().is_none(),
         "tcpdumpw exited"
@@ -931,7 +892,7 @@ fn a_file_left_open_by_a_quiet_interface_is_closed_after_its_period() {
     let env = [("PCAP_ROTATE_SECS", "2"), ("PCAP_L4_PROTOS", "icmp")];
     let mut sidecar = Sidecar::start(net.app(), &env, &[]);
     sidecar.wait_ready();
-    ping(net.app(), PEER, 3);
+    net.app().ping(PEER, 3).unwrap();
     // Quiet from now on: tcpdump alone would never rotate (it rotates on a packet).
     sidecar.wait_log("closing the idle capture file", 1);
     sidecar.wait_log("listening on eth0", 2);
@@ -966,7 +927,7 @@ fn issue_14_capture_and_json_files_are_0600_in_a_0700_directory() {
     let pcapd_flag = format!("--pcapd={}", pcapd.display());
     let mut sidecar = Sidecar::start(net.app(), &env, &[&pcapd_flag]);
     sidecar.wait_ready();
-    ping(net.app(), PEER, 3);
+    net.app().ping(PEER, 3).unwrap();
     let status = sidecar.terminate();
     assert!(status.success(), "{}", sidecar.log_text());
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
@@ -1001,7 +962,7 @@ fn issue_14_a_killed_tcpdumpw_leaves_no_capture_running() {
     let pcapd_flag = format!("--pcapd={}", pcapd.display());
     let mut sidecar = Sidecar::start(net.app(), &env, &[&pcapd_flag]);
     sidecar.wait_ready();
-    ping(net.app(), PEER, 2);
+    net.app().ping(PEER, 2).unwrap();
     let parent = sidecar.child.id();
     let children: Vec<u32> = Command::new("pgrep")
         .args(["-P", &parent.to_string()])

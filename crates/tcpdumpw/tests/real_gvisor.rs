@@ -10,7 +10,7 @@
 //! `SKIPPED` with the reason; a missing `runsc` is a failure (`scripts/install-deps`
 //! installs it).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -11,7 +11,7 @@
 //! - `PCAP_COMPAT=true` forces the path on a normal kernel (rotation into several files);
 //! - snap length 0 is refused on the path, naming `PCAP_SNAPSHOT_LENGTH`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -166,24 +166,9 @@ impl Sidecar {
 
 /// (last protocol, UDP destination port) of each packet; tshark must read the file whole.
 fn tshark_rows(file: &Path) -> Vec<(String, String)> {
-    let output = Command::new("tshark")
-        .args(["-n", "-r"])
-        .arg(file)
-        .args(["-T", "fields", "-E", "separator=/t"])
-        .args(["-e", "frame.protocols", "-e", "udp.dstport"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success()
-            && !stderr.contains("cut short")
-            && !stderr.contains("appears to be damaged"),
-        "tshark cannot read {}: {stderr}",
-        file.display()
-    );
-    String::from_utf8(output.stdout)
+    testbed::tshark::field_lines(file, &["frame.protocols", "udp.dstport"])
         .unwrap()
-        .lines()
+        .iter()
         .map(|line| {
             let mut fields = line.split('\t');
             let protocols = fields.next().unwrap_or("");
@@ -255,13 +240,7 @@ fn traffic(net: &TestNet, count: usize) {
             }
         })
         .unwrap();
-    let ping = net
-        .peer()
-        .command("ping")
-        .args(["-n", "-q", "-c", "3", "-i", "0.05", "-W", "2", APP])
-        .output()
-        .unwrap();
-    assert!(ping.status.success(), "{ping:?}");
+    net.peer().ping(APP, 3).unwrap();
     // Let the last packets reach both captures before they are stopped.
     std::thread::sleep(Duration::from_millis(300));
     drop(receivers);

@@ -2,7 +2,7 @@
 //! `testbed::gvisor`): no packet rings, no kernel socket filters. For reproducing Cloud Run
 //! gen1 by hand, e.g. `gvisor-limits tcpdump -i eth0` or `gvisor-limits tcpdumpw`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::os::unix::process::CommandExt;
 use std::process::Command;

@@ -8,12 +8,18 @@
 //! - [`gvisor`]: gVisor's capture limits (no packet rings, no kernel filters) reproduced
 //!   with seccomp.
 //! - [`daemon_cli`]: `--version`, `--help` and the first log line of a daemon binary.
+//! - Generated traffic: [`rng::Rng`] (deterministic random numbers), [`synth`] (mixed and
+//!   HTTP-heavy captures with correct checksums, for pcapd), [`pcapgen`] (captures that
+//!   compress like real ones, for the exporter).
+//! - [`tshark`]: capture files read back by tshark, which must find them whole.
 //! - Small process helpers: [`ChildGuard`], [`free_port`], [`wait_until`], [`wait_for`], [`run`].
 //!
 //! Every helper undoes what it did when dropped (kills its processes, unmounts,
 //! deletes namespaces and temporary directories), and reports failures as
 //! [`Error`] values instead of panicking.
 
+// Assertions for test binaries: a failed check is a test failure, so it panics.
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 pub mod daemon_cli;
 mod error;
 mod fuse;
@@ -21,6 +27,10 @@ mod gcs;
 pub mod gvisor;
 mod metadata;
 mod netns;
+pub mod pcapgen;
+pub mod rng;
+pub mod synth;
+pub mod tshark;
 
 pub use error::{Error, Result};
 pub use fuse::{is_mounted, mount_fstype, FuseMount};

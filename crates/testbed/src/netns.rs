@@ -124,6 +124,17 @@ impl Netns {
         run(self.command(program).args(args))
     }
 
+    /// `count` pings from inside the namespace to `to`, 50 ms apart, each answered within
+    /// 2 s; fails unless every one is answered.
+    pub fn ping(&self, to: &str, count: u32) -> Result<()> {
+        let count = count.to_string();
+        self.run(
+            "ping",
+            ["-n", "-q", "-c", &count, "-i", "0.05", "-W", "2", to],
+        )?;
+        Ok(())
+    }
+
     /// Runs `ip -n <name> args...` (configuration without entering the namespace).
     fn ip<const N: usize>(&self, args: [&str; N]) -> Result<Output> {
         run(Command::new("ip").args(["-n", &self.name]).args(args))

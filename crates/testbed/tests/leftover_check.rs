@@ -1,7 +1,7 @@
 //! `leftover-check` names what a command left behind, removes it, and fails; a clean
 //! command passes with its own exit code.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::process::Command;
 

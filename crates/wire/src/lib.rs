@@ -13,7 +13,7 @@
 //! Link layers: [`ethernet`] (with 802.1Q/QinQ tags), [`sll`], [`sll2`], [`null`]
 //! (BSD loopback). Network: [`arp`], [`ipv4`], [`ipv6`]. Transport: [`tcp`], [`udp`],
 //! [`icmpv4`], [`icmpv6`]. Application: [`dns`], [`tls`]. [`pcapfile`] reads classic pcap
-//! files from memory (tests, tools).
+//! files from memory (tests, tools) and writes their headers.
 
 #![cfg_attr(
     not(test),

@@ -1,14 +1,50 @@
-//! Classic pcap files read from memory: the global header (link type, time resolution,
-//! byte order) and an iterator over records. For tests and tools; `pcapd --read` uses
-//! libpcap. Records whose length runs past the file end the iteration with an error.
+//! Classic pcap files: read from memory (the global header's link type, time resolution and
+//! byte order, and an iterator over records; for tests and tools, `pcapd --read` uses
+//! libpcap), and the one writer of their headers ([`global_header`], [`record_header`]) that
+//! pcapd's own `.pcap` files and the tests' generated captures share. Records whose length
+//! runs past the file end the iteration with an error.
 
 use crate::bytes::slice;
 use crate::{Error, ErrorKind, Result};
 
-const MAGIC_MICRO: u32 = 0xa1b2_c3d4;
+/// Magic number of classic pcap with microsecond timestamps.
+pub const MAGIC_MICRO: u32 = 0xa1b2_c3d4;
 const MAGIC_NANO: u32 = 0xa1b2_3c4d;
-const GLOBAL_LEN: usize = 24;
-const RECORD_LEN: usize = 16;
+/// Bytes of the global header: the size of a file without packets.
+pub const GLOBAL_HEADER_LEN: usize = 24;
+/// Bytes of a record header.
+pub const RECORD_HEADER_LEN: usize = 16;
+
+/// The global header of a classic pcap file as libpcap and tcpdump write it: version 2.4,
+/// microsecond timestamps, native byte order.
+pub fn global_header(snaplen: u32, linktype: u32) -> [u8; GLOBAL_HEADER_LEN] {
+    let [m0, m1, m2, m3] = MAGIC_MICRO.to_ne_bytes();
+    let [v0, v1] = 2u16.to_ne_bytes();
+    let [v2, v3] = 4u16.to_ne_bytes();
+    let [s0, s1, s2, s3] = snaplen.to_ne_bytes();
+    let [l0, l1, l2, l3] = linktype.to_ne_bytes();
+    // Bytes 8..16, time zone offset and timestamp accuracy, are always 0.
+    [
+        m0, m1, m2, m3, v0, v1, v2, v3, 0, 0, 0, 0, 0, 0, 0, 0, s0, s1, s2, s3, l0, l1, l2, l3,
+    ]
+}
+
+/// A record header matching [`global_header`]: seconds, microseconds, captured length,
+/// original length.
+pub fn record_header(
+    ts_sec: u32,
+    ts_usec: u32,
+    caplen: u32,
+    orig_len: u32,
+) -> [u8; RECORD_HEADER_LEN] {
+    let [a0, a1, a2, a3] = ts_sec.to_ne_bytes();
+    let [b0, b1, b2, b3] = ts_usec.to_ne_bytes();
+    let [c0, c1, c2, c3] = caplen.to_ne_bytes();
+    let [d0, d1, d2, d3] = orig_len.to_ne_bytes();
+    [
+        a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3, d0, d1, d2, d3,
+    ]
+}
 
 /// A classic pcap file held in memory.
 #[derive(Debug, Clone, Copy)]
@@ -34,7 +70,7 @@ pub struct Record<'a> {
 impl<'a> File<'a> {
     /// Checks the global header.
     pub fn new(buf: &'a [u8]) -> Result<Self> {
-        if buf.len() < GLOBAL_LEN {
+        if buf.len() < GLOBAL_HEADER_LEN {
             return Err(Error::new(ErrorKind::Truncated, buf.len()));
         }
         let le = u32::from_le_bytes(first4(buf, 0));
@@ -72,7 +108,7 @@ impl<'a> File<'a> {
     pub fn records(&self) -> Records<'a> {
         Records {
             file: *self,
-            at: GLOBAL_LEN,
+            at: GLOBAL_HEADER_LEN,
         }
     }
 }
@@ -100,7 +136,7 @@ impl<'a> Iterator for Records<'a> {
         if self.at >= buf.len() {
             return None;
         }
-        if self.at + RECORD_LEN > buf.len() {
+        if self.at + RECORD_HEADER_LEN > buf.len() {
             self.at = buf.len();
             return Some(Err(Error::new(ErrorKind::Truncated, self.at)));
         }
@@ -109,7 +145,7 @@ impl<'a> Iterator for Records<'a> {
         let frac = f.u32_at(self.at + 4);
         let incl = f.u32_at(self.at + 8) as usize;
         let orig_len = f.u32_at(self.at + 12);
-        let start = self.at + RECORD_LEN;
+        let start = self.at + RECORD_HEADER_LEN;
         if start + incl > buf.len() {
             self.at = buf.len();
             return Some(Err(Error::new(ErrorKind::Truncated, start)));
@@ -128,19 +164,13 @@ impl<'a> Iterator for Records<'a> {
     }
 }
 
-/// Writes a classic pcap (microsecond, little-endian) file: handy to build corpora.
+/// Writes a classic pcap file (snap length 262,144) of `(seconds, microseconds, data,
+/// original length)` records: handy to build corpora.
 pub fn write(linktype: i32, records: &[(u32, u32, &[u8], u32)]) -> Vec<u8> {
     let mut out = Vec::new();
-    out.extend_from_slice(&MAGIC_MICRO.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&4u16.to_le_bytes());
-    for v in [0, 0, 262_144, linktype as u32] {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
+    out.extend_from_slice(&global_header(262_144, linktype as u32));
     for (sec, usec, data, orig) in records {
-        for v in [*sec, *usec, data.len() as u32, *orig] {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
+        out.extend_from_slice(&record_header(*sec, *usec, data.len() as u32, *orig));
         out.extend_from_slice(data);
     }
     out

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::synth::{self, Ip, ACK, FIN, PSH, SYN};
+use testbed::synth::{self, Ip, ACK, FIN, PSH, SYN};
 
 /// Writes a classic pcap (Ethernet, microseconds) of `frames`, 10 µs apart.
 pub struct PcapWriter<W: Write> {
@@ -30,14 +30,8 @@ pub struct PcapWriter<W: Write> {
 
 impl<W: Write> PcapWriter<W> {
     pub fn new(mut out: W) -> Self {
-        let mut header = Vec::with_capacity(24);
-        header.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-        header.extend_from_slice(&2u16.to_le_bytes());
-        header.extend_from_slice(&4u16.to_le_bytes());
-        header.extend_from_slice(&[0; 8]);
-        header.extend_from_slice(&262_144u32.to_le_bytes());
-        header.extend_from_slice(&1u32.to_le_bytes());
-        out.write_all(&header).unwrap();
+        out.write_all(&wire::pcapfile::global_header(262_144, 1))
+            .unwrap();
         PcapWriter {
             out,
             micros: 1_767_225_600_000_000,
@@ -47,11 +41,12 @@ impl<W: Write> PcapWriter<W> {
 
     pub fn frame(&mut self, frame: &[u8]) {
         self.micros += 10;
-        let mut r = Vec::with_capacity(16);
-        r.extend_from_slice(&((self.micros / 1_000_000) as u32).to_le_bytes());
-        r.extend_from_slice(&((self.micros % 1_000_000) as u32).to_le_bytes());
-        r.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        r.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        let r = wire::pcapfile::record_header(
+            (self.micros / 1_000_000) as u32,
+            (self.micros % 1_000_000) as u32,
+            frame.len() as u32,
+            frame.len() as u32,
+        );
         self.out.write_all(&r).unwrap();
         self.out.write_all(frame).unwrap();
         self.packets += 1;
@@ -702,7 +697,7 @@ pub fn assert_bounded(name: &str, run: &ReadRun, packets: u64, max_time: Duratio
 /// The secrets of [`redaction_corpus`]: Authorization, Cookie, X-Api-Key (configured),
 /// Set-Cookie, and the X-Api-Key of responses.
 pub fn secrets(seed: u64) -> [String; 5] {
-    let mut rng = synth::Rng::new(seed);
+    let mut rng = testbed::rng::Rng::from_state(seed);
     let alphabet = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
     std::array::from_fn(|_| {
         (0..24)

@@ -56,15 +56,7 @@ pub fn stop(mut child: ChildGuard) {
 
 /// Packets in `file`, as tshark counts them.
 pub fn tshark_count(file: &Path) -> usize {
-    let out = Command::new("tshark")
-        .arg("-n")
-        .arg("-r")
-        .arg(file)
-        .stderr(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "tshark -r {file:?}");
-    out.stdout.iter().filter(|&&b| b == b'\n').count()
+    testbed::tshark::count(file).unwrap()
 }
 
 pub fn parse(line: &str) -> Value {

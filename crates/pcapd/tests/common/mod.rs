@@ -1,5 +1,4 @@
-//! Helpers shared by the integration tests and the benchmark generator.
+//! Helpers shared by pcapd's integration tests (generated traffic is `testbed::synth`).
 
 pub mod hostile;
 pub mod live;
-pub mod synth;

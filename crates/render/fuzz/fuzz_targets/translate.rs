@@ -12,7 +12,7 @@ use std::sync::Mutex;
 
 use libfuzzer_sys::fuzz_target;
 use render::{CapturedPacket, Interface, Translator, TranslatorSettings};
-use sidecar_core::config::Verbosity;
+use cloud_logging::Verbosity;
 
 const LINKTYPES: [i32; 9] = [0, 1, 12, 101, 108, 113, 228, 229, 276];
 

@@ -26,14 +26,7 @@ pub use vars::{Daemon, Group, Var, VARS};
 
 use crate::schedule::CronSchedule;
 
-/// Packet JSON detail (`PCAP_VERBOSITY`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verbosity {
-    /// Compact entries.
-    Info,
-    /// Full analysis.
-    Debug,
-}
+pub use cloud_logging::Verbosity;
 
 /// What export gives up when the capture directory exceeds its budget
 /// (`PCAP_BACKLOG_POLICY`).
@@ -207,6 +200,10 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     /// The trimmed value, or the default; `None` when unset without default.
+    #[allow(
+        clippy::panic,
+        reason = "every name passed here is a literal from VARS; a missing one is a build-time mistake the config tests catch"
+    )]
     fn raw(&self, name: &'static str) -> (Option<String>, &'static Var) {
         let var = vars::find(name).unwrap_or_else(|| panic!("{name} is missing from VARS"));
         let given = (self.lookup)(name)

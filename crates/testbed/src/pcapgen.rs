@@ -1,37 +1,9 @@
 //! Realistic pcap content for tests and the benchmark: Ethernet/IPv4/TCP packets of a few
 //! dozen flows, with ACK-only segments, TLS-like random payloads and HTTP/1.1 text, so the
 //! data compresses like a real capture (not like zeros). Deterministic for a given seed.
+//! Used by the exporter's tests and its benchmark.
 
-#![allow(dead_code)]
-
-/// xorshift64*: fast, deterministic, good enough for test data.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    pub fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    pub fn fill(&mut self, buf: &mut [u8]) {
-        for chunk in buf.chunks_mut(8) {
-            let bytes = self.next().to_le_bytes();
-            chunk.copy_from_slice(&bytes[..chunk.len()]);
-        }
-    }
-}
+use crate::rng::Rng;
 
 /// Client address, server address, client port, server port, initial sequence number.
 type Flow = ([u8; 4], [u8; 4], u16, u16, u32);
@@ -49,14 +21,8 @@ const PATHS: &[&str] = &[
 pub fn pcap_bytes(seed: u64, size: usize) -> Vec<u8> {
     let mut rng = Rng::new(seed);
     let mut out = Vec::with_capacity(size + 2048);
-    // Global header: magic, v2.4, tz 0, sigfigs 0, snaplen 65535, LINKTYPE_ETHERNET.
-    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&4u16.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
-    out.extend_from_slice(&65_535u32.to_le_bytes());
-    out.extend_from_slice(&1u32.to_le_bytes());
+    // Snap length 65535, LINKTYPE_ETHERNET.
+    out.extend_from_slice(&wire::pcapfile::global_header(65_535, 1));
     let flows: Vec<Flow> = (0..40)
         .map(|i| {
             (
@@ -103,10 +69,12 @@ pub fn pcap_bytes(seed: u64, size: usize) -> Vec<u8> {
             seconds += 1;
         }
         let frame_len = 14 + 20 + 20 + body.len();
-        out.extend_from_slice(&seconds.to_le_bytes());
-        out.extend_from_slice(&micros.to_le_bytes());
-        out.extend_from_slice(&(frame_len as u32).to_le_bytes());
-        out.extend_from_slice(&(frame_len as u32).to_le_bytes());
+        out.extend_from_slice(&wire::pcapfile::record_header(
+            seconds,
+            micros,
+            frame_len as u32,
+            frame_len as u32,
+        ));
         // Ethernet.
         out.extend_from_slice(&[0x42, 0x01, 0x0a, 0x00, 0x00, 0x01]);
         out.extend_from_slice(&[0x42, 0x01, 0x0a, 0x00, 0x00, src[3]]);

@@ -16,8 +16,6 @@
 //! `waitpid(-1)` ([`collect_exits`]): statuses of supervised children are kept for their
 //! handles, any other (an orphan) is reaped and forgotten.
 
-#![deny(clippy::unwrap_used, clippy::expect_used)]
-
 pub mod output;
 
 use std::collections::{BTreeMap, BTreeSet};

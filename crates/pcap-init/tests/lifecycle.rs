@@ -2,7 +2,7 @@
 //! rclone FUSE mount): start order, readiness waits, restarts, the readiness gate, and the
 //! ordered shutdown.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -12,18 +12,18 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use child_process::{ChildSpec, Event, Exit, State, Supervised};
 use serde::Serialize;
 use sidecar_core::deadline::{self, ShutdownPlan};
 use sidecar_core::log::{self, Severity};
 use sidecar_core::readiness;
 use sidecar_core::shutdown::Shutdown;
-use supervise::{ChildSpec, Event, Exit, State, Supervised};
 
 use crate::graph::{expand, GraphError, ProcessGraph, Program, ReadyKind, When};
 
-/// Everything the supervisor needs.
+/// Everything the ordered start, watch and stop need.
 #[derive(Debug, Clone)]
-pub struct SupervisorSettings {
+pub struct LifecycleSettings {
     /// The programs.
     pub graph: ProcessGraph,
     /// Values of `${NAME}` in the graph.
@@ -46,10 +46,10 @@ pub struct SupervisorSettings {
     pub gate: Option<String>,
 }
 
-/// Why the supervisor could not run.
+/// Why the process graph could not be started or run.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum SupervisorError {
+pub enum LifecycleError {
     /// The graph is wrong.
     #[error(transparent)]
     Graph(#[from] GraphError),
@@ -131,12 +131,12 @@ struct ReadyEvent<'a> {
 
 /// Starts the graph, watches it until `shutdown`, then stops it in order.
 pub fn run(
-    settings: &SupervisorSettings,
+    settings: &LifecycleSettings,
     shutdown: &Shutdown,
-) -> Result<ShutdownSummary, SupervisorError> {
+) -> Result<ShutdownSummary, LifecycleError> {
     if settings.reap_orphans {
         // Every wait from here on (start-up, watch, shutdown) reaps orphans too.
-        supervise::reap_orphans(true);
+        child_process::reap_orphans(true);
     }
     // A summary or a plan left by an earlier run must not be taken for this one's.
     let _ = std::fs::remove_file(settings.run_dir.join(readiness::FSNOTIFY_SUMMARY_FILE));
@@ -148,7 +148,7 @@ pub fn run(
     }
     for directory in &settings.directories {
         sidecar_core::private::private_dir(directory).map_err(|source| {
-            SupervisorError::Directory {
+            LifecycleError::Directory {
                 path: directory.clone(),
                 source,
             }
@@ -203,9 +203,9 @@ pub fn run(
     Ok(stop_all(settings, &mut running, shutdown))
 }
 
-fn create_export_dir(settings: &SupervisorSettings) -> Result<(), SupervisorError> {
+fn create_export_dir(settings: &LifecycleSettings) -> Result<(), LifecycleError> {
     if let Some(dir) = &settings.export_dir {
-        std::fs::create_dir_all(dir).map_err(|source| SupervisorError::Directory {
+        std::fs::create_dir_all(dir).map_err(|source| LifecycleError::Directory {
             path: dir.clone(),
             source,
         })?;
@@ -213,7 +213,7 @@ fn create_export_dir(settings: &SupervisorSettings) -> Result<(), SupervisorErro
     Ok(())
 }
 
-fn spec_for(settings: &SupervisorSettings, program: &Program) -> Result<ChildSpec, GraphError> {
+fn spec_for(settings: &LifecycleSettings, program: &Program) -> Result<ChildSpec, GraphError> {
     let mut words = Vec::with_capacity(program.command.len());
     for word in &program.command {
         words.push(expand(&program.name, word, &settings.vars)?);
@@ -228,13 +228,13 @@ fn spec_for(settings: &SupervisorSettings, program: &Program) -> Result<ChildSpe
 }
 
 fn start_one(
-    settings: &SupervisorSettings,
+    settings: &LifecycleSettings,
     program: &Program,
     shutdown: &Shutdown,
-) -> Result<Supervised, SupervisorError> {
+) -> Result<Supervised, LifecycleError> {
     let spec = spec_for(settings, program)?;
     let mut child = Supervised::start(spec, program.restart_policy(), None)
-        .map_err(|e| SupervisorError::StartFailed(e.to_string()))?;
+        .map_err(|e| LifecycleError::StartFailed(e.to_string()))?;
     let ready_path = expand(&program.name, &program.ready.path, &settings.vars)?;
     let started = Instant::now();
     let timeout = program.ready_timeout();
@@ -257,7 +257,7 @@ fn start_one(
         }
         if let Some(Event::GaveUp { exit }) = child.poll() {
             child.stop(Duration::from_secs(1));
-            return Err(SupervisorError::StartFailed(not_ready_message(
+            return Err(LifecycleError::StartFailed(not_ready_message(
                 settings,
                 program,
                 &ready_path,
@@ -268,7 +268,7 @@ fn start_one(
         if started.elapsed() >= timeout {
             // Stopped gracefully, like everything else, so it can leave its files behind.
             child.stop(Duration::from_secs(1));
-            return Err(SupervisorError::StartFailed(not_ready_message(
+            return Err(LifecycleError::StartFailed(not_ready_message(
                 settings,
                 program,
                 &ready_path,
@@ -286,7 +286,7 @@ fn start_one(
 }
 
 fn not_ready_message(
-    settings: &SupervisorSettings,
+    settings: &LifecycleSettings,
     program: &Program,
     ready_path: &str,
     waited: Duration,
@@ -343,7 +343,7 @@ fn unescape_mountinfo(field: &str) -> String {
     out
 }
 
-fn watch(settings: &SupervisorSettings, running: &mut [Running], shutdown: &Shutdown) {
+fn watch(settings: &LifecycleSettings, running: &mut [Running], shutdown: &Shutdown) {
     let mut gate_closed = false;
     while !shutdown.wait_timeout(Duration::from_millis(100)) {
         if settings.reap_orphans {
@@ -384,7 +384,7 @@ fn watch(settings: &SupervisorSettings, running: &mut [Running], shutdown: &Shut
 /// A draining program (the exporter) caught waiting for its restart is started now and
 /// waited for (until ready, at most half of its time) before it is stopped, so it drains and
 /// reports instead of leaving every file unexported and unreported.
-fn restart_to_drain(settings: &SupervisorSettings, entry: &mut Running, kill_at: Instant) {
+fn restart_to_drain(settings: &LifecycleSettings, entry: &mut Running, kill_at: Instant) {
     // An exit not noticed yet (killed a moment ago) becomes a pending restart first.
     let _ = entry.child.poll();
     match entry.child.restart_now() {
@@ -435,13 +435,13 @@ const STOP_RESERVE: Duration = Duration::from_millis(300);
 
 /// PID 1: reaps orphans now (children's statuses are kept for their handles).
 fn reap_orphans_now() {
-    for (pid, exit) in supervise::collect_exits() {
+    for (pid, exit) in child_process::collect_exits() {
         log::debug(&format!("reaped orphan {pid} ({exit})"));
     }
 }
 
 fn stop_all(
-    settings: &SupervisorSettings,
+    settings: &LifecycleSettings,
     running: &mut [Running],
     shutdown: &Shutdown,
 ) -> ShutdownSummary {
@@ -534,7 +534,7 @@ fn stop_all(
     }
 }
 
-fn unmount_if_needed(settings: &SupervisorSettings, program: &Program) {
+fn unmount_if_needed(settings: &LifecycleSettings, program: &Program) {
     let Ok(path) = expand(&program.name, &program.ready.path, &settings.vars) else {
         return;
     };
@@ -565,7 +565,7 @@ mod tests {
     use sidecar_core::config::Config;
 
     /// The settings pcap-init builds for `vars` (and nothing else) in the environment.
-    fn settings_for(vars: &[(&str, &str)]) -> SupervisorSettings {
+    fn settings_for(vars: &[(&str, &str)]) -> LifecycleSettings {
         let lookup = |name: &str| {
             vars.iter()
                 .find(|(k, _)| *k == name)
@@ -585,7 +585,7 @@ mod tests {
     }
 
     /// The command line of `name` in the default graph, as it would be spawned.
-    fn command_of(settings: &SupervisorSettings, name: &str) -> Vec<String> {
+    fn command_of(settings: &LifecycleSettings, name: &str) -> Vec<String> {
         let program = settings
             .graph
             .programs

@@ -4,30 +4,13 @@
 //! Checksums are correct so tshark and tcpdump decode every packet. Conversations are
 //! interleaved (several open at once) like real traffic; the output is deterministic for a
 //! given seed. [`write_http_pcap`] writes HTTP-heavy traffic instead: HTTP/1.1 and h2c
-//! (HPACK literal fields) keep-alive connections with trace headers. Shared by the benchmark generator (`examples/gen-pcap.rs`) and the tests.
-
-#![allow(dead_code)]
+//! (HPACK literal fields) keep-alive connections with trace headers. Shared by pcapd's tests and its benchmark generator
+//! (`crates/pcapd/examples/gen-pcap.rs`).
 
 use std::io::{self, Write};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-/// A small deterministic PRNG (xorshift64*).
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed.max(1))
-    }
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
+use crate::rng::Rng;
 
 fn sum16(data: &[u8], mut acc: u32) -> u32 {
     let mut chunks = data.chunks_exact(2);
@@ -47,13 +30,17 @@ fn fold(mut acc: u32) -> u16 {
     !(acc as u16)
 }
 
+/// The addresses of a packet: source, then destination.
 #[derive(Clone, Copy)]
 pub enum Ip {
+    /// IPv4.
     V4(Ipv4Addr, Ipv4Addr),
+    /// IPv6.
     V6(Ipv6Addr, Ipv6Addr),
 }
 
 impl Ip {
+    /// The other direction.
     pub fn reversed(self) -> Ip {
         match self {
             Ip::V4(a, b) => Ip::V4(b, a),
@@ -125,9 +112,13 @@ fn ip_packet(ip: Ip, proto: u8, mut l4: Vec<u8>, csum_at: Option<usize>, id: u16
     ethernet(MAC_B, MAC_A, ethertype, &packet)
 }
 
+/// TCP flag SYN.
 pub const SYN: u8 = 0x02;
+/// TCP flag ACK.
 pub const ACK: u8 = 0x10;
+/// TCP flag PSH.
 pub const PSH: u8 = 0x08;
+/// TCP flag FIN.
 pub const FIN: u8 = 0x01;
 
 /// One keep-alive exchange on a connection: the request, the server's ACK, the response in
@@ -173,6 +164,8 @@ fn push_close(
     packets.push(tcp(ip, sport, dport, c1, s1, ACK, &[], id + 5));
 }
 
+/// An Ethernet frame with a TCP segment (SYNs carry MSS, SACK-permitted and window scale
+/// options); checksums correct.
 #[allow(clippy::too_many_arguments)]
 pub fn tcp(
     ip: Ip,
@@ -205,6 +198,7 @@ pub fn tcp(
     ip_packet(ip, 6, s, Some(16), id)
 }
 
+/// An Ethernet frame with a UDP datagram; checksums correct.
 pub fn udp(ip: Ip, sport: u16, dport: u16, payload: &[u8], id: u16) -> Vec<u8> {
     let mut d = vec![0u8; 8];
     d[0..2].copy_from_slice(&sport.to_be_bytes());
@@ -257,6 +251,7 @@ fn arp(reply: bool, sender: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
     frame
 }
 
+/// Appends `name` in DNS wire form (labels, no compression).
 pub fn dns_name(name: &str, out: &mut Vec<u8>) {
     for label in name.split('.') {
         out.push(label.len() as u8);
@@ -551,15 +546,8 @@ fn write_pcap_with(
     seed: u64,
     conversation: fn(&mut Rng, u64) -> Conversation,
 ) -> io::Result<()> {
-    let mut header = Vec::with_capacity(24);
-    header.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    header.extend_from_slice(&2u16.to_le_bytes());
-    header.extend_from_slice(&4u16.to_le_bytes());
-    header.extend_from_slice(&[0; 8]);
-    header.extend_from_slice(&65_535u32.to_le_bytes());
-    header.extend_from_slice(&1u32.to_le_bytes());
-    out.write_all(&header)?;
-    let mut rng = Rng::new(seed);
+    out.write_all(&wire::pcapfile::global_header(65_535, 1))?;
+    let mut rng = Rng::from_state(seed);
     let mut open: Vec<Conversation> = Vec::new();
     let mut started = 0u64;
     let mut micros: u64 = 1_767_225_600_000_000; // 2026-01-01T00:00:00Z
@@ -577,10 +565,12 @@ fn write_pcap_with(
         };
         micros += 1 + rng.below(40);
         let mut record = Vec::with_capacity(16 + frame.len());
-        record.extend_from_slice(&((micros / 1_000_000) as u32).to_le_bytes());
-        record.extend_from_slice(&((micros % 1_000_000) as u32).to_le_bytes());
-        record.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        record.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        record.extend_from_slice(&wire::pcapfile::record_header(
+            (micros / 1_000_000) as u32,
+            (micros % 1_000_000) as u32,
+            frame.len() as u32,
+            frame.len() as u32,
+        ));
         record.extend_from_slice(&frame);
         out.write_all(&record)?;
         written += 1;

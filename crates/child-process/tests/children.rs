@@ -1,12 +1,12 @@
 //! Real child processes under supervision: restarts, giving up, stopping, process groups.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use child_process::{ChildSpec, Event, Exit, RestartPolicy, State, Stream, Supervised};
 use nix::sys::signal::Signal;
-use supervise::{ChildSpec, Event, Exit, RestartPolicy, State, Stream, Supervised};
 
 fn quick(max_failures: u32) -> RestartPolicy {
     RestartPolicy {
@@ -257,7 +257,7 @@ fn stop_all_shares_one_grace_period_and_kills_only_the_stubborn() {
     // Let the shells install their traps.
     std::thread::sleep(Duration::from_millis(300));
     let started = Instant::now();
-    let exits = supervise::stop_all(
+    let exits = child_process::stop_all(
         &mut [&mut polite, &mut stubborn, &mut other_stubborn],
         Duration::from_millis(800),
     );

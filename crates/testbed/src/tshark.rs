@@ -1,0 +1,47 @@
+//! tshark, the independent reader the tests check capture files with.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::{command_line, Error, Result};
+
+/// `tshark -n -r FILE -T fields -E separator=/t -e FIELD…`: one line per packet, the fields
+/// separated by tabs. Fails when tshark does, and when it finds the file cut short or
+/// damaged: a file the sidecar wrote must be whole.
+pub fn field_lines(file: &Path, fields: &[&str]) -> Result<Vec<String>> {
+    let mut command = Command::new("tshark");
+    command
+        .args(["-n", "-r"])
+        .arg(file)
+        .args(["-T", "fields", "-E", "separator=/t"]);
+    for field in fields {
+        command.args(["-e", field]);
+    }
+    read(&mut command)
+}
+
+/// How many packets tshark reads in `file` (which must be whole, as for [`field_lines`]).
+pub fn count(file: &Path) -> Result<usize> {
+    Ok(read(Command::new("tshark").args(["-n", "-r"]).arg(file))?.len())
+}
+
+fn read(command: &mut Command) -> Result<Vec<String>> {
+    let line = command_line(command);
+    let output = command
+        .output()
+        .map_err(|e| Error::io(format!("running `{line}`"), e))?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success()
+        || stderr.contains("cut short")
+        || stderr.contains("appears to be damaged")
+    {
+        return Err(Error::Command {
+            command: line,
+            detail: format!("{}; stderr: {}", output.status, stderr.trim()),
+        });
+    }
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect())
+}
