@@ -133,6 +133,11 @@ impl Destination for DirectoryDestination {
             self.counter.fetch_add(1, Ordering::Relaxed)
         ));
         let result = write_file(export, source, &temporary).and_then(|delivery| {
+            if export.gate.is_some_and(|gate| !gate.may_commit()) {
+                return Err(ExportError::Stopped {
+                    target: target.display().to_string(),
+                });
+            }
             rename_no_replace(&temporary, &target)?;
             check_size(&target, delivery.bytes_stored)?;
             if let (Some(dir), false) = (target.parent(), self.require_mount) {
@@ -385,6 +390,7 @@ mod tests {
             source: &source,
             object: "p/s/eth0_part_20260101T000000Z.pcap.gz",
             compression: Compression::Gzip { level: 6 },
+            gate: None,
         };
         let delivery = destination.deliver(&export).unwrap();
         assert!(!delivery.already_present);
@@ -452,6 +458,7 @@ mod tests {
                 source: &source,
                 object: "eth0_part_20260101T000000Z.pcap",
                 compression: Compression::None,
+                gate: None,
             })
             .unwrap_err();
         assert!(error.is_retryable() && error.to_string().contains("not mounted"));
@@ -469,6 +476,7 @@ mod tests {
                 source: &source,
                 object: "a/eth0_part_20260101T000000Z.pcap",
                 compression: Compression::None,
+                gate: None,
             })
             .unwrap_err();
         assert!(error.is_retryable(), "{error}");
@@ -486,6 +494,7 @@ mod tests {
                 source: &bogus,
                 object: "x/any_part_20260101T000000Z.pcap",
                 compression: Compression::None,
+                gate: None,
             })
             .unwrap_err();
         assert!(!error.is_retryable());

@@ -76,6 +76,12 @@ pub enum ExportError {
         /// The cause.
         detail: String,
     },
+    /// The exporter is stopping: the object was not committed (its local file is kept).
+    #[error("not committed: the exporter is stopping ({target})")]
+    Stopped {
+        /// The object.
+        target: String,
+    },
     /// The object name is unusable.
     #[error("invalid object name {name:?}: {reason}")]
     InvalidName {
@@ -102,6 +108,7 @@ impl ExportError {
                 matches!(status, 401 | 403 | 408 | 429) || *status >= 500
             }
             ExportError::Write { .. }
+            | ExportError::Stopped { .. }
             | ExportError::Integrity { .. }
             | ExportError::Transport { .. }
             | ExportError::Credentials { .. } => true,
@@ -121,6 +128,7 @@ impl ExportError {
             ExportError::Transport { .. } => "transport",
             ExportError::Credentials { .. } => "credentials",
             ExportError::InvalidName { .. } => "invalid-name",
+            ExportError::Stopped { .. } => "stopped",
         }
     }
 }

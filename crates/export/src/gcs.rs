@@ -262,6 +262,10 @@ impl Destination for GcsApiDestination {
         check_object_name(export.object)?;
         let source = open_source(export.source)?;
         let target = self.gs(export.object);
+        // The upload is the commit: the last moment to give up.
+        if export.gate.is_some_and(|gate| !gate.may_commit()) {
+            return Err(ExportError::Stopped { target });
+        }
         let context = format!("upload {target}");
         let request = UploadObjectRequest {
             bucket: self.settings.bucket.clone(),

@@ -40,6 +40,63 @@ pub struct Export<'a> {
     pub object: &'a str,
     /// Whether to gzip on the way.
     pub compression: Compression,
+    /// Checked just before the object becomes visible under its final name: once closed,
+    /// nothing more is committed (see [`CommitGate`]).
+    pub gate: Option<&'a CommitGate>,
+}
+
+/// Lets an exporter stop at its deadline knowing exactly what was committed.
+///
+/// Exports [`CommitGate::enter`] before they start; [`CommitGate::stop`] refuses new ones,
+/// waits (bounded) for those under way, then closes: a delivery still running after that
+/// (blocked on a hung mount) checks [`CommitGate::may_commit`] before its commit and gives
+/// up, so the exporter's report of what was not exported stays true.
+#[derive(Debug, Default)]
+pub struct CommitGate {
+    stopping: std::sync::atomic::AtomicBool,
+    closed: std::sync::atomic::AtomicBool,
+    under_way: std::sync::atomic::AtomicUsize,
+}
+
+/// An export under way; leaves the gate when dropped.
+#[derive(Debug)]
+pub struct Entered<'a>(&'a CommitGate);
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        self.0
+            .under_way
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl CommitGate {
+    /// Starts an export, unless the gate is stopping.
+    pub fn enter(&self) -> Option<Entered<'_>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        // Counted first, checked second: `stop` either sees this export or it sees the flag.
+        self.under_way.fetch_add(1, SeqCst);
+        let entered = Entered(self);
+        (!self.stopping.load(SeqCst)).then_some(entered)
+    }
+
+    /// Whether a commit may still happen.
+    pub fn may_commit(&self) -> bool {
+        !self.closed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Refuses new exports, waits up to `wait` for those under way, then closes. Returns
+    /// whether none was still under way.
+    pub fn stop(&self, wait: std::time::Duration) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.stopping.store(true, SeqCst);
+        let until = std::time::Instant::now() + wait;
+        while self.under_way.load(SeqCst) > 0 && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        self.closed.store(true, SeqCst);
+        self.under_way.load(SeqCst) == 0
+    }
 }
 
 /// What a successful delivery did.

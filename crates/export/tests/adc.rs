@@ -308,6 +308,7 @@ fn upload_once(env: &HashMap<&str, String>) -> String {
         source: &source,
         object: "p/eth0_part_20260101T000000Z.pcap",
         compression: Compression::None,
+        gate: None,
     });
     assert!(result.is_err(), "the stand-in refuses uploads");
     destination.credentials()

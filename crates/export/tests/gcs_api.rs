@@ -35,6 +35,7 @@ fn uploads_verifies_recognises_repeats_and_never_overwrites() {
         source: &source,
         object: "p/s/eth0_part_20260101T000000Z.pcap.gz",
         compression: Compression::Gzip { level: 2 },
+        gate: None,
     };
 
     let delivery = destination.deliver(&export).unwrap();
@@ -61,6 +62,7 @@ fn uploads_verifies_recognises_repeats_and_never_overwrites() {
         source: &source,
         object: "p/s/raw.pcap",
         compression: Compression::None,
+        gate: None,
     };
     destination.deliver(&raw).unwrap();
     assert_eq!(gcs.read_object("p/s/raw.pcap").unwrap(), b"other bytes");
@@ -83,6 +85,7 @@ fn an_unreachable_api_is_a_retryable_failure() {
             source: &source,
             object: "f",
             compression: Compression::None,
+            gate: None,
         })
         .unwrap_err();
     assert!(error.is_retryable(), "{error}");
@@ -151,6 +154,7 @@ fn an_untrusted_certificate_is_refused() {
             source: &source,
             object: "f",
             compression: Compression::None,
+            gate: None,
         })
         .unwrap_err();
     let text = error.to_string().to_lowercase();

@@ -33,7 +33,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use export::{Compression, Delivery, Destination, Export, ExportError};
+use export::{CommitGate, Compression, Delivery, Destination, Export, ExportError};
 use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{Event, EventKind, RecursiveMode, Watcher};
 use serde::Serialize;
@@ -154,6 +154,9 @@ const PROGRAM: &str = "pcap-fsnotify";
 const DRAIN_RESERVE: Duration = Duration::from_millis(1000);
 /// Of that, what is kept for logging the manifest's records and the final line.
 const REPORT_MARGIN: Duration = Duration::from_millis(300);
+/// Of the reserve, what is kept from exports still under way for the last manifest part and
+/// the report.
+const COMMIT_RESERVE: Duration = Duration::from_millis(700);
 /// Longest wait for writers to close their last files after shutdown.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// Retry delay while draining: the time budget is short.
@@ -188,8 +191,6 @@ struct Outcome {
     elapsed: Duration,
     /// Deleting the local file after a confirmed export failed.
     delete_error: Option<io::Error>,
-    /// Packets and time span, read before the export (for the manifest).
-    contents: manifest::Contents,
 }
 
 #[derive(Serialize)]
@@ -324,13 +325,17 @@ pub fn run(
 
     let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
     let jobs_rx = Arc::new(Mutex::new(jobs_rx));
+    let gate = Arc::new(CommitGate::default());
+    let manifest = settings.run_dir.as_deref().map(Manifest::new);
     for index in 0..settings.workers.max(1) {
         let jobs = Arc::clone(&jobs_rx);
         let done = tx.clone();
         let destination = Arc::clone(&destination);
+        let gate = Arc::clone(&gate);
+        let manifest = manifest.clone();
         std::thread::Builder::new()
             .name(format!("export-{index}"))
-            .spawn(move || worker(&jobs, &done, destination.as_ref()))
+            .spawn(move || worker(&jobs, &done, destination.as_ref(), &gate, manifest.as_ref()))
             .map_err(RunError::Thread)?;
     }
     drop(tx);
@@ -368,8 +373,9 @@ pub fn run(
         drain: None,
         vanished: Vec::new(),
         unknown_writers: None,
-        manifest: settings.run_dir.as_deref().map(Manifest::new),
+        manifest,
         manifest_part: None,
+        gate,
     };
     // The watch is installed before the scan, so no file falls between the two.
     exporter.scan();
@@ -421,7 +427,13 @@ fn write_summary(run_dir: &Path, summary: &Summary) -> std::io::Result<()> {
     fs::rename(&temporary, run_dir.join(FSNOTIFY_SUMMARY_FILE))
 }
 
-fn worker(jobs: &Mutex<Receiver<Job>>, done: &Sender<Msg>, destination: &dyn Destination) {
+fn worker(
+    jobs: &Mutex<Receiver<Job>>,
+    done: &Sender<Msg>,
+    destination: &dyn Destination,
+    gate: &CommitGate,
+    manifest: Option<&Manifest>,
+) {
     loop {
         let job = {
             let Ok(receiver) = jobs.lock() else { return };
@@ -432,11 +444,34 @@ fn worker(jobs: &Mutex<Receiver<Job>>, done: &Sender<Msg>, destination: &dyn Des
         };
         let started = Instant::now();
         let contents = manifest::contents(&job.path, &job.name, job.run_dir.as_deref());
-        let result = destination.deliver(&Export {
-            source: &job.path,
-            object: &job.object,
-            compression: job.compression,
-        });
+        let entered = gate.enter();
+        let result = match entered {
+            Some(_) => destination.deliver(&Export {
+                source: &job.path,
+                object: &job.object,
+                compression: job.compression,
+                gate: Some(gate),
+            }),
+            None => Err(ExportError::Stopped {
+                target: job.object.clone(),
+            }),
+        };
+        // Recorded before the local file goes: a kill in between leaves a file that is
+        // exported again (and recognised), never an object no record names.
+        if let (Ok(delivery), Some(manifest)) = (&result, manifest) {
+            let file = job.name.to_string();
+            if let Err(error) =
+                manifest.append(&exported_record(&file, &job.object, delivery, contents))
+            {
+                log::event(
+                    Severity::Error,
+                    "cannot write the manifest",
+                    &Problem {
+                        error: &error.to_string(),
+                    },
+                );
+            }
+        }
         // Delete right away, in the worker: the file is memory on Cloud Run.
         let delete_error = match &result {
             Ok(_) => match fs::remove_file(&job.path) {
@@ -452,11 +487,29 @@ fn worker(jobs: &Mutex<Receiver<Job>>, done: &Sender<Msg>, destination: &dyn Des
             result,
             elapsed: started.elapsed(),
             delete_error,
-            contents,
         };
-        if done.send(Msg::Done(Box::new(outcome))).is_err() {
+        let sent = done.send(Msg::Done(Box::new(outcome)));
+        // Left after its outcome is sent: once nothing is under way, every outcome is there.
+        drop(entered);
+        if sent.is_err() {
             return;
         }
+    }
+}
+
+/// The manifest record of an exported file.
+fn exported_record(
+    file: &str,
+    object: &str,
+    delivery: &Delivery,
+    contents: manifest::Contents,
+) -> Record {
+    Record {
+        object: object.rsplit('/').next().map(str::to_string),
+        bytes: delivery.bytes_read,
+        stored_bytes: Some(delivery.bytes_stored),
+        crc32c: Some(export::crc32c_base64(delivery.crc32c)),
+        ..not_exported_record(file, 0, contents, manifest::Outcome::Exported, None)
     }
 }
 
@@ -487,6 +540,8 @@ struct Exporter<'a> {
     manifest: Option<Manifest>,
     /// The manifest part on its way: (part number, object) or (object, why not).
     manifest_part: Option<Receiver<PartResult>>,
+    /// Closed at the end, so that nothing is committed after the report.
+    gate: Arc<CommitGate>,
 }
 
 type PartResult = Result<(u32, String), (String, String)>;
@@ -512,6 +567,7 @@ fn deliver_part(
             source,
             object: &object,
             compression: Compression::None,
+            gate: None,
         }) {
             Ok(_) => return Ok((part, object)),
             Err(ExportError::Conflict { .. }) => last_object = object,
@@ -539,6 +595,7 @@ impl Exporter<'_> {
                     self.recheck_open();
                 }
                 if !self.backlog.has_work() || now >= deadline {
+                    self.stop_commits(rx);
                     return self.finish();
                 }
             }
@@ -559,7 +616,10 @@ impl Exporter<'_> {
                 Ok(Msg::Done(outcome)) => self.on_done(*outcome),
                 Ok(Msg::Shutdown) => self.start_drain(),
                 Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return self.finish(),
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.stop_commits(rx);
+                    return self.finish();
+                }
             }
             let now = Instant::now();
             if now.duration_since(last_scan) >= RESCAN_EVERY {
@@ -581,6 +641,34 @@ impl Exporter<'_> {
                 last_manifest = now;
                 self.start_manifest_part();
             }
+        }
+    }
+
+    /// When this process is killed: at the end of the drain's reserve, or (no drain) a
+    /// shutdown budget from now.
+    fn kill_at(&self) -> Instant {
+        self.drain.as_ref().map_or_else(
+            || Instant::now() + self.settings.shutdown_budget,
+            |d| d.deadline + DRAIN_RESERVE,
+        )
+    }
+
+    /// No commit after this: exports under way get a moment to finish (their outcomes are
+    /// taken in), the others give up before their commit. What the report then says was
+    /// not exported is not in the bucket.
+    fn stop_commits(&mut self, rx: &Receiver<Msg>) {
+        let wait = self
+            .kill_at()
+            .saturating_duration_since(Instant::now())
+            .saturating_sub(COMMIT_RESERVE);
+        let settled = self.gate.stop(wait);
+        while let Ok(message) = rx.try_recv() {
+            if let Msg::Done(outcome) = message {
+                self.on_done(*outcome);
+            }
+        }
+        if !settled {
+            log::warning("exports still under way at the deadline will not be committed");
         }
     }
 
@@ -800,20 +888,7 @@ impl Exporter<'_> {
                         self.rate = 0.5 * self.rate + 0.5 * measured;
                     }
                 }
-                self.record(Record {
-                    file: file.clone(),
-                    object: outcome.object.rsplit('/').next().map(str::to_string),
-                    bytes: delivery.bytes_read,
-                    stored_bytes: Some(delivery.bytes_stored),
-                    crc32c: Some(export::crc32c_base64(delivery.crc32c)),
-                    ..not_exported_record(
-                        &file,
-                        0,
-                        outcome.contents,
-                        manifest::Outcome::Exported,
-                        None,
-                    )
-                });
+                // Its manifest record was written by the worker, before the local file went.
                 self.summary.exported += 1;
                 self.summary.exported_bytes += delivery.bytes_read;
                 self.summary.stored_bytes += delivery.bytes_stored;
@@ -1298,11 +1373,7 @@ impl Exporter<'_> {
                 Some(reason.to_string()),
             ));
         }
-        let kill_at = self.drain.as_ref().map_or_else(
-            || Instant::now() + self.settings.shutdown_budget,
-            |d| d.deadline + DRAIN_RESERVE,
-        );
-        self.deliver_last_manifest_part(kill_at);
+        self.deliver_last_manifest_part(self.kill_at());
         let mut summary = self.summary.clone();
         summary.not_exported = self.vanished.clone();
         summary
@@ -1398,6 +1469,7 @@ fn destination_failed(error: &ExportError) -> bool {
     !matches!(
         error,
         ExportError::Conflict { .. }
+            | ExportError::Stopped { .. }
             | ExportError::Vanished { .. }
             | ExportError::NotAFile { .. }
             | ExportError::InvalidName { .. }

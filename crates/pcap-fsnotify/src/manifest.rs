@@ -251,6 +251,9 @@ pub struct Manifest {
     path: PathBuf,
     sending: PathBuf,
     next_part: PathBuf,
+    /// Export workers append, the event loop cuts: a record must never land in a part
+    /// already on its way.
+    lock: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
 impl Manifest {
@@ -260,6 +263,7 @@ impl Manifest {
             path: run_dir.join(LOCAL_FILE),
             sending: run_dir.join(SENDING_FILE),
             next_part: run_dir.join(NEXT_PART_FILE),
+            lock: std::sync::Arc::default(),
         }
     }
 
@@ -267,6 +271,10 @@ impl Manifest {
     /// [`Manifest::sending_path`]. Returns whether there is a part to deliver. New records
     /// go on to the local file meanwhile.
     pub fn cut(&self) -> io::Result<bool> {
+        let _only_me = self
+            .lock
+            .lock()
+            .map_err(|_| io::Error::other("manifest lock"))?;
         let has = |path: &Path| fs::metadata(path).is_ok_and(|m| m.len() > 0);
         if has(&self.path) {
             if has(&self.sending) {
@@ -308,6 +316,10 @@ impl Manifest {
     pub fn append(&self, record: &Record) -> io::Result<()> {
         let mut line = serde_json::to_vec(record).map_err(io::Error::other)?;
         line.push(b'\n');
+        let _only_me = self
+            .lock
+            .lock()
+            .map_err(|_| io::Error::other("manifest lock"))?;
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)

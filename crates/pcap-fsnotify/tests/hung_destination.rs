@@ -122,3 +122,76 @@ fn issue_14_a_manifest_part_that_never_returns_stops_neither_exports_nor_the_dra
     assert_eq!(records.lines().count(), 4, "{records}");
     drop(release);
 }
+
+/// Holds each capture-file delivery until released, then delivers it to a real directory
+/// (with the exporter's commit gate, as the real destinations get it).
+struct HeldDeliveries {
+    inner: DirectoryDestination,
+    release: Mutex<Receiver<()>>,
+}
+
+impl Destination for HeldDeliveries {
+    fn deliver(&self, export: &Export<'_>) -> Result<Delivery, ExportError> {
+        let _ = self.release.lock().unwrap().recv();
+        self.inner.deliver(export)
+    }
+
+    fn describe(&self) -> String {
+        "a directory whose deliveries wait to be released".into()
+    }
+}
+
+/// An export still under way at the deadline is reported as not exported; if it finishes
+/// after the report (a mount that comes back), it must not commit: the bucket would hold an
+/// object the report and the manifest call not exported.
+#[test]
+fn issue_14_an_export_that_outlives_the_deadline_never_commits_after_the_report() {
+    let root = tempfile::tempdir().unwrap();
+    let capture = root.path().join("pcap-tmp");
+    let out = root.path().join("out");
+    fs::create_dir_all(&capture).unwrap();
+    let (release, released) = mpsc::channel();
+    let destination = Arc::new(HeldDeliveries {
+        inner: DirectoryDestination::new(&out),
+        release: Mutex::new(released),
+    });
+    let mut settings = pcap_fsnotify::Settings::new(capture.clone(), String::new());
+    settings.run_dir = Some(root.path().join("run"));
+    settings.shutdown_budget = Duration::from_secs(2);
+    settings.compression = export::Compression::None;
+    settings.workers = 1;
+    let shutdown = Shutdown::new();
+    let exporter = {
+        let shutdown = shutdown.clone();
+        std::thread::spawn(move || pcap_fsnotify::run(&settings, destination, &shutdown))
+    };
+    write_capture(&capture, 1);
+    // Picked up and held.
+    std::thread::sleep(Duration::from_millis(800));
+    shutdown.trigger();
+    let summary = exporter.join().unwrap().unwrap();
+    assert_eq!(summary.exported, 0);
+    assert_eq!(
+        summary.not_exported,
+        vec!["eth0_part_20260101T000001Z.pcap".to_string()]
+    );
+    // The held delivery goes on now, after the report: it must not commit.
+    release.send(()).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(exported(&out), 0, "an object appeared after the report");
+    assert!(capture.join("eth0_part_20260101T000001Z.pcap").exists());
+}
+
+#[test]
+fn the_commit_gate_refuses_new_exports_waits_for_those_under_way_then_closes() {
+    let gate = export::CommitGate::default();
+    let under_way = gate.enter().unwrap();
+    assert!(gate.may_commit());
+    let started = Instant::now();
+    // Nothing finishes: it waits the whole time, then closes anyway.
+    assert!(!gate.stop(Duration::from_millis(100)));
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    assert!(!gate.may_commit());
+    assert!(gate.enter().is_none());
+    drop(under_way);
+}
