@@ -278,6 +278,9 @@ pub struct FlowState {
     pub state_evicted: bool,
     /// Bytes this flow is accounted for in the state budget (kept by the translator).
     pub accounted: usize,
+    /// Sequence tracking and `tcp.analysis` state (see [`crate::tcp_analysis`]), allocated
+    /// on the first TCP segment.
+    pub tcp: Option<Box<crate::tcp_analysis::Tracker>>,
 }
 
 /// What a TCP segment means for its connection's operation.
@@ -306,8 +309,11 @@ impl FlowState {
         if f.syn() && !f.ack() && (self.closed || self.fin.iter().any(|x| *x)) {
             // Port reuse: a new connection on the same 5-tuple (same accounting entry).
             let accounted = self.accounted;
+            // The tracker tells a new connection from a retransmitted SYN itself.
+            let tcp = std::mem::take(&mut self.tcp);
             *self = FlowState::new(now_ns);
             self.accounted = accounted;
+            self.tcp = tcp;
             ev.restarted = true;
         }
         self.packets += 1;
@@ -349,15 +355,16 @@ impl FlowState {
     pub fn heap_bytes(&self) -> usize {
         self.http.as_ref().map_or(0, |c| c.heap_bytes())
             + self.h2.as_ref().map_or(0, |c| c.heap_bytes())
+            + self.tcp.as_ref().map_or(0, |t| t.heap_bytes())
     }
 
     /// Drops the application-layer state (the state budget is exceeded); returns the heap
     /// bytes freed. Later packets of the flow are marked ([`Self::state_evicted`]).
     pub fn evict_l7(&mut self) -> usize {
-        let freed = self.heap_bytes();
+        let freed = self.http.take().map_or(0, |c| c.heap_bytes())
+            + self.h2.take().map_or(0, |c| c.heap_bytes())
+            + self.tcp.as_mut().map_or(0, |t| t.shed());
         if freed > 0 {
-            self.http = None;
-            self.h2 = None;
             self.state_evicted = true;
         }
         freed

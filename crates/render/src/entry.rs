@@ -45,6 +45,8 @@ pub(crate) struct FlowFacts {
     pub local: Option<bool>,
     /// The flow's application-layer state was dropped to stay within the state budget.
     pub state_evicted: bool,
+    /// The segment's `tcp.analysis` (TCP only).
+    pub tcp: Option<analyze::tcp_analysis::Analysis>,
 }
 
 /// JSON that is the same for every entry of a translator (and interface), serialised once:
@@ -620,6 +622,15 @@ impl Serialize for TcpJson<'_> {
         let mut m = s.serialize_map(None)?;
         m.serialize_entry(f::SRC, &t.src_port())?;
         m.serialize_entry(f::DST, &t.dst_port())?;
+        if let Some(a) = &self.e.flow.tcp {
+            let j = crate::tcp::AnalysisJson {
+                a,
+                debug: self.debug,
+            };
+            if j.worth_writing() {
+                m.serialize_entry(crate::tcp::ANALYSIS, &j)?;
+            }
+        }
         // INFO: the rest is in `message` already.
         if !self.debug {
             return m.end();

@@ -28,6 +28,7 @@ mod http2;
 pub mod limits;
 mod message;
 mod redact;
+mod tcp;
 mod translator;
 
 use std::net::IpAddr;

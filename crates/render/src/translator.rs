@@ -164,6 +164,10 @@ impl Translator {
             facts.first = created;
             if let Some(Transport::Tcp(t)) = d.transport {
                 let ev = state.track_tcp(side, &t, now_ns);
+                let len = analyze::tcp_analysis::payload_len_on_wire(&d);
+                let seg = analyze::tcp_analysis::Segment::of(&t, len, now_ns, packet.num);
+                let tracker = state.tcp.get_or_insert_with(Box::default);
+                facts.tcp = Some(tracker.analyze(side.index(), &seg));
                 facts.first |= ev.restarted;
                 facts.last = ev.last;
                 if !t.flags().syn() {
@@ -351,6 +355,9 @@ fn severity(d: &analyze::Decoded<'_>, facts: &FlowFacts, app: &App<'_>) -> Sever
                 _ => {}
             }
         }
+    }
+    if facts.tcp.as_ref().is_some_and(crate::tcp::is_warning) {
+        return Severity::Warning;
     }
     match d.transport {
         Some(Transport::Tcp(t)) if t.flags().rst() => Severity::Warning,
