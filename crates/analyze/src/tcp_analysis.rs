@@ -312,6 +312,95 @@ pub struct Tracker {
     first_rtt_ns: u64,
     /// Payload seen in either direction (for `rst_after_data`).
     data_seen: bool,
+    /// The originator's side index plus one (0: no packet yet), as Zeek decides it: the
+    /// sender of the SYN, else the receiver of the SYN/ACK, else the first sender.
+    orig: u8,
+    /// What each side did, in Zeek's `history` terms ([`Seen`] bits).
+    seen: [u16; 2],
+    /// Zeek's `history`: each letter once, in order of first occurrence.
+    history: [u8; 16],
+    history_len: u8,
+}
+
+/// Events of one side for the connection summary (Zeek's `history` letters).
+struct Seen;
+
+impl Seen {
+    const SYN: u16 = 1 << 0;
+    const SYN_ACK: u16 = 1 << 1;
+    const ACK: u16 = 1 << 2;
+    const DATA: u16 = 1 << 3;
+    const FIN: u16 = 1 << 4;
+    const RST: u16 = 1 << 5;
+    const RETRANSMISSION: u16 = 1 << 6;
+    const ZERO_WINDOW: u16 = 1 << 7;
+    const GAP: u16 = 1 << 8;
+    const MULTI_FLAG: u16 = 1 << 9;
+    /// The bits with their originator's letter, in the order Zeek checks them.
+    const LETTERS: [(u16, u8); 10] = [
+        (Self::MULTI_FLAG, b'Q'),
+        (Self::SYN, b'S'),
+        (Self::SYN_ACK, b'H'),
+        (Self::DATA, b'D'),
+        (Self::ACK, b'A'),
+        (Self::FIN, b'F'),
+        (Self::RST, b'R'),
+        (Self::RETRANSMISSION, b'T'),
+        (Self::ZERO_WINDOW, b'W'),
+        (Self::GAP, b'G'),
+    ];
+}
+
+/// Zeek's `conn_state` of a TCP connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnState {
+    /// Connection attempt seen, no reply.
+    S0,
+    /// Established, not terminated.
+    S1,
+    /// Normal establishment and termination.
+    SF,
+    /// Connection attempt rejected.
+    Rej,
+    /// Established, close attempt by the originator seen (no reply from the responder).
+    S2,
+    /// Established, close attempt by the responder seen (no reply from the originator).
+    S3,
+    /// Established, the originator aborted (sent a RST).
+    Rsto,
+    /// Responder sent a RST.
+    Rstr,
+    /// Originator sent a SYN followed by a RST; no SYN/ACK from the responder.
+    Rstos0,
+    /// Responder sent a SYN/ACK followed by a RST; no SYN from the (purported) originator.
+    Rstrh,
+    /// Originator sent a SYN followed by a FIN; no SYN/ACK from the responder.
+    Sh,
+    /// Responder sent a SYN/ACK followed by a FIN; no SYN from the originator.
+    Shr,
+    /// No SYN seen, just midstream traffic.
+    Oth,
+}
+
+impl ConnState {
+    /// Zeek's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnState::S0 => "S0",
+            ConnState::S1 => "S1",
+            ConnState::SF => "SF",
+            ConnState::Rej => "REJ",
+            ConnState::S2 => "S2",
+            ConnState::S3 => "S3",
+            ConnState::Rsto => "RSTO",
+            ConnState::Rstr => "RSTR",
+            ConnState::Rstos0 => "RSTOS0",
+            ConnState::Rstrh => "RSTRH",
+            ConnState::Sh => "SH",
+            ConnState::Shr => "SHR",
+            ConnState::Oth => "OTH",
+        }
+    }
 }
 
 impl Tracker {
@@ -343,6 +432,128 @@ impl Tracker {
     /// One side's state (`0` = A, `1` = B as in [`crate::Side::index`]).
     pub fn direction(&self, i: usize) -> Option<&Direction> {
         self.dirs.get(i)
+    }
+
+    /// The originator's side index (0 or 1), once a packet was seen.
+    pub fn originator(&self) -> Option<usize> {
+        usize::from(self.orig).checked_sub(1)
+    }
+
+    /// Zeek's `history` string: originator's letters upper case, responder's lower case.
+    pub fn history(&self) -> &str {
+        let n = usize::from(self.history_len).min(self.history.len());
+        std::str::from_utf8(self.history.get(..n).unwrap_or_default()).unwrap_or_default()
+    }
+
+    /// Zeek's `conn_state`.
+    pub fn conn_state(&self) -> ConnState {
+        let o = self.originator().unwrap_or(0);
+        let (os, rs) = (
+            self.seen.get(o).copied().unwrap_or(0),
+            self.seen.get(1 - o).copied().unwrap_or(0),
+        );
+        let has = |v: u16, bit: u16| v & bit != 0;
+        let (syn, synack) = (has(os, Seen::SYN), has(rs, Seen::SYN_ACK));
+        let (orst, rrst) = (has(os, Seen::RST), has(rs, Seen::RST));
+        let (ofin, rfin) = (has(os, Seen::FIN), has(rs, Seen::FIN));
+        match (syn, synack) {
+            (true, true) => {
+                if orst {
+                    ConnState::Rsto
+                } else if rrst {
+                    ConnState::Rstr
+                } else if ofin && rfin {
+                    ConnState::SF
+                } else if ofin {
+                    ConnState::S2
+                } else if rfin {
+                    ConnState::S3
+                } else {
+                    ConnState::S1
+                }
+            }
+            (true, false) => {
+                if rrst {
+                    ConnState::Rej
+                } else if orst {
+                    ConnState::Rstos0
+                } else if ofin {
+                    ConnState::Sh
+                } else if rs == 0 {
+                    ConnState::S0
+                } else {
+                    ConnState::Oth
+                }
+            }
+            (false, true) => {
+                if rrst {
+                    ConnState::Rstrh
+                } else if rfin {
+                    ConnState::Shr
+                } else {
+                    ConnState::Oth
+                }
+            }
+            (false, false) => ConnState::Oth,
+        }
+    }
+
+    fn record(&mut self, i: usize, f: u16, a: &Analysis, seglen: u32, window: u16) {
+        if self.orig == 0 {
+            let other = if f & (SYN | ACK) == SYN | ACK {
+                1 - i
+            } else {
+                i
+            };
+            self.orig = other as u8 + 1;
+        }
+        let mut bits = 0u16;
+        if f & SYN != 0 && f & (FIN | RST) != 0 {
+            bits |= Seen::MULTI_FLAG;
+        }
+        if f & (SYN | ACK) == SYN {
+            bits |= Seen::SYN;
+        } else if f & (SYN | ACK) == SYN | ACK {
+            bits |= Seen::SYN_ACK;
+        } else if f & ACK != 0 && seglen == 0 && f & (FIN | RST) == 0 {
+            bits |= Seen::ACK;
+        }
+        if seglen > 0 {
+            bits |= Seen::DATA;
+        }
+        if f & FIN != 0 {
+            bits |= Seen::FIN;
+        }
+        if f & RST != 0 {
+            bits |= Seen::RST;
+        }
+        if a.flags.has(Flag::Retransmission) {
+            bits |= Seen::RETRANSMISSION;
+        }
+        if window == 0 && f & (SYN | FIN | RST) == 0 {
+            bits |= Seen::ZERO_WINDOW;
+        }
+        if a.flags.has(Flag::LostSegment) {
+            bits |= Seen::GAP;
+        }
+        let Some(seen) = self.seen.get_mut(i) else {
+            return;
+        };
+        let new = bits & !*seen;
+        *seen |= bits;
+        let lower = self.orig != i as u8 + 1;
+        for (bit, letter) in Seen::LETTERS {
+            if new & bit != 0 {
+                if let Some(slot) = self.history.get_mut(usize::from(self.history_len)) {
+                    *slot = if lower {
+                        letter.to_ascii_lowercase()
+                    } else {
+                        letter
+                    };
+                    self.history_len += 1;
+                }
+            }
+        }
     }
 
     /// Closes open zero-window intervals at `ns` (for a summary written now).
@@ -584,6 +795,10 @@ impl Tracker {
             self.mru_syn_ns = s.ns;
         }
 
+        self.record(fwd_i, f, &a, seglen, window);
+        let Some(fwd) = self.dirs.get_mut(fwd_i) else {
+            return a;
+        };
         let t = &mut fwd.totals;
         t.packets += 1;
         t.bytes += u64::from(seglen);
@@ -765,6 +980,38 @@ mod tests {
         // Refused: a RST without data is not an abort.
         let r = c.seg(1, 2001, 0, 900_001, 0, RST | ACK, 0);
         assert!(!r.flags.has(Flag::RstAfterData));
+    }
+
+    #[test]
+    fn zeek_history_and_conn_state() {
+        let mut c = handshake();
+        c.seg(0, 30, 1001, 5001, 100, ACK, 502);
+        c.seg(1, 31, 5001, 1101, 0, ACK, 509);
+        c.seg(1, 32, 5001, 1101, 200, ACK, 509);
+        assert_eq!(c.t.conn_state(), ConnState::S1);
+        c.seg(0, 33, 1101, 5201, 0, FIN | ACK, 502);
+        assert_eq!(c.t.conn_state(), ConnState::S2);
+        c.seg(1, 34, 5201, 1102, 0, FIN | ACK, 509);
+        c.seg(0, 35, 1102, 5202, 0, ACK, 502);
+        assert_eq!(
+            (c.t.history(), c.t.conn_state()),
+            ("ShADadFf", ConnState::SF)
+        );
+        assert_eq!(c.t.originator(), Some(0));
+        // Refused.
+        let mut c = Conn::new();
+        c.seg(0, 0, 1000, 0, 0, SYN, 64240);
+        assert_eq!(c.t.conn_state(), ConnState::S0);
+        c.seg(1, 1, 0, 1001, 0, RST | ACK, 0);
+        assert_eq!((c.t.history(), c.t.conn_state()), ("Sr", ConnState::Rej));
+        // Aborted by the originator after data; a capture that starts mid-connection.
+        let mut c = handshake();
+        c.seg(0, 30, 1001, 5001, 100, ACK, 502);
+        c.seg(0, 31, 1101, 5001, 0, RST | ACK, 0);
+        assert_eq!(c.t.conn_state(), ConnState::Rsto);
+        let mut c = Conn::new();
+        c.seg(1, 0, 5001, 1001, 100, ACK, 509);
+        assert_eq!((c.t.history(), c.t.conn_state()), ("D", ConnState::Oth));
     }
 
     #[test]

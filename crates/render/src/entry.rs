@@ -79,6 +79,25 @@ impl Cached {
         c
     }
 
+    /// `pcap.id` as JSON.
+    pub(crate) fn run_id(&self) -> &RawValue {
+        &self.run_id
+    }
+
+    /// `pcap.ctx` as JSON.
+    pub(crate) fn log_name(&self) -> &RawValue {
+        &self.log_name
+    }
+
+    /// The labels object as JSON.
+    pub(crate) fn labels(&self, debug: bool) -> &RawValue {
+        if debug {
+            &self.labels_debug
+        } else {
+            &self.labels_info
+        }
+    }
+
     /// Rebuilds the labels when the interface changes (rare: one translator per source).
     pub(crate) fn for_iface(&mut self, settings: &TranslatorSettings, iface: &str) {
         if self.iface != iface {

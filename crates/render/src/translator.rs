@@ -6,11 +6,13 @@ use std::sync::Arc;
 use analyze::l7::{self, App};
 use analyze::table::{self, FlowState, FlowTable};
 use analyze::{community_id, decode, FlowKey, Layer, Transport};
+use sidecar_core::config::Verbosity;
 use sidecar_core::log::Severity;
 
 use crate::entry::{Cached, Entry, FlowFacts};
 use crate::limits::{Counter, Limits};
 use crate::redact::Redactor;
+use crate::summary::{ConnSummary, SummaryJson};
 use crate::{message, CapturedPacket, Outcome, TranslatorSettings};
 
 /// What a translator has done so far.
@@ -43,6 +45,8 @@ pub struct TranslateCounters {
     /// Entries whose serialisation failed and were replaced by a minimal line (never
     /// expected; counted so it cannot go unnoticed).
     pub fallback_lines: u64,
+    /// Connection summaries written.
+    pub connections_summarized: u64,
 }
 
 impl TranslateCounters {
@@ -75,6 +79,7 @@ impl TranslateCounters {
         self.flows_evicted_idle += o.flows_evicted_idle;
         self.flows_evicted_cap += o.flows_evicted_cap;
         self.fallback_lines += o.fallback_lines;
+        self.connections_summarized += o.connections_summarized;
     }
 }
 
@@ -153,6 +158,7 @@ impl Translator {
 
         let mut facts = FlowFacts::default();
         let mut trace = None;
+        let mut closed: Option<ConnSummary> = None;
         let mut accounted = (0usize, 0usize);
         let (app, app_err) = if let Some((k, side)) = key {
             let id = k.id();
@@ -187,6 +193,10 @@ impl Translator {
                     App::None => state.http_trace(),
                     _ => None,
                 };
+                // Summaries are SUMMARY's entries: INFO and DEBUG keep one line per packet.
+                if facts.last && self.settings.verbosity == Verbosity::Summary {
+                    closed = summarize(state, side, &d, &t, now_ns, id);
+                }
                 state.http_segment_done(side, &t);
             }
             facts.state_evicted = state.state_evicted;
@@ -211,10 +221,25 @@ impl Translator {
 
         let severity = severity(&d, &facts, &app);
         self.count(&d, &facts, severity);
-        message::write(&mut self.message, packet, &d, &app, &facts);
-
         self.cached
             .for_iface(&self.settings, &packet.interface.name);
+        if let Some(c) = closed.as_mut() {
+            c.community_id = facts.community_id;
+        }
+        if self.settings.verbosity == Verbosity::Summary
+            && !crate::summary::keep_packet(severity, facts.tcp.as_ref(), &app)
+        {
+            self.write_summary(closed.as_ref(), out);
+            let bytes = out.len() - start;
+            self.counters.bytes += bytes as u64;
+            return Outcome {
+                severity,
+                bytes,
+                suppressed: true,
+            };
+        }
+        message::write(&mut self.message, packet, &d, &app, &facts);
+
         let entry = Entry {
             settings: &self.settings,
             cached: &self.cached,
@@ -242,9 +267,34 @@ impl Translator {
             self.limits.count(Counter::EntriesCut, 1);
         }
         out.push(b'\n');
+        self.write_summary(closed.as_ref(), out);
         let bytes = out.len() - start;
         self.counters.bytes += bytes as u64;
-        Outcome { severity, bytes }
+        Outcome {
+            severity,
+            bytes,
+            suppressed: false,
+        }
+    }
+
+    /// Appends the summary of a connection that closed (one more line).
+    fn write_summary(&mut self, closed: Option<&ConnSummary>, out: &mut Vec<u8>) {
+        let Some(s) = closed else {
+            return;
+        };
+        let j = SummaryJson {
+            s,
+            settings: &self.settings,
+            cached: &self.cached,
+        };
+        let start = out.len();
+        if serde_json::to_writer(&mut *out, &j).is_err() {
+            out.truncate(start);
+            self.counters.fallback_lines += 1;
+            return;
+        }
+        out.push(b'\n');
+        self.counters.connections_summarized += 1;
     }
 
     /// Accounts a flow's state going from `before` to `after` bytes (and what the table
@@ -382,4 +432,32 @@ fn local(
     let server = server_side
         .unwrap_or_else(|| !(s.ephemeral_ports.0..=s.ephemeral_ports.1).contains(&sport));
     Some(ours && server)
+}
+
+/// The summary of the connection a segment closed (FIN handshake done or RST).
+fn summarize(
+    state: &mut FlowState,
+    side: analyze::Side,
+    d: &analyze::Decoded<'_>,
+    t: &wire::tcp::Packet<'_>,
+    now_ns: u64,
+    flow: u64,
+) -> Option<ConnSummary> {
+    let (src, dst) = d.ip_addrs()?;
+    let first_ns = state.first_ns;
+    let trace = state.http_trace();
+    let reason = if t.flags().rst() { "rst" } else { "fin" };
+    let tracker = state.tcp.as_mut()?;
+    let mut s = ConnSummary::of(
+        tracker,
+        side.index(),
+        (src, t.src_port()),
+        (dst, t.dst_port()),
+        first_ns,
+        now_ns,
+        reason,
+        trace,
+    );
+    s.flow = flow;
+    Some(s)
 }

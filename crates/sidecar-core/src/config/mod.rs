@@ -33,6 +33,9 @@ pub enum Verbosity {
     Info,
     /// Full analysis.
     Debug,
+    /// Connection summaries and anomalies only (packet entries, compact, only for segments
+    /// an operator should look at).
+    Summary,
 }
 
 /// What export gives up when the capture directory exceeds its budget
@@ -397,6 +400,7 @@ impl Config {
             match raw.to_ascii_uppercase().as_str() {
                 "INFO" => Ok(Verbosity::Info),
                 "DEBUG" => Ok(Verbosity::Debug),
+                "SUMMARY" => Ok(Verbosity::Summary),
                 _ => Err("unknown verbosity".into()),
             }
         });
@@ -629,6 +633,7 @@ impl Config {
             json!(match self.verbosity {
                 Verbosity::Info => "INFO",
                 Verbosity::Debug => "DEBUG",
+                Verbosity::Summary => "SUMMARY",
             }),
         );
         m.insert("PCAP_SHUTDOWN_SECS", json!(self.shutdown_secs));

@@ -1,0 +1,131 @@
+//! `PCAP_VERBOSITY=SUMMARY`: one connection entry when a TCP connection closes, and of the
+//! packet entries only the anomalies and the exchange summaries (HTTP responses).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use chrono::TimeZone;
+use render::{CapturedPacket, Interface, Translator, TranslatorSettings};
+use serde_json::Value;
+use sidecar_core::config::Verbosity;
+
+mod common;
+
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+const PSH_ACK: u8 = 0x18;
+const FIN_ACK: u8 = 0x11;
+const RST_ACK: u8 = 0x14;
+
+/// Translates `(client?, flags, payload)` segments of one connection with consistent sequence
+/// numbers; returns the lines written.
+fn run(v: Verbosity, segments: &[(bool, u8, &[u8])]) -> Vec<Value> {
+    let iface = Interface {
+        index: 2,
+        name: "eth0".into(),
+        addrs: vec!["10.88.0.2".parse().unwrap()],
+    };
+    let mut t = Translator::new(TranslatorSettings {
+        verbosity: v,
+        ..TranslatorSettings::default()
+    });
+    let mut next = [1000u32, 5000u32];
+    let mut out = Vec::new();
+    for (i, (client, flags, payload)) in segments.iter().enumerate() {
+        let seq = &mut next[usize::from(!*client)];
+        let mut flags = *flags;
+        if i == 1 {
+            flags |= SYN; // the SYN/ACK
+        }
+        let data = common::tcp_packet(8080, *client, flags, *seq, payload);
+        *seq += payload.len() as u32 + u32::from(flags & 0x03 != 0);
+        let p = CapturedPacket {
+            interface: &iface,
+            linktype: 101,
+            timestamp: chrono::Utc
+                .timestamp_opt(1_700_000_000, (i as u32 + 1) * 1_000_000)
+                .unwrap(),
+            wire_len: data.len() as u32,
+            num: i as u64,
+            data: &data,
+        };
+        let o = t.translate(&p, &mut out);
+        assert!(!o.suppressed || v == Verbosity::Summary);
+    }
+    out.split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect()
+}
+
+fn http_exchange(close: u8) -> Vec<(bool, u8, &'static [u8])> {
+    let mut v: Vec<(bool, u8, &'static [u8])> = vec![
+        (true, SYN, b""),
+        (false, ACK, b""),
+        (true, ACK, b""),
+        (true, PSH_ACK, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+        (
+            false,
+            PSH_ACK,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        ),
+        (true, ACK, b""),
+    ];
+    if close == FIN_ACK {
+        v.extend([
+            (true, FIN_ACK, &b""[..]),
+            (false, FIN_ACK, b""),
+            (true, ACK, b""),
+        ]);
+    } else {
+        v.push((true, RST_ACK, b""));
+    }
+    v
+}
+
+#[test]
+fn summary_verbosity_writes_the_connection_and_the_exchange_only() {
+    let lines = run(Verbosity::Summary, &http_exchange(FIN_ACK));
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(
+        lines[0]["httpRequest"]["status"] == 200,
+        "the response: {}",
+        lines[0]
+    );
+    let c = &lines[1];
+    assert_eq!(c["kind"], "connection");
+    assert_eq!(c["severity"], "INFO");
+    let conn = &c["connection"];
+    assert_eq!(conn["conn_state"], "SF");
+    // The server sent no pure ACK (Zeek's `a`): its data and FIN carried them.
+    assert_eq!(conn["history"], "ShADdFf");
+    assert_eq!(
+        (conn["orig_h"].as_str(), conn["orig_p"].as_u64()),
+        (Some("10.88.0.1"), Some(40000))
+    );
+    assert_eq!(
+        (conn["orig_pkts"].as_u64(), conn["resp_pkts"].as_u64()),
+        (Some(6), Some(3))
+    );
+    assert_eq!(conn["orig_payload_bytes"], 27);
+    assert_eq!(conn["resp_payload_bytes"], 40);
+    assert_eq!(conn["initial_rtt"], 0.002);
+    assert_eq!(conn["close_reason"], "fin");
+    assert_eq!(c["flow"], lines[0]["flow"]);
+}
+
+#[test]
+fn an_abort_after_data_is_a_warning_in_every_verbosity() {
+    let lines = run(Verbosity::Summary, &http_exchange(RST_ACK));
+    let last = lines.last().unwrap();
+    assert_eq!(last["connection"]["conn_state"], "RSTO");
+    assert_eq!(last["severity"], "WARNING");
+    let rst = &lines[lines.len() - 2];
+    assert_eq!(rst["L4"]["analysis"]["rst_after_data"], true);
+    // INFO and DEBUG: one line per packet, no summary.
+    for v in [Verbosity::Info, Verbosity::Debug] {
+        let lines = run(v, &http_exchange(RST_ACK));
+        assert_eq!(lines.len(), 7);
+        assert!(lines.iter().all(|l| l.get("kind").is_none()));
+        assert_eq!(lines[6]["severity"], "WARNING");
+    }
+}
