@@ -312,6 +312,8 @@ pub struct Tracker {
     first_rtt_ns: u64,
     /// Payload seen in either direction (for `rst_after_data`).
     data_seen: bool,
+    /// Address and port of each side (set by the caller), for the connection summary.
+    pub endpoints: Option<[(std::net::IpAddr, u16); 2]>,
     /// The originator's side index plus one (0: no packet yet), as Zeek decides it: the
     /// sender of the SYN, else the receiver of the SYN/ACK, else the first sender.
     orig: u8,
@@ -432,6 +434,11 @@ impl Tracker {
     /// One side's state (`0` = A, `1` = B as in [`crate::Side::index`]).
     pub fn direction(&self, i: usize) -> Option<&Direction> {
         self.dirs.get(i)
+    }
+
+    /// Time of the connection's last segment (ns), 0 before any.
+    pub fn last_ns(&self) -> u64 {
+        self.dirs.iter().map(|d| d.lastack_ns).max().unwrap_or(0)
     }
 
     /// The originator's side index (0 or 1), once a packet was seen.
@@ -1024,6 +1031,6 @@ mod tests {
         assert!(c.t.heap_bytes() - base <= MAX_UNACKED * 2 * std::mem::size_of::<Unacked>());
         assert!(c.t.shed() > 0);
         assert_eq!(c.t.heap_bytes(), base);
-        assert!(base <= 300, "{base} bytes per TCP flow");
+        assert!(base <= 360, "{base} bytes per TCP flow");
     }
 }

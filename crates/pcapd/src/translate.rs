@@ -80,4 +80,8 @@ impl Translate for RenderTranslator {
             Translation::Ok
         }
     }
+
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        self.translator.finish(out);
+    }
 }

@@ -47,38 +47,51 @@ pub(crate) struct ConnSummary {
 }
 
 impl ConnSummary {
-    /// The summary of the connection `tracker` follows, closed by a packet sent by side
-    /// `sender` from `src` to `dst` at `end_ns`.
-    #[allow(clippy::too_many_arguments)]
+    /// The summary of the connection `tracker` follows, ended at `end_ns` for
+    /// `close_reason`; `None` when the tracker does not know the endpoints.
     pub(crate) fn of(
         tracker: &mut Tracker,
-        sender: usize,
-        src: (IpAddr, u16),
-        dst: (IpAddr, u16),
+        flow: u64,
         start_ns: u64,
         end_ns: u64,
         close_reason: &'static str,
         trace: Option<analyze::http::Trace>,
-    ) -> Self {
+    ) -> Option<Self> {
+        let ends = tracker.endpoints?;
         tracker.settle(end_ns);
-        let o = tracker.originator().unwrap_or(sender);
-        let (orig, resp) = if o == sender { (src, dst) } else { (dst, src) };
+        let o = tracker.originator()?.min(1);
         let totals = |i: usize| tracker.direction(i).map(|d| d.totals).unwrap_or_default();
-        ConnSummary {
-            flow: 0,
+        Some(ConnSummary {
+            flow,
             community_id: None,
-            orig,
-            resp,
+            orig: ends[o],
+            resp: ends[1 - o],
             start_ns,
             end_ns,
             orig_totals: totals(o),
-            resp_totals: totals(1 - o.min(1)),
+            resp_totals: totals(1 - o),
             conn_state: tracker.conn_state(),
             history: tracker.history().to_string(),
             initial_rtt_ns: tracker.initial_rtt_ns(),
             close_reason,
             trace,
+        })
+    }
+
+    /// The summary of a flow the translator forgets or still holds at the end: TCP flows
+    /// whose connection did not close (a closed one had its summary already).
+    pub(crate) fn of_state(
+        state: &mut analyze::FlowState,
+        flow: u64,
+        reason: &'static str,
+    ) -> Option<Self> {
+        if state.closed {
+            return None;
         }
+        let (first_ns, trace) = (state.first_ns, state.http_trace());
+        let tracker = state.tcp.as_mut()?;
+        let end_ns = tracker.last_ns();
+        ConnSummary::of(tracker, flow, first_ns, end_ns, reason, trace)
     }
 
     /// WARNING when an operator should look: retransmissions, a zero window, an abort after

@@ -100,6 +100,8 @@ pub struct Translator {
     /// After an eviction round that could not free enough (the rest is held by other
     /// translators), the next round waits until this translator holds this much.
     evict_again_at: usize,
+    /// Summaries of connections forgotten (idle, cap, state budget) not written yet.
+    pending: Vec<ConnSummary>,
 }
 
 impl Translator {
@@ -113,7 +115,8 @@ impl Translator {
     /// of its daemon.
     pub fn with_limits(settings: TranslatorSettings, limits: Arc<Limits>) -> Self {
         let flows = FlowTable::new(settings.max_flows, settings.flow_idle)
-            .weighed(|s: &FlowState| s.accounted);
+            .weighed(|s: &FlowState| s.accounted)
+            .keeping_removed(settings.verbosity == Verbosity::Summary);
         limits.register(true);
         Translator {
             flows,
@@ -126,6 +129,7 @@ impl Translator {
             state_bytes: 0,
             published: 0,
             evict_again_at: 0,
+            pending: Vec::new(),
         }
     }
 
@@ -173,6 +177,16 @@ impl Translator {
                 let len = analyze::tcp_analysis::payload_len_on_wire(&d);
                 let seg = analyze::tcp_analysis::Segment::of(&t, len, now_ns, packet.num);
                 let tracker = state.tcp.get_or_insert_with(Box::default);
+                if tracker.endpoints.is_none() {
+                    if let Some((src, dst)) = d.ip_addrs() {
+                        let (from, to) = ((src, t.src_port()), (dst, t.dst_port()));
+                        tracker.endpoints = Some(if side.index() == 0 {
+                            [from, to]
+                        } else {
+                            [to, from]
+                        });
+                    }
+                }
                 facts.tcp = Some(tracker.analyze(side.index(), &seg));
                 facts.first |= ev.restarted;
                 facts.last = ev.last;
@@ -195,7 +209,11 @@ impl Translator {
                 };
                 // Summaries are SUMMARY's entries: INFO and DEBUG keep one line per packet.
                 if facts.last && self.settings.verbosity == Verbosity::Summary {
-                    closed = summarize(state, side, &d, &t, now_ns, id);
+                    let reason = if t.flags().rst() { "rst" } else { "fin" };
+                    let (first_ns, trace) = (state.first_ns, state.http_trace());
+                    closed = state.tcp.as_mut().and_then(|tracker| {
+                        ConnSummary::of(tracker, id, first_ns, now_ns, reason, trace)
+                    });
                 }
                 state.http_segment_done(side, &t);
             }
@@ -207,6 +225,11 @@ impl Translator {
             l7::classify(&d, None)
         };
         self.account_state(accounted.0, accounted.1);
+        for (id, mut state, why) in self.flows.take_removed() {
+            if let Some(s) = ConnSummary::of_state(&mut state, id, why.name()) {
+                self.pending.push(s);
+            }
+        }
         if let App::Http2(seg) = &app {
             let (c, l) = (&seg.caps, &*self.limits);
             l.count(Counter::HeaderListsTruncated, c.lists_truncated as u64);
@@ -277,11 +300,34 @@ impl Translator {
         }
     }
 
-    /// Appends the summary of a connection that closed (one more line).
+    /// Appends the summary of a connection that closed, and those of connections forgotten
+    /// since the last packet (one more line each).
     fn write_summary(&mut self, closed: Option<&ConnSummary>, out: &mut Vec<u8>) {
-        let Some(s) = closed else {
+        for s in std::mem::take(&mut self.pending) {
+            self.write_one_summary(&s, out);
+        }
+        if let Some(s) = closed {
+            self.write_one_summary(s, out);
+        }
+    }
+
+    /// With `PCAP_VERBOSITY=SUMMARY`, appends a summary of every TCP connection still held
+    /// (`close_reason` `end`): at the end of `--read` and at shutdown.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if self.settings.verbosity != Verbosity::Summary {
             return;
-        };
+        }
+        let mut left: Vec<ConnSummary> = self
+            .flows
+            .iter_mut()
+            .filter_map(|(id, s)| ConnSummary::of_state(s, id, "end"))
+            .collect();
+        left.sort_by_key(|s| s.end_ns);
+        self.pending.extend(left);
+        self.write_summary(None, out);
+    }
+
+    fn write_one_summary(&mut self, s: &ConnSummary, out: &mut Vec<u8>) {
         let j = SummaryJson {
             s,
             settings: &self.settings,
@@ -315,16 +361,21 @@ impl Translator {
         // own oldest flows, and eviction runs in rounds, not per packet.
         let budget = self.limits.state_budget;
         let want = self.state_bytes.saturating_sub(self.limits.share());
-        let (mut freed, mut flows) = self.flows.shed_lru(want, |s: &mut FlowState| {
+        let (mut freed, mut flows) = self.flows.shed_lru(want, |_, s: &mut FlowState| {
             let n = s.evict_l7();
             s.accounted = s.accounted.saturating_sub(n);
             (n, false)
         });
         if freed < want {
             // Application state alone was not enough: forget whole flows, oldest first.
-            let (f, n) = self
-                .flows
-                .shed_lru(want - freed, |s: &mut FlowState| (s.accounted, true));
+            let summaries = self.settings.verbosity == Verbosity::Summary;
+            let pending = &mut self.pending;
+            let (f, n) = self.flows.shed_lru(want - freed, |id, s: &mut FlowState| {
+                if summaries {
+                    pending.extend(ConnSummary::of_state(s, id, "state_budget"));
+                }
+                (s.accounted, true)
+            });
             freed += f;
             flows += n;
         }
@@ -432,32 +483,4 @@ fn local(
     let server = server_side
         .unwrap_or_else(|| !(s.ephemeral_ports.0..=s.ephemeral_ports.1).contains(&sport));
     Some(ours && server)
-}
-
-/// The summary of the connection a segment closed (FIN handshake done or RST).
-fn summarize(
-    state: &mut FlowState,
-    side: analyze::Side,
-    d: &analyze::Decoded<'_>,
-    t: &wire::tcp::Packet<'_>,
-    now_ns: u64,
-    flow: u64,
-) -> Option<ConnSummary> {
-    let (src, dst) = d.ip_addrs()?;
-    let first_ns = state.first_ns;
-    let trace = state.http_trace();
-    let reason = if t.flags().rst() { "rst" } else { "fin" };
-    let tracker = state.tcp.as_mut()?;
-    let mut s = ConnSummary::of(
-        tracker,
-        side.index(),
-        (src, t.src_port()),
-        (dst, t.dst_port()),
-        first_ns,
-        now_ns,
-        reason,
-        trace,
-    );
-    s.flow = flow;
-    Some(s)
 }

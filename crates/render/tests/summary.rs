@@ -19,6 +19,14 @@ const RST_ACK: u8 = 0x14;
 /// Translates `(client?, flags, payload)` segments of one connection with consistent sequence
 /// numbers; returns the lines written.
 fn run(v: Verbosity, segments: &[(bool, u8, &[u8])]) -> Vec<Value> {
+    run_then(v, segments, |_, _| {})
+}
+
+fn run_then(
+    v: Verbosity,
+    segments: &[(bool, u8, &[u8])],
+    end: impl FnOnce(&mut Translator, &mut Vec<u8>),
+) -> Vec<Value> {
     let iface = Interface {
         index: 2,
         name: "eth0".into(),
@@ -51,6 +59,7 @@ fn run(v: Verbosity, segments: &[(bool, u8, &[u8])]) -> Vec<Value> {
         let o = t.translate(&p, &mut out);
         assert!(!o.suppressed || v == Verbosity::Summary);
     }
+    end(&mut t, &mut out);
     out.split(|b| *b == b'\n')
         .filter(|l| !l.is_empty())
         .map(|l| serde_json::from_slice(l).unwrap())
@@ -128,4 +137,58 @@ fn an_abort_after_data_is_a_warning_in_every_verbosity() {
         assert!(lines.iter().all(|l| l.get("kind").is_none()));
         assert_eq!(lines[6]["severity"], "WARNING");
     }
+}
+
+#[test]
+fn connections_still_open_at_the_end_are_summarised_by_finish() {
+    let mut open = http_exchange(FIN_ACK);
+    open.truncate(6);
+    let lines = run_then(Verbosity::Summary, &open, |t, out| t.finish(out));
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    let conn = &lines[1]["connection"];
+    assert_eq!(conn["conn_state"], "S1");
+    assert_eq!(conn["close_reason"], "end");
+    assert_eq!(conn["duration"], 0.005);
+    // INFO: finish writes nothing.
+    let lines = run_then(Verbosity::Info, &open, |t, out| t.finish(out));
+    assert_eq!(lines.len(), 6);
+}
+
+#[test]
+fn idle_connections_are_summarised_when_evicted() {
+    let iface = Interface {
+        index: 2,
+        name: "eth0".into(),
+        addrs: vec![],
+    };
+    let mut t = Translator::new(TranslatorSettings {
+        verbosity: Verbosity::Summary,
+        flow_idle: std::time::Duration::from_secs(10),
+        ..TranslatorSettings::default()
+    });
+    let mut out = Vec::new();
+    for (i, (port, secs)) in [(8080u16, 0i64), (9090, 60)].into_iter().enumerate() {
+        let data = common::tcp_packet(port, true, SYN, 1000, b"");
+        let p = CapturedPacket {
+            interface: &iface,
+            linktype: 101,
+            timestamp: chrono::Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap(),
+            wire_len: data.len() as u32,
+            num: i as u64,
+            data: &data,
+        };
+        t.translate(&p, &mut out);
+    }
+    let lines: Vec<Value> = out
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    let conn = &lines[0]["connection"];
+    assert_eq!(
+        (conn["conn_state"].as_str(), conn["close_reason"].as_str()),
+        (Some("S0"), Some("idle"))
+    );
+    assert_eq!(conn["resp_p"], 8080);
 }
