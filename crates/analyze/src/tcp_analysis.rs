@@ -189,12 +189,22 @@ impl Segment {
 /// TCP payload bytes of a decoded packet as sent, not only as captured (a snaplen cut
 /// must not look like a short segment to the analysis).
 pub fn payload_len_on_wire(d: &crate::Decoded<'_>) -> u32 {
-    let cut = if d.capture_cut() {
-        (d.wire_len as usize).saturating_sub(d.data.len())
+    let len = if !d.capture_cut() {
+        d.payload.len()
     } else {
-        0
+        match (d.network, d.transport) {
+            // What IPv4's total length says, as Wireshark counts it.
+            (Some(crate::Network::Ipv4(ip)), Some(crate::Transport::Tcp(t))) => ip
+                .effective_len()
+                .saturating_sub(ip.header_len() + t.header_len())
+                .max(d.payload.len()),
+            _ => d
+                .payload
+                .len()
+                .saturating_add((d.wire_len as usize).saturating_sub(d.data.len())),
+        }
     };
-    u32::try_from(d.payload.len().saturating_add(cut)).unwrap_or(u32::MAX)
+    u32::try_from(len).unwrap_or(u32::MAX)
 }
 
 /// The analysis of one segment.

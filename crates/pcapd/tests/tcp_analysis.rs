@@ -134,12 +134,7 @@ fn craft_reordered(src: &Path, dst: &Path) {
     let mut at = 24;
     while at + 16 <= bytes.len() {
         let len = le(at + 8) as usize;
-        records.push((
-            le(at),
-            le(at + 4),
-            le(at + 12),
-            bytes[at + 16..at + 16 + len].to_vec(),
-        ));
+        records.push((le(at), le(at + 4), bytes[at + 16..at + 16 + len].to_vec()));
         at += 16 + len;
     }
     let is_data = |d: &[u8]| {
@@ -149,7 +144,7 @@ fn craft_reordered(src: &Path, dst: &Path) {
         total > ihl + doff
     };
     let src_of = |d: &[u8]| d[26..30].to_vec();
-    let mut data: Vec<Vec<u8>> = records.iter().map(|r| r.3.clone()).collect();
+    let mut data: Vec<Vec<u8>> = records.iter().map(|r| r.2.clone()).collect();
     let (mut n, mut i) = (0, 0);
     while i + 1 < data.len() {
         if is_data(&data[i]) {
@@ -167,7 +162,8 @@ fn craft_reordered(src: &Path, dst: &Path) {
     }
     let mut out = bytes[..24].to_vec();
     let mut count = 0;
-    for ((sec, frac, orig, _), d) in records.iter().zip(&data) {
+    // Each packet keeps its own length on the wire (captured whole: snap length 0).
+    for ((sec, frac, _), d) in records.iter().zip(&data) {
         let copies = if is_data(d) {
             count += 1;
             1 + u32::from(count % 57 == 0)
@@ -179,7 +175,7 @@ fn craft_reordered(src: &Path, dst: &Path) {
             // The copy one tick later: timestamps stay in order, as a capture's would.
             out.extend_from_slice(&(frac + c).min(999_999).to_le_bytes());
             out.extend_from_slice(&(d.len() as u32).to_le_bytes());
-            out.extend_from_slice(&orig.to_le_bytes());
+            out.extend_from_slice(&(d.len() as u32).to_le_bytes());
             out.extend_from_slice(d);
         }
     }
