@@ -2,7 +2,7 @@
 //!
 //! The kernel's TCP on both ends, in two namespaces joined by a veth with MTU-sized segments
 //! (`gso_max_size 1500`), random loss by iptables (`-m statistic --mode random`) on INPUT and
-//! OUTPUT of both namespaces, so segments are lost both before the capture point (the capture
+//! OUTPUT of both namespaces (3 % and 6 %), so segments are lost both before the capture point (the capture
 //! never sees them: "previous segment not captured", "ACKed unseen segment") and after it
 //! (retransmissions, duplicate ACKs, fast retransmissions). The workloads
 //! (`resources/tcp_workloads.py`): HTTP/1.1 keep-alive exchanges, a slow reader with a tiny
@@ -35,8 +35,6 @@ const WORKLOADS: &str = concat!(
 );
 const APP_V4: &str = "198.51.100.1";
 const PORT: &str = "8080";
-/// Loss on each of the four chains (INPUT/OUTPUT of both namespaces).
-const LOSS: &str = "0.03";
 
 /// The flags compared, by their tshark names after `tcp.analysis.`.
 const FLAGS: [&str; 15] = [
@@ -65,7 +63,9 @@ const VALUES: [&str; 5] = [
     "initial_rtt",
 ];
 
-fn impair(ns: &Netns) {
+/// `loss`: the probability of a drop on each of the four chains (INPUT and OUTPUT of both
+/// namespaces).
+fn impair(ns: &Netns, loss: &str) {
     ns.run("ip", ["link", "set", "eth0", "gso_max_size", "1500"])
         .unwrap();
     for chain in ["INPUT", "OUTPUT"] {
@@ -81,7 +81,7 @@ fn impair(ns: &Netns) {
                 "--mode",
                 "random",
                 "--probability",
-                LOSS,
+                loss,
                 "-j",
                 "DROP",
             ],
@@ -90,11 +90,11 @@ fn impair(ns: &Netns) {
     }
 }
 
-/// Records the workloads into `file`.
-fn capture(file: &Path) {
+/// Records the workloads into `file`, with `loss` on each chain.
+fn capture(file: &Path, loss: &str) {
     let net = TestNet::new("tcp-analysis").unwrap_or_else(|e| panic!("network namespaces: {e}"));
-    impair(net.app());
-    impair(net.peer());
+    impair(net.app(), loss);
+    impair(net.peer(), loss);
     let tcpdump = reference_tcpdump(net.app(), file, "tcp");
     let mut server = net.app().command("python3");
     server
@@ -349,12 +349,19 @@ fn compare(name: &str, file: &Path) -> BTreeMap<&'static str, usize> {
 fn tcp_analysis_agrees_with_tshark_on_impaired_kernel_tcp() {
     let dir = tempfile::tempdir().unwrap();
     let lossy = dir.path().join("lossy.pcap");
+    let lossier = dir.path().join("lossier.pcap");
     let crafted = dir.path().join("reordered.pcap");
-    capture(&lossy);
+    capture(&lossy, "0.03");
+    capture(&lossier, "0.06");
     craft_reordered(&lossy, &crafted);
-    let mut seen = compare("lossy", &lossy);
-    for (flag, n) in compare("reordered and duplicated", &crafted) {
-        *seen.entry(flag).or_default() += n;
+    let mut seen = compare("3 % loss per chain", &lossy);
+    for (name, file) in [
+        ("6 % loss per chain", &lossier),
+        ("3 % loss, reordered and duplicated", &crafted),
+    ] {
+        for (flag, n) in compare(name, file) {
+            *seen.entry(flag).or_default() += n;
+        }
     }
     // The workloads exercise the flags they are there for (by tshark's count).
     for flag in [

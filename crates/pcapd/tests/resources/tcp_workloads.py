@@ -112,9 +112,17 @@ def keepalive_idle(addr, port):
 
 def reused_port(addr, port):
     for _ in range(2):
-        s = connect(addr, port, local_port=41999)
+        # Loss can leave this side in TIME_WAIT after all (its FIN may go first): retry.
+        for attempt in range(20):
+            try:
+                s = connect(addr, port, local_port=41999)
+                break
+            except OSError:
+                time.sleep(0.5)
         request(s, "/close/500")
-        # The server closed first: its side holds TIME_WAIT, this port is free again.
+        # The server closed first: its side holds TIME_WAIT; an abortive close leaves
+        # none on this side, so the port is free again at once.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         s.close()
         time.sleep(0.3)
 
