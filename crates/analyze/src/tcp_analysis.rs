@@ -324,6 +324,8 @@ pub struct Tracker {
     data_seen: bool,
     /// Address and port of each side (set by the caller), for the connection summary.
     pub endpoints: Option<[(std::net::IpAddr, u16); 2]>,
+    /// HTTP responses seen on the connection (counted by the caller), for the summary.
+    pub http_exchanges: u32,
     /// The originator's side index plus one (0: no packet yet), as Zeek decides it: the
     /// sender of the SYN, else the receiver of the SYN/ACK, else the first sender.
     orig: u8,

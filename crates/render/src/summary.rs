@@ -5,8 +5,8 @@
 //! or a RST), the translator appends one entry after the packet's own (if it writes one): `"kind": "connection"` with both endpoints
 //! (originator as Zeek decides it), duration, packets and payload bytes each way, Zeek's
 //! `conn_state` and `history`, retransmissions, out-of-order and lost segments each way, the
-//! initial RTT, zero-window time each way, the close reason and the trace of the
-//! connection's last HTTP exchange.
+//! initial RTT, zero-window time each way, the close reason, the number of HTTP exchanges
+//! and the trace of the connection's last one.
 
 use std::net::IpAddr;
 
@@ -43,6 +43,7 @@ pub(crate) struct ConnSummary {
     pub history: String,
     pub initial_rtt_ns: Option<u64>,
     pub close_reason: &'static str,
+    pub http_exchanges: u32,
     pub trace: Option<analyze::http::Trace>,
 }
 
@@ -74,6 +75,7 @@ impl ConnSummary {
             history: tracker.history().to_string(),
             initial_rtt_ns: tracker.initial_rtt_ns(),
             close_reason,
+            http_exchanges: tracker.http_exchanges,
             trace,
         })
     }
@@ -202,6 +204,9 @@ impl Serialize for Connection<'_> {
         m.serialize_entry("orig_zero_window", &seconds(o.zero_window_ns))?;
         m.serialize_entry("resp_zero_window", &seconds(r.zero_window_ns))?;
         m.serialize_entry("close_reason", c.close_reason)?;
+        if c.http_exchanges > 0 {
+            m.serialize_entry("http_exchanges", &c.http_exchanges)?;
+        }
         m.end()
     }
 }

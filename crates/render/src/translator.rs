@@ -198,6 +198,9 @@ impl Translator {
                 state.packets += 1;
             }
             let (app, err) = l7::classify_at(&d, Some(&mut *state), side, now_ns);
+            if let (Some(tracker), true) = (state.tcp.as_mut(), responses(&app) > 0) {
+                tracker.http_exchanges = tracker.http_exchanges.saturating_add(responses(&app));
+            }
             if let Some(Transport::Tcp(t)) = d.transport {
                 // The trace of the exchange: the message's own, or for the connection's
                 // other segments (ACK/FIN/RST, retransmissions) the latest exchange's.
@@ -483,4 +486,18 @@ fn local(
     let server = server_side
         .unwrap_or_else(|| !(s.ephemeral_ports.0..=s.ephemeral_ports.1).contains(&sport));
     Some(ours && server)
+}
+
+/// HTTP responses a segment completes (final status lines and HTTP/2 response headers).
+fn responses(app: &App<'_>) -> u32 {
+    match app {
+        App::Http(m) if m.kind == analyze::http::Kind::Response && (200..).contains(&m.code) => 1,
+        App::Http2(s) => s
+            .frames
+            .iter()
+            .filter_map(|f| f.headers.as_deref())
+            .filter(|h| h.role == analyze::http2::Role::Response)
+            .count() as u32,
+        _ => 0,
+    }
 }

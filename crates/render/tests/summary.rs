@@ -119,6 +119,7 @@ fn summary_verbosity_writes_the_connection_and_the_exchange_only() {
     assert_eq!(conn["resp_payload_bytes"], 40);
     assert_eq!(conn["initial_rtt"], 0.002);
     assert_eq!(conn["close_reason"], "fin");
+    assert_eq!(conn["http_exchanges"], 1);
     assert_eq!(c["flow"], lines[0]["flow"]);
 }
 
