@@ -198,8 +198,9 @@ impl Translator {
                 state.packets += 1;
             }
             let (app, err) = l7::classify_at(&d, Some(&mut *state), side, now_ns);
-            if let (Some(tracker), true) = (state.tcp.as_mut(), responses(&app) > 0) {
-                tracker.http_exchanges = tracker.http_exchanges.saturating_add(responses(&app));
+            let exchanges = responses(&app);
+            if let (Some(tracker), true) = (state.tcp.as_mut(), exchanges > 0) {
+                tracker.http_exchanges = tracker.http_exchanges.saturating_add(exchanges);
             }
             if let Some(Transport::Tcp(t)) = d.transport {
                 // The trace of the exchange: the message's own, or for the connection's
