@@ -559,6 +559,10 @@ impl Tracker {
             return;
         };
         let new = bits & !*seen;
+        if new == 0 {
+            // Most segments repeat what their side did before.
+            return;
+        }
         *seen |= bits;
         let lower = self.orig != i as u8 + 1;
         for (bit, letter) in Seen::LETTERS {
