@@ -40,6 +40,7 @@ pub mod http2;
 pub mod l7;
 pub mod services;
 pub mod table;
+pub mod tcp_analysis;
 
 pub use decode::{decode, DecodeError, Decoded, Layer, Link, Network, Transport};
 pub use flow::{FlowKey, Side};

@@ -49,6 +49,25 @@ pub fn slot_bytes<V>() -> usize {
     (std::mem::size_of::<(u64, Slot<V>)>() + 1) * 8 / 7
 }
 
+/// Why the table removed a flow by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// Idle longer than the idle timeout.
+    Idle,
+    /// The table was full.
+    Cap,
+}
+
+impl Removal {
+    /// `idle` or `cap`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Removal::Idle => "idle",
+            Removal::Cap => "cap",
+        }
+    }
+}
+
 /// A map from flow id to `V` with a cap and idle eviction.
 pub struct FlowTable<V> {
     map: HashMap<u64, Slot<V>, BuildHasherDefault<IdHasher>>,
@@ -60,6 +79,8 @@ pub struct FlowTable<V> {
     weigh: fn(&V) -> usize,
     removed_weight: usize,
     lru: Vec<(u64, u64)>,
+    keep_removed: bool,
+    removed: Vec<(u64, V, Removal)>,
     /// Entries created.
     pub created: u64,
     /// Entries evicted because they were idle.
@@ -80,6 +101,8 @@ impl<V> FlowTable<V> {
             weigh: |_| 0,
             removed_weight: 0,
             lru: Vec::new(),
+            keep_removed: false,
+            removed: Vec::new(),
             created: 0,
             evicted_idle: 0,
             evicted_cap: 0,
@@ -106,7 +129,7 @@ impl<V> FlowTable<V> {
     pub fn shed_lru(
         &mut self,
         want: usize,
-        mut shed: impl FnMut(&mut V) -> (usize, bool),
+        mut shed: impl FnMut(u64, &mut V) -> (usize, bool),
     ) -> (usize, u64) {
         let mut lru = std::mem::take(&mut self.lru);
         lru.clear();
@@ -121,7 +144,7 @@ impl<V> FlowTable<V> {
             let Some(slot) = self.map.get_mut(id) else {
                 continue;
             };
-            let (bytes, remove) = shed(&mut slot.value);
+            let (bytes, remove) = shed(*id, &mut slot.value);
             if bytes > 0 || remove {
                 touched += 1;
             }
@@ -186,20 +209,60 @@ impl<V> FlowTable<V> {
         self.map.remove(&id).map(|s| s.value)
     }
 
+    /// Every flow held, in no order (to summarise what is left at the end).
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (u64, &mut V)> {
+        self.map.iter_mut().map(|(id, s)| (*id, &mut s.value))
+    }
+
+    /// The table keeps the values it removes itself (idle, cap) for
+    /// [`Self::take_removed`] instead of dropping them (to summarise evicted flows).
+    pub fn keeping_removed(mut self, keep: bool) -> Self {
+        self.keep_removed = keep;
+        self
+    }
+
+    /// The values removed by the table since the last call (with [`Self::keeping_removed`]).
+    pub fn take_removed(&mut self) -> Vec<(u64, V, Removal)> {
+        std::mem::take(&mut self.removed)
+    }
+
+    /// Removes the flows whose last-seen time `remove` accepts; returns how many.
+    fn remove_where(&mut self, why: Removal, remove: impl Fn(u64) -> bool) -> usize {
+        let before = self.map.len();
+        let (weigh, mut weight) = (self.weigh, 0usize);
+        if self.keep_removed {
+            let ids: Vec<u64> = self
+                .map
+                .iter()
+                .filter(|(_, s)| remove(s.last_ns))
+                .map(|(id, _)| *id)
+                .collect();
+            for id in ids {
+                if let Some(s) = self.map.remove(&id) {
+                    weight += weigh(&s.value);
+                    self.removed.push((id, s.value, why));
+                }
+            }
+        } else {
+            self.map.retain(|_, s| {
+                let gone = remove(s.last_ns);
+                if gone {
+                    weight += weigh(&s.value);
+                }
+                !gone
+            });
+        }
+        self.removed_weight += weight;
+        before - self.map.len()
+    }
+
     /// Drops every flow idle for longer than the idle timeout at `now_ns`.
     pub fn sweep(&mut self, now_ns: u64) {
         let idle = self.idle_ns;
-        let before = self.map.len();
-        let (weigh, mut removed) = (self.weigh, 0usize);
-        self.map.retain(|_, s| {
-            let keep = now_ns.saturating_sub(s.last_ns) < idle;
-            if !keep {
-                removed += weigh(&s.value);
-            }
-            keep
+        let n = self.remove_where(Removal::Idle, |last_ns| {
+            now_ns.saturating_sub(last_ns) >= idle
         });
-        self.removed_weight += removed;
-        self.evicted_idle += (before - self.map.len()) as u64;
+        self.evicted_idle += n as u64;
         // Sweep a few times per idle period: cheap, and bounds how long dead flows linger.
         self.next_sweep_ns = now_ns.saturating_add((idle / 8).max(1_000_000_000));
     }
@@ -213,17 +276,8 @@ impl<V> FlowTable<V> {
         }
         let (_, threshold, _) = self.scratch.select_nth_unstable(k - 1);
         let threshold = *threshold;
-        let before = self.map.len();
-        let (weigh, mut removed) = (self.weigh, 0usize);
-        self.map.retain(|_, s| {
-            let keep = s.last_ns > threshold;
-            if !keep {
-                removed += weigh(&s.value);
-            }
-            keep
-        });
-        self.removed_weight += removed;
-        self.evicted_cap += (before - self.map.len()) as u64;
+        let n = self.remove_where(Removal::Cap, |last_ns| last_ns <= threshold);
+        self.evicted_cap += n as u64;
         // Do not keep a cap-sized scratch buffer around after a burst.
         if self.scratch.capacity() > 4096 {
             self.scratch = Vec::new();
@@ -278,6 +332,9 @@ pub struct FlowState {
     pub state_evicted: bool,
     /// Bytes this flow is accounted for in the state budget (kept by the translator).
     pub accounted: usize,
+    /// Sequence tracking and `tcp.analysis` state (see [`crate::tcp_analysis`]), allocated
+    /// on the first TCP segment.
+    pub tcp: Option<Box<crate::tcp_analysis::Tracker>>,
 }
 
 /// What a TCP segment means for its connection's operation.
@@ -306,8 +363,11 @@ impl FlowState {
         if f.syn() && !f.ack() && (self.closed || self.fin.iter().any(|x| *x)) {
             // Port reuse: a new connection on the same 5-tuple (same accounting entry).
             let accounted = self.accounted;
+            // The tracker tells a new connection from a retransmitted SYN itself.
+            let tcp = std::mem::take(&mut self.tcp);
             *self = FlowState::new(now_ns);
             self.accounted = accounted;
+            self.tcp = tcp;
             ev.restarted = true;
         }
         self.packets += 1;
@@ -349,15 +409,16 @@ impl FlowState {
     pub fn heap_bytes(&self) -> usize {
         self.http.as_ref().map_or(0, |c| c.heap_bytes())
             + self.h2.as_ref().map_or(0, |c| c.heap_bytes())
+            + self.tcp.as_ref().map_or(0, |t| t.heap_bytes())
     }
 
     /// Drops the application-layer state (the state budget is exceeded); returns the heap
     /// bytes freed. Later packets of the flow are marked ([`Self::state_evicted`]).
     pub fn evict_l7(&mut self) -> usize {
-        let freed = self.heap_bytes();
+        let freed = self.http.take().map_or(0, |c| c.heap_bytes())
+            + self.h2.take().map_or(0, |c| c.heap_bytes())
+            + self.tcp.as_mut().map_or(0, |t| t.shed());
         if freed > 0 {
-            self.http = None;
-            self.h2 = None;
             self.state_evicted = true;
         }
         freed
@@ -451,7 +512,7 @@ mod tests {
         // Flow 0 is used again: the oldest are now 1, 2, 3…
         t.entry(0, 20 * S, || 0);
         let mut seen = Vec::new();
-        let (freed, touched) = t.shed_lru(250, |v| {
+        let (freed, touched) = t.shed_lru(250, |_, v| {
             seen.push(*v);
             let n = std::mem::take(v);
             (n, false)
@@ -461,7 +522,7 @@ mod tests {
         assert_eq!(t.get(0), Some(&100), "the recently used flow is kept");
         assert_eq!(t.get(1), Some(&0), "the oldest gave its state");
         // Removing whole flows, oldest first.
-        let (_, removed) = t.shed_lru(1, |v| (*v + 1, true));
+        let (_, removed) = t.shed_lru(1, |_, v| (*v + 1, true));
         assert_eq!(removed, 1);
         assert!(t.get(1).is_none());
         // What the table evicts by itself is weighed for the caller.

@@ -49,4 +49,7 @@ pub enum Verbosity {
     Info,
     /// Full analysis.
     Debug,
+    /// Connection summaries and anomalies only (packet entries, compact, only for segments
+    /// an operator should look at).
+    Summary,
 }

@@ -532,6 +532,7 @@ fn upload_for_real(settings: GcsApiSettings, object: &str, bytes: &[u8]) -> Stri
             source: &source,
             object,
             compression: Compression::None,
+            gate: None,
         })
         .expect("the upload succeeds");
     assert!(!delivery.already_present);

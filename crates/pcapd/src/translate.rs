@@ -72,10 +72,16 @@ impl Translate for RenderTranslator {
         let outcome = self.translator.translate(&captured, out);
         // Severity ERROR also marks HTTP 5xx, so it does not mean a failed translation; a
         // decode error or a packet that produced no line does.
-        if outcome.bytes == 0 || self.translator.counters().decode_errors > errors_before {
+        if (outcome.bytes == 0 && !outcome.suppressed)
+            || self.translator.counters().decode_errors > errors_before
+        {
             Translation::Error
         } else {
             Translation::Ok
         }
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        self.translator.finish(out);
     }
 }

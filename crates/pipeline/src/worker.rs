@@ -43,6 +43,10 @@ pub enum Translation {
 pub trait Translate {
     /// Translates one packet.
     fn translate(&mut self, packet: &PacketView<'_>, out: &mut Vec<u8>) -> Translation;
+
+    /// The input ended (end of file, shutdown): appends any last lines (complete, each
+    /// ending in `\n`), such as summaries of what the translator still holds.
+    fn finish(&mut self, _out: &mut Vec<u8>) {}
 }
 
 /// Makes the translator of worker `n`; called again after a translator panicked.
@@ -153,6 +157,31 @@ impl<T: Translate> Worker<T> {
                 // the queue's bytes are released and capture is never stuck on them.
                 continue;
             }
+        }
+        // The input ended: the translator's last lines (e.g. summaries of connections it
+        // still holds), as one more chunk (ordered mode: one per worker, sorted last).
+        let mut chunk = spare
+            .take()
+            .or_else(|| self.chunks.try_recv().ok())
+            .unwrap_or_default();
+        chunk.reset();
+        chunk.worker = self.index;
+        if !self.shared.aborted() {
+            let result = catch_unwind(AssertUnwindSafe(|| translator.finish(&mut chunk.buf)));
+            if result.is_err() {
+                chunk.buf.clear();
+                counters.translate_panics.fetch_add(1, Ordering::Relaxed);
+            }
+            if chunk.buf.last().is_some_and(|b| *b != b'\n') {
+                chunk.buf.push(b'\n');
+            }
+            chunk.lines = chunk.buf.iter().filter(|b| **b == b'\n').count() as u64;
+        }
+        if self.ordered {
+            chunk.ends.push((u64::MAX, chunk.buf.len()));
+        }
+        if self.ordered || !chunk.buf.is_empty() {
+            let _ = self.output.send(chunk);
         }
     }
 }

@@ -45,6 +45,8 @@ pub(crate) struct FlowFacts {
     pub local: Option<bool>,
     /// The flow's application-layer state was dropped to stay within the state budget.
     pub state_evicted: bool,
+    /// The segment's `tcp.analysis` (TCP only).
+    pub tcp: Option<analyze::tcp_analysis::Analysis>,
 }
 
 /// JSON that is the same for every entry of a translator (and interface), serialised once:
@@ -75,6 +77,25 @@ impl Cached {
         };
         c.set_iface(settings, "");
         c
+    }
+
+    /// `pcap.id` as JSON.
+    pub(crate) fn run_id(&self) -> &RawValue {
+        &self.run_id
+    }
+
+    /// `pcap.ctx` as JSON.
+    pub(crate) fn log_name(&self) -> &RawValue {
+        &self.log_name
+    }
+
+    /// The labels object as JSON.
+    pub(crate) fn labels(&self, debug: bool) -> &RawValue {
+        if debug {
+            &self.labels_debug
+        } else {
+            &self.labels_info
+        }
     }
 
     /// Rebuilds the labels when the interface changes (rare: one translator per source).
@@ -620,6 +641,15 @@ impl Serialize for TcpJson<'_> {
         let mut m = s.serialize_map(None)?;
         m.serialize_entry(f::SRC, &t.src_port())?;
         m.serialize_entry(f::DST, &t.dst_port())?;
+        if let Some(a) = &self.e.flow.tcp {
+            let j = crate::tcp::AnalysisJson {
+                a,
+                debug: self.debug,
+            };
+            if j.worth_writing() {
+                m.serialize_entry(crate::tcp::ANALYSIS, &j)?;
+            }
+        }
         // INFO: the rest is in `message` already.
         if !self.debug {
             return m.end();

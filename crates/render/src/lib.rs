@@ -41,6 +41,8 @@ mod http2;
 pub mod limits;
 mod message;
 mod redact;
+mod summary;
+mod tcp;
 mod translator;
 
 use std::net::IpAddr;
@@ -141,6 +143,9 @@ pub struct Outcome {
     pub severity: Severity,
     /// Bytes appended to the output buffer (including the newline).
     pub bytes: usize,
+    /// `PCAP_VERBOSITY=SUMMARY` left this packet's entry out (so `bytes` may be 0 without
+    /// anything having failed).
+    pub suppressed: bool,
 }
 
 /// Direction-independent hash of the packet's flow, computed from its headers without L7

@@ -6,6 +6,7 @@
 //! <dproto>/<dst>:<dport> | [<flags>] | len/seq/ack:<len>/<seq>/<ack>` then suffixes:
 //! ` | size:<n>` for a non-HTTP payload, ` | DNS …`, ` | TLS …`, ` | HTTP/1.1 <METHOD> <url>`,
 //! ` | HTTP/1.1 <code> <reason> | latency:<d>`, ` | <HTTP error code>: <info>`,
+//! ` | [<TCP analysis>]` (Wireshark's words: `TCP Retransmission`, `TCP ZeroWindow`…),
 //! ` | error:<layer>/<kind>@<offset>`.
 
 use std::fmt::Write;
@@ -37,6 +38,9 @@ pub(crate) fn write(
         None => out.push('-'),
     }
     let _ = body(out, d, app);
+    if let Some(l) = flow.tcp.as_ref().and_then(crate::tcp::label) {
+        let _ = write!(out, " | [{l}]");
+    }
     if let Some(e) = flow.error {
         let _ = write!(
             out,

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use analyze::l7::{self, App};
 use analyze::table::{self, FlowState, FlowTable};
 use analyze::{community_id, decode, FlowKey, Layer, Transport};
-use cloud_logging::Severity;
+use cloud_logging::{Severity, Verbosity};
 
 use crate::entry::{Cached, Entry, FlowFacts};
 use crate::limits::{Counter, Limits};
 use crate::redact::Redactor;
+use crate::summary::{ConnSummary, SummaryJson};
 use crate::{message, CapturedPacket, Outcome, TranslatorSettings};
 
 /// What a translator has done so far.
@@ -43,6 +44,8 @@ pub struct TranslateCounters {
     /// Entries whose serialisation failed and were replaced by a minimal line (never
     /// expected; counted so it cannot go unnoticed).
     pub fallback_lines: u64,
+    /// Connection summaries written.
+    pub connections_summarized: u64,
 }
 
 impl TranslateCounters {
@@ -75,6 +78,7 @@ impl TranslateCounters {
         self.flows_evicted_idle += o.flows_evicted_idle;
         self.flows_evicted_cap += o.flows_evicted_cap;
         self.fallback_lines += o.fallback_lines;
+        self.connections_summarized += o.connections_summarized;
     }
 }
 
@@ -95,6 +99,8 @@ pub struct Translator {
     /// After an eviction round that could not free enough (the rest is held by other
     /// translators), the next round waits until this translator holds this much.
     evict_again_at: usize,
+    /// Summaries of connections forgotten (idle, cap, state budget) not written yet.
+    pending: Vec<ConnSummary>,
 }
 
 impl Translator {
@@ -108,7 +114,8 @@ impl Translator {
     /// of its daemon.
     pub fn with_limits(settings: TranslatorSettings, limits: Arc<Limits>) -> Self {
         let flows = FlowTable::new(settings.max_flows, settings.flow_idle)
-            .weighed(|s: &FlowState| s.accounted);
+            .weighed(|s: &FlowState| s.accounted)
+            .keeping_removed(settings.verbosity == Verbosity::Summary);
         limits.register(true);
         Translator {
             flows,
@@ -121,6 +128,7 @@ impl Translator {
             state_bytes: 0,
             published: 0,
             evict_again_at: 0,
+            pending: Vec::new(),
         }
     }
 
@@ -153,6 +161,7 @@ impl Translator {
 
         let mut facts = FlowFacts::default();
         let mut trace = None;
+        let mut closed: Option<ConnSummary> = None;
         let mut accounted = (0usize, 0usize);
         let (app, app_err) = if let Some((k, side)) = key {
             let id = k.id();
@@ -164,6 +173,20 @@ impl Translator {
             facts.first = created;
             if let Some(Transport::Tcp(t)) = d.transport {
                 let ev = state.track_tcp(side, &t, now_ns);
+                let len = analyze::tcp_analysis::payload_len_on_wire(&d);
+                let seg = analyze::tcp_analysis::Segment::of(&t, len, now_ns, packet.num);
+                let tracker = state.tcp.get_or_insert_with(Box::default);
+                if tracker.endpoints.is_none() {
+                    if let Some((src, dst)) = d.ip_addrs() {
+                        let (from, to) = ((src, t.src_port()), (dst, t.dst_port()));
+                        tracker.endpoints = Some(if side.index() == 0 {
+                            [from, to]
+                        } else {
+                            [to, from]
+                        });
+                    }
+                }
+                facts.tcp = Some(tracker.analyze(side.index(), &seg));
                 facts.first |= ev.restarted;
                 facts.last = ev.last;
                 if !t.flags().syn() {
@@ -174,6 +197,10 @@ impl Translator {
                 state.packets += 1;
             }
             let (app, err) = l7::classify_at(&d, Some(&mut *state), side, now_ns);
+            let exchanges = responses(&app);
+            if let (Some(tracker), true) = (state.tcp.as_mut(), exchanges > 0) {
+                tracker.http_exchanges = tracker.http_exchanges.saturating_add(exchanges);
+            }
             if let Some(Transport::Tcp(t)) = d.transport {
                 // The trace of the exchange: the message's own, or for the connection's
                 // other segments (ACK/FIN/RST, retransmissions) the latest exchange's.
@@ -183,6 +210,14 @@ impl Translator {
                     App::None => state.http_trace(),
                     _ => None,
                 };
+                // Summaries are SUMMARY's entries: INFO and DEBUG keep one line per packet.
+                if facts.last && self.settings.verbosity == Verbosity::Summary {
+                    let reason = if t.flags().rst() { "rst" } else { "fin" };
+                    let (first_ns, trace) = (state.first_ns, state.http_trace());
+                    closed = state.tcp.as_mut().and_then(|tracker| {
+                        ConnSummary::of(tracker, id, first_ns, now_ns, reason, trace)
+                    });
+                }
                 state.http_segment_done(side, &t);
             }
             facts.state_evicted = state.state_evicted;
@@ -193,6 +228,11 @@ impl Translator {
             l7::classify(&d, None)
         };
         self.account_state(accounted.0, accounted.1);
+        for (id, mut state, why) in self.flows.take_removed() {
+            if let Some(s) = ConnSummary::of_state(&mut state, id, why.name()) {
+                self.pending.push(s);
+            }
+        }
         if let App::Http2(seg) = &app {
             let (c, l) = (&seg.caps, &*self.limits);
             l.count(Counter::HeaderListsTruncated, c.lists_truncated as u64);
@@ -207,10 +247,25 @@ impl Translator {
 
         let severity = severity(&d, &facts, &app);
         self.count(&d, &facts, severity);
-        message::write(&mut self.message, packet, &d, &app, &facts);
-
         self.cached
             .for_iface(&self.settings, &packet.interface.name);
+        if let Some(c) = closed.as_mut() {
+            c.community_id = facts.community_id;
+        }
+        if self.settings.verbosity == Verbosity::Summary
+            && !crate::summary::keep_packet(severity, facts.tcp.as_ref(), &app)
+        {
+            self.write_summary(closed.as_ref(), out);
+            let bytes = out.len() - start;
+            self.counters.bytes += bytes as u64;
+            return Outcome {
+                severity,
+                bytes,
+                suppressed: true,
+            };
+        }
+        message::write(&mut self.message, packet, &d, &app, &facts);
+
         let entry = Entry {
             settings: &self.settings,
             cached: &self.cached,
@@ -238,9 +293,57 @@ impl Translator {
             self.limits.count(Counter::EntriesCut, 1);
         }
         out.push(b'\n');
+        self.write_summary(closed.as_ref(), out);
         let bytes = out.len() - start;
         self.counters.bytes += bytes as u64;
-        Outcome { severity, bytes }
+        Outcome {
+            severity,
+            bytes,
+            suppressed: false,
+        }
+    }
+
+    /// Appends the summary of a connection that closed, and those of connections forgotten
+    /// since the last packet (one more line each).
+    fn write_summary(&mut self, closed: Option<&ConnSummary>, out: &mut Vec<u8>) {
+        for s in std::mem::take(&mut self.pending) {
+            self.write_one_summary(&s, out);
+        }
+        if let Some(s) = closed {
+            self.write_one_summary(s, out);
+        }
+    }
+
+    /// With `PCAP_VERBOSITY=SUMMARY`, appends a summary of every TCP connection still held
+    /// (`close_reason` `end`): at the end of `--read` and at shutdown.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if self.settings.verbosity != Verbosity::Summary {
+            return;
+        }
+        let mut left: Vec<ConnSummary> = self
+            .flows
+            .iter_mut()
+            .filter_map(|(id, s)| ConnSummary::of_state(s, id, "end"))
+            .collect();
+        left.sort_by_key(|s| s.end_ns);
+        self.pending.extend(left);
+        self.write_summary(None, out);
+    }
+
+    fn write_one_summary(&mut self, s: &ConnSummary, out: &mut Vec<u8>) {
+        let j = SummaryJson {
+            s,
+            settings: &self.settings,
+            cached: &self.cached,
+        };
+        let start = out.len();
+        if serde_json::to_writer(&mut *out, &j).is_err() {
+            out.truncate(start);
+            self.counters.fallback_lines += 1;
+            return;
+        }
+        out.push(b'\n');
+        self.counters.connections_summarized += 1;
     }
 
     /// Accounts a flow's state going from `before` to `after` bytes (and what the table
@@ -261,16 +364,21 @@ impl Translator {
         // own oldest flows, and eviction runs in rounds, not per packet.
         let budget = self.limits.state_budget;
         let want = self.state_bytes.saturating_sub(self.limits.share());
-        let (mut freed, mut flows) = self.flows.shed_lru(want, |s: &mut FlowState| {
+        let (mut freed, mut flows) = self.flows.shed_lru(want, |_, s: &mut FlowState| {
             let n = s.evict_l7();
             s.accounted = s.accounted.saturating_sub(n);
             (n, false)
         });
         if freed < want {
             // Application state alone was not enough: forget whole flows, oldest first.
-            let (f, n) = self
-                .flows
-                .shed_lru(want - freed, |s: &mut FlowState| (s.accounted, true));
+            let summaries = self.settings.verbosity == Verbosity::Summary;
+            let pending = &mut self.pending;
+            let (f, n) = self.flows.shed_lru(want - freed, |id, s: &mut FlowState| {
+                if summaries {
+                    pending.extend(ConnSummary::of_state(s, id, "state_budget"));
+                }
+                (s.accounted, true)
+            });
             freed += f;
             flows += n;
         }
@@ -352,6 +460,9 @@ fn severity(d: &analyze::Decoded<'_>, facts: &FlowFacts, app: &App<'_>) -> Sever
             }
         }
     }
+    if facts.tcp.as_ref().is_some_and(crate::tcp::is_warning) {
+        return Severity::Warning;
+    }
     match d.transport {
         Some(Transport::Tcp(t)) if t.flags().rst() => Severity::Warning,
         Some(Transport::Icmpv4(i)) if i.type_code().is_error() => Severity::Warning,
@@ -375,4 +486,18 @@ fn local(
     let server = server_side
         .unwrap_or_else(|| !(s.ephemeral_ports.0..=s.ephemeral_ports.1).contains(&sport));
     Some(ours && server)
+}
+
+/// HTTP responses a segment completes (final status lines and HTTP/2 response headers).
+fn responses(app: &App<'_>) -> u32 {
+    match app {
+        App::Http(m) if m.kind == analyze::http1::Kind::Response && (200..).contains(&m.code) => 1,
+        App::Http2(s) => s
+            .frames
+            .iter()
+            .filter_map(|f| f.headers.as_deref())
+            .filter(|h| h.role == analyze::http2::Role::Response)
+            .count() as u32,
+        _ => 0,
+    }
 }

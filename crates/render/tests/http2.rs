@@ -63,8 +63,12 @@ fn run(packets: &[(bool, u8, Vec<u8>)], v: Verbosity, redact: &[&str]) -> (Vec<u
     });
     let mut out = Vec::new();
     let mut lines = Vec::new();
+    // Consistent sequence numbers per direction, so the TCP analysis finds nothing to say.
+    let mut next = [1000u32, 5000u32];
     for (i, (client, flags, payload)) in packets.iter().enumerate() {
-        let data = common::tcp_packet(8080, *client, *flags, 1000 + i as u32, payload);
+        let seq = &mut next[usize::from(!*client)];
+        let data = common::tcp_packet(8080, *client, *flags, *seq, payload);
+        *seq += payload.len() as u32 + u32::from(flags & 0x03 != 0);
         let p = CapturedPacket {
             interface: &iface,
             linktype: 101,

@@ -38,6 +38,7 @@ struct Checker {
     iface: Interface,
     debug: Translator,
     info: Translator,
+    summary: Translator,
     out: Vec<u8>,
     count: usize,
 }
@@ -59,6 +60,10 @@ impl Checker {
             debug: Translator::new(s.clone()),
             info: Translator::new(TranslatorSettings {
                 verbosity: Verbosity::Info,
+                ..s.clone()
+            }),
+            summary: Translator::new(TranslatorSettings {
+                verbosity: Verbosity::Summary,
                 ..s
             }),
             out: Vec::new(),
@@ -66,8 +71,8 @@ impl Checker {
         }
     }
 
-    /// Translates at both verbosities and checks: exactly one line, valid JSON object with
-    /// the envelope.
+    /// Translates at DEBUG and INFO and checks: exactly one line, valid JSON object with
+    /// the envelope; at SUMMARY: only valid JSON lines.
     fn check(&mut self, linktype: i32, data: &[u8], wire_len: u32) {
         let p = CapturedPacket {
             interface: &self.iface,
@@ -101,6 +106,16 @@ impl Checker {
                 );
             } else if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&self.out) {
                 panic!("invalid JSON ({e}) for {data:02x?}");
+            }
+        }
+        // SUMMARY: any number of lines (the packet's only when anomalous, plus summaries of
+        // connections closed or forgotten), each a valid JSON object.
+        self.out.clear();
+        let o = self.summary.translate(&p, &mut self.out);
+        assert_eq!(o.bytes, self.out.len());
+        for line in self.out.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(line) {
+                panic!("invalid SUMMARY JSON ({e}) for {data:02x?}");
             }
         }
         self.count += 1;
@@ -195,6 +210,12 @@ fn malformed_capture_corpus_one_line_per_packet() {
     assert!(errors > 100, "the corpus is malformed: {errors} errors");
     assert_eq!(c.debug.counters().packets, n);
     assert_eq!(c.debug.counters().fallback_lines, 0);
+    assert_eq!(c.summary.counters().fallback_lines, 0);
+    let mut end = Vec::new();
+    c.summary.finish(&mut end);
+    for line in end.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        serde_json::from_slice::<serde::de::IgnoredAny>(line).unwrap();
+    }
 }
 
 #[test]

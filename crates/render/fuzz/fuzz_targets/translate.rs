@@ -1,7 +1,8 @@
 //! Fuzz target: arbitrary bytes through decode and render. The first byte picks the link
 //! type, the second how much of the wire length was "captured"; the rest is the packet. Two
 //! translators (DEBUG and INFO) keep their flow tables across inputs, so state paths are
-//! fuzzed too. Asserts exactly one valid JSON line per packet, no line over the entry limit
+//! fuzzed too; a third at SUMMARY may write any number of lines, each valid JSON within the
+//! limit. Asserts exactly one valid JSON line per packet, no line over the entry limit
 //! (4 KiB here, so the guard's cuts are fuzzed), the shared state budget (1 MiB here, so
 //! eviction is fuzzed) held within one packet's growth, and the process's resident memory
 //! growing by at most 96 MiB over the run (run with `-rss_limit_mb=512` so
@@ -35,6 +36,7 @@ struct State {
     rss_start: u64,
     iface: Interface,
     translators: [Translator; 2],
+    summary: Translator,
     out: Vec<u8>,
     num: u64,
 }
@@ -57,8 +59,9 @@ fuzz_target!(|input: &[u8]| {
             iface: Interface { index: 1, name: "eth0".into(), addrs: vec!["10.0.0.1".parse().unwrap()] },
             translators: [
                 Translator::new(s.clone()),
-                Translator::new(TranslatorSettings { verbosity: Verbosity::Info, ..s }),
+                Translator::new(TranslatorSettings { verbosity: Verbosity::Info, ..s.clone() }),
             ],
+            summary: Translator::new(TranslatorSettings { verbosity: Verbosity::Summary, ..s }),
             out: Vec::new(),
             num: 0,
         }
@@ -82,6 +85,15 @@ fuzz_target!(|input: &[u8]| {
         assert!(v["message"].is_string());
         // One packet's growth (at most a frame buffer and a header block) over the budget.
         assert!(t.limits().state_peak() <= STATE_BUDGET + (256 << 10));
+    }
+    // SUMMARY: any number of lines (anomalous packets, connection summaries), each valid
+    // JSON within the entry limit.
+    st.out.clear();
+    let o = st.summary.translate(&p, &mut st.out);
+    assert_eq!(o.bytes, st.out.len());
+    for line in st.out.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        assert!(line.len() <= MAX_ENTRY, "a SUMMARY line of {} bytes", line.len());
+        let _: serde_json::Value = serde_json::from_slice(line).expect("valid JSON");
     }
     if st.num % 10_000 == 0 {
         let grown = rss_kib().saturating_sub(st.rss_start);

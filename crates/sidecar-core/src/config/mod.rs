@@ -397,6 +397,7 @@ impl Config {
             match raw.to_ascii_uppercase().as_str() {
                 "INFO" => Ok(Verbosity::Info),
                 "DEBUG" => Ok(Verbosity::Debug),
+                "SUMMARY" => Ok(Verbosity::Summary),
                 _ => Err("unknown verbosity".into()),
             }
         });
@@ -631,6 +632,7 @@ impl Config {
             json!(match self.verbosity {
                 Verbosity::Info => "INFO",
                 Verbosity::Debug => "DEBUG",
+                Verbosity::Summary => "SUMMARY",
             }),
         );
         m.insert("PCAP_SHUTDOWN_SECS", json!(self.shutdown_secs));

@@ -1,0 +1,274 @@
+//! Connection summaries (Zeek's `conn.log`, as Cloud Logging entries) and what
+//! `PCAP_VERBOSITY=SUMMARY` keeps of the packet entries.
+//!
+//! With `PCAP_VERBOSITY=SUMMARY`, when a TCP connection closes (the last ACK after both FINs,
+//! or a RST), the translator appends one entry after the packet's own (if it writes one): `"kind": "connection"` with both endpoints
+//! (originator as Zeek decides it), duration, packets and payload bytes each way, Zeek's
+//! `conn_state` and `history`, retransmissions, out-of-order and lost segments each way, the
+//! initial RTT, zero-window time each way, the close reason, the number of HTTP exchanges
+//! and the trace of the connection's last one.
+
+use std::net::IpAddr;
+
+use analyze::community_id::CommunityId;
+use analyze::l7::App;
+use analyze::tcp_analysis::{Analysis, ConnState, Flag, Totals, Tracker};
+use cloud_logging::Severity;
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+
+use crate::entry::Cached;
+use crate::fast;
+use crate::fields as f;
+use crate::tcp::seconds;
+use crate::TranslatorSettings;
+
+/// `kind` of a summary entry.
+pub(crate) const KIND: &str = "kind";
+/// The summary's own section.
+pub(crate) const CONNECTION: &str = "connection";
+
+/// Everything a connection summary says, copied out of the flow state when it closes.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnSummary {
+    pub flow: u64,
+    pub community_id: Option<CommunityId>,
+    pub orig: (IpAddr, u16),
+    pub resp: (IpAddr, u16),
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub orig_totals: Totals,
+    pub resp_totals: Totals,
+    pub conn_state: ConnState,
+    pub history: String,
+    pub initial_rtt_ns: Option<u64>,
+    pub close_reason: &'static str,
+    pub http_exchanges: u32,
+    pub trace: Option<analyze::http1::Trace>,
+}
+
+impl ConnSummary {
+    /// The summary of the connection `tracker` follows, ended at `end_ns` for
+    /// `close_reason`; `None` when the tracker does not know the endpoints.
+    pub(crate) fn of(
+        tracker: &mut Tracker,
+        flow: u64,
+        start_ns: u64,
+        end_ns: u64,
+        close_reason: &'static str,
+        trace: Option<analyze::http1::Trace>,
+    ) -> Option<Self> {
+        let ends = tracker.endpoints?;
+        tracker.settle(end_ns);
+        let o = tracker.originator()?.min(1);
+        let totals = |i: usize| tracker.direction(i).map(|d| d.totals).unwrap_or_default();
+        Some(ConnSummary {
+            flow,
+            community_id: None,
+            orig: ends[o],
+            resp: ends[1 - o],
+            start_ns,
+            end_ns,
+            orig_totals: totals(o),
+            resp_totals: totals(1 - o),
+            conn_state: tracker.conn_state(),
+            history: tracker.history().to_string(),
+            initial_rtt_ns: tracker.initial_rtt_ns(),
+            close_reason,
+            http_exchanges: tracker.http_exchanges,
+            trace,
+        })
+    }
+
+    /// The summary of a flow the translator forgets or still holds at the end: TCP flows
+    /// whose connection did not close (a closed one had its summary already).
+    pub(crate) fn of_state(
+        state: &mut analyze::FlowState,
+        flow: u64,
+        reason: &'static str,
+    ) -> Option<Self> {
+        if state.closed {
+            return None;
+        }
+        let (first_ns, trace) = (state.first_ns, state.http_trace());
+        let tracker = state.tcp.as_mut()?;
+        let end_ns = tracker.last_ns();
+        ConnSummary::of(tracker, flow, first_ns, end_ns, reason, trace)
+    }
+
+    /// WARNING when an operator should look: retransmissions, a zero window, an abort after
+    /// data; INFO otherwise.
+    fn severity(&self) -> Severity {
+        let (o, r) = (&self.orig_totals, &self.resp_totals);
+        let aborted =
+            matches!(self.conn_state, ConnState::Rsto | ConnState::Rstr) && o.bytes + r.bytes > 0;
+        if o.retransmissions + r.retransmissions > 0
+            || o.zero_window_ns + r.zero_window_ns > 0
+            || aborted
+        {
+            Severity::Warning
+        } else {
+            Severity::Info
+        }
+    }
+
+    fn message(&self) -> String {
+        let (o, r) = (&self.orig_totals, &self.resp_totals);
+        format!(
+            "connection {}:{} > {}:{} | {} | {} | {:.6}s | pkts {}/{} | bytes {}/{} | retrans {}/{} | {}",
+            self.orig.0,
+            self.orig.1,
+            self.resp.0,
+            self.resp.1,
+            self.conn_state.as_str(),
+            self.history,
+            seconds(self.end_ns.saturating_sub(self.start_ns)),
+            o.packets,
+            r.packets,
+            o.bytes,
+            r.bytes,
+            o.retransmissions,
+            r.retransmissions,
+            self.close_reason
+        )
+    }
+}
+
+/// The summary as a Cloud Logging entry.
+pub(crate) struct SummaryJson<'a> {
+    pub s: &'a ConnSummary,
+    pub settings: &'a TranslatorSettings,
+    pub cached: &'a Cached,
+}
+
+impl SummaryJson<'_> {
+    pub(crate) fn severity(&self) -> Severity {
+        self.s.severity()
+    }
+}
+
+struct PcapJson<'a>(&'a Cached, u64);
+
+impl Serialize for PcapJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(3))?;
+        m.serialize_entry("id", self.0.run_id())?;
+        m.serialize_entry("ctx", self.0.log_name())?;
+        let secs = i64::try_from(self.1 / 1_000_000_000).unwrap_or(0);
+        let date = chrono::DateTime::from_timestamp(secs, (self.1 % 1_000_000_000) as u32)
+            .unwrap_or_default();
+        m.serialize_entry("date", fast::rfc3339(&date).as_str())?;
+        m.end()
+    }
+}
+
+struct Timestamp(u64);
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry("seconds", &(self.0 / 1_000_000_000))?;
+        m.serialize_entry("nanos", &(self.0 % 1_000_000_000))?;
+        m.end()
+    }
+}
+
+struct Connection<'a>(&'a ConnSummary);
+
+impl Serialize for Connection<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let c = self.0;
+        let (o, r) = (&c.orig_totals, &c.resp_totals);
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("orig_h", fast::ip(c.orig.0).as_str())?;
+        m.serialize_entry("orig_p", &c.orig.1)?;
+        m.serialize_entry("resp_h", fast::ip(c.resp.0).as_str())?;
+        m.serialize_entry("resp_p", &c.resp.1)?;
+        m.serialize_entry("proto", "tcp")?;
+        m.serialize_entry("duration", &seconds(c.end_ns.saturating_sub(c.start_ns)))?;
+        m.serialize_entry("conn_state", c.conn_state.as_str())?;
+        m.serialize_entry("history", &c.history)?;
+        m.serialize_entry("orig_pkts", &o.packets)?;
+        m.serialize_entry("resp_pkts", &r.packets)?;
+        m.serialize_entry("orig_payload_bytes", &o.bytes)?;
+        m.serialize_entry("resp_payload_bytes", &r.bytes)?;
+        m.serialize_entry("orig_retransmissions", &o.retransmissions)?;
+        m.serialize_entry("resp_retransmissions", &r.retransmissions)?;
+        m.serialize_entry("orig_out_of_order", &o.out_of_order)?;
+        m.serialize_entry("resp_out_of_order", &r.out_of_order)?;
+        m.serialize_entry("orig_lost", &o.lost)?;
+        m.serialize_entry("resp_lost", &r.lost)?;
+        if let Some(ns) = c.initial_rtt_ns {
+            m.serialize_entry("initial_rtt", &seconds(ns))?;
+        }
+        m.serialize_entry("orig_zero_window", &seconds(o.zero_window_ns))?;
+        m.serialize_entry("resp_zero_window", &seconds(r.zero_window_ns))?;
+        m.serialize_entry("close_reason", c.close_reason)?;
+        if c.http_exchanges > 0 {
+            m.serialize_entry("http_exchanges", &c.http_exchanges)?;
+        }
+        m.end()
+    }
+}
+
+impl Serialize for SummaryJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let c = self.s;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry(f::SEVERITY, self.severity().as_str())?;
+        m.serialize_entry(f::MESSAGE, &c.message())?;
+        m.serialize_entry(f::PCAP, &PcapJson(self.cached, c.end_ns))?;
+        m.serialize_entry(f::TIMESTAMP, &Timestamp(c.end_ns))?;
+        m.serialize_entry(f::FLOW, &fast::dec(c.flow))?;
+        if let Some(id) = &c.community_id {
+            m.serialize_entry(f::COMMUNITY_ID, id.as_str())?;
+        }
+        m.serialize_entry(KIND, CONNECTION)?;
+        m.serialize_entry(CONNECTION, &Connection(c))?;
+        if let Some(t) = &c.trace {
+            m.serialize_entry(
+                f::TRACE,
+                &crate::http::trace_name(self.settings.project_id.as_deref(), t),
+            )?;
+            if let Some(span) = t.span_id {
+                m.serialize_entry(f::SPAN_ID, &crate::http::span_hex(span))?;
+            }
+            m.serialize_entry(f::TRACE_SAMPLED, &t.sampled)?;
+        }
+        m.serialize_entry(f::LABELS, self.cached.labels(false))?;
+        m.end()
+    }
+}
+
+/// Whether `PCAP_VERBOSITY=SUMMARY` writes a packet's entry: anomalies (WARNING and above,
+/// and the TCP analysis flags that point at loss or reordering) and the entries that are
+/// summaries of an exchange themselves (HTTP responses with `httpRequest`, DNS responses).
+pub(crate) fn keep_packet(severity: Severity, tcp: Option<&Analysis>, app: &App<'_>) -> bool {
+    if severity != Severity::Info {
+        return true;
+    }
+    if let Some(a) = tcp {
+        let f = a.flags;
+        if [
+            Flag::Retransmission,
+            Flag::OutOfOrder,
+            Flag::LostSegment,
+            Flag::AckLostSegment,
+            Flag::ZeroWindow,
+            Flag::ZeroWindowProbe,
+            Flag::RstAfterData,
+            Flag::ReusedPorts,
+        ]
+        .into_iter()
+        .any(|x| f.has(x))
+        {
+            return true;
+        }
+    }
+    match app {
+        App::Http(m) => m.kind == analyze::http1::Kind::Response,
+        App::Http2(s) => s.response().is_some(),
+        App::Dns(m) => m.is_response(),
+        _ => false,
+    }
+}
