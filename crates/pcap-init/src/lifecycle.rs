@@ -499,7 +499,10 @@ fn stop_all(
                 || exit == Exit::Signal(sigterm)
                 || exit == Exit::Code(128 + sigterm)
         };
-        if entry.program.drain && !as_asked(exit) && t0.elapsed() < grace {
+        // An exporter that wrote its report has drained (its exit 1 says files were not
+        // exported): started again, it would export after its report, unrecorded.
+        let reported = FilesReport::read(&settings.run_dir).is_some();
+        if entry.program.drain && !as_asked(exit) && t0.elapsed() < grace && !reported {
             // It had died on its own a moment before (its exit not noticed yet): start it
             // once more so that it drains, then stop it again.
             restart_to_drain(settings, entry, kill_at[position]);

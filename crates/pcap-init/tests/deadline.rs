@@ -58,7 +58,9 @@ fn issue_14_the_exporter_reports_every_unexported_file_before_pcap_init_kills_it
 [[program]]
 name = "pcap-fsnotify"
 command = ["${{BIN_DIR}}/pcap-fsnotify", "--bucket-path", "${{BUCKET_PATH}}"]
+restart = {{ max_failures = 5 }}
 stop_order = 2
+drain = true
 [program.ready]
 kind = "file"
 path = "fsnotify.ready"
@@ -136,6 +138,15 @@ stop_order = 1
         })
         .unwrap_or_else(|| panic!("no report from the exporter\n{}", text()));
     assert_eq!(report["not_exported"], serde_json::json!(files));
+    // Its exit 1 after the drain is its report, not a death: it is not started again (a
+    // second exporter would export after the report, and nothing would record it).
+    assert!(
+        !lines.iter().any(|l| l["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("was waiting for its restart at shutdown"))),
+        "{}",
+        text()
+    );
     let drain = lines
         .iter()
         .find(|l| l["message"] == "shutdown: exporting every remaining file")
