@@ -897,7 +897,8 @@ fn rclone_graph(dir: &Path, endpoint: &str) -> PathBuf {
 
 /// The sequence the CI version replays: one run per destination with ENOSPC, kill -9 of
 /// tcpdump, pcapd, hc-probe and the FUSE mounter, API 503 storms, a rotation storm, a large
-/// backlog at SIGTERM and SIGTERM at a random moment (18 faults).
+/// backlog at SIGTERM and SIGTERM at a random moment (18 faults; and the small inotify queue
+/// of every other run).
 const CI_SEED: u64 = 1796514623523493049;
 
 #[test]
