@@ -7,7 +7,7 @@
 
 use std::hint::black_box;
 
-use wire::{arp, ethernet, icmpv4, icmpv6, ipv4, ipv6, pcapfile, tcp, udp};
+use wire::{arp, ethernet, icmpv4, icmpv6, ipv4, ipv6, pcapfile, sll, sll2, tcp, udp};
 
 /// Builds every view over `b` and calls every getter (results are kept alive with
 /// `black_box` so nothing is optimised away).
@@ -15,6 +15,19 @@ fn exercise(b: &[u8]) {
     if let Ok(f) = ethernet::Frame::new_checked(b) {
         black_box((f.dst(), f.src(), f.ethertype(), f.ethertype_raw(), f.tags()));
         black_box((f.vlan_ids().count(), f.header_len(), f.payload()));
+    }
+    if let Ok(p) = sll::Packet::new_checked(b) {
+        black_box((p.packet_type(), p.hardware_type(), p.addr(), p.protocol()));
+        black_box((p.protocol_raw(), p.payload()));
+    }
+    if let Ok(p) = sll2::Packet::new_checked(b) {
+        black_box((
+            p.protocol(),
+            p.protocol_raw(),
+            p.ifindex(),
+            p.hardware_type(),
+        ));
+        black_box((p.packet_type(), p.addr(), p.payload()));
     }
     if let Ok(p) = arp::Packet::new_checked(b) {
         black_box((p.hardware_type(), p.protocol_type(), p.operation()));
@@ -102,19 +115,23 @@ fn exercise(b: &[u8]) {
     }
 }
 
-/// Every packet of the Ethernet capture in testdata.
+/// Every packet of the Ethernet and Linux cooked v1/v2 captures in testdata.
 fn packets() -> Vec<Vec<u8>> {
-    let file = include_bytes!("../testdata/veth.pcap");
-    pcapfile::File::new(file)
-        .unwrap()
-        .records()
+    let files: [&[u8]; 3] = [
+        include_bytes!("../testdata/veth.pcap"),
+        include_bytes!("../testdata/any-sll.pcap"),
+        include_bytes!("../testdata/any-sll2.pcap"),
+    ];
+    files
+        .into_iter()
+        .flat_map(|file| pcapfile::File::new(file).unwrap().records())
         .map(|r| r.unwrap().data.to_vec())
         .collect()
 }
 
-/// Where each layer can start in those packets: Ethernet, after one VLAN tag, IPv4/ARP,
-/// after the IPv4 header, IPv6, after the IPv6 header.
-const LAYER_STARTS: [usize; 6] = [0, 14, 18, 34, 54, 62];
+/// Where each layer can start in those packets: the link header, IPv4/ARP/IPv6 after
+/// Ethernet, SLL and SLL2, after a VLAN tag, TCP/UDP/ICMP after IPv4 on each, after IPv6.
+const LAYER_STARTS: [usize; 10] = [0, 14, 16, 18, 20, 34, 36, 40, 54, 62];
 
 /// Values that break length and type fields: zero, tiny, IHL/data offset 5 and 15, version 4/6
 /// with odd lengths, the VLAN/extension-header types, all bits.
