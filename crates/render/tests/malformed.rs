@@ -9,6 +9,7 @@
 use chrono::TimeZone;
 use cloud_logging::Verbosity;
 use render::{fields as f, CapturedPacket, Interface, Translator, TranslatorSettings};
+use wire::LinkType;
 
 const CAPTURES: [(&str, &[u8]); 5] = [
     ("veth", include_bytes!("../../wire/testdata/veth.pcap")),
@@ -17,7 +18,6 @@ const CAPTURES: [(&str, &[u8]); 5] = [
     ("snap", include_bytes!("../../wire/testdata/snaplen64.pcap")),
     ("lo", include_bytes!("../../wire/testdata/lo.pcap")),
 ];
-const LINKTYPES: [i32; 9] = [0, 1, 12, 101, 108, 113, 228, 229, 276];
 
 /// xorshift64*: deterministic, no dependency.
 struct Rng(u64);
@@ -128,7 +128,7 @@ fn real_packets() -> Vec<(i32, Vec<u8>, u32)> {
         let p = wire::pcapfile::File::new(file).unwrap();
         for r in p.records() {
             let r = r.unwrap();
-            v.push((p.linktype(), r.data.to_vec(), r.orig_len));
+            v.push((p.linktype().number(), r.data.to_vec(), r.orig_len));
         }
     }
     v
@@ -140,7 +140,7 @@ fn malformed_corpus() -> Vec<(i32, Vec<u8>, u32)> {
     let mut rng = Rng(0x5eed_cafe);
     let mut corpus = Vec::new();
     for (lt, data, orig) in real_packets() {
-        if lt != 1 {
+        if lt != LinkType::Ethernet.number() {
             continue;
         }
         for cut in [
@@ -190,7 +190,7 @@ fn malformed_capture_corpus_one_line_per_packet() {
         .enumerate()
         .map(|(i, (_, d, o))| (1_700_000_000 + i as u32, 0, d.as_slice(), *o))
         .collect();
-    let file = wire::pcapfile::write(1, &records);
+    let file = wire::pcapfile::write(LinkType::Ethernet, &records);
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/malformed.pcap");
     if std::env::var_os("REGENERATE_CORPUS").is_some() {
         std::fs::write(path, &file).unwrap();
@@ -202,7 +202,7 @@ fn malformed_capture_corpus_one_line_per_packet() {
     let mut n = 0;
     for r in pcap.records() {
         let r = r.unwrap();
-        c.check(pcap.linktype(), r.data, r.orig_len);
+        c.check(pcap.linktype().number(), r.data, r.orig_len);
         n += 1;
     }
     assert!(n > 3000, "{n} packets");
@@ -250,7 +250,7 @@ fn pseudo_random_packets_on_every_linktype() {
     let mut buf = Vec::new();
     for i in 0..40_000 {
         buf.clear();
-        let lt = LINKTYPES[rng.below(LINKTYPES.len())];
+        let lt = LinkType::DECODED[rng.below(LinkType::DECODED.len())].number();
         if i % 2 == 0 {
             // Structured: a real packet's prefix with random bytes spliced in, so decoding gets deep.
             let (_, d, _) = &seeds[rng.below(seeds.len())];

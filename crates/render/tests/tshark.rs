@@ -76,7 +76,7 @@ fn ours(file: &[u8]) -> Vec<Value> {
         t.translate(
             &CapturedPacket {
                 interface: &iface,
-                linktype: pcap.linktype(),
+                linktype: pcap.linktype().number(),
                 timestamp: chrono::Utc
                     .timestamp_opt(i64::from(r.ts_sec), r.ts_nsec)
                     .unwrap(),

@@ -17,7 +17,7 @@
 //! does) because this crate only decodes, and the meaning layer above needs payloads that
 //! live as long as the capture buffer, not as long as the view.
 //!
-//! Link layers: [`ethernet`] (with 802.1Q/QinQ tags), [`sll`], [`sll2`], [`null`]
+//! [`LinkType`] names what the first header of a packet is. Link layers: [`ethernet`] (with 802.1Q/QinQ tags), [`sll`], [`sll2`], [`null`]
 //! (BSD loopback). Network: [`arp`], [`ipv4`], [`ipv6`]. Transport: [`tcp`], [`udp`],
 //! [`icmpv4`], [`icmpv6`]. Application: [`dns`], [`tls`]. [`pcapfile`] reads classic pcap
 //! files from memory (tests, tools) and writes their headers.
@@ -40,6 +40,7 @@ pub mod icmpv4;
 pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
+mod linktype;
 pub mod null;
 pub mod pcapfile;
 pub mod sll;
@@ -49,6 +50,7 @@ pub mod tls;
 pub mod udp;
 
 pub use bytes::hex;
+pub use linktype::LinkType;
 
 use std::fmt;
 
