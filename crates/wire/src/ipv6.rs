@@ -322,6 +322,11 @@ mod tests {
         let p = Packet::new_checked(&later).unwrap();
         assert_eq!(p.fragment().unwrap().offset, 1480);
         assert!(!p.fragment().unwrap().more);
+        // A reserved bit set between offset and M changes neither (pnet_packet's
+        // `get_fragment_offset` would keep it in the offset).
+        let reserved = with_ext(44, &[17, 0, 0x05, 0xcd, 0xde, 0xad, 0xbe, 0xef]);
+        let f = Packet::new_checked(&reserved).unwrap().fragment().unwrap();
+        assert_eq!((f.offset, f.more), (1480, true));
     }
 
     #[test]
