@@ -41,6 +41,7 @@ use std::time::Duration;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
+use testbed::rng::Rng;
 use testbed::{ChildGuard, MetadataConfig, MetadataServer, TestNet};
 
 mod common;
@@ -49,24 +50,10 @@ use common::{bin_dir, message, read_bucket, APP_PORT, REVISION, SERVICE};
 const BUCKET: &str = "fault-bucket";
 const HC_PORT: u16 = 8022;
 
-/// A small deterministic generator (xorshift64*): the seed is printed, so a run replays.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn millis(&mut self, from: u64, to: u64) -> Duration {
-        Duration::from_millis(from + self.below(to - from))
-    }
+/// A pause of `from..to` milliseconds drawn from the run's generator (its seed is printed,
+/// so a run replays).
+fn millis(rng: &mut Rng, from: u64, to: u64) -> Duration {
+    Duration::from_millis(from + rng.below(to - from))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,7 +124,7 @@ fn plan(rng: &mut Rng, destination: Destination) -> (Vec<Fault>, bool, bool, boo
     }
     let mut faults = Vec::new();
     for _ in 0..4 {
-        let pick = pool[rng.below(pool.len() as u64) as usize];
+        let pick = pool[rng.index(pool.len())];
         faults.push(pick);
     }
     // Configuration faults, chosen per run.
@@ -394,20 +381,22 @@ fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 
 /// A synthetic closed pcap file (the backlog fault): `packets` records of 1000 bytes.
 fn synthetic_pcap(seed: u64, packets: usize) -> Vec<u8> {
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::from_state(seed | 1);
     let mut out = Vec::with_capacity(24 + packets * 1016);
-    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    out.extend_from_slice(&[2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-    out.extend_from_slice(&65535u32.to_le_bytes());
-    out.extend_from_slice(&1u32.to_le_bytes());
+    out.extend_from_slice(&wire::pcapfile::global_header(
+        65_535,
+        wire::LinkType::Ethernet,
+    ));
+    let mut data = [0u8; 1000];
     for i in 0..packets {
-        out.extend_from_slice(&(1_767_225_600u32 + i as u32).to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
-        out.extend_from_slice(&1000u32.to_le_bytes());
-        out.extend_from_slice(&1000u32.to_le_bytes());
-        for _ in 0..125 {
-            out.extend_from_slice(&rng.next().to_le_bytes());
-        }
+        out.extend_from_slice(&wire::pcapfile::record_header(
+            1_767_225_600 + i as u32,
+            0,
+            1000,
+            1000,
+        ));
+        rng.fill(&mut data);
+        out.extend_from_slice(&data);
     }
     out
 }
@@ -602,7 +591,7 @@ fn one_run(index: usize, rng: &mut Rng, tally: &mut Tally) {
         injected.push(Fault::Enospc);
     }
     for fault in &faults {
-        std::thread::sleep(rng.millis(400, 1800));
+        std::thread::sleep(millis(rng, 400, 1800));
         let tcpdumpw = children_of(init_pid, "tcpdumpw");
         let applied = match *fault {
             Fault::Kill(daemon) => kill_all(children_of(init_pid, daemon)),
@@ -623,14 +612,14 @@ fn one_run(index: usize, rng: &mut Rng, tally: &mut Tally) {
                     Fault::ApiStatus(_) => STATUS_503,
                     _ => SLOW,
                 });
-                std::thread::sleep(rng.millis(1000, 4000));
+                std::thread::sleep(millis(rng, 1000, 4000));
                 proxy.set(PASS);
                 true
             }
             Fault::FuseBackendGone => {
                 let gcs = gcs.as_mut().unwrap();
                 gcs.stop().unwrap();
-                std::thread::sleep(rng.millis(1000, 3000));
+                std::thread::sleep(millis(rng, 1000, 3000));
                 gcs.restart().unwrap();
                 true
             }
@@ -661,7 +650,7 @@ fn one_run(index: usize, rng: &mut Rng, tally: &mut Tally) {
         }
         injected.push(Fault::Backlog);
     }
-    std::thread::sleep(rng.millis(0, 1500));
+    std::thread::sleep(millis(rng, 0, 1500));
     injected.push(Fault::Sigterm);
     kill(Pid::from_raw(init_pid as i32), Signal::SIGTERM).unwrap();
     let exited = init
@@ -928,7 +917,7 @@ fn fault_injection_suite() {
                 | 1
         });
     eprintln!("fault injection: seed {seed} (PCAP_FAULT_SEED replays it), {runs} runs");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_state(seed);
     let mut tally = Tally::default();
     for index in 0..runs {
         one_run(index, &mut rng, &mut tally);

@@ -8,30 +8,8 @@
 
 use wire::{
     arp, ethernet, icmpv4, icmpv6, ipv4, ipv6, null, sll, sll2, tcp, udp, ErrorKind, EtherType,
-    IpProtocol,
+    IpProtocol, LinkType,
 };
-
-/// Link types (`LINKTYPE_*`) this decoder understands.
-pub mod linktype {
-    /// BSD loopback, host byte order.
-    pub const NULL: i32 = 0;
-    /// Ethernet.
-    pub const ETHERNET: i32 = 1;
-    /// Raw IP on Linux/OpenBSD (DLT 12/14).
-    pub const RAW_LINUX: i32 = 12;
-    /// Raw IP (LINKTYPE_RAW).
-    pub const RAW: i32 = 101;
-    /// OpenBSD loopback, network byte order.
-    pub const LOOP: i32 = 108;
-    /// Linux cooked v1.
-    pub const LINUX_SLL: i32 = 113;
-    /// Raw IPv4.
-    pub const IPV4: i32 = 228;
-    /// Raw IPv6.
-    pub const IPV6: i32 = 229;
-    /// Linux cooked v2.
-    pub const LINUX_SLL2: i32 = 276;
-}
 
 /// The layer (protocol) an error or counter belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -257,8 +235,10 @@ impl<'a> Decoded<'a> {
     }
 }
 
-/// Decodes one captured packet.
-pub fn decode(linktype: i32, data: &[u8], wire_len: u32) -> Decoded<'_> {
+/// Decodes one captured packet. `linktype` is a [`LinkType`] or its `LINKTYPE_*` number (what
+/// capture files and libpcap give).
+pub fn decode(linktype: impl Into<LinkType>, data: &[u8], wire_len: u32) -> Decoded<'_> {
+    let linktype = linktype.into();
     let mut d = Decoded {
         data,
         wire_len,
@@ -272,7 +252,7 @@ pub fn decode(linktype: i32, data: &[u8], wire_len: u32) -> Decoded<'_> {
     };
     // What follows the link header: an EtherType-like value and the bytes.
     let (ethertype, rest) = match linktype {
-        linktype::ETHERNET => match ethernet::Frame::new_checked(data) {
+        LinkType::Ethernet => match ethernet::Frame::new_checked(data) {
             Ok(f) => {
                 d.link = Link::Ethernet(f);
                 (f.ethertype(), f.payload())
@@ -282,7 +262,7 @@ pub fn decode(linktype: i32, data: &[u8], wire_len: u32) -> Decoded<'_> {
                 return d;
             }
         },
-        linktype::LINUX_SLL => match sll::Packet::new_checked(data) {
+        LinkType::LinuxSll => match sll::Packet::new_checked(data) {
             Ok(p) => {
                 d.link = Link::Sll(p);
                 (p.protocol(), p.payload())
@@ -292,7 +272,7 @@ pub fn decode(linktype: i32, data: &[u8], wire_len: u32) -> Decoded<'_> {
                 return d;
             }
         },
-        linktype::LINUX_SLL2 => match sll2::Packet::new_checked(data) {
+        LinkType::LinuxSll2 => match sll2::Packet::new_checked(data) {
             Ok(p) => {
                 d.link = Link::Sll2(p);
                 (p.protocol(), p.payload())
@@ -302,8 +282,8 @@ pub fn decode(linktype: i32, data: &[u8], wire_len: u32) -> Decoded<'_> {
                 return d;
             }
         },
-        linktype::NULL | linktype::LOOP => {
-            match null::Packet::new_checked(data, linktype == linktype::LOOP) {
+        LinkType::Null | LinkType::Loop => {
+            match null::Packet::new_checked(data, linktype == LinkType::Loop) {
                 Ok(p) => {
                     d.link = Link::Null(p);
                     let t = match p.family() {
@@ -319,7 +299,7 @@ pub fn decode(linktype: i32, data: &[u8], wire_len: u32) -> Decoded<'_> {
                 }
             }
         }
-        linktype::RAW | linktype::RAW_LINUX | linktype::IPV4 | linktype::IPV6 => {
+        LinkType::Raw | LinkType::RawLinux | LinkType::Ipv4 | LinkType::Ipv6 => {
             d.link = Link::Raw;
             let t = match data.first().map(|b| b >> 4) {
                 Some(6) => EtherType::Ipv6,
@@ -440,7 +420,7 @@ mod tests {
     #[test]
     fn tcp_over_ethernet() {
         let p = veth(50);
-        let d = decode(linktype::ETHERNET, p, p.len() as u32);
+        let d = decode(LinkType::Ethernet, p, p.len() as u32);
         assert!(d.error.is_none() && !d.truncated);
         assert!(matches!(d.link, Link::Ethernet(_)));
         assert!(matches!(d.network, Some(Network::Ipv4(_))));
@@ -451,12 +431,12 @@ mod tests {
     #[test]
     fn snaplen_cut_is_not_an_error() {
         let p = veth(53); // the HTTP GET, 78 bytes of payload
-        let d = decode(linktype::ETHERNET, &p[..60], p.len() as u32);
+        let d = decode(LinkType::Ethernet, &p[..60], p.len() as u32);
         assert!(d.error.is_none(), "{:?}", d.error);
         assert!(d.truncated);
         assert!(matches!(d.network, Some(Network::Ipv4(_))));
         assert!(d.transport.is_none(), "TCP header cut");
-        let d = decode(linktype::ETHERNET, &p[..90], p.len() as u32);
+        let d = decode(LinkType::Ethernet, &p[..90], p.len() as u32);
         assert!(d.truncated && d.error.is_none());
         assert_eq!(d.payload.len(), 90 - 66);
     }
@@ -464,11 +444,11 @@ mod tests {
     #[test]
     fn cut_without_snaplen_is_an_error() {
         let p = veth(53);
-        let d = decode(linktype::ETHERNET, &p[..60], 60);
+        let d = decode(LinkType::Ethernet, &p[..60], 60);
         let e = d.error.unwrap();
         assert_eq!((e.layer, e.kind), (Layer::Ipv4, ErrorKind::BadLength));
         assert_eq!(e.offset, 16);
-        let e = decode(linktype::ETHERNET, &p[..40], 40).error.unwrap();
+        let e = decode(LinkType::Ethernet, &p[..40], 40).error.unwrap();
         assert_eq!(
             (e.layer, e.kind, e.offset),
             (Layer::Ipv4, ErrorKind::BadLength, 16)
@@ -479,7 +459,7 @@ mod tests {
     fn bad_tcp_offset_reports_absolute_offset() {
         let mut p = veth(50).to_vec();
         p[46] = 0x30; // data offset 3 words
-        let d = decode(linktype::ETHERNET, &p, p.len() as u32);
+        let d = decode(LinkType::Ethernet, &p, p.len() as u32);
         let e = d.error.unwrap();
         assert_eq!(
             (e.layer, e.kind, e.offset),
@@ -496,7 +476,7 @@ mod tests {
         let d = decode(9999, &[1, 2, 3], 3);
         assert_eq!(d.error.unwrap().layer, Layer::Link);
         let p = veth(50);
-        let d = decode(linktype::RAW, &p[14..], (p.len() - 14) as u32);
+        let d = decode(LinkType::Raw, &p[14..], (p.len() - 14) as u32);
         assert!(matches!(d.link, Link::Raw));
         assert_eq!(d.ports(), Some((55194, 8080)));
     }

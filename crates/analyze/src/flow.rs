@@ -274,7 +274,7 @@ pub fn shard_key(linktype: i32, data: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::linktype::ETHERNET;
+    const ETHERNET: i32 = wire::LinkType::Ethernet.number();
 
     fn veth(n: usize) -> &'static [u8] {
         wire::pcapfile::File::new(include_bytes!("../../wire/testdata/veth.pcap"))

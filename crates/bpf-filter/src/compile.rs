@@ -3,27 +3,25 @@
 
 use std::sync::Mutex;
 
-pub use pcap::Linktype;
-use pcap::{BpfProgram, Capture};
+use pcap::{BpfProgram, Capture, Linktype};
+pub use wire::LinkType;
 
 use crate::{FilterError, FilterPlan, FilterSource};
 
 /// Ethernet (`eth*` interfaces) and both Linux cooked headers of the `any` interface (v1 is
 /// libpcap's default, v2 what `tcpdump -y LINUX_SLL2` asks for).
-pub const VALIDATED_LINKTYPES: &[Linktype] = &[
-    Linktype::ETHERNET,
-    Linktype::LINUX_SLL,
-    Linktype::LINUX_SLL2,
-];
+pub const VALIDATED_LINKTYPES: &[LinkType] =
+    &[LinkType::Ethernet, LinkType::LinuxSll, LinkType::LinuxSll2];
 
 /// Older libpcaps keep parser state in globals; one compilation at a time is cheap insurance.
 static COMPILE_LOCK: Mutex<()> = Mutex::new(());
 
 /// Compiles `filter` (optimized) for `linktype`. A rejection is [`FilterError::Rejected`]
 /// with libpcap's message and no variables; [`validate`] names them.
-pub fn compile(filter: &str, linktype: Linktype) -> Result<BpfProgram, FilterError> {
+pub fn compile(filter: &str, linktype: LinkType) -> Result<BpfProgram, FilterError> {
     let _guard = COMPILE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let dead = Capture::dead(linktype).map_err(|e| FilterError::Libpcap(e.to_string()))?;
+    let dead = Capture::dead(Linktype(linktype.number()))
+        .map_err(|e| FilterError::Libpcap(e.to_string()))?;
     dead.compile(filter, true)
         .map_err(|e| FilterError::Rejected {
             variables: Vec::new(),

@@ -29,7 +29,7 @@ use serde::Serialize;
 use sidecar_core::config::values::{IpNet, L3Proto, L4Proto, PortRange, Selection, TcpFlag};
 use sidecar_core::config::Config;
 
-pub use compile::{compile, validate, Linktype, VALIDATED_LINKTYPES};
+pub use compile::{compile, validate, LinkType, VALIDATED_LINKTYPES};
 pub use error::FilterError;
 pub use exclude::{self_endpoints, Excluded, ExcludedEndpoint, METADATA_SERVER};
 pub use pcap::BpfProgram;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use bpf_filter::{build, compile, ExcludedEndpoint, FilterPlan, FilterSpec, Linktype};
+use bpf_filter::{build, compile, ExcludedEndpoint, FilterPlan, FilterSpec, LinkType};
 use sidecar_core::config::Config;
 
 const SYN: u8 = 0x02;
@@ -174,7 +174,7 @@ fn plan(pairs: &[(&str, &str)]) -> FilterPlan {
 
 /// The names of the packets `plan` captures on an Ethernet interface.
 fn captured(plan: &FilterPlan) -> Vec<&'static str> {
-    let program = compile(&plan.text, Linktype::ETHERNET).unwrap();
+    let program = compile(&plan.text, LinkType::Ethernet).unwrap();
     packets()
         .into_iter()
         .filter(|(_, frame)| program.filter(frame))
@@ -235,7 +235,7 @@ fn tcp_flags_match_any_listed_flag_and_only_tcp() {
     let syn_only = ["tcp4 syn 443", "tcp6 syn 443"];
     assert_captures(&[("PCAP_TCP_FLAGS", "syn")], &syn_only);
     // The original's IPv6 clause took the UDP look-alike for a SYN.
-    let original = compile("(tcp or udp) and (ip6[13+40]&0x2!=0)", Linktype::ETHERNET).unwrap();
+    let original = compile("(tcp or udp) and (ip6[13+40]&0x2!=0)", LinkType::Ethernet).unwrap();
     let lookalike = packets()
         .into_iter()
         .find(|(n, _)| *n == "udp6 syn-lookalike")
@@ -288,7 +288,7 @@ fn l3_and_l4_protocols() {
     );
     assert_captures(&[("PCAP_L3_PROTOS", "arp")], &["arp"]);
     // The original ANDed arp with the L4 group: ARP could never match.
-    let original = compile("(ip or ip6 or arp) and (tcp or udp)", Linktype::ETHERNET).unwrap();
+    let original = compile("(ip or ip6 or arp) and (tcp or udp)", LinkType::Ethernet).unwrap();
     assert!(!original.filter(&arp_request(SERVER4)));
 }
 
@@ -388,7 +388,7 @@ fn the_same_filters_work_on_the_any_interface() {
     ];
     for (pairs, expected) in cases {
         let plan = plan(pairs);
-        let program = compile(&plan.text, Linktype::LINUX_SLL).unwrap();
+        let program = compile(&plan.text, LinkType::LinuxSll).unwrap();
         let got: Vec<&str> = frames
             .iter()
             .filter(|(_, f)| program.filter(f))

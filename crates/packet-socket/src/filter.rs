@@ -1,6 +1,7 @@
 //! The capture filter, compiled by libpcap for a link type, run in user space.
 
 use pcap::{BpfProgram, Capture, Linktype};
+use wire::LinkType;
 
 use crate::sys;
 
@@ -23,8 +24,8 @@ impl std::fmt::Debug for UserFilter {
 impl UserFilter {
     /// Compiles `text` (optimised, like tcpdump) for `linktype`; the error is libpcap's
     /// message.
-    pub fn compile(linktype: i32, text: &str) -> Result<UserFilter, String> {
-        let dead = Capture::dead(Linktype(linktype)).map_err(|e| e.to_string())?;
+    pub fn compile(linktype: LinkType, text: &str) -> Result<UserFilter, String> {
+        let dead = Capture::dead(Linktype(linktype.number())).map_err(|e| e.to_string())?;
         let program = dead.compile(text, true).map_err(|error| match error {
             pcap::Error::PcapError(message) => message,
             other => other.to_string(),
@@ -78,7 +79,7 @@ mod tests {
 
     #[test]
     fn filters_like_libpcap() {
-        let filter = UserFilter::compile(1, "udp dst port 53").unwrap();
+        let filter = UserFilter::compile(LinkType::Ethernet, "udp dst port 53").unwrap();
         assert!(filter.matches(&udp_frame(53), 42));
         assert!(!filter.matches(&udp_frame(54), 42));
         assert!(!filter.matches(&[0u8; 3], 3), "short packets never panic");
@@ -87,7 +88,7 @@ mod tests {
 
     #[test]
     fn length_tests_see_the_wire_length() {
-        let filter = UserFilter::compile(1, "greater 1000").unwrap();
+        let filter = UserFilter::compile(LinkType::Ethernet, "greater 1000").unwrap();
         let frame = udp_frame(53);
         assert!(!filter.matches(&frame, 42));
         // Captured 42 bytes of a 1500-byte packet: `len` is the original length.
@@ -96,7 +97,7 @@ mod tests {
 
     #[test]
     fn bad_filters_carry_libpcap_message() {
-        let error = UserFilter::compile(1, "udp port banana").unwrap_err();
+        let error = UserFilter::compile(LinkType::Ethernet, "udp port banana").unwrap_err();
         assert!(!error.is_empty());
     }
 }

@@ -28,6 +28,5 @@ mod sys;
 pub use detect::{detect, gvisor_hint, probe_rings, CapturePath, Detection};
 pub use filter::UserFilter;
 pub use socket::{
-    Error, FilterMode, Packet, PacketSocket, SocketSettings, LINKTYPE_ETHERNET,
-    LINKTYPE_LINUX_SLL2, MAX_SNAPLEN, USER_SPACE_REASON,
+    Error, FilterMode, Packet, PacketSocket, SocketSettings, MAX_SNAPLEN, USER_SPACE_REASON,
 };

@@ -4,14 +4,12 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use wire::LinkType;
+
 use crate::detect::errno_text;
 use crate::filter::UserFilter;
 use crate::sys::{self, Slot};
 
-/// `DLT_EN10MB`.
-pub const LINKTYPE_ETHERNET: i32 = 1;
-/// `DLT_LINUX_SLL2` (Linux cooked capture v2: what tcpdump ≥ 4.99 writes for `any`).
-pub const LINKTYPE_LINUX_SLL2: i32 = 276;
 /// tcpdump's "unlimited" snap length (`-s 0`): refused on this path.
 pub const MAX_SNAPLEN: u32 = 262_144;
 
@@ -154,7 +152,7 @@ pub struct PacketSocket {
     slots: Vec<Slot>,
     meta: Vec<Meta>,
     filled: usize,
-    linktype: i32,
+    linktype: LinkType,
     cooked: bool,
     ifindex: u32,
     lo_index: Option<u32>,
@@ -221,9 +219,9 @@ impl PacketSocket {
             raw
         };
         let linktype = if cooked {
-            LINKTYPE_LINUX_SLL2
+            LinkType::LinuxSll2
         } else {
-            LINKTYPE_ETHERNET
+            LinkType::Ethernet
         };
 
         let buffer = libc::c_int::try_from(settings.buffer_bytes).unwrap_or(libc::c_int::MAX);
@@ -314,8 +312,9 @@ impl PacketSocket {
         })
     }
 
-    /// libpcap link type of the packets: [`LINKTYPE_ETHERNET`] or [`LINKTYPE_LINUX_SLL2`].
-    pub fn linktype(&self) -> i32 {
+    /// Link type of the packets: [`LinkType::Ethernet`], or [`LinkType::LinuxSll2`] (cooked,
+    /// as tcpdump ≥ 4.99 writes for `any`).
+    pub fn linktype(&self) -> LinkType {
         self.linktype
     }
 

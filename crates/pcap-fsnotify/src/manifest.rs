@@ -474,7 +474,7 @@ mod tests {
     use super::*;
 
     fn pcap(records: &[(u32, u32, usize)]) -> Vec<u8> {
-        let mut out = wire::pcapfile::global_header(65535, 1).to_vec();
+        let mut out = wire::pcapfile::global_header(65535, wire::LinkType::Ethernet).to_vec();
         for &(sec, usec, len) in records {
             out.extend_from_slice(&wire::pcapfile::record_header(
                 sec, usec, len as u32, len as u32,

@@ -75,7 +75,7 @@ impl PcapFiles {
         let mut pcap = PcapFiles {
             files,
             snaplen: settings.snaplen,
-            header: pcapfile::global_header(settings.snaplen, u32::try_from(linktype).unwrap_or(1)),
+            header: pcapfile::global_header(settings.snaplen, linktype.into()),
             packets: 0,
             flushed: Instant::now(),
             lost: 0,

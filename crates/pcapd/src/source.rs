@@ -249,7 +249,7 @@ impl Source {
                     name: live.iface.clone(),
                     addrs,
                 },
-                linktype: socket.linktype(),
+                linktype: socket.linktype().number(),
                 live: true,
                 filter_mode: socket.filter_mode().as_str(),
                 notes,

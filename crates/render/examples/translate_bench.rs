@@ -54,7 +54,7 @@ fn main() {
             for r in &records {
                 let p = CapturedPacket {
                     interface: &iface,
-                    linktype: file.linktype(),
+                    linktype: file.linktype().number(),
                     timestamp: chrono::Utc
                         .timestamp_opt(i64::from(r.ts_sec) + round as i64, r.ts_nsec)
                         .single()

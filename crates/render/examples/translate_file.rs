@@ -44,7 +44,7 @@ fn main() {
     for (num, r) in file.records().map_while(Result::ok).enumerate() {
         let p = CapturedPacket {
             interface: &iface,
-            linktype: file.linktype(),
+            linktype: file.linktype().number(),
             timestamp: chrono::Utc
                 .timestamp_opt(i64::from(r.ts_sec), r.ts_nsec)
                 .single()

@@ -165,7 +165,7 @@ fn one_hundred_thousand_http_connections_stay_under_the_bound() {
             let ns = u64::from(i) * 20_000 + num % 8;
             let p = CapturedPacket {
                 interface: &iface,
-                linktype: 101,
+                linktype: wire::LinkType::Raw.number(),
                 timestamp: chrono::Utc
                     .timestamp_opt(
                         1_700_000_000 + (ns / 1_000_000_000) as i64,

@@ -59,7 +59,7 @@ fn records(file: &[u8]) -> Vec<(i32, u32, u32, u32, Vec<u8>)> {
         .map(|r| {
             let r = r.unwrap();
             (
-                pcap.linktype(),
+                pcap.linktype().number(),
                 r.ts_sec,
                 r.ts_nsec,
                 r.orig_len,
@@ -386,7 +386,7 @@ fn run_raw(packets: &[(bool, u8, &[u8])], v: Verbosity) -> (Vec<u8>, Vec<Value>)
         let data = common::tcp_packet(80, *client, *flags, 1000 + i as u32, payload);
         let p = CapturedPacket {
             interface: &iface,
-            linktype: 101,
+            linktype: wire::LinkType::Raw.number(),
             timestamp: chrono::Utc
                 .timestamp_opt(1_700_000_000, (i as u32) * 1_000_000)
                 .unwrap(),

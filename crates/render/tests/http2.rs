@@ -71,7 +71,7 @@ fn run(packets: &[(bool, u8, Vec<u8>)], v: Verbosity, redact: &[&str]) -> (Vec<u
         *seq += payload.len() as u32 + u32::from(flags & 0x03 != 0);
         let p = CapturedPacket {
             interface: &iface,
-            linktype: 101,
+            linktype: wire::LinkType::Raw.number(),
             timestamp: chrono::Utc
                 .timestamp_opt(1_700_000_000, (i as u32) * 1_000_000)
                 .unwrap(),

@@ -9,6 +9,8 @@
 use chrono::TimeZone;
 use cloud_logging::Verbosity;
 use render::{fields as f, CapturedPacket, Interface, Translator, TranslatorSettings};
+use testbed::rng::Rng;
+use wire::LinkType;
 
 const CAPTURES: [(&str, &[u8]); 5] = [
     ("veth", include_bytes!("../../wire/testdata/veth.pcap")),
@@ -17,22 +19,6 @@ const CAPTURES: [(&str, &[u8]); 5] = [
     ("snap", include_bytes!("../../wire/testdata/snaplen64.pcap")),
     ("lo", include_bytes!("../../wire/testdata/lo.pcap")),
 ];
-const LINKTYPES: [i32; 9] = [0, 1, 12, 101, 108, 113, 228, 229, 276];
-
-/// xorshift64*: deterministic, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 struct Checker {
     iface: Interface,
@@ -128,7 +114,7 @@ fn real_packets() -> Vec<(i32, Vec<u8>, u32)> {
         let p = wire::pcapfile::File::new(file).unwrap();
         for r in p.records() {
             let r = r.unwrap();
-            v.push((p.linktype(), r.data.to_vec(), r.orig_len));
+            v.push((p.linktype().number(), r.data.to_vec(), r.orig_len));
         }
     }
     v
@@ -137,10 +123,10 @@ fn real_packets() -> Vec<(i32, Vec<u8>, u32)> {
 /// The malformed corpus: for every real packet, a few truncations (as snaplen cuts and as
 /// lying lengths), IP/TCP/UDP length and offset fields set to extremes, and bit flips.
 fn malformed_corpus() -> Vec<(i32, Vec<u8>, u32)> {
-    let mut rng = Rng(0x5eed_cafe);
+    let mut rng = Rng::from_state(0x5eed_cafe);
     let mut corpus = Vec::new();
     for (lt, data, orig) in real_packets() {
-        if lt != 1 {
+        if lt != LinkType::Ethernet.number() {
             continue;
         }
         for cut in [
@@ -174,7 +160,7 @@ fn malformed_corpus() -> Vec<(i32, Vec<u8>, u32)> {
         }
         for _ in 0..4 {
             let mut m = data.clone();
-            let bit = rng.below(m.len() * 8);
+            let bit = rng.index(m.len() * 8);
             m[bit / 8] ^= 1 << (bit % 8);
             corpus.push((lt, m, orig));
         }
@@ -190,7 +176,7 @@ fn malformed_capture_corpus_one_line_per_packet() {
         .enumerate()
         .map(|(i, (_, d, o))| (1_700_000_000 + i as u32, 0, d.as_slice(), *o))
         .collect();
-    let file = wire::pcapfile::write(1, &records);
+    let file = wire::pcapfile::write(LinkType::Ethernet, &records);
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/malformed.pcap");
     if std::env::var_os("REGENERATE_CORPUS").is_some() {
         std::fs::write(path, &file).unwrap();
@@ -202,7 +188,7 @@ fn malformed_capture_corpus_one_line_per_packet() {
     let mut n = 0;
     for r in pcap.records() {
         let r = r.unwrap();
-        c.check(pcap.linktype(), r.data, r.orig_len);
+        c.check(pcap.linktype().number(), r.data, r.orig_len);
         n += 1;
     }
     assert!(n > 3000, "{n} packets");
@@ -244,34 +230,34 @@ fn bit_flips_of_real_packets() {
 
 #[test]
 fn pseudo_random_packets_on_every_linktype() {
-    let mut rng = Rng(0x1234_5678_9abc_def1);
+    let mut rng = Rng::from_state(0x1234_5678_9abc_def1);
     let seeds = real_packets();
     let mut c = Checker::new();
     let mut buf = Vec::new();
     for i in 0..40_000 {
         buf.clear();
-        let lt = LINKTYPES[rng.below(LINKTYPES.len())];
+        let lt = LinkType::DECODED[rng.index(LinkType::DECODED.len())].number();
         if i % 2 == 0 {
             // Structured: a real packet's prefix with random bytes spliced in, so decoding gets deep.
-            let (_, d, _) = &seeds[rng.below(seeds.len())];
+            let (_, d, _) = &seeds[rng.index(seeds.len())];
             buf.extend_from_slice(d);
-            for _ in 0..1 + rng.below(6) {
+            for _ in 0..1 + rng.index(6) {
                 if !buf.is_empty() {
-                    let at = rng.below(buf.len());
+                    let at = rng.index(buf.len());
                     buf[at] = rng.next() as u8;
                 }
             }
-            buf.truncate(rng.below(buf.len() + 1));
+            buf.truncate(rng.index(buf.len() + 1));
         } else {
-            let n = rng.below(200);
+            let n = rng.index(200);
             buf.extend((0..n).map(|_| rng.next() as u8));
             if n > 0 {
                 // Bias towards plausible first bytes (IP versions, EtherTypes).
-                buf[0] = [0x45, 0x60, 0x46, 0x02, 0xff][rng.below(5)];
+                buf[0] = [0x45, 0x60, 0x46, 0x02, 0xff][rng.index(5)];
             }
         }
-        let wire = if rng.below(3) == 0 {
-            buf.len() as u32 + rng.below(100) as u32
+        let wire = if rng.index(3) == 0 {
+            buf.len() as u32 + rng.index(100) as u32
         } else {
             buf.len() as u32
         };

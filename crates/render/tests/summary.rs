@@ -48,7 +48,7 @@ fn run_then(
         *seq += payload.len() as u32 + u32::from(flags & 0x03 != 0);
         let p = CapturedPacket {
             interface: &iface,
-            linktype: 101,
+            linktype: wire::LinkType::Raw.number(),
             timestamp: chrono::Utc
                 .timestamp_opt(1_700_000_000, (i as u32 + 1) * 1_000_000)
                 .unwrap(),
@@ -172,7 +172,7 @@ fn idle_connections_are_summarised_when_evicted() {
         let data = common::tcp_packet(port, true, SYN, 1000, b"");
         let p = CapturedPacket {
             interface: &iface,
-            linktype: 101,
+            linktype: wire::LinkType::Raw.number(),
             timestamp: chrono::Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap(),
             wire_len: data.len() as u32,
             num: i as u64,

@@ -49,7 +49,7 @@ fn translate_all(file: &[u8], v: Verbosity) -> (Vec<Value>, Vec<usize>) {
         let r = r.unwrap();
         let p = CapturedPacket {
             interface: &iface,
-            linktype: pcap.linktype(),
+            linktype: pcap.linktype().number(),
             timestamp: chrono::Utc
                 .timestamp_opt(i64::from(r.ts_sec), r.ts_nsec)
                 .unwrap(),
@@ -79,7 +79,7 @@ fn translate_with(file: &[u8], v: Verbosity, iface: &Interface) -> (Vec<Value>, 
         let r = r.unwrap();
         let p = CapturedPacket {
             interface: iface,
-            linktype: pcap.linktype(),
+            linktype: pcap.linktype().number(),
             timestamp: chrono::Utc
                 .timestamp_opt(i64::from(r.ts_sec), r.ts_nsec)
                 .unwrap(),
@@ -425,7 +425,7 @@ fn malformed_layer_is_an_error_and_lower_layers_stay() {
     let o = t.translate(
         &CapturedPacket {
             interface: &iface,
-            linktype: 1,
+            linktype: wire::LinkType::Ethernet.number(),
             timestamp: chrono::Utc::now(),
             wire_len: p.len() as u32,
             num: 0,
@@ -484,7 +484,7 @@ fn flow_table_is_bounded() {
         t.translate(
             &CapturedPacket {
                 interface: &iface,
-                linktype: 1,
+                linktype: wire::LinkType::Ethernet.number(),
                 timestamp: chrono::Utc
                     .timestamp_opt(1_700_000_000 + i64::from(port), 0)
                     .unwrap(),
@@ -521,7 +521,7 @@ fn info_tcp_median_size() {
         let r = r.unwrap();
         let p = CapturedPacket {
             interface: &iface,
-            linktype: 1,
+            linktype: wire::LinkType::Ethernet.number(),
             timestamp: chrono::Utc
                 .timestamp_opt(i64::from(r.ts_sec), r.ts_nsec)
                 .unwrap(),

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::process::Command;
+use std::path::Path;
 
 use chrono::TimeZone;
 use render::{fields as f, CapturedPacket, Interface, Translator, TranslatorSettings};
@@ -33,35 +33,6 @@ const FIELDS: [&str; 20] = [
     "tls.handshake.extensions_server_name",
 ];
 
-fn tshark(path: &str) -> Option<Vec<Vec<String>>> {
-    let mut cmd = Command::new("tshark");
-    cmd.args([
-        "-r",
-        path,
-        "-T",
-        "fields",
-        "-E",
-        "separator=|",
-        "-E",
-        "occurrence=a",
-        "-E",
-        "aggregator=,",
-    ]);
-    for f in FIELDS {
-        cmd.args(["-e", f]);
-    }
-    let out = cmd.output().ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    Some(
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| l.split('|').map(str::to_string).collect())
-            .collect(),
-    )
-}
-
 fn ours(file: &[u8]) -> Vec<Value> {
     let pcap = wire::pcapfile::File::new(file).unwrap();
     let iface = Interface {
@@ -76,7 +47,7 @@ fn ours(file: &[u8]) -> Vec<Value> {
         t.translate(
             &CapturedPacket {
                 interface: &iface,
-                linktype: pcap.linktype(),
+                linktype: pcap.linktype().number(),
                 timestamp: chrono::Utc
                     .timestamp_opt(i64::from(r.ts_sec), r.ts_nsec)
                     .unwrap(),
@@ -117,9 +88,12 @@ fn list(v: &Value, key: &str) -> String {
 
 fn check(name: &str, file: &[u8]) -> usize {
     let path = format!("{}/../wire/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
-    let Some(rows) = tshark(&path) else {
-        eprintln!("tshark not available: cross-check of {name} skipped");
-        return 0;
+    let rows = match testbed::tshark::all_occurrences(Path::new(&path), &FIELDS) {
+        Ok(rows) => rows,
+        Err(e) => {
+            eprintln!("tshark not available ({e}): cross-check of {name} skipped");
+            return 0;
+        }
     };
     let lines = ours(file);
     assert_eq!(rows.len(), lines.len(), "packet counts equal tshark's");

@@ -105,18 +105,7 @@ fn tcpdumpw_in_real_gvisor_takes_the_ring_less_path_and_captures_what_the_filter
     assert!(!pcaps.is_empty(), "no .pcap file:\n{log}");
     let mut ports = Vec::new();
     for file in &pcaps {
-        let tshark = Command::new("tshark")
-            .args(["-n", "-r"])
-            .arg(file)
-            .args(["-T", "fields", "-e", "udp.dstport"])
-            .output()
-            .unwrap();
-        assert!(tshark.status.success(), "{tshark:?}");
-        ports.extend(
-            String::from_utf8_lossy(&tshark.stdout)
-                .lines()
-                .map(str::to_string),
-        );
+        ports.extend(testbed::tshark::field_lines(file, &["udp.dstport"]).unwrap());
     }
     assert_eq!(ports, vec!["5000".to_string(); 10], "{pcaps:?}");
 

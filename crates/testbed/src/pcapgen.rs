@@ -21,8 +21,10 @@ const PATHS: &[&str] = &[
 pub fn pcap_bytes(seed: u64, size: usize) -> Vec<u8> {
     let mut rng = Rng::new(seed);
     let mut out = Vec::with_capacity(size + 2048);
-    // Snap length 65535, LINKTYPE_ETHERNET.
-    out.extend_from_slice(&wire::pcapfile::global_header(65_535, 1));
+    out.extend_from_slice(&wire::pcapfile::global_header(
+        65_535,
+        wire::LinkType::Ethernet,
+    ));
     let flows: Vec<Flow> = (0..40)
         .map(|i| {
             (

@@ -34,6 +34,12 @@ impl Rng {
         self.next() % n.max(1)
     }
 
+    /// A position in `0..len` (0 when `len` is 0): [`Rng::below`] for indexing.
+    pub fn index(&mut self, len: usize) -> usize {
+        // A usize always fits in u64 here, and the result is below `len`.
+        self.below(len as u64) as usize
+    }
+
     /// Fills `buf` with random bytes.
     pub fn fill(&mut self, buf: &mut [u8]) {
         for chunk in buf.chunks_mut(8) {
@@ -54,5 +60,7 @@ mod tests {
         assert_ne!(Rng::new(7).next(), Rng::new(8).next());
         assert_ne!(Rng::from_state(0).next(), 0);
         assert!(Rng::from_state(3).below(5) < 5);
+        assert!(Rng::from_state(3).index(5) < 5);
+        assert_eq!(Rng::from_state(3).index(0), 0);
     }
 }

@@ -546,7 +546,10 @@ fn write_pcap_with(
     seed: u64,
     conversation: fn(&mut Rng, u64) -> Conversation,
 ) -> io::Result<()> {
-    out.write_all(&wire::pcapfile::global_header(65_535, 1))?;
+    out.write_all(&wire::pcapfile::global_header(
+        65_535,
+        wire::LinkType::Ethernet,
+    ))?;
     let mut rng = Rng::from_state(seed);
     let mut open: Vec<Conversation> = Vec::new();
     let mut started = 0u64;

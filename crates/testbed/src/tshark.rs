@@ -20,6 +20,30 @@ pub fn field_lines(file: &Path, fields: &[&str]) -> Result<Vec<String>> {
     read(&mut command)
 }
 
+/// `tshark -n -r FILE -T fields -E occurrence=a -E aggregator=, -e FIELD…`: per packet, one
+/// string per field, with every occurrence of the field (an ICMP error's two IP headers, a
+/// DNS answer list) joined by commas. Fails as [`field_lines`] does.
+pub fn all_occurrences(file: &Path, fields: &[&str]) -> Result<Vec<Vec<String>>> {
+    let mut command = Command::new("tshark");
+    command.args(["-n", "-r"]).arg(file).args([
+        "-T",
+        "fields",
+        "-E",
+        "separator=/t",
+        "-E",
+        "occurrence=a",
+        "-E",
+        "aggregator=,",
+    ]);
+    for field in fields {
+        command.args(["-e", field]);
+    }
+    Ok(read(&mut command)?
+        .iter()
+        .map(|line| line.split('\t').map(str::to_string).collect())
+        .collect())
+}
+
 /// How many packets tshark reads in `file` (which must be whole, as for [`field_lines`]).
 pub fn count(file: &Path) -> Result<usize> {
     Ok(read(Command::new("tshark").args(["-n", "-r"]).arg(file))?.len())

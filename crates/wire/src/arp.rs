@@ -1,7 +1,14 @@
 //! ARP (RFC 826) packets of any hardware/protocol address sizes; Ethernet/IPv4 is the usual
 //! case and the one [`Packet::sender_ip`]/[`Packet::target_ip`] decode.
+//!
+//! `pnet_packet`'s `ArpPacket` has a fixed layout (6-byte hardware and 4-byte protocol
+//! addresses): it is built only when the size fields say so, and reads the fixed fields and the
+//! IPv4 addresses then. Other sizes, and the hardware addresses (borrowed slices, see
+//! [`HwAddr`]), are read here from the offsets the size fields give.
 
 use std::net::Ipv4Addr;
+
+use pnet_packet::arp::ArpPacket;
 
 use crate::bytes::{be16, ipv4, slice, u8_at};
 use crate::{Error, ErrorKind, HwAddr, Result};
@@ -86,24 +93,38 @@ impl<'a> Packet<'a> {
         field::ADDRS + 2 * (self.hlen() + self.plen())
     }
 
+    /// `pnet_packet`'s view, for Ethernet/IPv4-sized addresses only (the layout it assumes);
+    /// `new_checked` made sure all four addresses are there.
+    #[inline]
+    fn view(&self) -> Option<ArpPacket<'a>> {
+        if self.hlen() == 6 && self.plen() == 4 {
+            ArpPacket::new(self.buf)
+        } else {
+            None
+        }
+    }
+
     /// Hardware type (1 = Ethernet).
     pub fn hardware_type(&self) -> u16 {
-        be16(self.buf, field::HTYPE)
+        self.view()
+            .map_or_else(|| be16(self.buf, field::HTYPE), |p| p.get_hardware_type().0)
     }
 
     /// Protocol type (an EtherType, 0x0800 for IPv4).
     pub fn protocol_type(&self) -> u16 {
-        be16(self.buf, field::PTYPE)
+        self.view()
+            .map_or_else(|| be16(self.buf, field::PTYPE), |p| p.get_protocol_type().0)
     }
 
     /// The operation.
     pub fn operation(&self) -> Operation {
-        Operation::from(be16(self.buf, field::OPER))
+        Operation::from(self.operation_raw())
     }
 
     /// Raw operation code.
     pub fn operation_raw(&self) -> u16 {
-        be16(self.buf, field::OPER)
+        self.view()
+            .map_or_else(|| be16(self.buf, field::OPER), |p| p.get_operation().0)
     }
 
     /// Sender hardware address.
@@ -132,12 +153,18 @@ impl<'a> Packet<'a> {
 
     /// Sender IPv4 address, when the protocol addresses are 4 bytes.
     pub fn sender_ip(&self) -> Option<Ipv4Addr> {
-        (self.plen() == 4).then(|| ipv4(self.sender_proto(), 0))
+        match self.view() {
+            Some(p) => Some(p.get_sender_proto_addr()),
+            None => (self.plen() == 4).then(|| ipv4(self.sender_proto(), 0)),
+        }
     }
 
     /// Target IPv4 address, when the protocol addresses are 4 bytes.
     pub fn target_ip(&self) -> Option<Ipv4Addr> {
-        (self.plen() == 4).then(|| ipv4(self.target_proto(), 0))
+        match self.view() {
+            Some(p) => Some(p.get_target_proto_addr()),
+            None => (self.plen() == 4).then(|| ipv4(self.target_proto(), 0)),
+        }
     }
 }
 

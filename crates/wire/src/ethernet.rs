@@ -1,7 +1,15 @@
 //! Ethernet II frames (IEEE 802.3), with any number of 802.1Q / 802.1ad (QinQ) tags followed
 //! up to [`MAX_TAGS`]; the view reports the inner EtherType and where its payload starts.
+//!
+//! The header and each tag are read through `pnet_packet`'s `EthernetPacket` and `VlanPacket`,
+//! built only after the bytes they cover were checked to be there. The MAC addresses are
+//! borrowed slices of the capture (`pnet_packet` copies them into a `MacAddr`), so that
+//! [`HwAddr`] prints them without copying, whatever their length in other link layers.
 
-use crate::bytes::{be16, slice, tail};
+use pnet_packet::ethernet::EthernetPacket;
+use pnet_packet::vlan::VlanPacket;
+
+use crate::bytes::{slice, tail};
 use crate::{Error, ErrorKind, EtherType, HwAddr, Result};
 
 mod field {
@@ -25,30 +33,36 @@ pub struct Frame<'a> {
     tags: [u16; MAX_TAGS],
     tag_count: u8,
     inner_type_at: usize,
+    inner_type: u16,
 }
 
 impl<'a> Frame<'a> {
     /// Checks the header and walks the VLAN tags.
     pub fn new_checked(buf: &'a [u8]) -> Result<Self> {
-        if buf.len() < field::HEADER_LEN {
+        let Some(eth) = EthernetPacket::new(buf) else {
             return Err(Error::new(ErrorKind::Truncated, buf.len()));
-        }
+        };
+        let mut ethertype = eth.get_ethertype().0;
         let mut tags = [0u16; MAX_TAGS];
         let mut count = 0usize;
         let mut at = field::ETHERTYPE;
         while matches!(
-            EtherType::from(be16(buf, at)),
+            EtherType::from(ethertype),
             EtherType::Vlan | EtherType::QinQ
         ) {
             if count == MAX_TAGS {
                 return Err(Error::new(ErrorKind::TooDeep, at));
             }
-            if buf.len() < at + 2 + field::TAG_LEN {
+            // A tag is the 2-byte TCI and the next EtherType, after the tag's own type.
+            let Some(tag) = buf.get(at + 2..).and_then(VlanPacket::new) else {
                 return Err(Error::new(ErrorKind::Truncated, buf.len()));
-            }
+            };
             if let Some(t) = tags.get_mut(count) {
-                *t = be16(buf, at + 2);
+                *t = u16::from(tag.get_priority_code_point().0) << 13
+                    | u16::from(tag.get_drop_eligible_indicator()) << 12
+                    | tag.get_vlan_identifier();
             }
+            ethertype = tag.get_ethertype().0;
             count += 1;
             at += field::TAG_LEN;
         }
@@ -57,6 +71,7 @@ impl<'a> Frame<'a> {
             tags,
             tag_count: count as u8,
             inner_type_at: at,
+            inner_type: ethertype,
         })
     }
 
@@ -72,12 +87,12 @@ impl<'a> Frame<'a> {
 
     /// The EtherType after all VLAN tags.
     pub fn ethertype(&self) -> EtherType {
-        EtherType::from(be16(self.buf, self.inner_type_at))
+        EtherType::from(self.inner_type)
     }
 
     /// The raw 16-bit value of [`Frame::ethertype`].
     pub fn ethertype_raw(&self) -> u16 {
-        be16(self.buf, self.inner_type_at)
+        self.inner_type
     }
 
     /// The tag control information of each VLAN tag, outermost first.

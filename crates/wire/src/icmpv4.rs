@@ -1,22 +1,27 @@
 //! ICMP for IPv4 (RFC 792 and successors): type/code with names as the original translator
 //! printed them (gopacket's `EchoRequest`, `DestinationUnreachable(Port)`, …), echo id/seq,
 //! redirect gateway, and the invoking datagram embedded in error messages.
+//!
+//! Type, code, checksum, echo identifier/sequence and the next-hop MTU are read through
+//! `pnet_packet`'s `IcmpPacket`, `echo_request::EchoRequestPacket` (the identifier/sequence
+//! layout of every query type) and `destination_unreachable::DestinationUnreachablePacket`.
+//! `pnet_packet` has no redirect or parameter-problem view: the gateway and pointer are read
+//! here.
 
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use crate::bytes::{be16, ipv4, tail, u8_at};
+use pnet_packet::icmp::destination_unreachable::DestinationUnreachablePacket;
+use pnet_packet::icmp::echo_request::EchoRequestPacket;
+use pnet_packet::icmp::IcmpPacket;
+
+use crate::bytes::{ipv4, tail, u8_at};
 use crate::{Error, ErrorKind, Result};
 
+/// The offsets read here rather than through `pnet_packet`.
 mod field {
-    pub const TYPE: usize = 0;
-    pub const CODE: usize = 1;
-    pub const CHECKSUM: usize = 2;
-    pub const ID: usize = 4;
-    pub const SEQ: usize = 6;
     pub const GATEWAY: usize = 4;
     pub const POINTER: usize = 4;
-    pub const MTU: usize = 6;
     pub const HEADER_LEN: usize = 8;
 }
 
@@ -38,19 +43,26 @@ impl<'a> Packet<'a> {
         Ok(Packet { buf })
     }
 
+    /// `pnet_packet`'s view of the same bytes (the 8-byte header is there after
+    /// `new_checked`, more than its 4-byte minimum).
+    #[inline]
+    fn view(&self) -> Option<IcmpPacket<'a>> {
+        IcmpPacket::new(self.buf)
+    }
+
     /// Type.
     pub fn msg_type(&self) -> u8 {
-        u8_at(self.buf, field::TYPE)
+        self.view().map_or(0, |p| p.get_icmp_type().0)
     }
 
     /// Code.
     pub fn code(&self) -> u8 {
-        u8_at(self.buf, field::CODE)
+        self.view().map_or(0, |p| p.get_icmp_code().0)
     }
 
     /// Checksum as sent.
     pub fn checksum(&self) -> u16 {
-        be16(self.buf, field::CHECKSUM)
+        self.view().map_or(0, |p| p.get_checksum())
     }
 
     /// True for echo (8), echo reply (0), timestamp (13/14) and information (15/16) messages,
@@ -61,12 +73,12 @@ impl<'a> Packet<'a> {
 
     /// Identifier (echo and friends).
     pub fn ident(&self) -> u16 {
-        be16(self.buf, field::ID)
+        EchoRequestPacket::new(self.buf).map_or(0, |p| p.get_identifier())
     }
 
     /// Sequence number (echo and friends).
     pub fn seq(&self) -> u16 {
-        be16(self.buf, field::SEQ)
+        EchoRequestPacket::new(self.buf).map_or(0, |p| p.get_sequence_number())
     }
 
     /// Redirect gateway (type 5).
@@ -81,7 +93,7 @@ impl<'a> Packet<'a> {
 
     /// Next-hop MTU of "fragmentation needed" (type 3 code 4, RFC 1191).
     pub fn next_hop_mtu(&self) -> u16 {
-        be16(self.buf, field::MTU)
+        DestinationUnreachablePacket::new(self.buf).map_or(0, |p| p.get_next_hop_mtu())
     }
 
     /// An error message (destination unreachable, source quench, redirect, time exceeded,

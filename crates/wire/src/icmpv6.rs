@@ -1,23 +1,31 @@
 //! ICMPv6 (RFC 4443) and neighbour discovery (RFC 4861): type/code names as the original
 //! printed them (gopacket's), echo id/seq, packet-too-big MTU, the invoking packet of error
 //! messages, ND targets, router-advertisement fields and ND options.
+//!
+//! Type, code, checksum, echo identifier/sequence, ND targets, the redirect destination,
+//! neighbour-advertisement flags and router-advertisement fields are read through
+//! `pnet_packet`'s `Icmpv6Packet`, `echo_request::EchoRequestPacket` and `ndp` views, each
+//! built only when the type says it applies (their constructors check the length). The
+//! packet-too-big MTU (no view in `pnet_packet`) and the ND option walk are read here: the
+//! option iterator of `pnet_packet`'s `ndp` views follows length 0 and lengths past the buffer.
 
 use std::fmt;
 use std::net::Ipv6Addr;
 
-use crate::bytes::{be16, be32, ipv6, slice, tail, u8_at};
+use pnet_packet::icmpv6::echo_request::EchoRequestPacket;
+use pnet_packet::icmpv6::ndp::{
+    NeighborAdvertPacket, NeighborSolicitPacket, RedirectPacket, RouterAdvertPacket,
+};
+use pnet_packet::icmpv6::Icmpv6Packet;
+
+use crate::bytes::{be32, slice, tail, u8_at};
 use crate::{Error, ErrorKind, HwAddr, Result};
 
+/// The offsets read here rather than through `pnet_packet`.
 mod field {
-    pub const TYPE: usize = 0;
-    pub const CODE: usize = 1;
-    pub const CHECKSUM: usize = 2;
-    pub const ID: usize = 4;
-    pub const SEQ: usize = 6;
     pub const MTU: usize = 4;
+    pub const NA_FLAGS: usize = 4;
     pub const HEADER_LEN: usize = 8;
-    pub const ND_TARGET: usize = 8;
-    pub const REDIRECT_DST: usize = 24;
 }
 
 /// Length of the header (type, code, checksum and the 4-byte message body start).
@@ -38,19 +46,26 @@ impl<'a> Packet<'a> {
         Ok(Packet { buf })
     }
 
+    /// `pnet_packet`'s view of the same bytes (the 8-byte header is there after
+    /// `new_checked`, more than its 4-byte minimum).
+    #[inline]
+    fn view(&self) -> Option<Icmpv6Packet<'a>> {
+        Icmpv6Packet::new(self.buf)
+    }
+
     /// Type.
     pub fn msg_type(&self) -> u8 {
-        u8_at(self.buf, field::TYPE)
+        self.view().map_or(0, |p| p.get_icmpv6_type().0)
     }
 
     /// Code.
     pub fn code(&self) -> u8 {
-        u8_at(self.buf, field::CODE)
+        self.view().map_or(0, |p| p.get_icmpv6_code().0)
     }
 
     /// Checksum as sent.
     pub fn checksum(&self) -> u16 {
-        be16(self.buf, field::CHECKSUM)
+        self.view().map_or(0, |p| p.get_checksum())
     }
 
     /// Echo request/reply.
@@ -60,12 +75,12 @@ impl<'a> Packet<'a> {
 
     /// Identifier (echo).
     pub fn ident(&self) -> u16 {
-        be16(self.buf, field::ID)
+        EchoRequestPacket::new(self.buf).map_or(0, |p| p.get_identifier())
     }
 
     /// Sequence number (echo).
     pub fn seq(&self) -> u16 {
-        be16(self.buf, field::SEQ)
+        EchoRequestPacket::new(self.buf).map_or(0, |p| p.get_sequence_number())
     }
 
     /// MTU of packet-too-big (type 2).
@@ -85,25 +100,39 @@ impl<'a> Packet<'a> {
 
     /// Target address of a neighbour solicitation/advertisement or redirect, when present.
     pub fn nd_target(&self) -> Option<Ipv6Addr> {
-        (matches!(self.msg_type(), 135..=137) && self.buf.len() >= field::ND_TARGET + 16)
-            .then(|| ipv6(self.buf, field::ND_TARGET))
+        match self.msg_type() {
+            135 => NeighborSolicitPacket::new(self.buf).map(|p| p.get_target_addr()),
+            // A redirect's target sits where an advertisement's does; the advertisement view
+            // needs 24 bytes, the redirect view 40 (its destination too).
+            136 | 137 => NeighborAdvertPacket::new(self.buf).map(|p| p.get_target_addr()),
+            _ => None,
+        }
     }
 
     /// Destination address of a redirect, when present.
     pub fn redirect_dst(&self) -> Option<Ipv6Addr> {
-        (self.msg_type() == 137 && self.buf.len() >= field::REDIRECT_DST + 16)
-            .then(|| ipv6(self.buf, field::REDIRECT_DST))
+        (self.msg_type() == 137)
+            .then(|| RedirectPacket::new(self.buf))
+            .flatten()
+            .map(|p| p.get_dest_addr())
     }
 
     /// Neighbour-advertisement flags (router, solicited, override) as the top 3 bits.
     pub fn na_flags(&self) -> u8 {
-        u8_at(self.buf, 4) & 0xe0
+        let flags = NeighborAdvertPacket::new(self.buf).map_or_else(
+            // Cut before the target: the flags byte may still have been captured.
+            || u8_at(self.buf, field::NA_FLAGS),
+            |p| p.get_flags(),
+        );
+        flags & 0xe0
     }
 
     /// Router advertisement: current hop limit, flags byte, router lifetime (s).
     pub fn ra_fields(&self) -> Option<(u8, u8, u16)> {
-        (self.msg_type() == 134 && self.buf.len() >= 16)
-            .then(|| (u8_at(self.buf, 4), u8_at(self.buf, 5), be16(self.buf, 6)))
+        (self.msg_type() == 134)
+            .then(|| RouterAdvertPacket::new(self.buf))
+            .flatten()
+            .map(|p| (p.get_hop_limit(), p.get_flags(), p.get_lifetime()))
     }
 
     /// ND options of RS (133), RA (134), NS (135), NA (136) and redirect (137) messages.

@@ -2,23 +2,23 @@
 //!
 //! A total length of 0 is accepted and means "as captured": Linux hands captures of
 //! TSO/GSO-offloaded segments to libpcap before segmentation, with the field left 0.
+//!
+//! The fixed header is read through `pnet_packet`'s `Ipv4Packet`. Options and payload are
+//! sliced here from the checked header and total lengths: `pnet_packet`'s `get_options_raw`
+//! and `payload` index by the IHL and total-length fields as sent, and panic when they disagree
+//! with the buffer.
 
 use std::net::Ipv4Addr;
 
-use crate::bytes::{be16, ipv4, slice, u8_at};
+use pnet_packet::ipv4::Ipv4Packet;
+
+use crate::bytes::{slice, u8_at};
 use crate::{Error, ErrorKind, IpProtocol, Result};
 
+/// The offsets read here rather than through `pnet_packet`.
 mod field {
     pub const VER_IHL: usize = 0;
-    pub const TOS: usize = 1;
     pub const LENGTH: usize = 2;
-    pub const IDENT: usize = 4;
-    pub const FLAGS_FRAG: usize = 6;
-    pub const TTL: usize = 8;
-    pub const PROTOCOL: usize = 9;
-    pub const CHECKSUM: usize = 10;
-    pub const SRC: usize = 12;
-    pub const DST: usize = 16;
     pub const HEADER_LEN: usize = 20;
 }
 
@@ -54,14 +54,21 @@ impl<'a> Packet<'a> {
         Ok(p)
     }
 
+    /// `pnet_packet`'s view of the same bytes (the 20-byte fixed header is there after
+    /// `new_checked`, so its fixed-field getters stay in bounds).
+    #[inline]
+    fn view(&self) -> Option<Ipv4Packet<'a>> {
+        Ipv4Packet::new(self.buf)
+    }
+
     /// Version (4).
     pub fn version(&self) -> u8 {
-        u8_at(self.buf, field::VER_IHL) >> 4
+        self.view().map_or(0, |p| p.get_version())
     }
 
     /// IHL field (header length in 32-bit words).
     pub fn ihl(&self) -> u8 {
-        u8_at(self.buf, field::VER_IHL) & 0x0f
+        self.view().map_or(0, |p| p.get_header_length())
     }
 
     /// Header length in bytes.
@@ -71,12 +78,12 @@ impl<'a> Packet<'a> {
 
     /// Type of service byte (DSCP << 2 | ECN).
     pub fn tos(&self) -> u8 {
-        u8_at(self.buf, field::TOS)
+        self.view().map_or(0, |p| p.get_dscp() << 2 | p.get_ecn())
     }
 
     /// Total length field as sent.
     pub fn total_len(&self) -> u16 {
-        be16(self.buf, field::LENGTH)
+        self.view().map_or(0, |p| p.get_total_length())
     }
 
     /// The length the packet really has: the total length, or the captured length when the
@@ -90,27 +97,34 @@ impl<'a> Packet<'a> {
 
     /// Identification.
     pub fn ident(&self) -> u16 {
-        be16(self.buf, field::IDENT)
+        self.view().map_or(0, |p| p.get_identification())
+    }
+
+    /// The three flag bits (reserved, don't fragment, more fragments).
+    fn flag_bits(&self) -> u8 {
+        self.view().map_or(0, |p| p.get_flags())
     }
 
     /// The reserved ("evil", RFC 3514) flag bit.
     pub fn evil(&self) -> bool {
-        be16(self.buf, field::FLAGS_FRAG) & 0x8000 != 0
+        self.flag_bits() & 0b100 != 0
     }
 
     /// Don't fragment.
     pub fn dont_frag(&self) -> bool {
-        be16(self.buf, field::FLAGS_FRAG) & 0x4000 != 0
+        self.flag_bits() & 0b010 != 0
     }
 
     /// More fragments.
     pub fn more_frags(&self) -> bool {
-        be16(self.buf, field::FLAGS_FRAG) & 0x2000 != 0
+        self.flag_bits() & 0b001 != 0
     }
 
     /// Fragment offset in bytes.
     pub fn frag_offset(&self) -> u16 {
-        (be16(self.buf, field::FLAGS_FRAG) & 0x1fff).wrapping_mul(8)
+        self.view()
+            .map_or(0, |p| p.get_fragment_offset())
+            .wrapping_mul(8)
     }
 
     /// Part of a fragmented datagram (first or later).
@@ -120,27 +134,29 @@ impl<'a> Packet<'a> {
 
     /// Time to live.
     pub fn ttl(&self) -> u8 {
-        u8_at(self.buf, field::TTL)
+        self.view().map_or(0, |p| p.get_ttl())
     }
 
     /// Protocol of the payload.
     pub fn protocol(&self) -> IpProtocol {
-        IpProtocol::from(u8_at(self.buf, field::PROTOCOL))
+        IpProtocol::from(self.view().map_or(0, |p| p.get_next_level_protocol().0))
     }
 
     /// Header checksum as sent (not verified: offloaded checksums are often blank in captures).
     pub fn checksum(&self) -> u16 {
-        be16(self.buf, field::CHECKSUM)
+        self.view().map_or(0, |p| p.get_checksum())
     }
 
     /// Source address.
     pub fn src(&self) -> Ipv4Addr {
-        ipv4(self.buf, field::SRC)
+        self.view()
+            .map_or(Ipv4Addr::UNSPECIFIED, |p| p.get_source())
     }
 
     /// Destination address.
     pub fn dst(&self) -> Ipv4Addr {
-        ipv4(self.buf, field::DST)
+        self.view()
+            .map_or(Ipv4Addr::UNSPECIFIED, |p| p.get_destination())
     }
 
     /// Options bytes (between the fixed header and the payload).

@@ -1,19 +1,23 @@
 //! IPv6 (RFC 8200) fixed header and extension-header chain: hop-by-hop, routing, fragment,
 //! destination options, AH (RFC 4302), mobility; the chain is followed up to
 //! [`MAX_EXTENSIONS`] headers to find the upper-layer protocol and payload.
+//!
+//! The fixed header and the fragment header are read through `pnet_packet`'s `Ipv6Packet` and
+//! `FragmentPacket`. The chain walk is done here, with each header's length checked against
+//! the packet before a view of it is built: `pnet_packet`'s `ExtensionIterable` follows lengths
+//! as sent, has no depth limit and does not know AH's 4-byte length unit.
 
 use std::net::Ipv6Addr;
 
-use crate::bytes::{be16, be32, ipv6, slice, u8_at};
+use pnet_packet::ipv6::{FragmentPacket, Ipv6Packet};
+
+use crate::bytes::{slice, u8_at};
 use crate::{Error, ErrorKind, IpProtocol, Result};
 
+/// The offsets read here rather than through `pnet_packet`.
 mod field {
     pub const VER_TC_FL: usize = 0;
-    pub const PAYLOAD_LEN: usize = 4;
     pub const NEXT_HEADER: usize = 6;
-    pub const HOP_LIMIT: usize = 7;
-    pub const SRC: usize = 8;
-    pub const DST: usize = 24;
     pub const HEADER_LEN: usize = 40;
 }
 
@@ -112,12 +116,23 @@ impl<'a> Packet<'a> {
                 break;
             }
             if p.upper == IpProtocol::Ipv6Frag {
-                let v = be16(buf, at + 2);
-                p.fragment = Some(Fragment {
-                    offset: (v >> 3).wrapping_mul(8),
-                    more: v & 1 != 0,
-                    ident: be32(buf, at + 4),
-                });
+                // The header fits the payload length, but a snaplen cut may have taken part
+                // of it: read what was captured, zeros after (as every getter here does).
+                let mut header = [0u8; 8];
+                let captured = slice(buf, at, at + 8);
+                if let Some(d) = header.get_mut(..captured.len()) {
+                    d.copy_from_slice(captured);
+                }
+                if let Some(f) = FragmentPacket::new(&header) {
+                    // Offset from the raw 16 bits: `pnet_packet`'s `get_fragment_offset` keeps
+                    // a reserved bit in it.
+                    let v = f.get_fragment_offset_with_flags();
+                    p.fragment = Some(Fragment {
+                        offset: (v >> 3).wrapping_mul(8),
+                        more: v & 1 != 0,
+                        ident: f.get_id(),
+                    });
+                }
             }
             if let Some(slot) = p.exts.get_mut(n) {
                 // Offsets fit: a packet is at most 64 KiB + jumbo; clamp rather than wrap.
@@ -139,44 +154,53 @@ impl<'a> Packet<'a> {
         Ok(p)
     }
 
+    /// `pnet_packet`'s view of the same bytes (the 40-byte fixed header is there after
+    /// `new_checked`, so its fixed-field getters stay in bounds).
+    #[inline]
+    fn view(&self) -> Option<Ipv6Packet<'a>> {
+        Ipv6Packet::new(self.buf)
+    }
+
     /// Version (6).
     pub fn version(&self) -> u8 {
-        u8_at(self.buf, field::VER_TC_FL) >> 4
+        self.view().map_or(0, |p| p.get_version())
     }
 
     /// Traffic class.
     pub fn traffic_class(&self) -> u8 {
-        ((be16(self.buf, field::VER_TC_FL) >> 4) & 0xff) as u8
+        self.view().map_or(0, |p| p.get_traffic_class())
     }
 
     /// Flow label.
     pub fn flow_label(&self) -> u32 {
-        be32(self.buf, field::VER_TC_FL) & 0x000f_ffff
+        self.view().map_or(0, |p| p.get_flow_label())
     }
 
     /// Payload length field (0 for jumbograms and offloaded segments).
     pub fn payload_len(&self) -> u16 {
-        be16(self.buf, field::PAYLOAD_LEN)
+        self.view().map_or(0, |p| p.get_payload_length())
     }
 
     /// Next header of the fixed header.
     pub fn next_header(&self) -> IpProtocol {
-        IpProtocol::from(u8_at(self.buf, field::NEXT_HEADER))
+        IpProtocol::from(self.view().map_or(0, |p| p.get_next_header().0))
     }
 
     /// Hop limit.
     pub fn hop_limit(&self) -> u8 {
-        u8_at(self.buf, field::HOP_LIMIT)
+        self.view().map_or(0, |p| p.get_hop_limit())
     }
 
     /// Source address.
     pub fn src(&self) -> Ipv6Addr {
-        ipv6(self.buf, field::SRC)
+        self.view()
+            .map_or(Ipv6Addr::UNSPECIFIED, |p| p.get_source())
     }
 
     /// Destination address.
     pub fn dst(&self) -> Ipv6Addr {
-        ipv6(self.buf, field::DST)
+        self.view()
+            .map_or(Ipv6Addr::UNSPECIFIED, |p| p.get_destination())
     }
 
     /// End of the packet: header + payload length, or the capture when the field is 0.
@@ -298,6 +322,11 @@ mod tests {
         let p = Packet::new_checked(&later).unwrap();
         assert_eq!(p.fragment().unwrap().offset, 1480);
         assert!(!p.fragment().unwrap().more);
+        // A reserved bit set between offset and M changes neither (pnet_packet's
+        // `get_fragment_offset` would keep it in the offset).
+        let reserved = with_ext(44, &[17, 0, 0x05, 0xcd, 0xde, 0xad, 0xbe, 0xef]);
+        let f = Packet::new_checked(&reserved).unwrap().fragment().unwrap();
+        assert_eq!((f.offset, f.more), (1480, true));
     }
 
     #[test]

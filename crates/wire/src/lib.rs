@@ -2,15 +2,22 @@
 //! style of smoltcp's `wire` module.
 //!
 //! Each module has a view such as [`tcp::Packet`] over a borrowed `&[u8]`: `new_checked`
-//! validates the lengths once (after which no getter can panic — every read goes through the
-//! bounds-checked helpers of this crate), one getter per RFC field, and `payload()` borrowing
-//! from the capture buffer. A snaplen-truncated packet is not rejected: `is_truncated()` says
+//! validates the lengths once (after which no getter can panic), one getter per RFC field, and
+//! `payload()` borrowing from the capture buffer.
+//!
+//! The fixed headers of Ethernet, 802.1Q, ARP, IPv4, IPv6, TCP, UDP, ICMP and ICMPv6 are read
+//! through `pnet_packet`'s zero-copy views, built over the same bytes only after this crate's
+//! checks passed (its constructors check the minimum size; its option and payload accessors
+//! trust the length fields as sent and can panic, so options and payloads are sliced here from
+//! the checked lengths). Everything `pnet_packet` has no view for — Linux cooked v1/v2, BSD
+//! loopback, DNS, TLS hello, pcap files, the option walks — reads through this crate's
+//! bounds-checked helpers. `docs/decisions.md` records why. A snaplen-truncated packet is not rejected: `is_truncated()` says
 //! so and `payload()` returns what was captured. Protocol numbers are enums with an
 //! `Unknown(n)` variant. Views borrow `&'a [u8]` directly (not `T: AsRef<[u8]>` as smoltcp
 //! does) because this crate only decodes, and the meaning layer above needs payloads that
 //! live as long as the capture buffer, not as long as the view.
 //!
-//! Link layers: [`ethernet`] (with 802.1Q/QinQ tags), [`sll`], [`sll2`], [`null`]
+//! [`LinkType`] names what the first header of a packet is. Link layers: [`ethernet`] (with 802.1Q/QinQ tags), [`sll`], [`sll2`], [`null`]
 //! (BSD loopback). Network: [`arp`], [`ipv4`], [`ipv6`]. Transport: [`tcp`], [`udp`],
 //! [`icmpv4`], [`icmpv6`]. Application: [`dns`], [`tls`]. [`pcapfile`] reads classic pcap
 //! files from memory (tests, tools) and writes their headers.
@@ -33,6 +40,7 @@ pub mod icmpv4;
 pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
+mod linktype;
 pub mod null;
 pub mod pcapfile;
 pub mod sll;
@@ -42,6 +50,7 @@ pub mod tls;
 pub mod udp;
 
 pub use bytes::hex;
+pub use linktype::LinkType;
 
 use std::fmt;
 

@@ -5,7 +5,7 @@
 //! runs past the file end the iteration with an error.
 
 use crate::bytes::slice;
-use crate::{Error, ErrorKind, Result};
+use crate::{Error, ErrorKind, LinkType, Result};
 
 /// Magic number of classic pcap with microsecond timestamps.
 pub const MAGIC_MICRO: u32 = 0xa1b2_c3d4;
@@ -17,12 +17,12 @@ pub const RECORD_HEADER_LEN: usize = 16;
 
 /// The global header of a classic pcap file as libpcap and tcpdump write it: version 2.4,
 /// microsecond timestamps, native byte order.
-pub fn global_header(snaplen: u32, linktype: u32) -> [u8; GLOBAL_HEADER_LEN] {
+pub fn global_header(snaplen: u32, linktype: LinkType) -> [u8; GLOBAL_HEADER_LEN] {
     let [m0, m1, m2, m3] = MAGIC_MICRO.to_ne_bytes();
     let [v0, v1] = 2u16.to_ne_bytes();
     let [v2, v3] = 4u16.to_ne_bytes();
     let [s0, s1, s2, s3] = snaplen.to_ne_bytes();
-    let [l0, l1, l2, l3] = linktype.to_ne_bytes();
+    let [l0, l1, l2, l3] = linktype.number().to_ne_bytes();
     // Bytes 8..16, time zone offset and timestamp accuracy, are always 0.
     [
         m0, m1, m2, m3, v0, v1, v2, v3, 0, 0, 0, 0, 0, 0, 0, 0, s0, s1, s2, s3, l0, l1, l2, l3,
@@ -94,9 +94,10 @@ impl<'a> File<'a> {
         }
     }
 
-    /// The link type (`LINKTYPE_*`) of every record.
-    pub fn linktype(&self) -> i32 {
-        (self.u32_at(20) & 0x0fff_ffff) as i32
+    /// The link type of every record (the low 28 bits of the header's field; the upper bits
+    /// carry FCS flags).
+    pub fn linktype(&self) -> LinkType {
+        LinkType::from((self.u32_at(20) & 0x0fff_ffff) as i32)
     }
 
     /// Snapshot length.
@@ -166,9 +167,9 @@ impl<'a> Iterator for Records<'a> {
 
 /// Writes a classic pcap file (snap length 262,144) of `(seconds, microseconds, data,
 /// original length)` records: handy to build corpora.
-pub fn write(linktype: i32, records: &[(u32, u32, &[u8], u32)]) -> Vec<u8> {
+pub fn write(linktype: LinkType, records: &[(u32, u32, &[u8], u32)]) -> Vec<u8> {
     let mut out = Vec::new();
-    out.extend_from_slice(&global_header(262_144, linktype as u32));
+    out.extend_from_slice(&global_header(262_144, linktype));
     for (sec, usec, data, orig) in records {
         out.extend_from_slice(&record_header(*sec, *usec, data.len() as u32, *orig));
         out.extend_from_slice(data);
@@ -183,12 +184,12 @@ mod tests {
     #[test]
     fn reads_real_capture() {
         let f = File::new(include_bytes!("../testdata/veth.pcap")).unwrap();
-        assert_eq!(f.linktype(), 1);
+        assert_eq!(f.linktype(), LinkType::Ethernet);
         let recs: Vec<_> = f.records().collect::<Result<_>>().unwrap();
         assert_eq!(recs.len(), 98);
         assert_eq!(recs[8].data.len(), 42);
         let s = File::new(include_bytes!("../testdata/any-sll2.pcap")).unwrap();
-        assert_eq!(s.linktype(), 276);
+        assert_eq!(s.linktype(), LinkType::LinuxSll2);
         let t = File::new(include_bytes!("../testdata/snaplen64.pcap")).unwrap();
         assert_eq!(t.snaplen(), 64);
         assert!(t.records().any(|r| r.unwrap().orig_len > 64));
@@ -196,9 +197,9 @@ mod tests {
 
     #[test]
     fn round_trip_and_garbage() {
-        let b = write(101, &[(1, 2, &[0x45, 0], 20)]);
+        let b = write(LinkType::Raw, &[(1, 2, &[0x45, 0], 20)]);
         let f = File::new(&b).unwrap();
-        assert_eq!(f.linktype(), 101);
+        assert_eq!(f.linktype(), LinkType::Raw);
         let r = f.records().next().unwrap().unwrap();
         assert_eq!(
             (r.ts_sec, r.ts_nsec, r.orig_len, r.data),

@@ -1,15 +1,17 @@
 //! Linux "cooked" capture v1 (`LINKTYPE_LINUX_SLL`, 113): what libpcap gives for the `any`
 //! device on older systems. 16-byte header: packet type, ARPHRD type, address, protocol.
+//!
+//! The header is read through `pnet_packet`'s `SLLPacket`; the address is a borrowed slice of
+//! its first `halen` bytes (at most the 8 the header has room for).
 
-use crate::bytes::{be16, slice, tail};
+use pnet_packet::sll::SLLPacket;
+
+use crate::bytes::{slice, tail};
 use crate::{Error, ErrorKind, EtherType, HwAddr, Result};
 
+/// The offsets read here rather than through `pnet_packet`.
 mod field {
-    pub const PKTTYPE: usize = 0;
-    pub const HATYPE: usize = 2;
-    pub const HALEN: usize = 4;
     pub const ADDR: usize = 6;
-    pub const PROTOCOL: usize = 14;
     pub const HEADER_LEN: usize = 16;
 }
 
@@ -75,30 +77,37 @@ impl<'a> Packet<'a> {
         Ok(Packet { buf })
     }
 
+    /// `pnet_packet`'s view of the same bytes (the 16-byte header is there after
+    /// `new_checked`).
+    #[inline]
+    fn view(&self) -> Option<SLLPacket<'a>> {
+        SLLPacket::new(self.buf)
+    }
+
     /// Packet type (direction).
     pub fn packet_type(&self) -> PacketType {
-        PacketType::from(be16(self.buf, field::PKTTYPE))
+        PacketType::from(self.view().map_or(0, |p| p.get_packet_type()))
     }
 
     /// ARPHRD_* hardware type (1 = Ethernet, 772 = loopback).
     pub fn hardware_type(&self) -> u16 {
-        be16(self.buf, field::HATYPE)
+        self.view().map_or(0, |p| p.get_link_layer_address_type())
     }
 
     /// Link-layer source address (up to 8 bytes).
     pub fn addr(&self) -> HwAddr<'a> {
-        let n = usize::from(be16(self.buf, field::HALEN)).min(8);
+        let n = usize::from(self.view().map_or(0, |p| p.get_link_layer_address_len())).min(8);
         HwAddr(slice(self.buf, field::ADDR, field::ADDR + n))
     }
 
     /// Protocol of the payload (an EtherType for the usual hardware types).
     pub fn protocol(&self) -> EtherType {
-        EtherType::from(be16(self.buf, field::PROTOCOL))
+        EtherType::from(self.protocol_raw())
     }
 
     /// Raw protocol field.
     pub fn protocol_raw(&self) -> u16 {
-        be16(self.buf, field::PROTOCOL)
+        self.view().map_or(0, |p| p.get_protocol().0)
     }
 
     /// Bytes after the header.

@@ -1,16 +1,17 @@
 //! Linux "cooked" capture v2 (`LINKTYPE_LINUX_SLL2`, 276): like SLL but with the interface
 //! index of the packet, which tells the real interface of an `any` capture.
+//!
+//! The header is read through `pnet_packet`'s `SLL2Packet`; the address is a borrowed slice of
+//! its first `halen` bytes (at most the 8 the header has room for).
 
-use crate::bytes::{be16, be32, slice, tail, u8_at};
+use pnet_packet::sll2::SLL2Packet;
+
+use crate::bytes::{slice, tail};
 use crate::sll::PacketType;
 use crate::{Error, ErrorKind, EtherType, HwAddr, Result};
 
+/// The offsets read here rather than through `pnet_packet`.
 mod field {
-    pub const PROTOCOL: usize = 0;
-    pub const IFINDEX: usize = 4;
-    pub const HATYPE: usize = 8;
-    pub const PKTTYPE: usize = 10;
-    pub const HALEN: usize = 11;
     pub const ADDR: usize = 12;
     pub const HEADER_LEN: usize = 20;
 }
@@ -33,34 +34,41 @@ impl<'a> Packet<'a> {
         Ok(Packet { buf })
     }
 
+    /// `pnet_packet`'s view of the same bytes (the 20-byte header is there after
+    /// `new_checked`).
+    #[inline]
+    fn view(&self) -> Option<SLL2Packet<'a>> {
+        SLL2Packet::new(self.buf)
+    }
+
     /// Protocol of the payload.
     pub fn protocol(&self) -> EtherType {
-        EtherType::from(be16(self.buf, field::PROTOCOL))
+        EtherType::from(self.protocol_raw())
     }
 
     /// Raw protocol field.
     pub fn protocol_raw(&self) -> u16 {
-        be16(self.buf, field::PROTOCOL)
+        self.view().map_or(0, |p| p.get_protocol_type().0)
     }
 
     /// Index of the interface the packet was seen on.
     pub fn ifindex(&self) -> u32 {
-        be32(self.buf, field::IFINDEX)
+        self.view().map_or(0, |p| p.get_interface_index())
     }
 
     /// ARPHRD_* hardware type.
     pub fn hardware_type(&self) -> u16 {
-        be16(self.buf, field::HATYPE)
+        self.view().map_or(0, |p| p.get_arphrd_type())
     }
 
     /// Packet type (direction).
     pub fn packet_type(&self) -> PacketType {
-        PacketType::from(u16::from(u8_at(self.buf, field::PKTTYPE)))
+        PacketType::from(u16::from(self.view().map_or(0, |p| p.get_packet_type())))
     }
 
     /// Link-layer source address (up to 8 bytes).
     pub fn addr(&self) -> HwAddr<'a> {
-        let n = usize::from(u8_at(self.buf, field::HALEN)).min(8);
+        let n = usize::from(self.view().map_or(0, |p| p.get_link_layer_address_length())).min(8);
         HwAddr(slice(self.buf, field::ADDR, field::ADDR + n))
     }
 

@@ -3,21 +3,21 @@
 //! RFC 7323 window scale and timestamps, RFC 2018 SACK, RFC 7413 Fast Open, RFC 8684 MPTCP,
 //! RFC 5925 TCP-AO, RFC 2385 MD5, RFC 5482 user timeout).
 //!
-//! The data offset is checked against the buffer before anything reads options (libpnet
-//! issue #221: a data offset past the buffer must not reach the options iterator).
+//! The fixed header is read through `pnet_packet`'s `TcpPacket`. The data offset is checked
+//! against the buffer before anything reads options (libpnet issue #221: a data offset past the
+//! buffer must not reach the options iterator), so options and payload are sliced here, from
+//! the checked header length. `pnet_packet` splits bytes 12–13 into data offset, a 4-bit
+//! "reserved" nibble and 8 flag bits: NS and the three reserved bits are read from the raw
+//! header.
+
+use pnet_packet::tcp::TcpPacket;
 
 use crate::bytes::{be16, be32, slice, tail, u8_at};
 use crate::{Error, ErrorKind, Result};
 
+/// The offsets read here rather than through `pnet_packet`.
 mod field {
-    pub const SRC_PORT: usize = 0;
-    pub const DST_PORT: usize = 2;
-    pub const SEQ: usize = 4;
-    pub const ACK: usize = 8;
     pub const OFF_FLAGS: usize = 12;
-    pub const WINDOW: usize = 14;
-    pub const CHECKSUM: usize = 16;
-    pub const URGENT: usize = 18;
     pub const HEADER_LEN: usize = 20;
 }
 
@@ -147,29 +147,37 @@ impl<'a> Packet<'a> {
         Ok(p)
     }
 
+    /// `pnet_packet`'s view of the same bytes. `new_checked` made sure the 20-byte fixed header
+    /// is there, so its fixed-field getters stay in bounds; `None` (never, after the check) reads
+    /// as zeros like the rest of this crate.
+    #[inline]
+    fn view(&self) -> Option<TcpPacket<'a>> {
+        TcpPacket::new(self.buf)
+    }
+
     /// Source port.
     pub fn src_port(&self) -> u16 {
-        be16(self.buf, field::SRC_PORT)
+        self.view().map_or(0, |p| p.get_source())
     }
 
     /// Destination port.
     pub fn dst_port(&self) -> u16 {
-        be16(self.buf, field::DST_PORT)
+        self.view().map_or(0, |p| p.get_destination())
     }
 
     /// Sequence number.
     pub fn seq(&self) -> u32 {
-        be32(self.buf, field::SEQ)
+        self.view().map_or(0, |p| p.get_sequence())
     }
 
     /// Acknowledgement number (meaningful when ACK is set).
     pub fn ack(&self) -> u32 {
-        be32(self.buf, field::ACK)
+        self.view().map_or(0, |p| p.get_acknowledgement())
     }
 
     /// Data offset in 32-bit words.
     pub fn data_offset(&self) -> u8 {
-        u8_at(self.buf, field::OFF_FLAGS) >> 4
+        self.view().map_or(0, |p| p.get_data_offset())
     }
 
     /// Header length in bytes.
@@ -177,24 +185,26 @@ impl<'a> Packet<'a> {
         usize::from(self.data_offset()) * 4
     }
 
-    /// All flag bits.
+    /// All flag bits: the eight `pnet_packet` names, plus NS and the reserved bits from the
+    /// low nibble of byte 12 (raw header).
     pub fn flags(&self) -> Flags {
-        Flags(be16(self.buf, field::OFF_FLAGS) & 0x0fff)
+        let high = u16::from(u8_at(self.buf, field::OFF_FLAGS) & 0x0f) << 8;
+        Flags(high | self.view().map_or(0, |p| u16::from(p.get_flags())))
     }
 
     /// Window field (unscaled).
     pub fn window(&self) -> u16 {
-        be16(self.buf, field::WINDOW)
+        self.view().map_or(0, |p| p.get_window())
     }
 
     /// Checksum as sent.
     pub fn checksum(&self) -> u16 {
-        be16(self.buf, field::CHECKSUM)
+        self.view().map_or(0, |p| p.get_checksum())
     }
 
     /// Urgent pointer.
     pub fn urgent(&self) -> u16 {
-        be16(self.buf, field::URGENT)
+        self.view().map_or(0, |p| p.get_urgent_ptr())
     }
 
     /// Raw option bytes.

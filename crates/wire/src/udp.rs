@@ -1,14 +1,15 @@
 //! UDP (RFC 768) datagrams. The length field trims trailer bytes; a length of 0 (IPv6
-//! jumbograms, offloaded segments) means "as captured".
+//! jumbograms, offloaded segments) means "as captured". The header is read through
+//! `pnet_packet`'s `UdpPacket`; the payload is sliced here (trimmed by the length field,
+//! clamped to what was captured).
 
-use crate::bytes::{be16, slice};
+use pnet_packet::udp::UdpPacket;
+
+use crate::bytes::slice;
 use crate::{Error, ErrorKind, Result};
 
 mod field {
-    pub const SRC_PORT: usize = 0;
-    pub const DST_PORT: usize = 2;
     pub const LENGTH: usize = 4;
-    pub const CHECKSUM: usize = 6;
     pub const HEADER_LEN: usize = 8;
 }
 
@@ -35,20 +36,26 @@ impl<'a> Packet<'a> {
         Ok(p)
     }
 
+    /// `pnet_packet`'s view of the same bytes (the 8-byte header is there after `new_checked`).
+    #[inline]
+    fn view(&self) -> Option<UdpPacket<'a>> {
+        UdpPacket::new(self.buf)
+    }
+
     /// Source port.
     pub fn src_port(&self) -> u16 {
-        be16(self.buf, field::SRC_PORT)
+        self.view().map_or(0, |p| p.get_source())
     }
 
     /// Destination port.
     pub fn dst_port(&self) -> u16 {
-        be16(self.buf, field::DST_PORT)
+        self.view().map_or(0, |p| p.get_destination())
     }
 
     /// Length field (header + payload).
     #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> u16 {
-        be16(self.buf, field::LENGTH)
+        self.view().map_or(0, |p| p.get_length())
     }
 
     fn end(&self) -> usize {
@@ -60,7 +67,7 @@ impl<'a> Packet<'a> {
 
     /// Checksum as sent (0: none).
     pub fn checksum(&self) -> u16 {
-        be16(self.buf, field::CHECKSUM)
+        self.view().map_or(0, |p| p.get_checksum())
     }
 
     /// True when fewer bytes were captured than the length field says.

@@ -30,8 +30,11 @@ pub struct PcapWriter<W: Write> {
 
 impl<W: Write> PcapWriter<W> {
     pub fn new(mut out: W) -> Self {
-        out.write_all(&wire::pcapfile::global_header(262_144, 1))
-            .unwrap();
+        out.write_all(&wire::pcapfile::global_header(
+            262_144,
+            wire::LinkType::Ethernet,
+        ))
+        .unwrap();
         PcapWriter {
             out,
             micros: 1_767_225_600_000_000,

@@ -14,8 +14,7 @@ use std::sync::Mutex;
 use libfuzzer_sys::fuzz_target;
 use render::{CapturedPacket, Interface, Translator, TranslatorSettings};
 use cloud_logging::Verbosity;
-
-const LINKTYPES: [i32; 9] = [0, 1, 12, 101, 108, 113, 228, 229, 276];
+use wire::LinkType;
 
 const MAX_ENTRY: usize = 4096;
 const STATE_BUDGET: usize = 1 << 20;
@@ -69,7 +68,7 @@ fuzz_target!(|input: &[u8]| {
     st.num += 1;
     let p = CapturedPacket {
         interface: &st.iface,
-        linktype: LINKTYPES[usize::from(lt) % LINKTYPES.len()],
+        linktype: LinkType::DECODED[usize::from(lt) % LinkType::DECODED.len()].number(),
         timestamp: chrono::DateTime::from_timestamp(1_700_000_000 + (st.num / 16) as i64, 0).unwrap(),
         wire_len: data.len() as u32 + u32::from(extra & 0x3f),
         num: st.num,
