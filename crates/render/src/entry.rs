@@ -260,8 +260,15 @@ impl Serialize for Entry<'_> {
                     tcp: matches!(d.transport, Some(Transport::Tcp(_))),
                 },
             )?,
+            App::Stream(note) => m.serialize_entry(
+                f::L7,
+                &StreamJson {
+                    length: d.payload.len(),
+                    stream: note.name(),
+                },
+            )?,
             App::Http(msg) => {
-                if debug || msg.error.is_some() {
+                if debug || msg.error.is_some() || msg.gap > 0 || msg.skipped > 0 {
                     m.serialize_entry(
                         f::HTTP,
                         &http::HttpJson {
@@ -1565,4 +1572,11 @@ impl Serialize for Operation<'_> {
         }
         m.end()
     }
+}
+
+/// `L7` of a segment of an HTTP flow not parsed now (already seen, or held out of order).
+#[derive(serde::Serialize)]
+struct StreamJson {
+    length: usize,
+    stream: &'static str,
 }

@@ -131,6 +131,9 @@ fn body(out: &mut String, d: &Decoded<'_>, app: &App<'_>) -> std::fmt::Result {
     }
     match app {
         App::None => {}
+        App::Stream(note) => {
+            write!(out, " | size:{} | {}", d.payload.len(), note.name())?;
+        }
         App::Opaque(p) => {
             if matches!(d.transport, Some(Transport::Tcp(_))) {
                 write!(out, " | size:{}", p.len())?;

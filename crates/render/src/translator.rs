@@ -197,6 +197,14 @@ impl Translator {
                 state.packets += 1;
             }
             let (app, err) = l7::classify_at(&d, Some(&mut *state), side, now_ns);
+            if let Some(s) = state.streams.as_mut() {
+                let (e, l) = (s.take_events(), &*self.limits);
+                l.count(Counter::StreamHeldSegments, e.held);
+                l.count(Counter::StreamDuplicateSegments, e.duplicates);
+                l.count(Counter::StreamGaps, e.gaps);
+                l.count(Counter::StreamGapBytes, e.gap_bytes);
+                l.count(Counter::StreamOverBudgetBytes, e.over_budget_bytes);
+            }
             let exchanges = responses(&app);
             if let (Some(tracker), true) = (state.tcp.as_mut(), exchanges > 0) {
                 tracker.http_exchanges = tracker.http_exchanges.saturating_add(exchanges);
@@ -207,7 +215,7 @@ impl Translator {
                 trace = match &app {
                     App::Http(m) => m.trace,
                     App::Http2(s) => s.trace,
-                    App::None => state.http_trace(),
+                    App::None | App::Stream(_) => state.http_trace(),
                     _ => None,
                 };
                 // Summaries are SUMMARY's entries: INFO and DEBUG keep one line per packet.
