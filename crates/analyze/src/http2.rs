@@ -459,7 +459,7 @@ pub struct Headers {
     pub status: Option<u16>,
     /// For responses and trailers: the stream's request.
     pub request: Option<RequestInfo>,
-    /// For responses: time since the request (ns).
+    /// For responses: time since the request (ns); for trailers, that of the response.
     pub latency_ns: Option<u64>,
     /// gRPC facts (service/method of the stream; status/message when this block has them).
     pub grpc: Option<Grpc>,
@@ -622,6 +622,8 @@ struct Stream {
     request: RequestInfo,
     grpc: Option<Grpc>,
     responded: bool,
+    /// Request to response latency, for the trailers (a gRPC call's status).
+    latency_ns: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -722,6 +724,7 @@ impl Conn {
             request,
             grpc: None,
             responded: false,
+            latency_ns: None,
         });
         c
     }
@@ -1197,6 +1200,7 @@ impl Conn {
                     request,
                     grpc,
                     responded: false,
+                    latency_ns: None,
                 });
                 self.current = own;
             }
@@ -1207,6 +1211,11 @@ impl Conn {
                     h.trace = own.or(s.request.trace);
                     if role != Role::Trailers {
                         h.latency_ns = Some(now_ns.saturating_sub(s.request.ts_ns));
+                        if final_resp {
+                            s.latency_ns = h.latency_ns;
+                        }
+                    } else {
+                        h.latency_ns = s.latency_ns;
                     }
                     h.request = Some(s.request.clone());
                     s.responded |= final_resp;

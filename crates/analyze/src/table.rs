@@ -338,6 +338,9 @@ pub struct FlowState {
     /// Each direction's in-order bytes for the HTTP parsers (see [`crate::reassembly`]),
     /// allocated on a SYN or the first payload of a TCP flow that is not TLS or DNS.
     pub streams: Option<Box<crate::reassembly::Streams>>,
+    /// DNS queries waiting for their response, `(id, time)`, for exchange summaries
+    /// (bounded by the renderer).
+    pub dns_queries: Vec<(u16, u64)>,
 }
 
 /// What a TCP segment means for its connection's operation.
@@ -414,6 +417,7 @@ impl FlowState {
             + self.h2.as_ref().map_or(0, |c| c.heap_bytes())
             + self.tcp.as_ref().map_or(0, |t| t.heap_bytes())
             + self.streams.as_ref().map_or(0, |s| s.heap_bytes())
+            + self.dns_queries.capacity() * std::mem::size_of::<(u16, u64)>()
     }
 
     /// Drops the application-layer state (the state budget is exceeded); returns the heap

@@ -40,12 +40,20 @@ fn trace_id(n: u32) -> String {
 
 /// `pcapd --read` at DEBUG: one JSON value per packet entry.
 fn read(file: &Path) -> Vec<Value> {
+    read_at(file, "DEBUG")
+        .into_iter()
+        .filter(|v: &Value| v["pcap"]["num"].is_string())
+        .collect()
+}
+
+/// `pcapd --read` at `verbosity`: every entry.
+fn read_at(file: &Path, verbosity: &str) -> Vec<Value> {
     // `REASSEMBLY_PCAPD`: another binary to read with (to see what an older one made of it).
     let bin = std::env::var("REASSEMBLY_PCAPD").unwrap_or_else(|_| BIN.to_string());
     let out = Command::new(bin)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("PCAP_VERBOSITY", "DEBUG")
+        .env("PCAP_VERBOSITY", verbosity)
         .arg("--read")
         .arg(file)
         .stderr(Stdio::null())
@@ -265,6 +273,76 @@ fn crafted_http1_reordered_retransmitted_and_gaps() {
     // The gap inside response 5's body is skipped by its length: response 6 is whole.
     assert_eq!(at(resp6)["HTTP"]["gap"], 1000);
     assert_eq!(at(resp6)["HTTP"]["code"], 201);
+
+    // SUMMARY: one exchange entry per response, with request, status, latency and trace.
+    let exchanges: Vec<(String, u64, String, f64)> = exchanges(&read_at(&file, "SUMMARY"))
+        .iter()
+        .map(|v| {
+            let x = &v["exchange"];
+            (
+                x["url"].as_str().unwrap_or("").to_string(),
+                x["status"].as_u64().unwrap(),
+                trace_of(v),
+                x["latency"].as_f64().unwrap_or(-1.0),
+            )
+        })
+        .collect();
+    let got: Vec<(&str, u64, String)> = exchanges
+        .iter()
+        .map(|(u, s, t, _)| (u.as_str(), *s, t.clone()))
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(exchanges[0].3, 0.04);
+}
+
+/// The exchange entries of a SUMMARY run.
+fn exchanges(entries: &[Value]) -> Vec<&Value> {
+    entries.iter().filter(|v| v["kind"] == "exchange").collect()
+}
+
+#[test]
+fn crafted_dns_pairs_are_exchanges_with_latency() {
+    let ip = Ip::V4(Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 53));
+    let mut cap = Capture {
+        records: Vec::new(),
+    };
+    for (n, (id, name)) in [(0x1234u16, "a.example"), (0x1235, "b.example")]
+        .into_iter()
+        .enumerate()
+    {
+        let t = T0 + n as u64 * 1000 * MS;
+        cap.push(
+            t,
+            synth::udp(ip, 40000 + n as u16, 53, &synth::dns(id, name, None), 1),
+        );
+        let answer = synth::dns(id, name, Some(Ipv4Addr::new(192, 0, 2, 1)));
+        let back = synth::udp(ip.reversed(), 53, 40000 + n as u16, &answer, 2);
+        cap.push(t + (12 + n as u64) * MS, back);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dns.pcap");
+    cap.write(&file);
+    let entries = read_at(&file, "SUMMARY");
+    let x: Vec<(String, String, f64)> = exchanges(&entries)
+        .iter()
+        .map(|v| {
+            let e = &v["exchange"];
+            (
+                e["dns"]["qname"].as_str().unwrap().to_string(),
+                e["dns"]["rcode"].as_str().unwrap().to_string(),
+                e["latency"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        x,
+        [
+            ("a.example".to_string(), "NOERROR".to_string(), 0.012),
+            ("b.example".to_string(), "NOERROR".to_string(), 0.013),
+        ]
+    );
+    // Nothing else: the packets themselves are not anomalies.
+    assert_eq!(entries.len(), 2, "{entries:?}");
 }
 
 #[test]
@@ -760,4 +838,60 @@ fn live_http1_h2c_grpc_at_5_percent_loss_with_reordering() {
     }
     check("5 % loss", &lossy);
     check("5 % loss, reordered and duplicated", &reordered);
+    check_exchanges("5 % loss", &lossy);
+    check_exchanges("5 % loss, reordered and duplicated", &reordered);
+}
+
+/// At SUMMARY: one exchange entry per HTTP request and gRPC call of the workloads, with its
+/// status and trace, and no other.
+fn check_exchanges(name: &str, file: &Path) {
+    let entries = read_at(file, "SUMMARY");
+    let xs = exchanges(&entries);
+    let mut failures = Vec::new();
+    for e in h1_workload().iter().chain(h2_workload().iter()) {
+        let mine: Vec<&&Value> = xs
+            .iter()
+            .filter(|v| {
+                v["exchange"]["url"]
+                    .as_str()
+                    .is_some_and(|u| u.ends_with(&e.path))
+            })
+            .collect();
+        if mine.len() != 1
+            || mine[0]["exchange"]["status"] != e.status
+            || trace_of(mine[0]) != e.trace
+            || !mine[0]["exchange"]["latency"].is_f64()
+        {
+            failures.push(format!("{}: {mine:?}", e.path));
+        }
+    }
+    for n in 0..3 {
+        let trace = trace_id(300 + n);
+        for (method, code) in [("Say", 0), ("Missing", 5)] {
+            let calls: Vec<u64> = xs
+                .iter()
+                .filter(|v| trace_of(v) == trace && v["exchange"]["grpc"]["method"] == method)
+                .filter_map(|v| v["exchange"]["grpc"]["status"].as_u64())
+                .collect();
+            if calls != [code] {
+                failures.push(format!("gRPC {method} {trace}: {calls:?}"));
+            }
+        }
+    }
+    let expected = h1_workload().len() + h2_workload().len() + 6;
+    println!(
+        "{name}: {} SUMMARY entries, {} exchanges",
+        entries.len(),
+        xs.len()
+    );
+    if xs.len() != expected {
+        failures.push(format!(
+            "{} exchange entries, {expected} expected",
+            xs.len()
+        ));
+    }
+    for f in &failures {
+        println!("  {f}");
+    }
+    assert!(failures.is_empty(), "{name}: {} failures", failures.len());
 }

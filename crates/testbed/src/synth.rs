@@ -260,7 +260,8 @@ pub fn dns_name(name: &str, out: &mut Vec<u8>) {
     out.push(0);
 }
 
-fn dns(query_id: u16, name: &str, answer: Option<Ipv4Addr>) -> Vec<u8> {
+/// A DNS message for `name` (A, IN): a query, or with `answer` its response.
+pub fn dns(query_id: u16, name: &str, answer: Option<Ipv4Addr>) -> Vec<u8> {
     let mut m = Vec::new();
     m.extend_from_slice(&query_id.to_be_bytes());
     let flags: u16 = if answer.is_some() { 0x8180 } else { 0x0100 };
