@@ -292,7 +292,8 @@ impl Translator {
                 suppressed: true,
             };
         }
-        message::write(&mut self.message, packet, &d, &app, &facts);
+        let debug = self.settings.verbosity == Verbosity::Debug;
+        message::write(&mut self.message, packet, &d, &app, &facts, debug);
 
         let entry = Entry {
             settings: &self.settings,
