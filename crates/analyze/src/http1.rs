@@ -20,15 +20,23 @@
 //! valid `X-Cloud-Trace-Context` then applies. Span ids are kept as `u64` (the Cloud span id
 //! is decimal, the W3C parent id 16 hex digits) and written as 16 hex digits.
 //!
-//! Limitations (documented, not errors): no TCP sequence tracking (a retransmitted request
-//! is counted twice; out-of-order segments are taken in arrival order); when one segment
-//! holds several messages (pipelining) all update the state but only the first is
-//! described ([`Message::pipelined`] counts the others); chunked bodies end at a segment
-//! ending with the last chunk (`0\r\n\r\n`), chunk sizes are not followed.
+//! The bytes come in order ([`Conn::on_bytes`], from [`crate::reassembly`]): a
+//! retransmission is not parsed twice and an out-of-order segment waits for its gap. A gap
+//! that never fills ([`Conn::on_gap`]) is skipped inside a body of known length without
+//! losing the message boundaries; anywhere else the direction resynchronises at the next
+//! request or status line starting a line (the bytes before it are [`Kind::Skipped`]),
+//! and a response found that way answers the newest waiting request. Latency runs from the
+//! request's first byte to the response's first byte (each byte's first capture).
+//!
+//! Limitations (documented, not errors): when one delivery holds several messages
+//! (pipelining) all update the state but only the first is described
+//! ([`Message::pipelined`] counts the others); chunked bodies end at bytes ending with the
+//! last chunk (`0\r\n\r\n`), chunk sizes are not followed.
 
 use std::collections::VecDeque;
 
 use crate::flow::Side;
+use crate::reassembly::Stamps;
 
 /// Most bytes of an unfinished header block buffered per direction.
 pub const MAX_HEADER_BLOCK: usize = 8 * 1024;
@@ -174,6 +182,8 @@ pub enum Kind {
     Body,
     /// Part of a header block that continues in a later segment (buffered).
     Partial,
+    /// Bytes skipped after a gap in the stream, before the next message start.
+    Skipped,
 }
 
 impl Kind {
@@ -184,6 +194,7 @@ impl Kind {
             Kind::Response => "response",
             Kind::Body => "body",
             Kind::Partial => "partial",
+            Kind::Skipped => "skipped",
         }
     }
 }
@@ -268,8 +279,12 @@ pub struct Message {
     pub latency_ns: Option<u64>,
     /// Further messages in the same segment (pipelining), tracked but not described.
     pub pipelined: usize,
-    /// TCP payload bytes of the segment.
+    /// TCP payload bytes of the segment (or of the in-order bytes it delivered).
     pub size: usize,
+    /// Bytes of the stream missing before these (a gap the capture never filled).
+    pub gap: u64,
+    /// Bytes skipped after that gap before a message start was found.
+    pub skipped: usize,
 }
 
 impl Message {
@@ -316,6 +331,10 @@ pub struct Conn {
     /// body continuations and unfinished header blocks carry no version of their own.
     minor: [Option<u8>; 2],
     pending: VecDeque<RequestInfo>,
+    /// Per direction, when the first byte of the unfinished header block was captured.
+    partial_ts: [u64; 2],
+    /// Per direction, a gap lost the message boundaries: look for the next message start.
+    resync: [bool; 2],
     /// The trace of the latest exchange (request seen last, or its response).
     pub current: Option<Trace>,
     /// Requests dropped because [`MAX_PENDING`] were waiting.
@@ -416,12 +435,88 @@ impl Conn {
         }
     }
 
+    /// `n` bytes sent by `side` will never be seen (a gap in the stream): skipped inside a
+    /// body of known length; anywhere else the direction resynchronises at the next message
+    /// start.
+    pub fn on_gap(&mut self, side: Side, n: u64) {
+        let i = side.index();
+        if n == 0 {
+            return;
+        }
+        let had_partial = self.partial.get(i).is_some_and(|p| !p.is_empty());
+        if let Some(p) = self.partial.get_mut(i) {
+            *p = Vec::new();
+        }
+        let Some(body) = self.body.get_mut(i) else {
+            return;
+        };
+        let keeps_boundaries = match *body {
+            Body::Length(left) if !had_partial && n <= left => {
+                *body = if n == left {
+                    Body::None
+                } else {
+                    Body::Length(left - n)
+                };
+                true
+            }
+            Body::UntilClose if !had_partial => true,
+            _ => {
+                *body = Body::None;
+                false
+            }
+        };
+        if !keeps_boundaries {
+            if let Some(r) = self.resync.get_mut(i) {
+                *r = true;
+            }
+        }
+    }
+
     /// Analyses the payload of a segment sent by `side` at `now_ns`; `None` when it is not
     /// HTTP (and no HTTP message is in progress in that direction).
     pub fn on_segment(&mut self, side: Side, now_ns: u64, payload: &[u8]) -> Option<Message> {
+        self.on_bytes(side, now_ns, &Stamps::at_once(now_ns), payload)
+    }
+
+    /// Analyses in-order bytes sent by `side`, delivered by a segment captured at `now_ns`;
+    /// `stamps` say when each byte was first captured. `None` when they are not HTTP (and
+    /// no HTTP message is in progress in that direction).
+    pub fn on_bytes(
+        &mut self,
+        side: Side,
+        now_ns: u64,
+        stamps: &Stamps,
+        payload: &[u8],
+    ) -> Option<Message> {
         let i = side.index();
         if payload.is_empty() {
             return None;
+        }
+        if self.resync.get(i).copied().unwrap_or(false) {
+            let Some(k) = message_start(payload) else {
+                return Some(Message {
+                    kind: Kind::Skipped,
+                    minor: self.minor_of(side),
+                    skipped: payload.len(),
+                    size: payload.len(),
+                    trace: self.current,
+                    ..Message::default()
+                });
+            };
+            if let Some(r) = self.resync.get_mut(i) {
+                *r = false;
+            }
+            let rest = payload.get(k..).unwrap_or(&[]);
+            if looks_like_response(rest) {
+                // The responses lost in the gap answered the older requests.
+                while self.pending.len() > 1 {
+                    self.pending.pop_front();
+                }
+            }
+            let mut m = self.on_bytes(side, now_ns, &stamps.from(k), rest)?;
+            m.skipped = k;
+            m.size = payload.len();
+            return Some(m);
         }
         // 1. A header block in progress.
         let buffered = self.partial.get(i).is_some_and(|p| !p.is_empty());
@@ -443,20 +538,28 @@ impl Conn {
                     ..Message::default()
                 });
             }
+            let (plen, pts) = (buf.len(), self.partial_ts.get(i).copied().unwrap_or(now_ns));
             buf.extend_from_slice(payload);
-            let mut m = self.parse_from(side, now_ns, &buf, true)?;
+            let ts_of = |o: usize| {
+                if o < plen {
+                    pts
+                } else {
+                    stamps.at(o - plen)
+                }
+            };
+            let mut m = self.parse_from(side, &ts_of, &buf, true)?;
             m.size = payload.len();
             return Some(m);
         }
         // 2. A new message.
         if looks_like_request(payload) || looks_like_response(payload) {
-            let mut m = self.parse_from(side, now_ns, payload, false)?;
+            let mut m = self.parse_from(side, &|o| stamps.at(o), payload, false)?;
             m.size = payload.len();
             return Some(m);
         }
         // 3. A body continuation.
         let body = self.body.get_mut(i)?;
-        let len = payload.len();
+        let mut len = payload.len();
         match *body {
             Body::None => return None,
             Body::Length(n) => {
@@ -466,6 +569,17 @@ impl Conn {
                 } else {
                     Body::Length(left)
                 };
+                // In-order bytes may hold the body's end and the next message.
+                let end = usize::try_from(n).unwrap_or(usize::MAX);
+                let next = payload.get(end..).unwrap_or(&[]);
+                if !next.is_empty() && (looks_like_request(next) || looks_like_response(next)) {
+                    len = end;
+                    let at = |o: usize| stamps.at(end + o);
+                    if let Some(mut m) = self.parse_from(side, &at, next, false) {
+                        m.size = payload.len();
+                        return Some(m);
+                    }
+                }
             }
             Body::Chunked => {
                 if payload.ends_with(b"0\r\n\r\n") {
@@ -474,7 +588,7 @@ impl Conn {
             }
             Body::UntilClose => {}
         }
-        let fragmented = *body != Body::None;
+        let fragmented = self.body.get(i).is_some_and(|b| *b != Body::None);
         Some(Message {
             kind: Kind::Body,
             minor: self.minor_of(side),
@@ -491,7 +605,7 @@ impl Conn {
     fn parse_from(
         &mut self,
         side: Side,
-        now_ns: u64,
+        ts_of: &dyn Fn(usize) -> u64,
         bytes: &[u8],
         reassembled: bool,
     ) -> Option<Message> {
@@ -504,7 +618,8 @@ impl Conn {
                 break;
             }
             count += 1;
-            match self.parse_one(now_ns, rest) {
+            let at = bytes.len() - rest.len();
+            match self.parse_one(ts_of(at), rest) {
                 Parsed::Done(mut m, used) => {
                     m.reassembled = reassembled && first.is_none();
                     rest = rest.get(used..).unwrap_or(&[]);
@@ -547,6 +662,9 @@ impl Conn {
                     if let Some(p) = self.partial.get_mut(i) {
                         p.clear();
                         p.extend_from_slice(rest);
+                    }
+                    if let Some(t) = self.partial_ts.get_mut(i) {
+                        *t = ts_of(at);
                     }
                     if first.is_none() {
                         first = Some(Message {
@@ -710,6 +828,17 @@ fn next_body(m: &Message) -> Body {
     } else {
         Body::UntilClose
     }
+}
+
+/// Where the first request or status line starting a line begins in `bytes`.
+fn message_start(bytes: &[u8]) -> Option<usize> {
+    (0..bytes.len()).find(|&k| {
+        (k == 0 || bytes.get(k - 1) == Some(&b'\n'))
+            && bytes.get(k..).is_some_and(|r| {
+                r.first().is_some_and(u8::is_ascii_uppercase)
+                    && (looks_like_request(r) || looks_like_response(r))
+            })
+    })
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -970,5 +1099,81 @@ mod tests {
         assert_eq!(r.request.unwrap().url, "/ws");
         assert_eq!(c.pending(), 0);
         assert!(c.on_segment(Side::B, 2, b"\x81\x05hello").is_none());
+    }
+
+    #[test]
+    fn a_gap_in_a_body_of_known_length_keeps_the_boundaries() {
+        let mut c = Conn::default();
+        c.on_segment(Side::A, 0, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+        let r = c
+            .on_segment(
+                Side::B,
+                10,
+                b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123",
+            )
+            .unwrap();
+        assert!(r.fragmented);
+        c.on_segment(Side::A, 20, b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n");
+        // Bytes 4..7 of the body never seen; the body's end and the next response come in
+        // one delivery.
+        c.on_gap(Side::B, 3);
+        let m = c
+            .on_bytes(
+                Side::B,
+                40,
+                &Stamps::at_once(30),
+                b"789HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+            )
+            .unwrap();
+        assert_eq!((m.kind, m.code, m.skipped), (Kind::Response, 404, 0));
+        assert_eq!(m.request.unwrap().url, "/b");
+        // First byte of the request (20) to the response's first byte (30).
+        assert_eq!(m.latency_ns, Some(10));
+    }
+
+    #[test]
+    fn a_gap_elsewhere_resynchronises_at_the_next_message_start() {
+        let mut c = Conn::default();
+        c.on_segment(Side::A, 0, b"GET /lost HTTP/1.1\r\nHost: x\r\n\r\n");
+        c.on_segment(Side::A, 1, b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+        // The response to /lost lost its start: the rest is skipped, the response found
+        // after it answers the newest request.
+        c.on_gap(Side::B, 17);
+        let m = c
+            .on_bytes(
+                Side::B,
+                5,
+                &Stamps::at_once(5),
+                b"h: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+            )
+            .unwrap();
+        // "okHTTP/1.1" does not start a line: the resync waits for a line start.
+        assert_eq!(m.kind, Kind::Skipped);
+        let m = c
+            .on_bytes(
+                Side::B,
+                6,
+                &Stamps::at_once(6),
+                b"x\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+            )
+            .unwrap();
+        assert_eq!((m.kind, m.code, m.skipped), (Kind::Response, 200, 3));
+        assert_eq!(m.request.unwrap().url, "/next");
+        assert_eq!(c.pending(), 0);
+        // A header block cut by a gap is dropped, then parsing resumes at the next request.
+        c.on_segment(Side::A, 7, b"GET /cut HTTP/1.1\r\nHo");
+        c.on_gap(Side::A, 5);
+        let m = c
+            .on_bytes(
+                Side::A,
+                8,
+                &Stamps::at_once(8),
+                b"\r\n\r\nGET /whole HTTP/1.1\r\n\r\n",
+            )
+            .unwrap();
+        assert_eq!(
+            (m.kind, m.url.as_str(), m.skipped),
+            (Kind::Request, "/whole", 4)
+        );
     }
 }

@@ -29,17 +29,24 @@
 //! until `grpc-status` arrives in the trailers (or a trailers-only response). A stream is
 //! forgotten when the response ends (END_STREAM) or on RST_STREAM.
 //!
-//! Limitations (documented, not errors): no TCP sequence tracking (a retransmitted frame is
-//! analysed twice, which can desynchronise HPACK; out-of-order segments are taken in
-//! arrival order and a segment that no longer starts on a frame boundary is reported as an
-//! `INVALID_FRAME_HEADER` error, after which analysis resumes at the next segment that
-//! starts on one); SETTINGS_MAX_FRAME_SIZE is not followed (only the buffer bound matters);
+//! The bytes come in order ([`Conn::on_bytes`], from [`crate::reassembly`]): a retransmitted
+//! frame is not analysed twice and an out-of-order segment waits for its gap. A gap that
+//! never fills ([`Conn::on_gap`]) inside one frame's payload loses that frame only (the
+//! next boundary is known; a lost header-block fragment makes HPACK unsynced); a gap that
+//! crosses a frame boundary makes the direction resynchronise at the first offset of a later
+//! delivery from which its bytes are a run of strictly valid frames (the bytes before are
+//! [`Segment::skipped`]), with HPACK unsynced. Latency runs from the request HEADERS
+//! frame's first byte to the response HEADERS frame's first byte.
+//!
+//! Limitations (documented, not errors): resynchronisation needs one delivery whose bytes
+//! from a frame start on are whole frames (the last may be cut); SETTINGS_MAX_FRAME_SIZE is not followed (only the buffer bound matters);
 //! DATA payloads are not decompressed or parsed (gRPC messages are only counted); server
 //! push (PUSH_PROMISE) header blocks are decoded but promised streams are not paired.
 
 use crate::flow::Side;
 use crate::hpack::{self, Block};
 use crate::http1::{trace_from_headers, RequestInfo, Trace};
+use crate::reassembly::Stamps;
 
 /// The client connection preface (RFC 9113 §3.4).
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -452,7 +459,7 @@ pub struct Headers {
     pub status: Option<u16>,
     /// For responses and trailers: the stream's request.
     pub request: Option<RequestInfo>,
-    /// For responses: time since the request (ns).
+    /// For responses: time since the request (ns); for trailers, that of the response.
     pub latency_ns: Option<u64>,
     /// gRPC facts (service/method of the stream; status/message when this block has them).
     pub grpc: Option<Grpc>,
@@ -577,6 +584,10 @@ pub struct Segment {
     pub size: usize,
     /// The first trace of the segment's frames.
     pub trace: Option<Trace>,
+    /// Bytes of the stream missing before these (a gap the capture never filled).
+    pub gap: u64,
+    /// Bytes skipped after a gap before a frame boundary was found.
+    pub skipped: usize,
 }
 
 impl Segment {
@@ -611,10 +622,14 @@ struct Stream {
     request: RequestInfo,
     grpc: Option<Grpc>,
     responded: bool,
+    /// Request to response latency, for the trailers (a gRPC call's status).
+    latency_ns: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
 struct PendingBlock {
+    /// When the block's first frame was first captured.
+    ts_ns: u64,
     stream: u32,
     push: bool,
     end_stream: bool,
@@ -631,6 +646,10 @@ struct Dir {
     skip: usize,
     /// A header block waiting for CONTINUATION.
     block: Option<PendingBlock>,
+    /// When the first byte of `buf` was captured.
+    buf_ts: u64,
+    /// A gap lost the frame boundaries: look for the next run of frames.
+    resync: bool,
 }
 
 /// Per-connection HTTP/2 state (bounded: per direction one frame buffer of at most
@@ -705,6 +724,7 @@ impl Conn {
             request,
             grpc: None,
             responded: false,
+            latency_ns: None,
         });
         c
     }
@@ -756,9 +776,74 @@ impl Conn {
         }
     }
 
+    /// `n` bytes sent by `side` will never be seen (a gap in the stream). Inside one
+    /// frame's payload only that frame is lost; otherwise the direction resynchronises.
+    pub fn on_gap(&mut self, side: Side, n: u64) {
+        let Some(d) = self.dir.get_mut(side.index()) else {
+            return;
+        };
+        if n == 0 {
+            return;
+        }
+        if d.skip > 0 && n <= d.skip as u64 {
+            d.skip -= n as usize;
+            return;
+        }
+        if d.skip == 0 {
+            if let Some(f) = Frame::new(&d.buf) {
+                let remaining = (f.total_len() - d.buf.len()) as u64;
+                if n <= remaining {
+                    if matches!(
+                        f.frame_type(),
+                        FrameType::Headers | FrameType::PushPromise | FrameType::Continuation
+                    ) {
+                        d.hpack.lose_sync();
+                        d.block = None;
+                    }
+                    d.skip = (remaining - n) as usize;
+                    d.buf = Vec::new();
+                    return;
+                }
+            }
+        }
+        d.buf = Vec::new();
+        d.skip = 0;
+        d.block = None;
+        d.hpack.lose_sync();
+        d.resync = true;
+    }
+
     /// Analyses the payload of a segment sent by `side` at `now_ns`.
     pub fn on_segment(&mut self, side: Side, now_ns: u64, payload: &[u8]) -> Segment {
+        self.on_bytes(side, &Stamps::at_once(now_ns), payload)
+    }
+
+    /// Analyses in-order bytes sent by `side`; `stamps` say when each byte was first
+    /// captured.
+    pub fn on_bytes(&mut self, side: Side, stamps: &Stamps, payload: &[u8]) -> Segment {
         let i = side.index();
+        if self.dir.get(i).is_some_and(|d| d.resync) {
+            let limit = payload.len().min(MAX_FRAME_BUFFER);
+            let Some(k) = (0..limit).find(|&k| {
+                payload
+                    .get(k..)
+                    .is_some_and(|r| !r.starts_with(PREFACE) && looks_like_http2(r))
+            }) else {
+                return Segment {
+                    size: payload.len(),
+                    skipped: payload.len(),
+                    ..Segment::default()
+                };
+            };
+            if let Some(d) = self.dir.get_mut(i) {
+                d.resync = false;
+            }
+            let rest = payload.get(k..).unwrap_or(&[]);
+            let mut seg = self.on_bytes(side, &stamps.from(k), rest);
+            seg.skipped = k;
+            seg.size = payload.len();
+            return seg;
+        }
         let mut seg = Segment {
             size: payload.len(),
             ..Segment::default()
@@ -782,6 +867,16 @@ impl Conn {
         }
         let joined;
         let mut reassembled = false;
+        // Bytes at the end of `data` that are the payload's (the rest was buffered before).
+        let suffix = data.len();
+        let buf_ts = dir.buf_ts;
+        let ts_of = |rest_len: usize| {
+            if rest_len > suffix {
+                buf_ts
+            } else {
+                stamps.at(payload.len() - rest_len)
+            }
+        };
         if !dir.buf.is_empty() {
             let mut b = std::mem::take(&mut dir.buf);
             let before = b.len();
@@ -795,7 +890,7 @@ impl Conn {
         let mut rest = data;
         while !rest.is_empty() {
             let Some(f) = Frame::new(rest) else {
-                self.buffer(i, rest, &mut seg);
+                self.buffer(i, rest, ts_of(rest.len()), &mut seg);
                 break;
             };
             if let Err(e) = f.check() {
@@ -808,7 +903,7 @@ impl Conn {
             }
             if !f.is_complete() {
                 if f.total_len() <= MAX_FRAME_BUFFER {
-                    self.buffer(i, rest, &mut seg);
+                    self.buffer(i, rest, ts_of(rest.len()), &mut seg);
                 } else {
                     // Describe it from its header; skip the rest of its payload.
                     let mut info = FrameInfo::new(&f);
@@ -830,7 +925,7 @@ impl Conn {
                 }
                 break;
             }
-            let mut info = self.frame(side, now_ns, &f, &mut seg);
+            let mut info = self.frame(side, ts_of(rest.len()), &f, &mut seg);
             if let Some(h) = &info.headers {
                 info.trace = h.trace;
             }
@@ -850,11 +945,12 @@ impl Conn {
         }
     }
 
-    fn buffer(&mut self, i: usize, rest: &[u8], seg: &mut Segment) {
+    fn buffer(&mut self, i: usize, rest: &[u8], ts_ns: u64, seg: &mut Segment) {
         seg.partial = true;
         if let Some(d) = self.dir.get_mut(i) {
             d.buf.clear();
             d.buf.extend_from_slice(rest);
+            d.buf_ts = ts_ns;
         }
     }
 
@@ -882,7 +978,7 @@ impl Conn {
         Some(self.streams.swap_remove(pos))
     }
 
-    /// Analyses one complete frame.
+    /// Analyses one complete frame whose first byte was captured at `now_ns`.
     fn frame(&mut self, side: Side, now_ns: u64, f: &Frame<'_>, seg: &mut Segment) -> FrameInfo {
         let i = side.index();
         let mut info = FrameInfo::new(f);
@@ -917,6 +1013,7 @@ impl Conn {
                     return info;
                 };
                 let block = PendingBlock {
+                    ts_ns: now_ns,
                     stream: info.stream,
                     push,
                     end_stream: !push && info.flags & flags::END_STREAM != 0,
@@ -960,7 +1057,8 @@ impl Conn {
                 block.bytes.extend_from_slice(p);
                 block.continuations += 1;
                 if info.flags & flags::END_HEADERS != 0 {
-                    info.headers = self.finish_block(side, now_ns, block, seg);
+                    let ts = block.ts_ns;
+                    info.headers = self.finish_block(side, ts, block, seg);
                 } else {
                     d.block = Some(block);
                 }
@@ -1102,6 +1200,7 @@ impl Conn {
                     request,
                     grpc,
                     responded: false,
+                    latency_ns: None,
                 });
                 self.current = own;
             }
@@ -1112,6 +1211,11 @@ impl Conn {
                     h.trace = own.or(s.request.trace);
                     if role != Role::Trailers {
                         h.latency_ns = Some(now_ns.saturating_sub(s.request.ts_ns));
+                        if final_resp {
+                            s.latency_ns = h.latency_ns;
+                        }
+                    } else {
+                        h.latency_ns = s.latency_ns;
                     }
                     h.request = Some(s.request.clone());
                     s.responded |= final_resp;

@@ -7,6 +7,12 @@
 //! [`FlowState::h2`]; see [`crate::http2`]; an HTTP/1.1 `Upgrade: h2c` answered by `101`
 //! switches the connection), TLS (by content, on any port: a strictly valid record header),
 //! or an opaque payload.
+//!
+//! HTTP/1.x and HTTP/2 read each direction's bytes in order: the flow's
+//! [`crate::reassembly::Streams`] (allocated on a SYN or the first payload of a TCP flow
+//! that is not TLS or DNS) deliver them, so a retransmission is not parsed again
+//! ([`App::Stream`] with [`StreamNote::Duplicate`] on an HTTP flow), an out-of-order segment
+//! waits ([`StreamNote::Held`]) and the segment that fills the gap carries what it completed.
 
 use wire::{dns, tls, ErrorKind};
 
@@ -14,6 +20,7 @@ use crate::decode::{DecodeError, Decoded, Layer, Transport};
 use crate::flow::Side;
 use crate::http1;
 use crate::http2;
+use crate::reassembly::{Delivery, Outcome, Seg, Stamps};
 use crate::table::{FlowState, L7State};
 
 /// What the payload of a packet is.
@@ -32,6 +39,28 @@ pub enum App<'a> {
     Tls(&'a [u8]),
     /// Unrecognised bytes.
     Opaque(&'a [u8]),
+    /// A segment of an HTTP flow (or one not recognised yet) whose bytes gave the parser
+    /// nothing now.
+    Stream(StreamNote),
+}
+
+/// Why a segment of an HTTP flow was not parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamNote {
+    /// Its bytes were delivered before (a retransmission or duplicate).
+    Duplicate,
+    /// Out of order: held until the gap before it fills.
+    Held,
+}
+
+impl StreamNote {
+    /// Name in JSON (`L7.stream`).
+    pub fn name(self) -> &'static str {
+        match self {
+            StreamNote::Duplicate => "retransmitted",
+            StreamNote::Held => "held_out_of_order",
+        }
+    }
 }
 
 fn is_dns_port(p: u16) -> bool {
@@ -57,16 +86,57 @@ pub fn classify_at<'a>(
     now_ns: u64,
 ) -> (App<'a>, Option<DecodeError>) {
     let payload = d.payload;
+    let (sport, dport) = d.ports().unwrap_or((0, 0));
+    let dns_port = is_dns_port(sport) || is_dns_port(dport);
+    // The flow's in-order bytes, for the HTTP parsers.
+    let mut in_order: Option<Delivery<'a>> = None;
+    let mut whole = true;
+    if let (Some(Transport::Tcp(t)), Some(f), false) = (d.transport, flow.as_deref_mut(), dns_port)
+    {
+        match stream(f, d, &t, side, now_ns) {
+            Some(Outcome::Data(del)) => {
+                whole = false;
+                in_order = Some(del);
+            }
+            Some(o @ (Outcome::Duplicate | Outcome::Held)) if !payload.is_empty() => {
+                whole = false;
+                let note = if matches!(o, Outcome::Held) {
+                    StreamNote::Held
+                } else {
+                    StreamNote::Duplicate
+                };
+                // Flows already known as something else describe the segment as it is.
+                if matches!(f.l7, L7State::Http | L7State::Http2 | L7State::Unknown) {
+                    return (App::Stream(note), None);
+                }
+            }
+            _ => {}
+        }
+    }
     if payload.is_empty() {
         return (App::None, None);
     }
-    let (sport, dport) = d.ports().unwrap_or((0, 0));
-    if let (Some(Transport::Tcp(_)), false) =
-        (d.transport, is_dns_port(sport) || is_dns_port(dport))
-    {
+    if let (Some(Transport::Tcp(_)), false) = (d.transport, dns_port) {
+        // Without a flow (or before the stream knew the segment) the segment's own bytes.
+        let (bytes, stamps, gap): (&[u8], Stamps, u64) = match &in_order {
+            Some(del) => (&del.bytes, del.stamps.clone(), del.gap),
+            None if whole => (payload, Stamps::at_once(now_ns), 0),
+            None => (&[], Stamps::at_once(now_ns), 0),
+        };
+        if gap > 0 {
+            if let Some(f) = flow.as_deref_mut() {
+                if let Some(c) = f.http.as_mut() {
+                    c.on_gap(side, gap);
+                }
+                if let Some(c) = f.h2.as_mut() {
+                    c.on_gap(side, gap);
+                }
+            }
+        }
         let has_h2 = flow.as_deref().is_some_and(|f| f.h2.is_some());
-        if !has_h2 {
-            if let Some(m) = http_app(flow.as_deref_mut(), side, now_ns, payload) {
+        if !has_h2 && !bytes.is_empty() {
+            if let Some(mut m) = http_app(flow.as_deref_mut(), side, now_ns, &stamps, bytes) {
+                m.gap = gap;
                 if let Some(f) = flow {
                     f.l7 = L7State::Http;
                     if is_h2c_switch(&m) {
@@ -78,14 +148,16 @@ pub fn classify_at<'a>(
                 return (App::Http(Box::new(m)), None);
             }
         }
-        if let Some(seg) = h2_app(flow.as_deref_mut(), side, now_ns, payload) {
+        if bytes.is_empty() {
+            // Held or already seen on a flow not (yet) known as HTTP: described as it is.
+        } else if let Some(mut seg) = h2_app(flow.as_deref_mut(), side, &stamps, bytes) {
+            seg.gap = gap;
             if let Some(f) = flow {
                 f.l7 = L7State::Http2;
             }
             return (App::Http2(Box::new(seg)), None);
         }
     }
-    let dns_port = is_dns_port(sport) || is_dns_port(dport);
     let (app, err) = match d.transport {
         Some(Transport::Udp(_)) if dns_port => dns_app(d, payload, d.payload_offset, false),
         Some(Transport::Tcp(_)) if dns_port && payload.len() >= 2 + dns::HEADER_LEN => {
@@ -108,14 +180,49 @@ pub fn classify_at<'a>(
             App::Opaque(_) if f.l7 == L7State::Unknown => L7State::Opaque,
             _ => f.l7,
         };
+        if matches!(f.l7, L7State::Tls | L7State::Dns) {
+            // Encrypted or DNS: no parser reads the stream.
+            f.streams = None;
+        }
     }
     (app, err)
+}
+
+/// Feeds a TCP segment to its flow's streams (allocated on a SYN or the first payload);
+/// `None` when the flow's bytes are not reassembled (TLS, DNS).
+fn stream<'a>(
+    f: &mut FlowState,
+    d: &Decoded<'a>,
+    t: &wire::tcp::Packet<'a>,
+    side: Side,
+    now_ns: u64,
+) -> Option<Outcome<'a>> {
+    if matches!(f.l7, L7State::Tls | L7State::Dns) {
+        return None;
+    }
+    let flags = t.flags();
+    if f.streams.is_none() && !flags.syn() && d.payload.is_empty() {
+        return None;
+    }
+    let seg = Seg {
+        seq: t.seq(),
+        ack: flags.ack().then(|| t.ack()),
+        syn: flags.syn(),
+        fin: flags.fin(),
+        rst: flags.rst(),
+        payload: d.payload,
+        wire_len: crate::tcp_analysis::payload_len_on_wire(d),
+        ts_ns: now_ns,
+    };
+    let streams = f.streams.get_or_insert_with(Box::default);
+    Some(streams.on_segment(side.index(), &seg))
 }
 
 fn http_app(
     flow: Option<&mut FlowState>,
     side: Side,
     now_ns: u64,
+    stamps: &Stamps,
     payload: &[u8],
 ) -> Option<http1::Message> {
     match flow {
@@ -126,9 +233,9 @@ fn http_app(
                 }
                 f.http = Some(Box::default());
             }
-            f.http.as_mut()?.on_segment(side, now_ns, payload)
+            f.http.as_mut()?.on_bytes(side, now_ns, stamps, payload)
         }
-        None => http1::Conn::default().on_segment(side, now_ns, payload),
+        None => http1::Conn::default().on_bytes(side, now_ns, stamps, payload),
     }
 }
 
@@ -143,7 +250,7 @@ fn is_h2c_switch(m: &http1::Message) -> bool {
 fn h2_app(
     flow: Option<&mut FlowState>,
     side: Side,
-    now_ns: u64,
+    stamps: &Stamps,
     payload: &[u8],
 ) -> Option<http2::Segment> {
     match flow {
@@ -165,10 +272,10 @@ fn h2_app(
                 f.h2 = Some(Box::new(http2::Conn::new(from_start)));
                 f.http = None;
             }
-            Some(f.h2.as_mut()?.on_segment(side, now_ns, payload))
+            Some(f.h2.as_mut()?.on_bytes(side, stamps, payload))
         }
         None => http2::looks_like_http2(payload).then(|| {
-            http2::Conn::new(payload.starts_with(http2::PREFACE)).on_segment(side, now_ns, payload)
+            http2::Conn::new(payload.starts_with(http2::PREFACE)).on_bytes(side, stamps, payload)
         }),
     }
 }

@@ -13,6 +13,9 @@
 //!   FIN/RST, the L7 state and the HTTP/1.x and HTTP/2 connection states).
 //! - [`l7`]: the application-layer dispatch point: DNS, HTTP/1.x, HTTP/2, TLS, or an
 //!   opaque payload.
+//! - [`reassembly`]: each TCP direction as an in-order byte stream for the HTTP parsers
+//!   (retransmissions not parsed twice, out-of-order segments held within a budget, gaps
+//!   that never fill skipped and reported).
 //! - [`http1`]: HTTP/1.x messages with bounded per-connection state (header-block
 //!   reassembly, body continuations, request/response pairing) and trace-context parsing.
 //! - [`http2`]: HTTP/2 over cleartext TCP (h2c): frames, per-stream pairing, gRPC status,
@@ -38,6 +41,7 @@ pub mod hpack;
 pub mod http1;
 pub mod http2;
 pub mod l7;
+pub mod reassembly;
 pub mod services;
 pub mod table;
 pub mod tcp_analysis;

@@ -335,6 +335,12 @@ pub struct FlowState {
     /// Sequence tracking and `tcp.analysis` state (see [`crate::tcp_analysis`]), allocated
     /// on the first TCP segment.
     pub tcp: Option<Box<crate::tcp_analysis::Tracker>>,
+    /// Each direction's in-order bytes for the HTTP parsers (see [`crate::reassembly`]),
+    /// allocated on a SYN or the first payload of a TCP flow that is not TLS or DNS.
+    pub streams: Option<Box<crate::reassembly::Streams>>,
+    /// DNS queries waiting for their response, `(id, time)`, for exchange summaries
+    /// (bounded by the renderer).
+    pub dns_queries: Vec<(u16, u64)>,
 }
 
 /// What a TCP segment means for its connection's operation.
@@ -410,6 +416,8 @@ impl FlowState {
         self.http.as_ref().map_or(0, |c| c.heap_bytes())
             + self.h2.as_ref().map_or(0, |c| c.heap_bytes())
             + self.tcp.as_ref().map_or(0, |t| t.heap_bytes())
+            + self.streams.as_ref().map_or(0, |s| s.heap_bytes())
+            + self.dns_queries.capacity() * std::mem::size_of::<(u16, u64)>()
     }
 
     /// Drops the application-layer state (the state budget is exceeded); returns the heap
@@ -417,7 +425,8 @@ impl FlowState {
     pub fn evict_l7(&mut self) -> usize {
         let freed = self.http.take().map_or(0, |c| c.heap_bytes())
             + self.h2.take().map_or(0, |c| c.heap_bytes())
-            + self.tcp.as_mut().map_or(0, |t| t.shed());
+            + self.tcp.as_mut().map_or(0, |t| t.shed())
+            + self.streams.take().map_or(0, |s| s.heap_bytes());
         if freed > 0 {
             self.state_evicted = true;
         }
@@ -439,6 +448,7 @@ impl FlowState {
         if f.rst() || self.closed {
             self.http = None;
             self.h2 = None;
+            self.streams = None;
         } else if f.fin() {
             if let Some(c) = self.http.as_mut() {
                 c.on_fin(side);

@@ -183,6 +183,50 @@ fn twenty_thousand_h2c_connections_holding_state_stay_within_the_budget() {
     assert_eq!(frame["hpack_unsynced"], true, "{last}");
 }
 
+/// Out-of-order segments waiting for gaps that never fill: 2,000 connections × 150
+/// segments of 1.4 kB (420 MB if held) stay within the state budget; the per-connection
+/// bound and the eviction are counted.
+#[test]
+fn out_of_order_segments_held_for_gaps_stay_within_the_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = file(&dir, "held.pcap");
+    let packets = write_file(&path, |w| hostile::out_of_order_flood(w, 2_000, 150));
+    let run = read_measured(BIN, &path, &[], None);
+    assert_bounded(
+        "out-of-order flood",
+        &run,
+        packets,
+        Duration::from_secs(120),
+    );
+    let stat = |k: &str| {
+        run.stats[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{k}: {}", run.stats))
+    };
+    let budget = stat("state_budget_bytes");
+    eprintln!(
+        "held {} over budget {} B evicted flows {} peak {} B of {budget}",
+        stat("tcp_stream_held_segments"),
+        stat("tcp_stream_over_budget_bytes"),
+        stat("state_evicted_flows"),
+        stat("state_peak_bytes")
+    );
+    assert!(stat("tcp_stream_held_segments") > 100_000, "{}", run.stats);
+    // 128 segments per connection at most: the rest are not held, and counted.
+    assert!(
+        stat("tcp_stream_over_budget_bytes") >= 2_000 * 22 * 1_400,
+        "{}",
+        run.stats
+    );
+    assert!(stat("state_evicted_flows") > 0, "{}", run.stats);
+    assert!(
+        stat("state_peak_bytes") <= budget + (1 << 20),
+        "{}",
+        run.stats
+    );
+    assert_eq!(stat("state_bytes"), 0, "{}", run.stats);
+}
+
 /// The entry-size guard: with a small `PCAP_MAX_ENTRY_BYTES`, entries of the HPACK bomb are
 /// cut least important first, marked, counted; the envelope stays whole.
 #[test]

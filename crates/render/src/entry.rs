@@ -260,8 +260,15 @@ impl Serialize for Entry<'_> {
                     tcp: matches!(d.transport, Some(Transport::Tcp(_))),
                 },
             )?,
+            App::Stream(note) => m.serialize_entry(
+                f::L7,
+                &StreamJson {
+                    length: d.payload.len(),
+                    stream: note.name(),
+                },
+            )?,
             App::Http(msg) => {
-                if debug || msg.error.is_some() {
+                if debug || msg.error.is_some() || msg.gap > 0 || msg.skipped > 0 {
                     m.serialize_entry(
                         f::HTTP,
                         &http::HttpJson {
@@ -1533,6 +1540,16 @@ impl Serialize for Labels<'_> {
     }
 }
 
+/// The first 8 characters of a run id's last part (`pcapd/<uuid>` → the uuid's first 8).
+fn short_run(run_id: &str) -> &str {
+    let last = run_id.rsplit('/').next().unwrap_or(run_id);
+    let mut end = last.len().min(8);
+    while !last.is_char_boundary(end) {
+        end -= 1;
+    }
+    last.get(..end).unwrap_or(last)
+}
+
 struct Operation<'a> {
     e: &'a Entry<'a>,
     id: u64,
@@ -1544,16 +1561,30 @@ impl Serialize for Operation<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let st = self.e.settings;
         let mut m = s.serialize_map(None)?;
-        m.serialize_entry(
-            f::ID,
-            &Disp(format_args!(
-                "{}/iface/{}/flow/{}:{}",
-                st.run_id,
-                self.e.packet.interface.name,
-                self.kind.name(),
-                self.id
-            )),
-        )?;
+        if self.debug {
+            m.serialize_entry(
+                f::ID,
+                &Disp(format_args!(
+                    "{}/iface/{}/flow/{}:{}",
+                    st.run_id,
+                    self.e.packet.interface.name,
+                    self.kind.name(),
+                    self.id
+                )),
+            )?;
+        } else {
+            // INFO: the run's first 8 characters are enough to tell runs apart.
+            m.serialize_entry(
+                f::ID,
+                &Disp(format_args!(
+                    "{}/{}/{}:{}",
+                    short_run(&st.run_id),
+                    self.e.packet.interface.name,
+                    self.kind.name(),
+                    self.id
+                )),
+            )?;
+        }
         if self.debug {
             m.serialize_entry(f::PRODUCER, &self.e.cached.log_name)?;
         }
@@ -1565,4 +1596,11 @@ impl Serialize for Operation<'_> {
         }
         m.end()
     }
+}
+
+/// `L7` of a segment of an HTTP flow not parsed now (already seen, or held out of order).
+#[derive(serde::Serialize)]
+struct StreamJson {
+    length: usize,
+    stream: &'static str,
 }

@@ -66,6 +66,20 @@ pub(crate) fn summary(out: &mut String, m: &Message) {
         Kind::Partial => {
             let _ = write!(out, " | HTTP header block continues | size:{}", m.size);
         }
+        Kind::Skipped => {
+            let _ = write!(out, " | HTTP bytes skipped after a gap | size:{}", m.size);
+        }
+    }
+    gap_suffix(out, m.gap, m.skipped);
+}
+
+/// ` | gap:<bytes> skipped:<bytes>` after a gap in the stream the capture never filled.
+pub(crate) fn gap_suffix(out: &mut String, gap: u64, skipped: usize) {
+    if gap > 0 {
+        let _ = write!(out, " | gap:{gap}");
+        if skipped > 0 {
+            let _ = write!(out, " skipped:{skipped}");
+        }
     }
 }
 
@@ -139,6 +153,12 @@ impl Serialize for HttpJson<'_> {
                 },
             )?;
         }
+        if h.gap > 0 {
+            m.serialize_entry("gap", &h.gap)?;
+        }
+        if h.skipped > 0 {
+            m.serialize_entry("skipped", &h.skipped)?;
+        }
         if !self.debug {
             return m.end();
         }
@@ -166,7 +186,7 @@ impl Serialize for HttpJson<'_> {
                     m.serialize_entry("request", &req)?;
                 }
             }
-            Kind::Body | Kind::Partial => {
+            Kind::Body | Kind::Partial | Kind::Skipped => {
                 m.serialize_entry("continuation", &true)?;
             }
         }

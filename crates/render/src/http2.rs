@@ -91,7 +91,12 @@ pub(crate) fn summary(out: &mut String, s: &Segment) {
         return;
     }
     if s.frames.is_empty() {
-        let _ = write!(out, " frame continuation | size:{}", s.size);
+        if s.skipped > 0 && s.gap == 0 {
+            let _ = write!(out, " bytes skipped after a gap | size:{}", s.size);
+        } else {
+            let _ = write!(out, " frame continuation | size:{}", s.size);
+        }
+        crate::http::gap_suffix(out, s.gap, s.skipped);
         return;
     }
     // Header blocks and error codes first (a client's first segment often leads with
@@ -123,6 +128,7 @@ pub(crate) fn summary(out: &mut String, s: &Segment) {
     if let Some(l) = s.response().and_then(|h| h.latency_ns) {
         let _ = write!(out, " | latency:{}", duration(l));
     }
+    crate::http::gap_suffix(out, s.gap, s.skipped);
 }
 
 fn frame_headers(out: &mut String, h: &Headers) {
@@ -164,6 +170,8 @@ impl Http2Json<'_> {
     pub(crate) fn worth_writing(&self) -> bool {
         self.debug
             || self.s.error.is_some()
+            || self.s.gap > 0
+            || self.s.skipped > 0
             || self.s.worst_error_code().is_some()
             || self
                 .s
@@ -203,6 +211,12 @@ impl Serialize for Http2Json<'_> {
             .find(|f| f.error_code.is_some_and(|c| c != 0))
         {
             m.serialize_entry("stream_error", &StreamError(f))?;
+        }
+        if s.gap > 0 {
+            m.serialize_entry("gap", &s.gap)?;
+        }
+        if s.skipped > 0 {
+            m.serialize_entry("skipped", &s.skipped)?;
         }
         if !self.debug {
             return m.end();

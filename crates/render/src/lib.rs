@@ -33,6 +33,7 @@
 //! - Fuzzing: `cd crates/render && cargo +nightly fuzz run translate`.
 
 mod entry;
+mod exchange;
 mod fast;
 pub mod fields;
 mod guard;

@@ -39,11 +39,21 @@ pub enum Counter {
     ContinuationFloods,
     /// Entries cut by the entry-size guard (`PCAP_MAX_ENTRY_BYTES`).
     EntriesCut,
+    /// TCP segments held out of order for the HTTP parsers until their gap filled.
+    StreamHeldSegments,
+    /// TCP segments whose bytes the HTTP parsers had already read (not parsed again).
+    StreamDuplicateSegments,
+    /// Gaps in a TCP stream that never filled (skipped; the parsers resynchronise).
+    StreamGaps,
+    /// Bytes in those gaps.
+    StreamGapBytes,
+    /// Bytes not held because a connection's out-of-order budget was full.
+    StreamOverBudgetBytes,
 }
 
 impl Counter {
     /// Every counter, in stats-line order.
-    pub const ALL: [Counter; 8] = [
+    pub const ALL: [Counter; 13] = [
         Counter::StateEvictedFlows,
         Counter::StateEvictedBytes,
         Counter::HeaderListsTruncated,
@@ -52,6 +62,11 @@ impl Counter {
         Counter::StreamsSkipped,
         Counter::ContinuationFloods,
         Counter::EntriesCut,
+        Counter::StreamHeldSegments,
+        Counter::StreamDuplicateSegments,
+        Counter::StreamGaps,
+        Counter::StreamGapBytes,
+        Counter::StreamOverBudgetBytes,
     ];
 
     /// Name in the stats line.
@@ -65,6 +80,11 @@ impl Counter {
             Counter::StreamsSkipped => "h2_streams_skipped",
             Counter::ContinuationFloods => "h2_continuation_floods",
             Counter::EntriesCut => "entries_cut",
+            Counter::StreamHeldSegments => "tcp_stream_held_segments",
+            Counter::StreamDuplicateSegments => "tcp_stream_duplicate_segments",
+            Counter::StreamGaps => "tcp_stream_gaps",
+            Counter::StreamGapBytes => "tcp_stream_gap_bytes",
+            Counter::StreamOverBudgetBytes => "tcp_stream_over_budget_bytes",
         }
     }
 }

@@ -8,6 +8,10 @@
 //! ` | HTTP/1.1 <code> <reason> | latency:<d>`, ` | <HTTP error code>: <info>`,
 //! ` | [<TCP analysis>]` (Wireshark's words: `TCP Retransmission`, `TCP ZeroWindow`…),
 //! ` | error:<layer>/<kind>@<offset>`.
+//!
+//! INFO (and SUMMARY's packet entries) write a compact line: `#:<num>`, then the same
+//! without the interface and flow id (`flow` is a field of its own), service names and TCP
+//! sequence numbers: `#:<num> | TCP | <src>:<sport> > <dst>:<dport> | [<flags>] | len:<len>`.
 
 use std::fmt::Write;
 
@@ -24,20 +28,25 @@ pub(crate) fn write(
     d: &Decoded<'_>,
     app: &App<'_>,
     flow: &FlowFacts,
+    debug: bool,
 ) {
     out.clear();
-    let _ = write!(
-        out,
-        "#:{} | @:{}/{} | flow:",
-        p.num, p.interface.index, p.interface.name
-    );
-    match flow.id {
-        Some(id) => {
-            let _ = write!(out, "{id}");
+    if debug {
+        let _ = write!(
+            out,
+            "#:{} | @:{}/{} | flow:",
+            p.num, p.interface.index, p.interface.name
+        );
+        match flow.id {
+            Some(id) => {
+                let _ = write!(out, "{id}");
+            }
+            None => out.push('-'),
         }
-        None => out.push('-'),
+    } else {
+        let _ = write!(out, "#:{}", p.num);
     }
-    let _ = body(out, d, app);
+    let _ = body(out, d, app, debug);
     if let Some(l) = flow.tcp.as_ref().and_then(crate::tcp::label) {
         let _ = write!(out, " | [{l}]");
     }
@@ -52,7 +61,10 @@ pub(crate) fn write(
     }
 }
 
-fn service(tcp: bool, port: u16) -> &'static str {
+fn service(tcp: bool, port: u16, debug: bool) -> &'static str {
+    if !debug {
+        return "";
+    }
     let name = if tcp {
         analyze::services::tcp(port)
     } else {
@@ -61,7 +73,8 @@ fn service(tcp: bool, port: u16) -> &'static str {
     name.unwrap_or("")
 }
 
-fn body(out: &mut String, d: &Decoded<'_>, app: &App<'_>) -> std::fmt::Result {
+fn body(out: &mut String, d: &Decoded<'_>, app: &App<'_>, debug: bool) -> std::fmt::Result {
+    let slash = |name: &str| if name.is_empty() && !debug { "" } else { "/" };
     let Some(net) = d.network else {
         return Ok(());
     };
@@ -86,30 +99,42 @@ fn body(out: &mut String, d: &Decoded<'_>, app: &App<'_>) -> std::fmt::Result {
     };
     match d.transport {
         Some(Transport::Tcp(t)) => {
+            let (s, d2) = (
+                service(true, t.src_port(), debug),
+                service(true, t.dst_port(), debug),
+            );
             write!(
                 out,
-                " | TCP | {}/{}:{} > {}/{}:{} | [{}] | len/seq/ack:{}/{}/{}",
-                service(true, t.src_port()),
-                src,
+                " | TCP | {s}{}{src}:{} > {d2}{}{dst}:{} | [{}]",
+                slash(s),
                 t.src_port(),
-                service(true, t.dst_port()),
-                dst,
+                slash(d2),
                 t.dst_port(),
                 t.flags(),
-                d.payload.len(),
-                t.seq(),
-                t.ack()
             )?;
+            if debug {
+                write!(
+                    out,
+                    " | len/seq/ack:{}/{}/{}",
+                    d.payload.len(),
+                    t.seq(),
+                    t.ack()
+                )?;
+            } else {
+                write!(out, " | len:{}", d.payload.len())?;
+            }
         }
         Some(Transport::Udp(u)) => {
+            let (s, d2) = (
+                service(false, u.src_port(), debug),
+                service(false, u.dst_port(), debug),
+            );
             write!(
                 out,
-                " | UDP | {}/{}:{} > {}/{}:{}",
-                service(false, u.src_port()),
-                src,
+                " | UDP | {s}{}{src}:{} > {d2}{}{dst}:{}",
+                slash(s),
                 u.src_port(),
-                service(false, u.dst_port()),
-                dst,
+                slash(d2),
                 u.dst_port()
             )?;
         }
@@ -131,6 +156,9 @@ fn body(out: &mut String, d: &Decoded<'_>, app: &App<'_>) -> std::fmt::Result {
     }
     match app {
         App::None => {}
+        App::Stream(note) => {
+            write!(out, " | size:{} | {}", d.payload.len(), note.name())?;
+        }
         App::Opaque(p) => {
             if matches!(d.transport, Some(Transport::Tcp(_))) {
                 write!(out, " | size:{}", p.len())?;

@@ -147,7 +147,7 @@ impl SummaryJson<'_> {
     }
 }
 
-struct PcapJson<'a>(&'a Cached, u64);
+pub(crate) struct PcapJson<'a>(pub &'a Cached, pub u64);
 
 impl Serialize for PcapJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -162,7 +162,7 @@ impl Serialize for PcapJson<'_> {
     }
 }
 
-struct Timestamp(u64);
+pub(crate) struct Timestamp(pub u64);
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -241,8 +241,8 @@ impl Serialize for SummaryJson<'_> {
 }
 
 /// Whether `PCAP_VERBOSITY=SUMMARY` writes a packet's entry: anomalies (WARNING and above,
-/// and the TCP analysis flags that point at loss or reordering) and the entries that are
-/// summaries of an exchange themselves (HTTP responses with `httpRequest`, DNS responses).
+/// and the TCP analysis flags that point at loss or reordering). Exchanges (HTTP, gRPC,
+/// DNS) have entries of their own.
 pub(crate) fn keep_packet(severity: Severity, tcp: Option<&Analysis>, app: &App<'_>) -> bool {
     if severity != Severity::Info {
         return true;
@@ -265,10 +265,7 @@ pub(crate) fn keep_packet(severity: Severity, tcp: Option<&Analysis>, app: &App<
             return true;
         }
     }
-    match app {
-        App::Http(m) => m.kind == analyze::http1::Kind::Response,
-        App::Http2(s) => s.response().is_some(),
-        App::Dns(m) => m.is_response(),
-        _ => false,
-    }
+    // Responses are summarised by their exchange entries (see [`crate::exchange`]).
+    let _ = app;
+    false
 }

@@ -9,6 +9,7 @@ use analyze::{community_id, decode, FlowKey, Layer, Transport};
 use cloud_logging::{Severity, Verbosity};
 
 use crate::entry::{Cached, Entry, FlowFacts};
+use crate::exchange::{Exchange, ExchangeJson};
 use crate::limits::{Counter, Limits};
 use crate::redact::Redactor;
 use crate::summary::{ConnSummary, SummaryJson};
@@ -46,6 +47,8 @@ pub struct TranslateCounters {
     pub fallback_lines: u64,
     /// Connection summaries written.
     pub connections_summarized: u64,
+    /// Exchange summaries written (HTTP exchanges, gRPC calls, DNS pairs).
+    pub exchanges_summarized: u64,
 }
 
 impl TranslateCounters {
@@ -79,6 +82,7 @@ impl TranslateCounters {
         self.flows_evicted_cap += o.flows_evicted_cap;
         self.fallback_lines += o.fallback_lines;
         self.connections_summarized += o.connections_summarized;
+        self.exchanges_summarized += o.exchanges_summarized;
     }
 }
 
@@ -162,6 +166,7 @@ impl Translator {
         let mut facts = FlowFacts::default();
         let mut trace = None;
         let mut closed: Option<ConnSummary> = None;
+        let mut exchanges: Vec<Exchange> = Vec::new();
         let mut accounted = (0usize, 0usize);
         let (app, app_err) = if let Some((k, side)) = key {
             let id = k.id();
@@ -197,9 +202,29 @@ impl Translator {
                 state.packets += 1;
             }
             let (app, err) = l7::classify_at(&d, Some(&mut *state), side, now_ns);
-            let exchanges = responses(&app);
-            if let (Some(tracker), true) = (state.tcp.as_mut(), exchanges > 0) {
-                tracker.http_exchanges = tracker.http_exchanges.saturating_add(exchanges);
+            if let Some(s) = state.streams.as_mut() {
+                let (e, l) = (s.take_events(), &*self.limits);
+                l.count(Counter::StreamHeldSegments, e.held);
+                l.count(Counter::StreamDuplicateSegments, e.duplicates);
+                l.count(Counter::StreamGaps, e.gaps);
+                l.count(Counter::StreamGapBytes, e.gap_bytes);
+                l.count(Counter::StreamOverBudgetBytes, e.over_budget_bytes);
+            }
+            let n = responses(&app);
+            if let (Some(tracker), true) = (state.tcp.as_mut(), n > 0) {
+                tracker.http_exchanges = tracker.http_exchanges.saturating_add(n);
+            }
+            if self.settings.verbosity == Verbosity::Summary {
+                exchanges = Exchange::of(&app, now_ns, Some(&mut state.dns_queries));
+                if !exchanges.is_empty() {
+                    let ends = d.ip_addrs().zip(d.ports());
+                    for e in &mut exchanges {
+                        e.flow = id;
+                        // The response's source is the server.
+                        e.server = ends.map(|((src, _), (sp, _))| (src, sp));
+                        e.client = ends.map(|((_, dst), (_, dp))| (dst, dp));
+                    }
+                }
             }
             if let Some(Transport::Tcp(t)) = d.transport {
                 // The trace of the exchange: the message's own, or for the connection's
@@ -207,7 +232,7 @@ impl Translator {
                 trace = match &app {
                     App::Http(m) => m.trace,
                     App::Http2(s) => s.trace,
-                    App::None => state.http_trace(),
+                    App::None | App::Stream(_) => state.http_trace(),
                     _ => None,
                 };
                 // Summaries are SUMMARY's entries: INFO and DEBUG keep one line per packet.
@@ -252,10 +277,13 @@ impl Translator {
         if let Some(c) = closed.as_mut() {
             c.community_id = facts.community_id;
         }
+        for e in &mut exchanges {
+            e.community_id = facts.community_id;
+        }
         if self.settings.verbosity == Verbosity::Summary
             && !crate::summary::keep_packet(severity, facts.tcp.as_ref(), &app)
         {
-            self.write_summary(closed.as_ref(), out);
+            self.write_summary(&exchanges, closed.as_ref(), out);
             let bytes = out.len() - start;
             self.counters.bytes += bytes as u64;
             return Outcome {
@@ -264,7 +292,8 @@ impl Translator {
                 suppressed: true,
             };
         }
-        message::write(&mut self.message, packet, &d, &app, &facts);
+        let debug = self.settings.verbosity == Verbosity::Debug;
+        message::write(&mut self.message, packet, &d, &app, &facts, debug);
 
         let entry = Entry {
             settings: &self.settings,
@@ -293,7 +322,7 @@ impl Translator {
             self.limits.count(Counter::EntriesCut, 1);
         }
         out.push(b'\n');
-        self.write_summary(closed.as_ref(), out);
+        self.write_summary(&exchanges, closed.as_ref(), out);
         let bytes = out.len() - start;
         self.counters.bytes += bytes as u64;
         Outcome {
@@ -303,9 +332,34 @@ impl Translator {
         }
     }
 
-    /// Appends the summary of a connection that closed, and those of connections forgotten
-    /// since the last packet (one more line each).
-    fn write_summary(&mut self, closed: Option<&ConnSummary>, out: &mut Vec<u8>) {
+    /// Appends the summaries of the exchanges the packet completed, of a connection that
+    /// closed, and of connections forgotten since the last packet (one more line each).
+    fn write_summary(
+        &mut self,
+        exchanges: &[Exchange],
+        closed: Option<&ConnSummary>,
+        out: &mut Vec<u8>,
+    ) {
+        for e in exchanges {
+            let j = ExchangeJson {
+                e,
+                settings: &self.settings,
+                cached: &self.cached,
+                redact: &self.redact,
+            };
+            let at = out.len();
+            if serde_json::to_writer(&mut *out, &j).is_err() {
+                out.truncate(at);
+                self.counters.fallback_lines += 1;
+                continue;
+            }
+            if out.len() - at > self.settings.max_entry_bytes {
+                crate::guard::cut(out, at, self.settings.max_entry_bytes);
+                self.limits.count(Counter::EntriesCut, 1);
+            }
+            out.push(b'\n');
+            self.counters.exchanges_summarized += 1;
+        }
         for s in std::mem::take(&mut self.pending) {
             self.write_one_summary(&s, out);
         }
@@ -327,7 +381,7 @@ impl Translator {
             .collect();
         left.sort_by_key(|s| s.end_ns);
         self.pending.extend(left);
-        self.write_summary(None, out);
+        self.write_summary(&[], None, out);
     }
 
     fn write_one_summary(&mut self, s: &ConnSummary, out: &mut Vec<u8>) {

@@ -382,8 +382,12 @@ fn run_raw(packets: &[(bool, u8, &[u8])], v: Verbosity) -> (Vec<u8>, Vec<Value>)
     let mut t = Translator::new(settings(v, Some("hand")));
     let mut out = Vec::new();
     let mut lines = Vec::new();
+    // Each direction's sequence numbers advance by what it sent (the parsers read streams).
+    let mut seq = [1000u32, 5000u32];
     for (i, (client, flags, payload)) in packets.iter().enumerate() {
-        let data = common::tcp_packet(80, *client, *flags, 1000 + i as u32, payload);
+        let next = &mut seq[usize::from(!*client)];
+        let data = common::tcp_packet(80, *client, *flags, *next, payload);
+        *next = next.wrapping_add(payload.len() as u32);
         let p = CapturedPacket {
             interface: &iface,
             linktype: wire::LinkType::Raw.number(),

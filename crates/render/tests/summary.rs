@@ -1,5 +1,5 @@
 //! `PCAP_VERBOSITY=SUMMARY`: one connection entry when a TCP connection closes, and of the
-//! packet entries only the anomalies and the exchange summaries (HTTP responses).
+//! packet entries only the anomalies; one exchange entry per HTTP exchange.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -95,11 +95,16 @@ fn http_exchange(close: u8) -> Vec<(bool, u8, &'static [u8])> {
 fn summary_verbosity_writes_the_connection_and_the_exchange_only() {
     let lines = run(Verbosity::Summary, &http_exchange(FIN_ACK));
     assert_eq!(lines.len(), 2, "{lines:#?}");
-    assert!(
-        lines[0]["httpRequest"]["status"] == 200,
-        "the response: {}",
-        lines[0]
-    );
+    // The exchange entry (not the response's packet entry): request, status, latency.
+    let x = &lines[0];
+    assert_eq!(x["kind"], "exchange", "{x}");
+    assert_eq!(x["exchange"]["proto"], "HTTP/1.1");
+    assert_eq!(x["exchange"]["method"], "GET");
+    assert_eq!(x["exchange"]["url"], "http://a/");
+    assert_eq!(x["exchange"]["status"], 200);
+    assert_eq!(x["httpRequest"]["status"], 200);
+    assert!(x["exchange"]["latency"].is_f64(), "{x}");
+    assert!(x.get("pcap").is_some_and(|p| p.get("num").is_none()));
     let c = &lines[1];
     assert_eq!(c["kind"], "connection");
     assert_eq!(c["severity"], "INFO");

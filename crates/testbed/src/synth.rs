@@ -260,7 +260,8 @@ pub fn dns_name(name: &str, out: &mut Vec<u8>) {
     out.push(0);
 }
 
-fn dns(query_id: u16, name: &str, answer: Option<Ipv4Addr>) -> Vec<u8> {
+/// A DNS message for `name` (A, IN): a query, or with `answer` its response.
+pub fn dns(query_id: u16, name: &str, answer: Option<Ipv4Addr>) -> Vec<u8> {
     let mut m = Vec::new();
     m.extend_from_slice(&query_id.to_be_bytes());
     let flags: u16 = if answer.is_some() { 0x8180 } else { 0x0100 };
@@ -375,7 +376,7 @@ fn conversation(rng: &mut Rng, n: u64) -> Conversation {
 
 /// Appends a literal header field without indexing, new name, raw strings (RFC 7541 §6.2.2):
 /// a tiny HPACK encoder for synthetic HTTP/2 header blocks.
-fn hpack_literal(out: &mut Vec<u8>, name: &str, value: &str) {
+pub fn hpack_literal(out: &mut Vec<u8>, name: &str, value: &str) {
     out.push(0x00);
     for s in [name, value] {
         // §5.1 integer, 7-bit prefix, Huffman bit clear.
@@ -395,7 +396,8 @@ fn hpack_literal(out: &mut Vec<u8>, name: &str, value: &str) {
     }
 }
 
-fn h2_frame(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
+/// Appends an HTTP/2 frame (RFC 9113 §4.1).
+pub fn h2_frame(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
     out.extend_from_slice(&(payload.len() as u32).to_be_bytes()[1..]);
     out.push(kind);
     out.push(flags);

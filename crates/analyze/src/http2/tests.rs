@@ -431,3 +431,56 @@ fn mutated_segments_never_panic() {
         }
     }
 }
+
+#[test]
+fn a_gap_inside_a_frame_loses_that_frame_and_keeps_the_boundaries() {
+    let mut c = Conn::new(true);
+    let req = frame(
+        1,
+        0x05,
+        1,
+        &block(
+            &[(":method", "GET"), (":path", "/a"), ("traceparent", TP)],
+            false,
+        ),
+    );
+    c.on_segment(Side::A, 0, &req);
+    let resp = frame(1, 0x04, 1, &block(&[(":status", "200")], false));
+    c.on_segment(Side::B, 1, &resp);
+    // A DATA frame of 100 bytes: its first 30 seen, 40 never, the last 30 and the next
+    // frame in one delivery.
+    let data = frame(0, 0, 1, &[7u8; 100]);
+    c.on_segment(Side::B, 2, &data[..39]);
+    c.on_gap(Side::B, 40);
+    let mut rest = data[79..].to_vec();
+    let end = frame(0, 0x01, 1, b"end");
+    rest.extend_from_slice(&end);
+    let seg = c.on_bytes(Side::B, &Stamps::at_once(3), &rest);
+    assert!(seg.error.is_none(), "{:?}", seg.error);
+    assert_eq!(seg.frames.len(), 1);
+    assert_eq!(seg.frames[0].kind, FrameType::Data);
+    assert_eq!(seg.skipped, 0);
+}
+
+#[test]
+fn a_gap_across_frames_resynchronises_at_a_run_of_frames() {
+    let mut c = Conn::new(true);
+    c.on_segment(Side::A, 0, &settings());
+    // Frame boundaries lost: the bytes before the next whole run of frames are skipped,
+    // HPACK knows it may have missed entries.
+    c.on_gap(Side::A, 25);
+    let mut bytes = vec![0xaa; 5];
+    let req = frame(
+        1,
+        0x05,
+        3,
+        &block(&[(":method", "GET"), (":path", "/b")], false),
+    );
+    bytes.extend_from_slice(&req);
+    let seg = c.on_bytes(Side::A, &Stamps::at_once(10), &bytes);
+    assert!(seg.error.is_none(), "{:?}", seg.error);
+    assert_eq!(seg.skipped, 5);
+    let (_, h) = seg.first_headers().unwrap();
+    assert_eq!(h.get(":path"), Some(&b"/b"[..]));
+    assert!(h.unsynced);
+}

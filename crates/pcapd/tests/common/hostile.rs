@@ -401,6 +401,21 @@ pub fn h2_state_flood<W: Write>(w: &mut PcapWriter<W>, conns: u32, entry: usize)
     conn(0).send(w, true, &again);
 }
 
+/// `conns` HTTP/1.1 connections whose request loses its second byte: every later segment
+/// (`segments` of 1,400 bytes each) waits out of order for a gap that never fills.
+pub fn out_of_order_flood<W: Write>(w: &mut PcapWriter<W>, conns: u32, segments: u32) {
+    let chunk = vec![b'x'; 1_400];
+    for n in 0..conns {
+        let mut t = Tcp::new(0x20_0000 + n, 10_000 + (n % 50_000) as u16, 8080);
+        t.handshake(w);
+        t.send(w, true, b"G");
+        t.c = t.c.wrapping_add(1);
+        for _ in 0..segments {
+            t.send(w, true, &chunk);
+        }
+    }
+}
+
 /// `flows` tiny flows: one SYN each, every one a new 5-tuple.
 pub fn tiny_flows<W: Write>(w: &mut PcapWriter<W>, flows: u32) {
     for n in 0..flows {

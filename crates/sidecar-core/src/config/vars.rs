@@ -293,7 +293,7 @@ pub const VARS: &[Var] = &[
         .used_by(Group::Runtime, EVERY),
     var("PCAP_VERBOSITY", "verbosity", Some("DEBUG"),
         "INFO, DEBUG or SUMMARY (any case)",
-        "Packet JSON detail: INFO gives compact entries (lower Cloud Logging cost), DEBUG the full analysis, SUMMARY one entry per closed TCP connection plus the packets with an anomaly (retransmission, loss, zero window, reset…).")
+        "Packet JSON detail: INFO gives compact entries (lower Cloud Logging cost), DEBUG the full analysis, SUMMARY one entry per closed TCP connection and per HTTP exchange, gRPC call and DNS pair, plus the packets with an anomaly (retransmission, loss, zero window, reset…).")
         .used_by(Group::Output, PCAPD),
     var("PCAP_SHUTDOWN_SECS", "shutdown-secs", Some("9"),
         "a whole number of seconds 1..=3600",
