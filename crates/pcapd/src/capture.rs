@@ -11,6 +11,7 @@ use pipeline::{Ingest, Packet};
 use sidecar_core::log::Severity;
 
 use crate::pcap_files::PcapFiles;
+use crate::recorder::Recorder;
 use crate::source::{KernelStats, Next, Source};
 use crate::{Error, LogTarget, TranslatorKind};
 
@@ -25,6 +26,8 @@ pub(crate) struct CaptureEnd {
     pub(crate) error: Option<Error>,
     /// `.pcap` files written (ring-less path), oldest first.
     pub(crate) pcap_files: Vec<std::path::PathBuf>,
+    /// The flight recorder, finished once translation has drained (its last triggers).
+    pub(crate) recorder: Option<Recorder>,
 }
 
 /// What the capture thread does with packets besides translating them.
@@ -33,6 +36,8 @@ pub(crate) struct Sinks {
     pub(crate) translate: bool,
     /// Write `.pcap` files.
     pub(crate) pcap: Option<PcapFiles>,
+    /// The flight recorder (`PCAP_TRIGGER`): ring and trigger windows.
+    pub(crate) recorder: Option<Recorder>,
     /// Where write errors are reported.
     pub(crate) logs: LogTarget,
 }
@@ -69,6 +74,9 @@ pub(crate) fn run<K: TranslatorKind + ?Sized>(
                 if let Some(pcap) = sinks.pcap.as_mut() {
                     pcap.write(packet.ts_sec, packet.ts_nsec, packet.wire_len, packet.data);
                 }
+                if let Some(recorder) = sinks.recorder.as_mut() {
+                    recorder.packet(packet.ts_sec, packet.ts_nsec, packet.wire_len, packet.data);
+                }
                 if sinks.translate {
                     ingest.push(&Packet {
                         num,
@@ -88,6 +96,12 @@ pub(crate) fn run<K: TranslatorKind + ?Sized>(
             Err(failure) => {
                 error = Some(failure);
                 break;
+            }
+        }
+        // Triggers wait in the ring's time, so polling every few packets is soon enough.
+        if idle || read % 64 == 0 {
+            if let Some(recorder) = sinks.recorder.as_mut() {
+                recorder.poll();
             }
         }
         if idle || read % 1024 == 0 {
@@ -126,6 +140,7 @@ pub(crate) fn run<K: TranslatorKind + ?Sized>(
         }
         None => Vec::new(),
     };
+
     if live {
         store(kernel, source.kernel_stats());
     }
@@ -137,6 +152,7 @@ pub(crate) fn run<K: TranslatorKind + ?Sized>(
         read,
         error,
         pcap_files,
+        recorder: sinks.recorder.take(),
     }
 }
 

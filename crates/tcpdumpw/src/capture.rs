@@ -71,6 +71,9 @@ pub struct CaptureSettings {
     pub ring_less: bool,
     /// Whether `.pcap` files are wanted (`PCAP_TCPDUMP`).
     pub pcap_files: bool,
+    /// The flight recorder (`PCAP_TRIGGER`): pcapd captures alone and writes the trigger
+    /// windows; no tcpdump runs, on either path.
+    pub recorder: bool,
 }
 
 /// Child name of an interface's tcpdump (`tcpdump[eth0]`).
@@ -150,7 +153,10 @@ pub fn pcapd_ready_dir(settings: &CaptureSettings, iface: &str) -> PathBuf {
 /// timeout neutralised, see [`PCAPD_NEUTRAL_ENV`]), the interface and the final filter as
 /// flags, and a readiness directory of its own. Its stdout is inherited: packet JSON lines
 /// are already Cloud Logging lines, and wrapping them would cost a parse per packet.
-pub fn pcapd_spec(settings: &CaptureSettings, iface: &str) -> ChildSpec {
+///
+/// With the recorder, `endpoint` says whether this pcapd serves the manual trigger's
+/// loopback endpoint (one port: the first interface's pcapd does).
+pub fn pcapd_spec(settings: &CaptureSettings, iface: &str, endpoint: bool) -> ChildSpec {
     let ready_dir = pcapd_ready_dir(settings, iface);
     let mut spec = ChildSpec::new(pcapd_name(iface), &settings.pcapd)
         .on_parent_death(Signal::SIGTERM)
@@ -169,7 +175,10 @@ pub fn pcapd_spec(settings: &CaptureSettings, iface: &str) -> ChildSpec {
             ),
             format!("--write-pcap={}", settings.ring_less && settings.pcap_files),
         ]);
-    if settings.ring_less {
+    if settings.recorder {
+        spec = spec.args([format!("--trigger-endpoint={endpoint}")]);
+    }
+    if settings.ring_less || settings.recorder {
         // This pcapd replaces tcpdump: it gets tcpdump's buffer.
         spec = spec.args([format!(
             "--buffer-mib={}",
@@ -277,6 +286,7 @@ mod tests {
                 ("PCAP_TIMEOUT_SECS", "60".into()),
             ],
             ring_less: false,
+            recorder: false,
             pcap_files: true,
         }
     }
@@ -346,7 +356,7 @@ mod tests {
     #[test]
     fn pcapd_gets_interface_filter_and_configuration() {
         let s = settings(Path::new("/pcap-tmp"), 60, "(udp)");
-        let spec = pcapd_spec(&s, "eth0");
+        let spec = pcapd_spec(&s, "eth0", true);
         assert_eq!(spec.name, "pcapd[eth0]");
         assert_eq!(spec.program, PathBuf::from("/usr/local/bin/pcapd"));
         assert_eq!(
@@ -378,17 +388,36 @@ mod tests {
     }
 
     #[test]
+    fn the_recorder_pcapd_gets_the_buffer_and_one_endpoint() {
+        let mut s = settings(Path::new("/pcap-tmp"), 60, "(udp)");
+        s.recorder = true;
+        let args = strings(&pcapd_spec(&s, "eth0", true).args);
+        assert!(
+            args.ends_with(&[
+                "--trigger-endpoint=true".to_string(),
+                "--buffer-mib=4".to_string()
+            ]),
+            "{args:?}"
+        );
+        let args = strings(&pcapd_spec(&s, "eth1", false).args);
+        assert!(
+            args.contains(&"--trigger-endpoint=false".to_string()),
+            "{args:?}"
+        );
+    }
+
+    #[test]
     fn ring_less_pcapd_writes_the_pcap_files() {
         let mut s = settings(Path::new("/pcap-tmp"), 60, "(udp)");
         s.ring_less = true;
-        let args = strings(&pcapd_spec(&s, "eth0").args);
+        let args = strings(&pcapd_spec(&s, "eth0", true).args);
         assert!(args.ends_with(&[
             "--capture-path=ring-less".to_string(),
             "--write-pcap=true".to_string(),
             "--buffer-mib=4".to_string()
         ]));
         s.pcap_files = false;
-        let args = strings(&pcapd_spec(&s, "eth0").args);
+        let args = strings(&pcapd_spec(&s, "eth0", true).args);
         assert!(args.contains(&"--write-pcap=false".to_string()), "{args:?}");
     }
 

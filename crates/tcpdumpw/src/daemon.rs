@@ -284,6 +284,7 @@ pub(crate) fn run(
         config_env: config.to_env(),
         ring_less,
         pcap_files: config.tcpdump,
+        recorder: config.recorder.is_some(),
     };
 
     let (tap, lines) = mpsc::channel();
@@ -484,6 +485,12 @@ impl Daemon<'_> {
         Ok(())
     }
 
+    /// Whether the pcapd of `iface` serves the manual trigger's endpoint: the first
+    /// selected interface's does (the port can be bound once).
+    fn serves_endpoint(&self, iface: &str) -> bool {
+        self.selected_names().first().map(String::as_str) == Some(iface)
+    }
+
     fn selected_names(&self) -> Vec<String> {
         self.selected
             .iter()
@@ -592,14 +599,16 @@ impl Daemon<'_> {
         let now = Utc::now();
         self.guard.note(iface, now);
         let mut children = Vec::new();
-        if self.config.tcpdump && !self.settings.ring_less {
+        let recorder = self.settings.recorder;
+        if self.config.tcpdump && !self.settings.ring_less && !recorder {
             let spec = capture::tcpdump_spec(&self.settings, iface, now);
             children.extend(self.start_child(spec, Kind::Tcpdump));
         }
         // Ring-less: one pcapd captures for both the .pcap files and the JSON outputs.
         let pcapd_writes_pcap = self.settings.ring_less && self.config.tcpdump;
-        if self.config.json || self.config.json_log || pcapd_writes_pcap {
-            let spec = capture::pcapd_spec(&self.settings, iface);
+        if self.config.json || self.config.json_log || pcapd_writes_pcap || recorder {
+            let endpoint = self.serves_endpoint(iface);
+            let spec = capture::pcapd_spec(&self.settings, iface, endpoint);
             children.extend(self.start_child(spec, Kind::Pcapd));
         }
         if !self.summary.interfaces.iter().any(|i| i == iface) {
@@ -732,6 +741,7 @@ impl Daemon<'_> {
     /// scanned again before deciding anything: its interface may simply be gone).
     fn poll_children(&mut self) -> bool {
         let mut gave_up = false;
+        let endpoint_iface = self.selected_names().into_iter().next();
         let now = Instant::now();
         for (iface, capture) in &mut self.captures {
             for child in &mut capture.children {
@@ -745,7 +755,11 @@ impl Daemon<'_> {
                     // A new file name (without rotation) and the current filter.
                     let spec = match child.kind {
                         Kind::Tcpdump => capture::tcpdump_spec(&self.settings, iface, Utc::now()),
-                        Kind::Pcapd => capture::pcapd_spec(&self.settings, iface),
+                        Kind::Pcapd => capture::pcapd_spec(
+                            &self.settings,
+                            iface,
+                            endpoint_iface.as_deref() == Some(iface.as_str()),
+                        ),
                     };
                     child.process.spec_mut().args = spec.args;
                     self.guard.note(iface, Utc::now());

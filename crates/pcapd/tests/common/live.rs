@@ -130,6 +130,25 @@ impl Running {
         found.unwrap()
     }
 
+    /// Waits (20 s at most) until `count` stdout lines match `predicate`.
+    pub fn wait_for_lines(&self, what: &str, count: usize, predicate: impl Fn(&Value) -> bool) {
+        testbed::wait_until(Duration::from_secs(20), Duration::from_millis(20), || {
+            self.lines
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| predicate(&parse(l)))
+                .count()
+                >= count
+        })
+        .unwrap_or_else(|e| {
+            panic!(
+                "waiting for {count} × {what}: {e}; lines: {:?}",
+                self.lines.lock().unwrap()
+            )
+        });
+    }
+
     /// SIGTERM, then the exit code and every stdout line.
     pub fn terminate(mut self) -> (Option<i32>, Vec<Value>) {
         kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
