@@ -38,11 +38,17 @@ pub(crate) struct Sinks {
     pub(crate) pcap: Option<PcapFiles>,
     /// The flight recorder (`PCAP_TRIGGER`): ring and trigger windows.
     pub(crate) recorder: Option<Recorder>,
+    /// Reading a file for the recorder: translation's progress, so reading stays close to
+    /// it (a file is read far faster than its packet time, and the ring is bounded in
+    /// packet time: a trigger must find its window still in the ring).
+    pub(crate) pace: Option<pipeline::Monitor>,
     /// Where write errors are reported.
     pub(crate) logs: LogTarget,
 }
 
 const KERNEL_STATS_EVERY: Duration = Duration::from_secs(1);
+/// How far reading a file for the recorder may run ahead of translation, in packets.
+const PACE_PACKETS: u64 = 1024;
 
 pub(crate) fn run<K: TranslatorKind + ?Sized>(
     mut source: Source,
@@ -68,6 +74,16 @@ pub(crate) fn run<K: TranslatorKind + ?Sized>(
         let mut idle = false;
         match source.next_packet() {
             Ok(Next::Packet(packet)) => {
+                if let Some(monitor) = sinks.pace.as_ref().filter(|_| read % 256 == 0) {
+                    while read.saturating_sub(monitor.snapshot().translated) > PACE_PACKETS
+                        && !stop.load(Ordering::Relaxed)
+                    {
+                        if let Some(recorder) = sinks.recorder.as_mut() {
+                            recorder.poll();
+                        }
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
                 // Serial numbers start at 0, like the original's (`pcap.num`).
                 let num = read;
                 read += 1;

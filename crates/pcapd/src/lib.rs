@@ -375,10 +375,11 @@ fn run_inner<K: TranslatorKind>(
         counters.extend(recorder_counters());
         counters
     };
-    let sinks = capture::Sinks {
+    let mut sinks = capture::Sinks {
         translate: settings.stdout || settings.files.is_some() || recorder.is_some(),
         pcap,
         recorder,
+        pace: None,
         logs,
     };
     let output_names: Vec<&str> = settings.output_names();
@@ -399,6 +400,9 @@ fn run_inner<K: TranslatorKind>(
     let (ingest, pipeline) =
         Pipeline::start(&pipeline_settings, factory, outputs).map_err(Error::Thread)?;
     let monitor = pipeline.monitor();
+    if sinks.recorder.is_some() && !info.live {
+        sinks.pace = Some(monitor.clone());
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
     let kernel: capture::SharedKernelStats = Arc::new(Mutex::new(None));
