@@ -26,12 +26,23 @@ const APP_V4: &str = "198.51.100.1";
 const PORT: u16 = 8080;
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
-/// An HTTP/1.1 server: `/fail` answers 503, `/boom` 500, everything else 200.
+/// An HTTP/1.1 server: `/fail` answers 503, `/boom` 500, `/slow` 200 after 1.5 s, `/reset`
+/// part of a response and then a TCP reset, everything else 200.
 const SERVER: &str = r#"
-import http.server
+import http.server, socket, struct, time
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def do_GET(self):
+        if self.path.startswith("/reset"):
+            # Part of a response, then a reset (SO_LINGER 0): a TCP RST after data.
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial")
+            self.wfile.flush()
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            self.close_connection = True
+            return
+        if self.path.startswith("/slow"):
+            time.sleep(1.5)
         code = 503 if self.path.startswith("/fail") else 500 if self.path.startswith("/boom") else 200
         body = b"x" * 64
         self.send_response(code)
@@ -756,5 +767,191 @@ fn bench_recorder_against_continuous_capture() {
     eprintln!(
         "heavy: {} B; recorder at default bounds peak RSS {rss} KiB; pcapd --read with INFO JSON {baseline} KiB",
         std::fs::metadata(&heavy).unwrap().len()
+    );
+}
+
+#[test]
+fn grpc_latency_rst_dns_and_icmp_triggers_each_write_their_window() {
+    let net = TestNet::new("rec-kinds").unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let _server = server(net.app());
+    let mut dnsmasq = net.app().command("dnsmasq");
+    dnsmasq
+        .args([
+            "--no-daemon",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            "--listen-address=198.51.100.1",
+            "--port=53",
+            "--local=/example.test/",
+        ])
+        .arg(format!(
+            "--pid-file={}",
+            out.path().join("dnsmasq.pid").display()
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _dnsmasq = ChildGuard::spawn(&mut dnsmasq).unwrap();
+    let grpc_script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/resources/grpc_h2c.py");
+    let grpc_addr = format!("{APP_V4}:50051");
+    let _grpc = ChildGuard::spawn(
+        net.app()
+            .command("python3")
+            .arg(&grpc_script)
+            .args(["server", &grpc_addr])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .unwrap();
+    testbed::wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
+        ["53", "50051"].iter().all(|port| {
+            net.app()
+                .run("ss", ["-Hlnt", "sport", "=", &format!(":{port}")])
+                .is_ok_and(|out| !out.stdout.is_empty())
+        })
+    })
+    .unwrap();
+    let pcapd = recorder(
+        &net,
+        out.path(),
+        &[
+            (
+                "PCAP_TRIGGER",
+                "grpc:!0,latency:>1s,tcp:rst-after-data,dns:nxdomain,icmp:unreachable",
+            ),
+            ("PCAP_TRIGGER_BEFORE_SECS", "1"),
+            ("PCAP_TRIGGER_AFTER_SECS", "0"),
+            ("PCAP_TRIGGER_COOLDOWN_SECS", "0"),
+        ],
+        false,
+    );
+    let gap = || {
+        steady(
+            &net,
+            Duration::from_millis(2500),
+            Duration::from_millis(100),
+        )
+    };
+    gap();
+    // One event every 2.5 s (windows of 1 s plus the merge lag never touch); the steady
+    // 200s in between, fast and without error, must fire nothing. First a datagram to a
+    // closed port: the ICMP port unreachable.
+    let _ = net
+        .peer()
+        .command("bash")
+        .args(["-c", &format!("echo x > /dev/udp/{APP_V4}/9")])
+        .status();
+    gap();
+    let dig = net
+        .peer()
+        .run(
+            "dig",
+            [
+                "+short",
+                "+tries=1",
+                "@198.51.100.1",
+                "nothere.example.test",
+            ],
+        )
+        .unwrap();
+    assert!(dig.status.success());
+    gap();
+    get(&net, "/slow", false);
+    gap();
+    let _ = net
+        .peer()
+        .command("curl")
+        .args(["-s", "-o", "/dev/null", "--max-time", "3"])
+        .arg(format!("http://{APP_V4}:{PORT}/reset"))
+        .status();
+    gap();
+    let grpc = net
+        .peer()
+        .run(
+            "python3",
+            [
+                grpc_script.to_str().unwrap(),
+                "client",
+                &grpc_addr,
+                &format!("00-{TRACE}-00f067aa0ba902b7-01"),
+            ],
+        )
+        .unwrap();
+    assert!(String::from_utf8_lossy(&grpc.stdout).contains("not found"));
+    gap();
+    let (code, lines) = pcapd.terminate();
+    assert_eq!(code, Some(0), "{lines:?}");
+    let fired: Vec<(String, String)> = lines
+        .iter()
+        .filter(|l| message_has(l, "flight recorder: ") && message_has(l, " fired"))
+        .map(|l| {
+            (
+                l["trigger"].as_str().unwrap().to_string(),
+                l["detail"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let fired_kinds: Vec<&str> = fired.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        fired_kinds,
+        ["unreachable", "nxdomain", "latency", "tcprst", "grpc"],
+        "{lines:?}"
+    );
+    assert_eq!(fired[0].1, "ICMP destination unreachable");
+    assert_eq!(fired[1].1, "DNS NXDOMAIN");
+    assert!(fired[2].1.starts_with("HTTP latency 15"), "{}", fired[2].1);
+    assert_eq!(fired[3].1, "TCP reset after data");
+    assert_eq!(fired[4].1, "gRPC status 5");
+    let grpc_line = lines
+        .iter()
+        .find(|l| l["trigger"] == "grpc" && message_has(l, "fired"))
+        .unwrap();
+    assert_eq!(grpc_line["trace"], TRACE, "{grpc_line}");
+    let files = pcap_files(&out.path().join("capture"));
+    let kinds: Vec<String> = files
+        .iter()
+        .map(|f| {
+            let name = file_name(f);
+            name.rsplit_once("Z_")
+                .unwrap()
+                .1
+                .trim_end_matches(".pcap")
+                .to_string()
+        })
+        .collect();
+    let mut expected = vec!["grpc", "latency", "nxdomain", "tcprst", "unreachable"];
+    let mut sorted = kinds.clone();
+    sorted.sort();
+    expected.sort_unstable();
+    assert_eq!(sorted, expected, "{files:?}");
+    let file_of = |kind: &str| files[kinds.iter().position(|k| k == kind).unwrap()].clone();
+    for (kind, filter) in [
+        ("unreachable", "icmp.type == 3"),
+        ("nxdomain", "dns.flags.rcode == 3"),
+        ("tcprst", "tcp.flags.reset == 1"),
+    ] {
+        assert_eq!(
+            tshark(&file_of(kind), filter, "frame.number").len(),
+            1,
+            "{kind}"
+        );
+    }
+    // The slow response is the trigger: its packet is in the window, at the trigger time
+    // (the request, 1.5 s earlier, is before the 1 s window).
+    let latency = lines
+        .iter()
+        .find(|l| l["trigger"] == "latency" && message_has(l, "fired"))
+        .unwrap();
+    let t = rfc3339(latency["trigger_time"].as_str().unwrap());
+    let responses = tshark(
+        &file_of("latency"),
+        "tcp.srcport == 8080 && tcp.len > 0",
+        "frame.time_epoch",
+    );
+    assert!(
+        responses.iter().any(|r| (epoch(r) - t).abs() < 1e-3),
+        "{responses:?} vs {t}"
     );
 }
