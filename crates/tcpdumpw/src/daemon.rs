@@ -252,6 +252,8 @@ pub(crate) fn run(
             detection.path,
             detection.reason,
             match detection.path {
+                _ if config.recorder.is_some() =>
+                    "; flight recorder (PCAP_TRIGGER): no tcpdump, pcapd keeps the ring and writes the trigger windows",
                 CapturePath::Ring => "; tcpdump writes the .pcap files",
                 CapturePath::RingLess =>
                     "; no tcpdump: pcapd reads AF_PACKET sockets with recvmmsg and writes the .pcap files",
