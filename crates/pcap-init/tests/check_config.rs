@@ -123,6 +123,7 @@ fn every_invalid_variable_is_reported_and_exits_2() {
         ("PCAP_CRON_EXP", "* * *"),
         ("PCAP_TIMEZONE", "PST8PDT/Nowhere"),
         ("PCAP_TIMEOUT_SECS", "ten"),
+        ("PCAP_PACKET_COUNT", "1e6"),
         ("PCAP_TRIGGER", "http:5xx,disk-full"),
         ("PCAP_RING_SECS", "1h"),
         ("PCAP_RING_MB", "0"),

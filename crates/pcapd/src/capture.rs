@@ -42,6 +42,8 @@ pub(crate) struct Sinks {
     /// it (a file is read far faster than its packet time, and the ring is bounded in
     /// packet time: a trigger must find its window still in the ring).
     pub(crate) pace: Option<pipeline::Monitor>,
+    /// Stop after this many packets (`PCAP_PACKET_COUNT`).
+    pub(crate) count: Option<u64>,
     /// Where write errors are reported.
     pub(crate) logs: LogTarget,
 }
@@ -102,6 +104,9 @@ pub(crate) fn run<K: TranslatorKind + ?Sized>(
                         data: packet.data,
                         shard: kind.shard_key(linktype, packet.data),
                     });
+                }
+                if sinks.count.is_some_and(|n| read >= n) {
+                    break;
                 }
             }
             Ok(Next::Idle) => {

@@ -380,6 +380,7 @@ fn run_inner<K: TranslatorKind>(
         pcap,
         recorder,
         pace: None,
+        count: settings.packet_count,
         logs,
     };
     let output_names: Vec<&str> = settings.output_names();
@@ -498,6 +499,13 @@ fn run_inner<K: TranslatorKind>(
         }),
         recorder: None,
     });
+    if let Some(count) = settings.packet_count.filter(|n| end.read >= *n) {
+        logs.event(
+            Severity::Info,
+            &format!("{count} packets captured (PCAP_PACKET_COUNT): capture stopped"),
+            &(),
+        );
+    }
     // Only live capture has a drain budget (Cloud Run's SIGTERM grace): a file is complete,
     // whatever stopped the reading and however long translating what was read takes.
     let finished = if info.live {

@@ -67,6 +67,8 @@ pub struct Settings {
     /// The flight recorder (`PCAP_TRIGGER`): packets go to a ring, and only the windows
     /// around triggers to `.pcap` files; no other output.
     pub recorder: Option<RecorderSettings>,
+    /// Stop after this many packets (`PCAP_PACKET_COUNT`, like `tcpdump -c`).
+    pub packet_count: Option<u64>,
 }
 
 /// Default number of translation workers: suits the 2-core machines this runs on (capture
@@ -108,6 +110,7 @@ impl Settings {
             capture_path: None,
             pcap: None,
             recorder: None,
+            packet_count: None,
         }
     }
 
@@ -466,6 +469,7 @@ pub fn from_config(config: &Config, matches: &ArgMatches) -> Result<Settings, Er
         capture_path,
         pcap,
         recorder,
+        packet_count: (config.packet_count > 0).then_some(config.packet_count),
     })
 }
 

@@ -74,6 +74,8 @@ pub struct CaptureSettings {
     /// The flight recorder (`PCAP_TRIGGER`): pcapd captures alone and writes the trigger
     /// windows; no tcpdump runs, on either path.
     pub recorder: bool,
+    /// `-c` of each tcpdump (`PCAP_PACKET_COUNT`); 0: no limit. pcapd reads the variable.
+    pub packet_count: u64,
 }
 
 /// Child name of an interface's tcpdump (`tcpdump[eth0]`).
@@ -118,6 +120,10 @@ pub fn tcpdump_args(settings: &CaptureSettings, iface: &str, target: &Path) -> V
     .map(OsString::from)
     .collect();
     args.push(target.as_os_str().to_owned());
+    if settings.packet_count > 0 {
+        args.push("-c".into());
+        args.push(settings.packet_count.to_string().into());
+    }
     if settings.rotate_secs > 0 {
         args.push("-G".into());
         args.push(settings.rotate_secs.to_string().into());
@@ -132,7 +138,7 @@ pub fn tcpdump_args(settings: &CaptureSettings, iface: &str, target: &Path) -> V
 /// The tcpdump child of `iface`.
 pub fn tcpdump_spec(settings: &CaptureSettings, iface: &str, now: DateTime<Utc>) -> ChildSpec {
     let target = tcpdump_target(settings, iface, now);
-    ChildSpec::new(tcpdump_name(iface), &settings.tcpdump)
+    let mut spec = ChildSpec::new(tcpdump_name(iface), &settings.tcpdump)
         .args(tcpdump_args(settings, iface, &target))
         // strftime in the file name expands in local time: make that UTC like every name.
         .env("TZ", "UTC")
@@ -140,7 +146,11 @@ pub fn tcpdump_spec(settings: &CaptureSettings, iface: &str, now: DateTime<Utc>)
         // makes it close the file whole.
         .on_parent_death(Signal::SIGTERM)
         // Its answers to the counters polls are read, not logged (one line a second).
-        .quiet_lines(is_counters_answer)
+        .quiet_lines(is_counters_answer);
+    if settings.packet_count > 0 {
+        spec = spec.done_on_success();
+    }
+    spec
 }
 
 /// Where the pcapd of `iface` raises its readiness signal (its capture handle is open):
@@ -195,6 +205,7 @@ pub fn pcapd_spec(settings: &CaptureSettings, iface: &str, endpoint: bool) -> Ch
     }
     spec.stdout = StreamHandling::Inherit;
     spec.stderr = StreamHandling::Wrap;
+    spec.done_on_success = settings.packet_count > 0;
     spec
 }
 
@@ -287,6 +298,7 @@ mod tests {
             ],
             ring_less: false,
             recorder: false,
+            packet_count: 0,
             pcap_files: true,
         }
     }
@@ -300,6 +312,18 @@ mod tests {
         args.iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect()
+    }
+
+    #[test]
+    fn the_packet_count_is_tcpdumps_c_and_ends_both_children_for_good() {
+        let mut s = settings(Path::new("/pcap-tmp"), 60, "");
+        assert!(!strings(&tcpdump_spec(&s, "eth0", at(9)).args).contains(&"-c".to_string()));
+        s.packet_count = 25;
+        let tcpdump = tcpdump_spec(&s, "eth0", at(9));
+        let args = strings(&tcpdump.args);
+        let c = args.iter().position(|a| a == "-c").unwrap();
+        assert_eq!(args[c + 1], "25");
+        assert!(tcpdump.done_on_success && pcapd_spec(&s, "eth0", true).done_on_success);
     }
 
     #[test]

@@ -49,6 +49,8 @@ struct Child {
     kind: Kind,
     process: Supervised,
     listening: bool,
+    /// It captured its `PCAP_PACKET_COUNT` packets and exited: done for this run.
+    done: bool,
 }
 
 impl Child {
@@ -287,6 +289,7 @@ pub(crate) fn run(
         ring_less,
         pcap_files: config.tcpdump,
         recorder: config.recorder.is_some(),
+        packet_count: config.packet_count,
     };
 
     let (tap, lines) = mpsc::channel();
@@ -586,6 +589,7 @@ impl Daemon<'_> {
                     kind,
                     process,
                     listening: false,
+                    done: false,
                 })
             }
             Err(error) => {
@@ -767,6 +771,18 @@ impl Daemon<'_> {
                     self.guard.note(iface, Utc::now());
                 }
                 match child.process.poll() {
+                    // tcpdump -c / pcapd exit 0 once they have their packets
+                    // (`done_on_success`): done for this run, not restarted.
+                    Some(Event::Finished { .. }) => {
+                        child.listening = false;
+                        child.done = true;
+                        self.guard.note(iface, Utc::now());
+                        log::info(&format!(
+                            "{} captured PCAP_PACKET_COUNT={} packets: done for this run",
+                            child.process.name(),
+                            self.config.packet_count
+                        ));
+                    }
                     Some(Event::Exited { .. }) => {
                         child.listening = false;
                         self.guard.note(iface, Utc::now());
@@ -982,6 +998,35 @@ impl Daemon<'_> {
     /// Raises readiness once every capture listens; fails when none is left.
     fn check_capture(&mut self) -> Result<(), Error> {
         if self.runs.active().is_none() || self.captures.is_empty() {
+            return Ok(());
+        }
+        let counted = self.captures.values().all(|c| {
+            c.children.iter().all(|child| child.done || !child.alive())
+                && c.children.iter().any(|child| child.done)
+        });
+        if counted && !self.captures.values().any(Capture::alive) {
+            if let Some(number) = self.runs.end_active() {
+                self.stop_captures(&format!("run {number} complete"));
+                let next_run = self.runs.next_run().map(rfc3339);
+                log::event(
+                    Severity::Notice,
+                    &format!(
+                        "capture run {number} complete: every interface captured PCAP_PACKET_COUNT={} packets{}",
+                        self.config.packet_count,
+                        if self.runs.is_cron() {
+                            ""
+                        } else {
+                            "; tcpdumpw stays up (and ready) until SIGTERM"
+                        }
+                    ),
+                    &RunEvent {
+                        run: number,
+                        ends: None,
+                        next_run,
+                        interfaces: &[],
+                    },
+                );
+            }
             return Ok(());
         }
         if !self.captures.values().any(Capture::alive) {

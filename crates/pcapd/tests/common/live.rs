@@ -149,6 +149,26 @@ impl Running {
         });
     }
 
+    /// Waits (bounded) for the process to exit by itself; the exit code and every line.
+    pub fn wait_exit(mut self, timeout: Duration) -> (Option<i32>, Vec<Value>) {
+        let status = self
+            .child
+            .wait_timeout(timeout)
+            .unwrap()
+            .expect("pcapd exits by itself");
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        let lines = self
+            .lines
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| parse(l))
+            .collect();
+        (status.code(), lines)
+    }
+
     /// SIGTERM, then the exit code and every stdout line.
     pub fn terminate(mut self) -> (Option<i32>, Vec<Value>) {
         kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();

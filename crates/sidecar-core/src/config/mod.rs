@@ -119,6 +119,8 @@ pub struct Config {
     pub timezone: chrono_tz::Tz,
     /// `PCAP_TIMEOUT_SECS`; 0 means no limit.
     pub timeout_secs: u64,
+    /// `PCAP_PACKET_COUNT`: packets per interface and run; 0 means no limit.
+    pub packet_count: u64,
     /// `PCAP_TRIGGER` and the flight recorder's bounds; `None`: no recorder.
     pub recorder: Option<RecorderConfig>,
     /// `PCAP_RING_SECS` … `PCAP_TRIGGER_PORT` as given (also without `PCAP_TRIGGER`).
@@ -418,6 +420,9 @@ impl Config {
         let timeout_secs = r.get("PCAP_TIMEOUT_SECS", 0, |raw| {
             parse_u64_in(raw, 0, 31_536_000)
         });
+        let packet_count = r.get("PCAP_PACKET_COUNT", 0, |raw| {
+            parse_u64_in(raw, 0, 1_000_000_000)
+        });
         let triggers = r.optional("PCAP_TRIGGER", trigger::parse_triggers);
         let ring_secs = r.get("PCAP_RING_SECS", 60, |raw| parse_u64_in(raw, 1, 3_600));
         let ring_mb = r.get("PCAP_RING_MB", 64, |raw| parse_u64_in(raw, 1, 4_096));
@@ -566,6 +571,7 @@ impl Config {
             cron,
             timezone,
             timeout_secs,
+            packet_count,
             recorder,
             recorder_bounds,
             compat,
@@ -693,6 +699,7 @@ impl Config {
         );
         m.insert("PCAP_TIMEZONE", json!(self.timezone.name()));
         m.insert("PCAP_TIMEOUT_SECS", json!(self.timeout_secs));
+        m.insert("PCAP_PACKET_COUNT", json!(self.packet_count));
         let b = &self.recorder_bounds;
         m.insert(
             "PCAP_TRIGGER",

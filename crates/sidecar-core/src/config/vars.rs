@@ -282,6 +282,10 @@ pub const VARS: &[Var] = &[
         "a whole number of seconds 0..=31536000 (0: no limit)",
         "How long each capture runs; without cron a timeout makes a one-shot capture.")
         .used_by(Group::Schedule, PCAPD),
+    var("PCAP_PACKET_COUNT", "packet-count", Some("0"),
+        "a whole number of packets 0..=1000000000 (0: no limit)",
+        "Stop capturing after this many packets, like tcpdump -c: per interface (each interface's tcpdump gets -c, each pcapd stops there), per run with cron; the run ends when every interface has reached it (tcpdumpw then stays up until the next run or SIGTERM).")
+        .used_by(Group::Schedule, PCAPD),
     var("PCAP_TRIGGER", "trigger", None,
         super::trigger::ACCEPTED,
         "Flight recorder: capture continuously into an in-memory ring (PCAP_RING_SECS, PCAP_RING_MB) and export nothing, log no packet JSON, until one of these fires; then the window around it (PCAP_TRIGGER_BEFORE_SECS, PCAP_TRIGGER_AFTER_SECS) is written as <iface>_part_<trigger time>Z_<kind>.pcap and exported, with one log line naming the trigger, its trace and flow and the files (docs/flight-recorder.md). pcapd captures and writes the .pcap in this mode; tcpdump is not run.")
