@@ -133,6 +133,7 @@ const CASES: &[(&str, &str, &str)] = &[
     ("PCAP_CRON_EXP", "*/5 * * * * *", "every 5 minutes"),
     ("PCAP_TIMEZONE", "America/Los_Angeles", "Mars/Olympus"),
     ("PCAP_TIMEOUT_SECS", "60", "1m"),
+    ("PCAP_PACKET_COUNT", "1000", "-1"),
     (
         "PCAP_TRIGGER",
         "http:5xx, latency:>2s ,manual",
