@@ -230,6 +230,9 @@ impl TriggerSink {
                 Trigger::TcpRstAfterData => {
                     n.rst_after_data.then(|| "TCP reset after data".to_string())
                 }
+                Trigger::SynTimeout => n
+                    .syn_retransmitted
+                    .then(|| "SYN retransmitted: no SYN-ACK".to_string()),
                 Trigger::DnsRcode(code) => (n.dns_rcode == Some(u16::from(code)))
                     .then(|| format!("DNS {}", wire::dns::Rcode(u16::from(code)).mnemonic())),
                 Trigger::IcmpUnreachable => n

@@ -771,7 +771,7 @@ fn bench_recorder_against_continuous_capture() {
 }
 
 #[test]
-fn grpc_latency_rst_dns_and_icmp_triggers_each_write_their_window() {
+fn grpc_latency_rst_syn_timeout_dns_and_icmp_triggers_each_write_their_window() {
     let net = TestNet::new("rec-kinds").unwrap();
     let out = tempfile::tempdir().unwrap();
     let _server = server(net.app());
@@ -819,7 +819,7 @@ fn grpc_latency_rst_dns_and_icmp_triggers_each_write_their_window() {
         &[
             (
                 "PCAP_TRIGGER",
-                "grpc:!0,latency:>1s,tcp:rst-after-data,dns:nxdomain,icmp:unreachable",
+                "grpc:!0,latency:>1s,tcp:rst-after-data,tcp:syn-timeout,dns:nxdomain,icmp:unreachable",
             ),
             ("PCAP_TRIGGER_BEFORE_SECS", "1"),
             ("PCAP_TRIGGER_AFTER_SECS", "0"),
@@ -881,6 +881,20 @@ fn grpc_latency_rst_dns_and_icmp_triggers_each_write_their_window() {
         .unwrap();
     assert!(String::from_utf8_lossy(&grpc.stdout).contains("not found"));
     gap();
+    // A connect the app's firewall drops: the SYN is sent again after 1 s.
+    net.app()
+        .run(
+            "iptables",
+            ["-A", "INPUT", "-p", "tcp", "--dport", "9999", "-j", "DROP"],
+        )
+        .unwrap();
+    let _ = net
+        .peer()
+        .command("curl")
+        .args(["-s", "-o", "/dev/null", "--max-time", "2"])
+        .arg(format!("http://{APP_V4}:9999/"))
+        .status();
+    gap();
     let (code, lines) = pcapd.terminate();
     assert_eq!(code, Some(0), "{lines:?}");
     let fired: Vec<(String, String)> = lines
@@ -896,7 +910,14 @@ fn grpc_latency_rst_dns_and_icmp_triggers_each_write_their_window() {
     let fired_kinds: Vec<&str> = fired.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(
         fired_kinds,
-        ["unreachable", "nxdomain", "latency", "tcprst", "grpc"],
+        [
+            "unreachable",
+            "nxdomain",
+            "latency",
+            "tcprst",
+            "grpc",
+            "syntimeout"
+        ],
         "{lines:?}"
     );
     assert_eq!(fired[0].1, "ICMP destination unreachable");
@@ -904,6 +925,7 @@ fn grpc_latency_rst_dns_and_icmp_triggers_each_write_their_window() {
     assert!(fired[2].1.starts_with("HTTP latency 15"), "{}", fired[2].1);
     assert_eq!(fired[3].1, "TCP reset after data");
     assert_eq!(fired[4].1, "gRPC status 5");
+    assert_eq!(fired[5].1, "SYN retransmitted: no SYN-ACK");
     let grpc_line = lines
         .iter()
         .find(|l| l["trigger"] == "grpc" && message_has(l, "fired"))
@@ -921,7 +943,14 @@ fn grpc_latency_rst_dns_and_icmp_triggers_each_write_their_window() {
                 .to_string()
         })
         .collect();
-    let mut expected = vec!["grpc", "latency", "nxdomain", "tcprst", "unreachable"];
+    let mut expected = vec![
+        "grpc",
+        "latency",
+        "nxdomain",
+        "syntimeout",
+        "tcprst",
+        "unreachable",
+    ];
     let mut sorted = kinds.clone();
     sorted.sort();
     expected.sort_unstable();
@@ -938,6 +967,13 @@ fn grpc_latency_rst_dns_and_icmp_triggers_each_write_their_window() {
             "{kind}"
         );
     }
+    // The SYN sent again (the first one, 1 s earlier, is at the window's edge).
+    assert!(!tshark(
+        &file_of("syntimeout"),
+        "tcp.dstport == 9999 && tcp.flags.syn == 1",
+        "frame.number"
+    )
+    .is_empty());
     // The slow response is the trigger: its packet is in the window, at the trigger time
     // (the request, 1.5 s earlier, is before the 1 s window).
     let latency = lines

@@ -191,10 +191,13 @@ impl Translator {
                     }
                 }
                 facts.tcp = Some(tracker.analyze(side.index(), &seg));
-                self.notable.rst_after_data = facts
-                    .tcp
-                    .as_ref()
-                    .is_some_and(|a| a.flags.has(analyze::tcp_analysis::Flag::RstAfterData));
+                let analysis = facts.tcp.as_ref().map(|a| a.flags).unwrap_or_default();
+                self.notable.rst_after_data =
+                    analysis.has(analyze::tcp_analysis::Flag::RstAfterData);
+                // A SYN sent again: no SYN-ACK came within the client's first timeout.
+                self.notable.syn_retransmitted = t.flags().syn()
+                    && !t.flags().ack()
+                    && analysis.has(analyze::tcp_analysis::Flag::Retransmission);
                 facts.first |= ev.restarted;
                 facts.last = ev.last;
                 if !t.flags().syn() {
@@ -563,6 +566,8 @@ pub struct Notable {
     pub grpc_status: Option<u32>,
     /// A TCP reset on a connection that carried payload.
     pub rst_after_data: bool,
+    /// A retransmitted SYN (no SYN-ACK within the connect's first timeout).
+    pub syn_retransmitted: bool,
     /// Rcode of a DNS response.
     pub dns_rcode: Option<u16>,
     /// ICMP destination unreachable (v4 type 3, v6 type 1).

@@ -11,6 +11,7 @@
 //! | `grpc:14` | a gRPC status equal to the code (0..=16) |
 //! | `latency:>2s` | an HTTP response later than this after its request (`ms` or `s`) |
 //! | `tcp:rst-after-data` | a TCP reset on a connection that carried payload |
+//! | `tcp:syn-timeout` | a SYN sent again: no SYN-ACK within the connect's first timeout |
 //! | `dns:servfail`, `dns:nxdomain` | a DNS response with that rcode |
 //! | `icmp:unreachable` | an ICMP (v4 or v6) destination unreachable |
 //! | `manual` | the signal (SIGUSR2) or the loopback endpoint only |
@@ -34,6 +35,8 @@ pub enum Trigger {
     Latency(Duration),
     /// A TCP RST on a connection that carried payload.
     TcpRstAfterData,
+    /// A retransmitted SYN: the connect got no SYN-ACK within its first timeout.
+    SynTimeout,
     /// A DNS response with this rcode (2 SERVFAIL, 3 NXDOMAIN).
     DnsRcode(u8),
     /// ICMP/ICMPv6 destination unreachable.
@@ -43,7 +46,7 @@ pub enum Trigger {
 }
 
 /// The accepted form, as shown in errors and the README.
-pub const ACCEPTED: &str = "a comma list of http:5xx|http:<code>, grpc:!0|grpc:<code>, latency:>NNms|>Ns, tcp:rst-after-data, dns:servfail|dns:nxdomain, icmp:unreachable, manual";
+pub const ACCEPTED: &str = "a comma list of http:5xx|http:<code>, grpc:!0|grpc:<code>, latency:>NNms|>Ns, tcp:rst-after-data, tcp:syn-timeout, dns:servfail|dns:nxdomain, icmp:unreachable, manual";
 
 impl Trigger {
     /// A short name for file names and log lines (`[a-z0-9]` only).
@@ -55,6 +58,7 @@ impl Trigger {
             Trigger::Grpc(Some(code)) => format!("grpc{code}"),
             Trigger::Latency(_) => "latency".into(),
             Trigger::TcpRstAfterData => "tcprst".into(),
+            Trigger::SynTimeout => "syntimeout".into(),
             Trigger::DnsRcode(2) => "servfail".into(),
             Trigger::DnsRcode(3) => "nxdomain".into(),
             Trigger::DnsRcode(n) => format!("dns{n}"),
@@ -115,6 +119,7 @@ impl Trigger {
                 }
             }
             ("tcp", Some("rst-after-data")) => Ok(Trigger::TcpRstAfterData),
+            ("tcp", Some("syn-timeout")) => Ok(Trigger::SynTimeout),
             ("dns", Some("servfail")) => Ok(Trigger::DnsRcode(2)),
             ("dns", Some("nxdomain")) => Ok(Trigger::DnsRcode(3)),
             ("icmp", Some("unreachable")) => Ok(Trigger::IcmpUnreachable),
@@ -135,6 +140,7 @@ impl fmt::Display for Trigger {
             Trigger::Grpc(Some(code)) => write!(f, "grpc:{code}"),
             Trigger::Latency(d) => write!(f, "latency:>{}ms", d.as_millis()),
             Trigger::TcpRstAfterData => f.write_str("tcp:rst-after-data"),
+            Trigger::SynTimeout => f.write_str("tcp:syn-timeout"),
             Trigger::DnsRcode(2) => f.write_str("dns:servfail"),
             Trigger::DnsRcode(3) => f.write_str("dns:nxdomain"),
             Trigger::DnsRcode(n) => write!(f, "dns:{n}"),
@@ -167,7 +173,7 @@ mod tests {
     #[test]
     fn parses_every_documented_item() {
         let t = parse_triggers(
-            " http:5xx, HTTP:429 ,grpc:!0,grpc:14,latency:>2s,latency:>250ms,tcp:rst-after-data,dns:servfail,dns:nxdomain,icmp:unreachable,manual",
+            " http:5xx, HTTP:429 ,grpc:!0,grpc:14,latency:>2s,latency:>250ms,tcp:rst-after-data,tcp:syn-timeout,dns:servfail,dns:nxdomain,icmp:unreachable,manual",
         )
         .unwrap();
         assert_eq!(
@@ -186,6 +192,7 @@ mod tests {
                 Trigger::Latency(Duration::from_secs(2)),
                 Trigger::Latency(Duration::from_millis(250)),
                 Trigger::TcpRstAfterData,
+                Trigger::SynTimeout,
                 Trigger::DnsRcode(2),
                 Trigger::DnsRcode(3),
                 Trigger::IcmpUnreachable,
