@@ -15,6 +15,7 @@
 
 mod capture;
 pub mod endpoint;
+pub mod json_windows;
 pub mod pcap_files;
 pub mod recorder;
 pub mod settings;
@@ -344,6 +345,24 @@ fn run_inner<K: TranslatorKind>(
                 path: r.dir.clone(),
                 source,
             })?;
+            if r.json {
+                let json = json_windows::JsonWindows::start(json_windows::JsonSetup {
+                    dir: r.dir.clone(),
+                    interface: render::Interface {
+                        index: info.interface.index,
+                        name: info.interface.name.clone(),
+                        addrs: info.interface.addrs.clone(),
+                    },
+                    linktype: info.linktype,
+                    settings: settings.translator.clone(),
+                    logs,
+                })
+                .map_err(|source| Error::Output {
+                    path: r.dir.clone(),
+                    source,
+                })?;
+                recorder = recorder.with_json(json);
+            }
             let mut endpoint = None;
             if parts.sink.manual() {
                 let flag = Arc::new(AtomicBool::new(false));

@@ -29,6 +29,7 @@ use sidecar_core::log::Severity;
 use sidecar_core::rotating::RotatingFile;
 use wire::pcapfile;
 
+use crate::json_windows::JsonWindows;
 use crate::LogTarget;
 
 /// A merged window grows to at most this many times `before + after`: a storm of errors
@@ -74,6 +75,8 @@ pub struct RecorderSettings {
     pub ext: String,
     /// Snap length of the window files.
     pub snaplen: u32,
+    /// Also write each window's `.json` (`PCAP_JSON`).
+    pub json: bool,
     /// Live capture: a window also closes when the wall clock passes its end (a file is
     /// read faster than its packet time, so only packet time counts there).
     pub live: bool,
@@ -123,6 +126,8 @@ pub struct RecorderStats {
     pub window_packets: AtomicU64,
     /// Bytes written to window files.
     pub window_bytes: AtomicU64,
+    /// Window packets left out of the `.json` files (their translation fell behind).
+    pub window_json_dropped: AtomicU64,
 }
 
 impl RecorderStats {
@@ -152,6 +157,7 @@ impl RecorderStats {
             ("triggers_dropped", get(&self.dropped)),
             ("window_packets", get(&self.window_packets)),
             ("window_bytes", get(&self.window_bytes)),
+            ("window_json_dropped", get(&self.window_json_dropped)),
         ]
     }
 }
@@ -389,6 +395,8 @@ struct WindowClosedEvent<'a> {
     packets: u64,
     bytes: u64,
     merged_triggers: u64,
+    /// Packets of all windows so far left out of the `.json` (translation fell behind).
+    json_dropped: u64,
     window_start: String,
     window_end: String,
 }
@@ -433,6 +441,8 @@ pub struct Recorder {
     closed: Vec<PathBuf>,
     /// Raised by SIGUSR2 (the manual trigger).
     signal: Option<Arc<AtomicBool>>,
+    /// The windows' `.json` (`PCAP_JSON=true`).
+    json: Option<JsonWindows>,
 }
 
 impl Recorder {
@@ -467,7 +477,14 @@ impl Recorder {
             logs,
             closed: Vec::new(),
             signal: None,
+            json: None,
         })
+    }
+
+    /// Also writes each window's `.json`.
+    pub fn with_json(mut self, json: JsonWindows) -> Recorder {
+        self.json = Some(json);
+        self
     }
 
     /// Fires the manual trigger whenever `flag` is raised (SIGUSR2's handler raises it).
@@ -617,6 +634,9 @@ impl Recorder {
             .current()
             .map(Path::to_path_buf)
             .unwrap_or_default();
+        if let Some(json) = self.json.as_mut() {
+            json.open(started, &fired.kind);
+        }
         let nominal = (self.settings.before_secs + self.settings.after_secs).max(1) * NS;
         self.opened.push_back(Instant::now());
         self.suppression_logged = None;
@@ -694,6 +714,9 @@ impl Recorder {
                     w.bytes += bytes;
                 }
                 self.stats.window_packets.fetch_add(1, Ordering::Relaxed);
+                if let Some(json) = &self.json {
+                    json.packet(ts_sec, ts_nsec, wire_len, &data[..caplen]);
+                }
                 self.stats.window_bytes.fetch_add(bytes, Ordering::Relaxed);
             }
             Err(error) => {
@@ -722,6 +745,14 @@ impl Recorder {
         };
         let result = self.files.close();
         self.closed.push(w.path.clone());
+        let mut json_dropped = 0;
+        if let Some(json) = self.json.as_mut() {
+            json.close();
+            json_dropped = json.dropped();
+            self.stats
+                .window_json_dropped
+                .store(json_dropped, Ordering::Relaxed);
+        }
         self.last_end_ns = Some(w.end_ns);
         self.logs.event(
             if result.is_ok() {
@@ -742,6 +773,7 @@ impl Recorder {
                 packets: w.packets,
                 bytes: w.bytes,
                 merged_triggers: w.merged,
+                json_dropped,
                 window_start: rfc3339(w.start_ns),
                 window_end: rfc3339(w.end_ns),
             },
@@ -777,6 +809,9 @@ impl Recorder {
                 self.open_window(fired, first, last);
                 self.close_window();
             }
+        }
+        if let Some(json) = self.json.take() {
+            self.closed.extend(json.finish());
         }
         self.closed
     }

@@ -381,6 +381,7 @@ pub fn from_config(config: &Config, matches: &ArgMatches) -> Result<Settings, Er
         dir: output_dir.clone(),
         ext: config.file_ext.clone(),
         snaplen: config.snaplen,
+        json: config.json,
         live: read.is_none(),
     });
     let pcap = pcap.filter(|_| recorder.is_none());

@@ -192,6 +192,7 @@ fn one_503_among_200s_exports_exactly_one_window(ring_less: bool) {
             ("PCAP_TRIGGER_BEFORE_SECS", "2"),
             ("PCAP_TRIGGER_AFTER_SECS", "1"),
             ("PCAP_RING_SECS", "10"),
+            ("PCAP_JSON", "true"),
         ],
         ring_less,
     );
@@ -279,6 +280,32 @@ fn one_503_among_200s_exports_exactly_one_window(ring_less: bool) {
         final_stat(&lines, "window_packets"),
         times.len() as u64,
         "the counter matches the file"
+    );
+
+    // PCAP_JSON=true: the window's .json, one line per packet of the .pcap, same name.
+    let jsons: Vec<PathBuf> = std::fs::read_dir(&capture)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    assert_eq!(jsons.len(), 1, "{jsons:?}");
+    assert_eq!(file_name(&jsons[0]), name.replace(".pcap", ".json"));
+    assert_eq!(final_stat(&lines, "window_json_dropped"), 0);
+    let entries: Vec<Value> = std::fs::read_to_string(&jsons[0])
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(entries.len(), times.len(), "one entry per packet");
+    let error = entries
+        .iter()
+        .find(|e| e["severity"] == "ERROR")
+        .unwrap_or_else(|| panic!("the 503's entry: {entries:?}"));
+    assert!(
+        error["logging.googleapis.com/trace"]
+            .as_str()
+            .is_some_and(|t| t.ends_with(TRACE)),
+        "{error}"
     );
 }
 

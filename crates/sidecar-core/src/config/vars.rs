@@ -288,7 +288,7 @@ pub const VARS: &[Var] = &[
         .used_by(Group::Schedule, PCAPD),
     var("PCAP_TRIGGER", "trigger", None,
         super::trigger::ACCEPTED,
-        "Flight recorder: capture continuously into an in-memory ring (PCAP_RING_SECS, PCAP_RING_MB) and export nothing, log no packet JSON, until one of these fires; then the window around it (PCAP_TRIGGER_BEFORE_SECS, PCAP_TRIGGER_AFTER_SECS) is written as <iface>_part_<trigger time>Z_<kind>.pcap and exported, with one log line naming the trigger, its trace and flow and the files (docs/flight-recorder.md). pcapd captures and writes the .pcap in this mode; tcpdump is not run.")
+        "Flight recorder: capture continuously into an in-memory ring (PCAP_RING_SECS, PCAP_RING_MB) and export nothing, log no packet JSON, until one of these fires; then the window around it (PCAP_TRIGGER_BEFORE_SECS, PCAP_TRIGGER_AFTER_SECS) is written as <iface>_part_<trigger time>Z_<kind>.pcap (and .json with PCAP_JSON=true) and exported, with one log line naming the trigger, its trace and flow and the files (docs/flight-recorder.md). pcapd captures and writes the .pcap in this mode; tcpdump is not run.")
         .used_by(Group::Schedule, PCAPD),
     var("PCAP_RING_SECS", "ring-secs", Some("60"),
         "a whole number of seconds 1..=3600",
