@@ -1,8 +1,9 @@
 //! The flight recorder (`PCAP_TRIGGER`) with real traffic in network namespaces: a Python
 //! HTTP server in the app namespace (where pcapd captures), `curl` in the peer namespace.
-//! Checked: one 503 among 200s gives exactly one window file that holds the 503's request and
-//! the packets of `before` seconds earlier, on both capture paths (libpcap, and ring-less
-//! under the seccomp filter reproducing gVisor's limits); all-200 traffic writes nothing and
+//! Every scenario runs on both capture paths (libpcap, and ring-less under the seccomp filter
+//! reproducing gVisor's limits). Checked: one 503 among 200s gives exactly one window file
+//! that holds the 503's request and the packets of `before` seconds earlier (and its `.json`);
+//! other trigger kinds write their own windows; all-200 traffic writes nothing and
 //! logs no packet; the ring stays within its byte bound under a flood; the manual trigger
 //! (loopback endpoint and SIGUSR2) works from the app's side and not from elsewhere; a storm
 //! of 500s respects the cooldown and the hourly cap; SIGTERM closes a window in progress and,
@@ -358,8 +359,7 @@ fn vm_hwm_kib(pid: u32) -> u64 {
         .unwrap()
 }
 
-#[test]
-fn the_ring_stays_within_its_byte_bound_under_a_flood() {
+fn the_ring_stays_within_its_byte_bound_under_a_flood(ring_less: bool) {
     let net = TestNet::new("rec-flood").unwrap();
     let out = tempfile::tempdir().unwrap();
     let pcapd = recorder(
@@ -371,7 +371,7 @@ fn the_ring_stays_within_its_byte_bound_under_a_flood() {
             ("PCAP_RING_SECS", "3600"),
             ("PCAP_TRIGGER_BEFORE_SECS", "60"),
         ],
-        false,
+        ring_less,
     );
     // About 3 s of 1400-byte UDP datagrams as fast as Python sends them: hundreds of MiB.
     let flood = format!(
@@ -404,8 +404,7 @@ fn the_ring_stays_within_its_byte_bound_under_a_flood() {
     assert!(hwm < 64 * 1024, "peak RSS {hwm} KiB");
 }
 
-#[test]
-fn the_manual_trigger_works_from_loopback_only_and_on_sigusr2() {
+fn the_manual_trigger_works_from_loopback_only_and_on_sigusr2(ring_less: bool) {
     let net = TestNet::new("rec-manual").unwrap();
     let out = tempfile::tempdir().unwrap();
     let capture = out.path().join("capture");
@@ -421,7 +420,7 @@ fn the_manual_trigger_works_from_loopback_only_and_on_sigusr2() {
             ("PCAP_TRIGGER_AFTER_SECS", "0"),
             ("PCAP_TRIGGER_COOLDOWN_SECS", "0"),
         ],
-        false,
+        ring_less,
     );
     steady(&net, Duration::from_secs(2), Duration::from_millis(100));
     // From elsewhere: the endpoint listens on loopback only.
@@ -515,8 +514,7 @@ fn the_manual_trigger_works_from_loopback_only_and_on_sigusr2() {
     }
 }
 
-#[test]
-fn a_storm_of_500s_respects_the_cooldown_and_the_hourly_cap() {
+fn a_storm_of_500s_respects_the_cooldown_and_the_hourly_cap(ring_less: bool) {
     let net = TestNet::new("rec-storm").unwrap();
     let out = tempfile::tempdir().unwrap();
     let _server = server(net.app());
@@ -530,7 +528,7 @@ fn a_storm_of_500s_respects_the_cooldown_and_the_hourly_cap() {
             ("PCAP_TRIGGER_COOLDOWN_SECS", "2"),
             ("PCAP_TRIGGER_MAX_PER_HOUR", "2"),
         ],
-        false,
+        ring_less,
     );
     // A window merges the storm's triggers up to 4 × (1 + 0) s from its start (and stays
     // open 1 s longer for late triggers), then 2 s of cooldown from its end: windows at
@@ -568,8 +566,7 @@ fn a_storm_of_500s_respects_the_cooldown_and_the_hourly_cap() {
     assert_eq!(logged("hourly cap"), 1);
 }
 
-#[test]
-fn sigterm_exports_the_window_in_progress_and_the_ring_on_exit() {
+fn sigterm_exports_the_window_in_progress_and_the_ring_on_exit(ring_less: bool) {
     let net = TestNet::new("rec-term").unwrap();
     let _server = server(net.app());
     for on_exit in [false, true] {
@@ -585,7 +582,7 @@ fn sigterm_exports_the_window_in_progress_and_the_ring_on_exit() {
                     if on_exit { "true" } else { "false" },
                 ),
             ],
-            false,
+            ring_less,
         );
         steady(&net, Duration::from_secs(1), Duration::from_millis(100));
         if !on_exit {
@@ -797,8 +794,7 @@ fn bench_recorder_against_continuous_capture() {
     );
 }
 
-#[test]
-fn grpc_latency_rst_syn_timeout_dns_and_icmp_triggers_each_write_their_window() {
+fn grpc_latency_rst_syn_timeout_dns_and_icmp_triggers_each_write_their_window(ring_less: bool) {
     let net = TestNet::new("rec-kinds").unwrap();
     let out = tempfile::tempdir().unwrap();
     let _server = server(net.app());
@@ -852,7 +848,7 @@ fn grpc_latency_rst_syn_timeout_dns_and_icmp_triggers_each_write_their_window() 
             ("PCAP_TRIGGER_AFTER_SECS", "0"),
             ("PCAP_TRIGGER_COOLDOWN_SECS", "0"),
         ],
-        false,
+        ring_less,
     );
     let gap = || {
         steady(
@@ -1017,4 +1013,56 @@ fn grpc_latency_rst_syn_timeout_dns_and_icmp_triggers_each_write_their_window() 
         responses.iter().any(|r| (epoch(r) - t).abs() < 1e-3),
         "{responses:?} vs {t}"
     );
+}
+
+#[test]
+fn the_ring_stays_within_its_byte_bound_under_a_flood_on_the_libpcap_path() {
+    the_ring_stays_within_its_byte_bound_under_a_flood(false);
+}
+
+#[test]
+fn the_ring_stays_within_its_byte_bound_under_a_flood_on_the_ring_less_path() {
+    the_ring_stays_within_its_byte_bound_under_a_flood(true);
+}
+
+#[test]
+fn the_manual_trigger_works_from_loopback_only_and_on_sigusr2_on_the_libpcap_path() {
+    the_manual_trigger_works_from_loopback_only_and_on_sigusr2(false);
+}
+
+#[test]
+fn the_manual_trigger_works_from_loopback_only_and_on_sigusr2_on_the_ring_less_path() {
+    the_manual_trigger_works_from_loopback_only_and_on_sigusr2(true);
+}
+
+#[test]
+fn a_storm_of_500s_respects_the_cooldown_and_the_hourly_cap_on_the_libpcap_path() {
+    a_storm_of_500s_respects_the_cooldown_and_the_hourly_cap(false);
+}
+
+#[test]
+fn a_storm_of_500s_respects_the_cooldown_and_the_hourly_cap_on_the_ring_less_path() {
+    a_storm_of_500s_respects_the_cooldown_and_the_hourly_cap(true);
+}
+
+#[test]
+fn sigterm_exports_the_window_in_progress_and_the_ring_on_exit_on_the_libpcap_path() {
+    sigterm_exports_the_window_in_progress_and_the_ring_on_exit(false);
+}
+
+#[test]
+fn sigterm_exports_the_window_in_progress_and_the_ring_on_exit_on_the_ring_less_path() {
+    sigterm_exports_the_window_in_progress_and_the_ring_on_exit(true);
+}
+
+#[test]
+fn grpc_latency_rst_syn_timeout_dns_and_icmp_triggers_each_write_their_window_on_the_libpcap_path()
+{
+    grpc_latency_rst_syn_timeout_dns_and_icmp_triggers_each_write_their_window(false);
+}
+
+#[test]
+fn grpc_latency_rst_syn_timeout_dns_and_icmp_triggers_each_write_their_window_on_the_ring_less_path(
+) {
+    grpc_latency_rst_syn_timeout_dns_and_icmp_triggers_each_write_their_window(true);
 }
