@@ -19,12 +19,12 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sidecar_core::config::trigger::Trigger;
+use sidecar_core::config::trigger::{BurstKind, Trigger};
 use sidecar_core::log::Severity;
 use sidecar_core::rotating::RotatingFile;
 use wire::pcapfile;
@@ -166,6 +166,9 @@ impl RecorderStats {
 #[derive(Debug)]
 pub struct TriggerSink {
     triggers: Vec<Trigger>,
+    /// Per trigger (same index): the recent event times of a burst trigger, at most its
+    /// count of them (bounded).
+    bursts: Vec<Mutex<VecDeque<u64>>>,
     tx: SyncSender<Fired>,
     stats: Arc<RecorderStats>,
 }
@@ -178,6 +181,7 @@ pub fn channel(
     let (tx, rx) = mpsc::sync_channel(CHANNEL_CAPACITY);
     (
         Arc::new(TriggerSink {
+            bursts: triggers.iter().map(|_| Mutex::default()).collect(),
             triggers,
             tx,
             stats,
@@ -206,7 +210,7 @@ impl TriggerSink {
 
     /// Evaluates the triggers on what one translated packet showed; the first match fires.
     pub fn check(&self, notable: &render::Notable, at_ns: u64) {
-        let Some((kind, detail)) = self.first_match(notable) else {
+        let Some((kind, detail)) = self.first_match(notable, at_ns) else {
             return;
         };
         self.fire(Fired {
@@ -218,8 +222,10 @@ impl TriggerSink {
         });
     }
 
-    fn first_match(&self, n: &render::Notable) -> Option<(String, String)> {
-        self.triggers.iter().find_map(|t| {
+    fn first_match(&self, n: &render::Notable, at_ns: u64) -> Option<(String, String)> {
+        let mut first = None;
+        // Every trigger sees the packet (a burst counts it even when another fires).
+        for (t, burst) in self.triggers.iter().zip(&self.bursts) {
             let detail = match *t {
                 Trigger::HttpStatus { low, high } => n
                     .http_status
@@ -244,11 +250,55 @@ impl TriggerSink {
                 Trigger::IcmpUnreachable => n
                     .icmp_unreachable
                     .then(|| "ICMP destination unreachable".to_string()),
+                Trigger::Burst {
+                    kind,
+                    count,
+                    within,
+                } => {
+                    let event = match kind {
+                        BurstKind::Rst => n.rst,
+                        BurstKind::Retransmission => n.retransmission,
+                        BurstKind::ZeroWindow => n.zero_window,
+                    };
+                    event
+                        .then(|| burst_reached(burst, at_ns, count, within))
+                        .flatten()
+                        .map(|span_ms| format!("{count} × {} within {span_ms} ms", kind.name()))
+                }
                 Trigger::Manual => None,
-            }?;
-            Some((t.kind(), detail))
-        })
+            };
+            if let (None, Some(detail)) = (&first, detail) {
+                first = Some((t.kind(), detail));
+            }
+        }
+        first
     }
+}
+
+/// Records an event at `at_ns`; when `count` of them fall within `within`, returns their
+/// span (ms) and starts counting afresh.
+fn burst_reached(
+    times: &Mutex<VecDeque<u64>>,
+    at_ns: u64,
+    count: u32,
+    within: Duration,
+) -> Option<u64> {
+    let mut times = times.lock().ok()?;
+    let window = within.as_nanos() as u64;
+    times.push_back(at_ns);
+    while times
+        .front()
+        .is_some_and(|t| at_ns.saturating_sub(*t) > window)
+        || times.len() > count as usize
+    {
+        times.pop_front();
+    }
+    if times.len() < count as usize {
+        return None;
+    }
+    let span = at_ns.saturating_sub(times.front().copied().unwrap_or(at_ns));
+    times.clear();
+    Some(span / 1_000_000)
 }
 
 /// One packet kept in the ring.
@@ -863,6 +913,35 @@ mod tests {
             flow: Some(7),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_burst_fires_on_n_events_within_its_time_only() {
+        let triggers = sidecar_core::config::trigger::parse_triggers("tcp:rst-burst:3/2s").unwrap();
+        let (sink, rx) = channel(triggers, stats());
+        let rst = render::Notable {
+            rst: true,
+            ..Default::default()
+        };
+        // Spread out: never 3 within 2 s.
+        for at in [0, 1_500, 3_000, 4_500] {
+            sink.check(&rst, at * 1_000_000);
+        }
+        assert!(rx.try_recv().is_err());
+        // Three within 2 s.
+        for at in [10_000, 10_500, 11_000] {
+            sink.check(&rst, at * 1_000_000);
+        }
+        let fired = rx.try_recv().unwrap();
+        assert_eq!(
+            (fired.kind.as_str(), fired.detail.as_str()),
+            ("rstburst", "3 × rst-burst within 1000 ms")
+        );
+        // Counting starts afresh.
+        sink.check(&rst, 11_100_000_000);
+        assert!(rx.try_recv().is_err());
+        sink.check(&render::Notable::default(), 11_200_000_000);
+        assert!(rx.try_recv().is_err());
     }
 
     #[test]

@@ -794,7 +794,7 @@ fn bench_recorder_against_continuous_capture() {
     );
 }
 
-fn grpc_latency_rst_syn_timeout_dns_and_icmp_triggers_each_write_their_window(ring_less: bool) {
+fn every_packet_trigger_kind_writes_its_window(ring_less: bool) {
     let net = TestNet::new("rec-kinds").unwrap();
     let out = tempfile::tempdir().unwrap();
     let _server = server(net.app());
@@ -842,7 +842,7 @@ fn grpc_latency_rst_syn_timeout_dns_and_icmp_triggers_each_write_their_window(ri
         &[
             (
                 "PCAP_TRIGGER",
-                "grpc:!0,latency:>1s,tcp:rst-after-data,tcp:syn-timeout,dns:nxdomain,icmp:unreachable",
+                "grpc:!0,latency:>1s,tcp:rst-after-data,tcp:syn-timeout,tcp:rst-burst:10/5s,tcp:retransmission-burst:5/5s,dns:nxdomain,icmp:unreachable",
             ),
             ("PCAP_TRIGGER_BEFORE_SECS", "1"),
             ("PCAP_TRIGGER_AFTER_SECS", "0"),
@@ -918,6 +918,69 @@ fn grpc_latency_rst_syn_timeout_dns_and_icmp_triggers_each_write_their_window(ri
         .arg(format!("http://{APP_V4}:9999/"))
         .status();
     gap();
+    // 15 connects to a port nothing listens on: 15 resets within a second or two.
+    let _ = net
+        .peer()
+        .command("bash")
+        .args([
+            "-c",
+            &format!("for i in $(seq 15); do (echo > /dev/tcp/{APP_V4}/7777) 2>/dev/null; done"),
+        ])
+        .status();
+    gap();
+    // 4 MB uploaded to a sink whose firewall drops 30 % of the data segments (after the
+    // capture point): the sender retransmits them.
+    let _sink = ChildGuard::spawn(
+        net.app()
+            .command("python3")
+            .args([
+                "-c",
+                "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('0.0.0.0',8082))\ns.listen()\nc,_=s.accept()\nwhile c.recv(65536):\n    pass\nc.close()",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .unwrap();
+    testbed::wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
+        net.app()
+            .run("ss", ["-Hlnt", "sport", "=", ":8082"])
+            .is_ok_and(|out| !out.stdout.is_empty())
+    })
+    .unwrap();
+    net.app()
+        .run(
+            "iptables",
+            [
+                "-A",
+                "INPUT",
+                "-p",
+                "tcp",
+                "--dport",
+                "8082",
+                "-m",
+                "length",
+                "--length",
+                "500:65535",
+                "-m",
+                "statistic",
+                "--mode",
+                "random",
+                "--probability",
+                "0.3",
+                "-j",
+                "DROP",
+            ],
+        )
+        .unwrap();
+    let _ = net
+        .peer()
+        .command("bash")
+        .args([
+            "-c",
+            &format!("head -c 4000000 /dev/zero > /dev/tcp/{APP_V4}/8082"),
+        ])
+        .status();
+    gap();
     let (code, lines) = pcapd.terminate();
     assert_eq!(code, Some(0), "{lines:?}");
     let fired: Vec<(String, String)> = lines
@@ -930,7 +993,10 @@ fn grpc_latency_rst_syn_timeout_dns_and_icmp_triggers_each_write_their_window(ri
             )
         })
         .collect();
-    let fired_kinds: Vec<&str> = fired.iter().map(|(k, _)| k.as_str()).collect();
+    // The lossy upload may go on retransmitting past one window (cooldown 0 here): each
+    // later burst opens a window of its own, so consecutive repeats are allowed.
+    let mut fired_kinds: Vec<&str> = fired.iter().map(|(k, _)| k.as_str()).collect();
+    fired_kinds.dedup();
     assert_eq!(
         fired_kinds,
         [
@@ -939,7 +1005,9 @@ fn grpc_latency_rst_syn_timeout_dns_and_icmp_triggers_each_write_their_window(ri
             "latency",
             "tcprst",
             "grpc",
-            "syntimeout"
+            "syntimeout",
+            "rstburst",
+            "retransburst"
         ],
         "{lines:?}"
     );
@@ -949,6 +1017,16 @@ fn grpc_latency_rst_syn_timeout_dns_and_icmp_triggers_each_write_their_window(ri
     assert_eq!(fired[3].1, "TCP reset after data");
     assert_eq!(fired[4].1, "gRPC status 5");
     assert_eq!(fired[5].1, "SYN retransmitted: no SYN-ACK");
+    assert!(
+        fired[6].1.starts_with("10 × rst-burst within "),
+        "{}",
+        fired[6].1
+    );
+    assert!(
+        fired[7].1.starts_with("5 × retransmission-burst within "),
+        "{}",
+        fired[7].1
+    );
     let grpc_line = lines
         .iter()
         .find(|l| l["trigger"] == "grpc" && message_has(l, "fired"))
@@ -970,12 +1048,15 @@ fn grpc_latency_rst_syn_timeout_dns_and_icmp_triggers_each_write_their_window(ri
         "grpc",
         "latency",
         "nxdomain",
+        "retransburst",
+        "rstburst",
         "syntimeout",
         "tcprst",
         "unreachable",
     ];
     let mut sorted = kinds.clone();
     sorted.sort();
+    sorted.dedup();
     expected.sort_unstable();
     assert_eq!(sorted, expected, "{files:?}");
     let file_of = |kind: &str| files[kinds.iter().position(|k| k == kind).unwrap()].clone();
@@ -1056,13 +1137,11 @@ fn sigterm_exports_the_window_in_progress_and_the_ring_on_exit_on_the_ring_less_
 }
 
 #[test]
-fn grpc_latency_rst_syn_timeout_dns_and_icmp_triggers_each_write_their_window_on_the_libpcap_path()
-{
-    grpc_latency_rst_syn_timeout_dns_and_icmp_triggers_each_write_their_window(false);
+fn every_packet_trigger_kind_writes_its_window_on_the_libpcap_path() {
+    every_packet_trigger_kind_writes_its_window(false);
 }
 
 #[test]
-fn grpc_latency_rst_syn_timeout_dns_and_icmp_triggers_each_write_their_window_on_the_ring_less_path(
-) {
-    grpc_latency_rst_syn_timeout_dns_and_icmp_triggers_each_write_their_window(true);
+fn every_packet_trigger_kind_writes_its_window_on_the_ring_less_path() {
+    every_packet_trigger_kind_writes_its_window(true);
 }

@@ -195,6 +195,10 @@ impl Translator {
                 self.notable.rst_after_data =
                     analysis.has(analyze::tcp_analysis::Flag::RstAfterData);
                 // A SYN sent again: no SYN-ACK came within the client's first timeout.
+                self.notable.rst = t.flags().rst();
+                self.notable.retransmission =
+                    analysis.has(analyze::tcp_analysis::Flag::Retransmission);
+                self.notable.zero_window = analysis.has(analyze::tcp_analysis::Flag::ZeroWindow);
                 self.notable.syn_retransmitted = t.flags().syn()
                     && !t.flags().ack()
                     && analysis.has(analyze::tcp_analysis::Flag::Retransmission);
@@ -568,6 +572,12 @@ pub struct Notable {
     pub rst_after_data: bool,
     /// A retransmitted SYN (no SYN-ACK within the connect's first timeout).
     pub syn_retransmitted: bool,
+    /// A TCP reset (any).
+    pub rst: bool,
+    /// A TCP retransmission (`tcp.analysis.retransmission`).
+    pub retransmission: bool,
+    /// A zero window advertised (`tcp.analysis.zero_window`).
+    pub zero_window: bool,
     /// Rcode of a DNS response.
     pub dns_rcode: Option<u16>,
     /// ICMP destination unreachable (v4 type 3, v6 type 1).

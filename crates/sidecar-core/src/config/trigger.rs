@@ -12,6 +12,9 @@
 //! | `latency:>2s` | an HTTP response later than this after its request (`ms` or `s`) |
 //! | `tcp:rst-after-data` | a TCP reset on a connection that carried payload |
 //! | `tcp:syn-timeout` | a SYN sent again: no SYN-ACK within the connect's first timeout |
+//! | `tcp:rst-burst[:N/Ss]` | N TCP resets within S seconds (default 10/5s), any connections |
+//! | `tcp:retransmission-burst[:N/Ss]` | N retransmissions within S seconds (default 20/5s) |
+//! | `tcp:zero-window-burst[:N/Ss]` | N zero-window segments within S seconds (default 10/5s) |
 //! | `dns:servfail`, `dns:nxdomain` | a DNS response with that rcode |
 //! | `icmp:unreachable` | an ICMP (v4 or v6) destination unreachable |
 //! | `manual` | the signal (SIGUSR2) or the loopback endpoint only |
@@ -37,6 +40,15 @@ pub enum Trigger {
     TcpRstAfterData,
     /// A retransmitted SYN: the connect got no SYN-ACK within its first timeout.
     SynTimeout,
+    /// `count` events of `kind` within `within` (packet time), over all connections.
+    Burst {
+        /// What is counted.
+        kind: BurstKind,
+        /// How many.
+        count: u32,
+        /// Within how long.
+        within: Duration,
+    },
     /// A DNS response with this rcode (2 SERVFAIL, 3 NXDOMAIN).
     DnsRcode(u8),
     /// ICMP/ICMPv6 destination unreachable.
@@ -46,7 +58,7 @@ pub enum Trigger {
 }
 
 /// The accepted form, as shown in errors and the README.
-pub const ACCEPTED: &str = "a comma list of http:5xx|http:<code>, grpc:!0|grpc:<code>, latency:>NNms|>Ns, tcp:rst-after-data, tcp:syn-timeout, dns:servfail|dns:nxdomain, icmp:unreachable, manual";
+pub const ACCEPTED: &str = "a comma list of http:5xx|http:<code>, grpc:!0|grpc:<code>, latency:>NNms|>Ns, tcp:rst-after-data, tcp:syn-timeout, tcp:rst-burst|retransmission-burst|zero-window-burst[:N/Ss], dns:servfail|dns:nxdomain, icmp:unreachable, manual";
 
 impl Trigger {
     /// A short name for file names and log lines (`[a-z0-9]` only).
@@ -59,6 +71,7 @@ impl Trigger {
             Trigger::Latency(_) => "latency".into(),
             Trigger::TcpRstAfterData => "tcprst".into(),
             Trigger::SynTimeout => "syntimeout".into(),
+            Trigger::Burst { kind, .. } => format!("{}burst", kind.short()),
             Trigger::DnsRcode(2) => "servfail".into(),
             Trigger::DnsRcode(3) => "nxdomain".into(),
             Trigger::DnsRcode(n) => format!("dns{n}"),
@@ -120,6 +133,36 @@ impl Trigger {
             }
             ("tcp", Some("rst-after-data")) => Ok(Trigger::TcpRstAfterData),
             ("tcp", Some("syn-timeout")) => Ok(Trigger::SynTimeout),
+            ("tcp", Some(a)) if BurstKind::parse(a).is_some() => {
+                let (name, spec) = a.split_once(':').unwrap_or((a, ""));
+                let kind = BurstKind::parse(name).ok_or_else(|| bad("unknown condition"))?;
+                if spec.is_empty() {
+                    let (count, secs) = kind.default();
+                    return Ok(Trigger::Burst {
+                        kind,
+                        count,
+                        within: Duration::from_secs(secs),
+                    });
+                }
+                let parsed = spec.split_once('/').and_then(|(n, s)| {
+                    let n = n
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|n| (2..=100_000).contains(n))?;
+                    let s = s.strip_suffix('s')?.parse::<u64>().ok()?;
+                    (1..=3_600).contains(&s).then_some((n, s))
+                });
+                match parsed {
+                    Some((count, secs)) if !spec.contains('+') => Ok(Trigger::Burst {
+                        kind,
+                        count,
+                        within: Duration::from_secs(secs),
+                    }),
+                    _ => Err(bad(
+                        "a burst is N/Ss: 2..=100000 events within 1..=3600 s, e.g. 20/10s",
+                    )),
+                }
+            }
             ("dns", Some("servfail")) => Ok(Trigger::DnsRcode(2)),
             ("dns", Some("nxdomain")) => Ok(Trigger::DnsRcode(3)),
             ("icmp", Some("unreachable")) => Ok(Trigger::IcmpUnreachable),
@@ -141,11 +184,63 @@ impl fmt::Display for Trigger {
             Trigger::Latency(d) => write!(f, "latency:>{}ms", d.as_millis()),
             Trigger::TcpRstAfterData => f.write_str("tcp:rst-after-data"),
             Trigger::SynTimeout => f.write_str("tcp:syn-timeout"),
+            Trigger::Burst {
+                kind,
+                count,
+                within,
+            } => write!(f, "tcp:{}:{count}/{}s", kind.name(), within.as_secs()),
             Trigger::DnsRcode(2) => f.write_str("dns:servfail"),
             Trigger::DnsRcode(3) => f.write_str("dns:nxdomain"),
             Trigger::DnsRcode(n) => write!(f, "dns:{n}"),
             Trigger::IcmpUnreachable => f.write_str("icmp:unreachable"),
             Trigger::Manual => f.write_str("manual"),
+        }
+    }
+}
+
+/// What a burst trigger counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BurstKind {
+    /// TCP resets.
+    Rst,
+    /// TCP retransmissions.
+    Retransmission,
+    /// Zero-window segments.
+    ZeroWindow,
+}
+
+impl BurstKind {
+    fn parse(text: &str) -> Option<BurstKind> {
+        match text.split(':').next()? {
+            "rst-burst" => Some(BurstKind::Rst),
+            "retransmission-burst" => Some(BurstKind::Retransmission),
+            "zero-window-burst" => Some(BurstKind::ZeroWindow),
+            _ => None,
+        }
+    }
+
+    /// The item's spelling (`rst-burst`).
+    pub fn name(self) -> &'static str {
+        match self {
+            BurstKind::Rst => "rst-burst",
+            BurstKind::Retransmission => "retransmission-burst",
+            BurstKind::ZeroWindow => "zero-window-burst",
+        }
+    }
+
+    fn short(self) -> &'static str {
+        match self {
+            BurstKind::Rst => "rst",
+            BurstKind::Retransmission => "retrans",
+            BurstKind::ZeroWindow => "zerowindow",
+        }
+    }
+
+    /// Count and seconds when the item gives none.
+    fn default(self) -> (u32, u64) {
+        match self {
+            BurstKind::Rst | BurstKind::ZeroWindow => (10, 5),
+            BurstKind::Retransmission => (20, 5),
         }
     }
 }
@@ -173,7 +268,7 @@ mod tests {
     #[test]
     fn parses_every_documented_item() {
         let t = parse_triggers(
-            " http:5xx, HTTP:429 ,grpc:!0,grpc:14,latency:>2s,latency:>250ms,tcp:rst-after-data,tcp:syn-timeout,dns:servfail,dns:nxdomain,icmp:unreachable,manual",
+            " http:5xx, HTTP:429 ,grpc:!0,grpc:14,latency:>2s,latency:>250ms,tcp:rst-after-data,tcp:syn-timeout,tcp:rst-burst,tcp:retransmission-burst:50/10s,dns:servfail,dns:nxdomain,icmp:unreachable,manual",
         )
         .unwrap();
         assert_eq!(
@@ -193,6 +288,16 @@ mod tests {
                 Trigger::Latency(Duration::from_millis(250)),
                 Trigger::TcpRstAfterData,
                 Trigger::SynTimeout,
+                Trigger::Burst {
+                    kind: BurstKind::Rst,
+                    count: 10,
+                    within: Duration::from_secs(5)
+                },
+                Trigger::Burst {
+                    kind: BurstKind::Retransmission,
+                    count: 50,
+                    within: Duration::from_secs(10)
+                },
                 Trigger::DnsRcode(2),
                 Trigger::DnsRcode(3),
                 Trigger::IcmpUnreachable,
@@ -223,6 +328,9 @@ mod tests {
             ("latency:>2", "latency:>2"),
             ("latency:>0ms", "latency:>0ms"),
             ("tcp:rst", "tcp:rst"),
+            ("tcp:rst-burst:1/5s", "tcp:rst-burst:1/5s"),
+            ("tcp:rst-burst:10/0s", "tcp:rst-burst:10/0s"),
+            ("tcp:zero-window-burst:10", "tcp:zero-window-burst:10"),
             ("dns:refused", "dns:refused"),
             ("manual:now", "manual:now"),
             ("http:5xx,disk-full", "disk-full"),
