@@ -2,13 +2,13 @@
 //! writes into a window's `.pcap` are also translated, on a thread of their own, into
 //! `<iface>_part_<T>Z_<kind>.json` — the lines `pcapd --read` of the window's `.pcap` would
 //! give (translation state starts with the window, as it does for a file). The capture
-//! thread never waits on translation: packets go through a bounded channel and are dropped
-//! and counted when it is full; only opening and closing a window wait their turn (twice per
+//! thread never waits on translation: packets go through a channel bounded in packets and
+//! bytes (8 MiB) and are dropped and counted when it is full; only opening and closing a window wait their turn (twice per
 //! window), so the `.json` is complete up to the drops.
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -19,8 +19,10 @@ use sidecar_core::rotating::RotatingFile;
 
 use crate::LogTarget;
 
-/// Packets waiting for translation.
+/// Packets waiting for translation, at most …
 const CHANNEL_PACKETS: usize = 4096;
+/// … and at most these many bytes of them.
+const CHANNEL_BYTES: usize = 8 << 20;
 const BUFFER_BYTES: usize = 256 * 1024;
 
 enum Message {
@@ -41,6 +43,8 @@ pub struct JsonWindows {
     tx: Option<SyncSender<Message>>,
     thread: Option<JoinHandle<Vec<PathBuf>>>,
     dropped: Arc<AtomicU64>,
+    /// Bytes of packets in the channel.
+    queued: Arc<AtomicUsize>,
     open: bool,
 }
 
@@ -69,13 +73,16 @@ impl JsonWindows {
             BUFFER_BYTES,
         )?;
         let (tx, rx) = mpsc::sync_channel(CHANNEL_PACKETS);
+        let queued = Arc::new(AtomicUsize::new(0));
+        let thread_queued = Arc::clone(&queued);
         let thread = std::thread::Builder::new()
             .name("json-windows".into())
-            .spawn(move || run(rx, files, setup))?;
+            .spawn(move || run(rx, files, setup, &thread_queued))?;
         Ok(JsonWindows {
             tx: Some(tx),
             thread: Some(thread),
             dropped: Arc::new(AtomicU64::new(0)),
+            queued,
             open: false,
         })
     }
@@ -97,13 +104,21 @@ impl JsonWindows {
         let (Some(tx), true) = (&self.tx, self.open) else {
             return;
         };
+        if self.queued.load(Ordering::Relaxed) + data.len() > CHANNEL_BYTES {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let packet = Packet {
             ts_sec,
             ts_nsec,
             wire_len,
             data: data.to_vec(),
         };
-        if let Err(TrySendError::Full(_)) = tx.try_send(Message::Packet(packet)) {
+        self.queued.fetch_add(data.len(), Ordering::Relaxed);
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
+            tx.try_send(Message::Packet(packet))
+        {
+            self.queued.fetch_sub(data.len(), Ordering::Relaxed);
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -132,7 +147,12 @@ impl JsonWindows {
     }
 }
 
-fn run(rx: Receiver<Message>, mut files: RotatingFile, setup: JsonSetup) -> Vec<PathBuf> {
+fn run(
+    rx: Receiver<Message>,
+    mut files: RotatingFile,
+    setup: JsonSetup,
+    queued: &AtomicUsize,
+) -> Vec<PathBuf> {
     let mut translator = render::Translator::new(setup.settings.clone());
     let mut num = 0u64;
     let mut out = Vec::with_capacity(64 * 1024);
@@ -158,6 +178,7 @@ fn run(rx: Receiver<Message>, mut files: RotatingFile, setup: JsonSetup) -> Vec<
                 }
             }
             Message::Packet(p) => {
+                queued.fetch_sub(p.data.len(), Ordering::Relaxed);
                 if files.is_empty() {
                     continue;
                 }
