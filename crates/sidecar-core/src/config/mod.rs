@@ -462,6 +462,17 @@ impl Config {
             port: trigger_port,
         };
         let recorder = triggers.map(|_| recorder_bounds.clone());
+        let manual = recorder
+            .as_ref()
+            .is_some_and(|r| r.triggers.contains(&trigger::Trigger::Manual));
+        if manual && trigger_port == hc_port {
+            let given = r.raw("PCAP_TRIGGER_PORT").0.unwrap_or_default();
+            r.error(
+                "PCAP_TRIGGER_PORT",
+                &given,
+                format!("the startup probe listens on PCAP_HC_PORT={hc_port}"),
+            );
+        }
         let compat = r.boolean("PCAP_COMPAT");
         let gae = r.boolean("PCAP_GAE");
         let debug = r.boolean("PCAP_DEBUG");

@@ -408,3 +408,39 @@ fn to_env_round_trips() {
         None
     );
 }
+
+#[test]
+fn the_recorder_settings_are_checked_together() {
+    let c = ok(&[
+        ("PCAP_TRIGGER", "HTTP:5xx, manual"),
+        ("PCAP_TRIGGER_BEFORE_SECS", "45"),
+        ("PCAP_RING_SECS", "90"),
+    ]);
+    let r = c.recorder.unwrap();
+    assert_eq!((r.before_secs, r.ring_secs, r.port), (45, 90, 12346));
+    assert_eq!(r.triggers.len(), 2);
+    assert!(ok(&[]).recorder.is_none(), "no PCAP_TRIGGER, no recorder");
+    // The window before the trigger must fit the ring.
+    assert_eq!(
+        bad(&[
+            ("PCAP_TRIGGER", "http:5xx"),
+            ("PCAP_TRIGGER_BEFORE_SECS", "30"),
+            ("PCAP_RING_SECS", "20"),
+        ]),
+        vec!["PCAP_TRIGGER_BEFORE_SECS"]
+    );
+    // The manual endpoint cannot take the startup probe's port.
+    assert_eq!(
+        bad(&[
+            ("PCAP_TRIGGER", "manual"),
+            ("PCAP_TRIGGER_PORT", "8080"),
+            ("PCAP_HC_PORT", "8080"),
+        ]),
+        vec!["PCAP_TRIGGER_PORT"]
+    );
+    ok(&[
+        ("PCAP_TRIGGER", "http:5xx"),
+        ("PCAP_TRIGGER_PORT", "8080"),
+        ("PCAP_HC_PORT", "8080"),
+    ]);
+}

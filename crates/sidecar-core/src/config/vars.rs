@@ -318,7 +318,7 @@ pub const VARS: &[Var] = &[
         "Flight recorder: at SIGTERM also write the whole ring as a window of kind exit (a window in progress is always closed and exported).")
         .used_by(Group::Schedule, PCAPD),
     var("PCAP_TRIGGER_PORT", "trigger-port", Some("12346"),
-        "a whole number 1..=65535",
+        "a whole number 1..=65535, not PCAP_HC_PORT",
         "Flight recorder with the manual trigger: port of the endpoint `POST /trigger?reason=...` on 127.0.0.1 and ::1 (loopback only; the app container shares it on Cloud Run).")
         .used_by(Group::Schedule, PCAPD),
     boolean("PCAP_COMPAT", "compat", false,
