@@ -58,6 +58,9 @@ pub struct ChildSpec {
     /// Wrapped lines for which this says `true` go to the tap only, not to the log (answers
     /// the supervisor asked for, such as tcpdump's counters every second).
     pub quiet: Option<fn(&str) -> bool>,
+    /// An exit with code 0 means the child's work is done (`tcpdump -c`): it is not
+    /// restarted.
+    pub done_on_success: bool,
 }
 
 impl ChildSpec {
@@ -72,7 +75,14 @@ impl ChildSpec {
             stderr: StreamHandling::Wrap,
             parent_death_signal: None,
             quiet: None,
+            done_on_success: false,
         }
+    }
+
+    /// A clean exit (code 0) ends the child for good instead of restarting it.
+    pub fn done_on_success(mut self) -> Self {
+        self.done_on_success = true;
+        self
     }
 
     /// Keeps the lines `quiet` matches out of the log (they still reach the tap).
@@ -230,6 +240,12 @@ pub enum Event {
     Restarted {
         /// Its new pid.
         pid: u32,
+    },
+    /// The child finished its work (exit code 0 with [`ChildSpec::done_on_success`]); it
+    /// is not restarted and is now [`State::Stopped`].
+    Finished {
+        /// How it ended.
+        exit: Exit,
     },
     /// The child exited and will not be restarted.
     GaveUp {
@@ -449,6 +465,22 @@ impl Supervised {
         match self.state.clone() {
             State::Running { pid, since } => {
                 let exit = self.reap(pid)?;
+                if self.spec.done_on_success && exit.is_success() {
+                    self.state = State::Stopped { exit };
+                    sidecar_core::log::event(
+                        sidecar_core::log::Severity::Info,
+                        &format!("{} finished ({exit})", self.spec.name),
+                        &ChildEvent {
+                            program: &self.spec.name,
+                            pid: Some(pid),
+                            exit: Some(exit.to_string()),
+                            restart_in_ms: None,
+                            command: None,
+                            last_output: self.recent_output(),
+                        },
+                    );
+                    return Some(Event::Finished { exit });
+                }
                 let ran_for = since.elapsed();
                 if ran_for >= self.policy.stable_after {
                     self.failures = 0;

@@ -31,6 +31,31 @@ fn exit_code_2_is_given_up_at_once() {
     assert_eq!(child.starts(), 1);
 }
 
+#[test]
+fn a_done_on_success_child_that_exits_0_is_finished_not_restarted() {
+    let mut child =
+        Supervised::start(sh("counted", "exit 0").done_on_success(), quick(5), None).unwrap();
+    let events = poll_events(&mut child, |e| !e.is_empty());
+    assert_eq!(
+        events,
+        vec![Event::Finished {
+            exit: Exit::Code(0)
+        }]
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(child.poll(), None, "never restarted");
+    assert!(matches!(child.state(), State::Stopped { .. }));
+    assert_eq!(child.starts(), 1);
+    // A failure is still restarted.
+    let mut failing =
+        Supervised::start(sh("counted", "exit 1").done_on_success(), quick(5), None).unwrap();
+    let events = poll_events(&mut failing, |e| {
+        e.iter().any(|e| matches!(e, Event::Restarted { .. }))
+    });
+    assert!(matches!(events[0], Event::Exited { .. }), "{events:?}");
+    failing.stop(Duration::from_secs(1));
+}
+
 fn sh(name: &str, script: &str) -> ChildSpec {
     ChildSpec::new(name, "/bin/sh").args(["-c", script])
 }

@@ -1459,6 +1459,7 @@ fn not_exported_record(
         kernel_drops: contents.drops.and_then(|d| d.kernel),
         queue_drops: contents.drops.and_then(|d| d.queue),
         crc32c: None,
+        trigger: CaptureFileName::parse(file).and_then(|name| name.tag),
         outcome,
         reason,
     }
@@ -1500,6 +1501,31 @@ fn canonical(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_window_record_names_its_trigger_and_others_none() {
+        let contents = manifest::Contents::default();
+        let outcome = manifest::Outcome::Exported;
+        let window = not_exported_record(
+            "eth0_part_20261206T031500Z_http5xx.pcap",
+            0,
+            contents,
+            outcome,
+            None,
+        );
+        assert_eq!(window.trigger.as_deref(), Some("http5xx"));
+        let line = serde_json::to_string(&window).unwrap();
+        assert!(line.contains(r#""trigger":"http5xx""#), "{line}");
+        let plain = not_exported_record(
+            "eth0_part_20261206T031500Z.pcap",
+            0,
+            contents,
+            outcome,
+            None,
+        );
+        assert_eq!(plain.trigger, None);
+        assert!(!serde_json::to_string(&plain).unwrap().contains("trigger"));
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {

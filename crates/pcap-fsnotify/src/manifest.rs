@@ -84,6 +84,9 @@ pub struct Record {
     /// CRC32C of the object's bytes, as Cloud Storage shows it (base64, big-endian).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crc32c: Option<String>,
+    /// The flight recorder's trigger kind of a window file (the name's tag).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<String>,
     /// What became of it.
     pub outcome: Outcome,
     /// Why, when not exported.

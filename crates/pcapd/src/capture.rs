@@ -11,6 +11,7 @@ use pipeline::{Ingest, Packet};
 use sidecar_core::log::Severity;
 
 use crate::pcap_files::PcapFiles;
+use crate::recorder::Recorder;
 use crate::source::{KernelStats, Next, Source};
 use crate::{Error, LogTarget, TranslatorKind};
 
@@ -25,6 +26,8 @@ pub(crate) struct CaptureEnd {
     pub(crate) error: Option<Error>,
     /// `.pcap` files written (ring-less path), oldest first.
     pub(crate) pcap_files: Vec<std::path::PathBuf>,
+    /// The flight recorder, finished once translation has drained (its last triggers).
+    pub(crate) recorder: Option<Recorder>,
 }
 
 /// What the capture thread does with packets besides translating them.
@@ -33,11 +36,21 @@ pub(crate) struct Sinks {
     pub(crate) translate: bool,
     /// Write `.pcap` files.
     pub(crate) pcap: Option<PcapFiles>,
+    /// The flight recorder (`PCAP_TRIGGER`): ring and trigger windows.
+    pub(crate) recorder: Option<Recorder>,
+    /// Reading a file for the recorder: translation's progress, so reading stays close to
+    /// it (a file is read far faster than its packet time, and the ring is bounded in
+    /// packet time: a trigger must find its window still in the ring).
+    pub(crate) pace: Option<pipeline::Monitor>,
+    /// Stop after this many packets (`PCAP_PACKET_COUNT`).
+    pub(crate) count: Option<u64>,
     /// Where write errors are reported.
     pub(crate) logs: LogTarget,
 }
 
 const KERNEL_STATS_EVERY: Duration = Duration::from_secs(1);
+/// How far reading a file for the recorder may run ahead of translation, in packets.
+const PACE_PACKETS: u64 = 1024;
 
 pub(crate) fn run<K: TranslatorKind + ?Sized>(
     mut source: Source,
@@ -63,11 +76,24 @@ pub(crate) fn run<K: TranslatorKind + ?Sized>(
         let mut idle = false;
         match source.next_packet() {
             Ok(Next::Packet(packet)) => {
+                if let Some(monitor) = sinks.pace.as_ref().filter(|_| read % 256 == 0) {
+                    while read.saturating_sub(monitor.snapshot().translated) > PACE_PACKETS
+                        && !stop.load(Ordering::Relaxed)
+                    {
+                        if let Some(recorder) = sinks.recorder.as_mut() {
+                            recorder.poll();
+                        }
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
                 // Serial numbers start at 0, like the original's (`pcap.num`).
                 let num = read;
                 read += 1;
                 if let Some(pcap) = sinks.pcap.as_mut() {
                     pcap.write(packet.ts_sec, packet.ts_nsec, packet.wire_len, packet.data);
+                }
+                if let Some(recorder) = sinks.recorder.as_mut() {
+                    recorder.packet(packet.ts_sec, packet.ts_nsec, packet.wire_len, packet.data);
                 }
                 if sinks.translate {
                     ingest.push(&Packet {
@@ -79,6 +105,9 @@ pub(crate) fn run<K: TranslatorKind + ?Sized>(
                         shard: kind.shard_key(linktype, packet.data),
                     });
                 }
+                if sinks.count.is_some_and(|n| read >= n) {
+                    break;
+                }
             }
             Ok(Next::Idle) => {
                 ingest.tick();
@@ -88,6 +117,12 @@ pub(crate) fn run<K: TranslatorKind + ?Sized>(
             Err(failure) => {
                 error = Some(failure);
                 break;
+            }
+        }
+        // Triggers wait in the ring's time, so polling every few packets is soon enough.
+        if idle || read % 64 == 0 {
+            if let Some(recorder) = sinks.recorder.as_mut() {
+                recorder.poll();
             }
         }
         if idle || read % 1024 == 0 {
@@ -126,6 +161,7 @@ pub(crate) fn run<K: TranslatorKind + ?Sized>(
         }
         None => Vec::new(),
     };
+
     if live {
         store(kernel, source.kernel_stats());
     }
@@ -137,6 +173,7 @@ pub(crate) fn run<K: TranslatorKind + ?Sized>(
         read,
         error,
         pcap_files,
+        recorder: sinks.recorder.take(),
     }
 }
 

@@ -14,7 +14,10 @@
 //! - [`settings`]: command-line flags and configuration → [`Settings`].
 
 mod capture;
+pub mod endpoint;
+pub mod json_windows;
 pub mod pcap_files;
+pub mod recorder;
 pub mod settings;
 pub mod source;
 mod translate;
@@ -251,8 +254,21 @@ struct OutputErrorEvent<'a> {
 /// Runs `pcapd` with the `render` translator until the file ends, `settings.duration`
 /// passes, or `shutdown` is requested.
 pub fn run(settings: &Settings, shutdown: &Shutdown) -> Result<Summary, Error> {
-    let kind = RenderKind::new(settings.translator.clone());
-    run_with(settings, shutdown, Arc::new(kind))
+    let mut kind = RenderKind::new(settings.translator.clone());
+    let recorder = settings.recorder.as_ref().map(|r| {
+        let stats = Arc::new(recorder::RecorderStats::default());
+        let (sink, rx) = recorder::channel(r.triggers.clone(), Arc::clone(&stats));
+        kind = kind.clone().with_triggers(Arc::clone(&sink));
+        RecorderParts { sink, rx, stats }
+    });
+    run_inner(settings, shutdown, Arc::new(kind), recorder)
+}
+
+/// The flight recorder's channel and counters, made before the translators that feed it.
+struct RecorderParts {
+    sink: Arc<recorder::TriggerSink>,
+    rx: std::sync::mpsc::Receiver<recorder::Fired>,
+    stats: Arc<recorder::RecorderStats>,
 }
 
 /// Runs `pcapd` with any translator (tests use a stand-in).
@@ -261,9 +277,22 @@ pub fn run_with<K: TranslatorKind>(
     shutdown: &Shutdown,
     kind: Arc<K>,
 ) -> Result<Summary, Error> {
+    run_inner(settings, shutdown, kind, None)
+}
+
+fn run_inner<K: TranslatorKind>(
+    settings: &Settings,
+    shutdown: &Shutdown,
+    kind: Arc<K>,
+    recorder_parts: Option<RecorderParts>,
+) -> Result<Summary, Error> {
     let logs = settings.logs;
     // Before touching the device: a configuration error must not depend on capture rights.
-    if !settings.stdout && settings.files.is_none() && settings.pcap.is_none() {
+    if !settings.stdout
+        && settings.files.is_none()
+        && settings.pcap.is_none()
+        && settings.recorder.is_none()
+    {
         return Err(Error::Settings(
             "pcapd has no output: set PCAP_JSON_LOG=true (stdout) and/or PCAP_JSON=true (files), or --write-pcap=true"
                 .into(),
@@ -302,9 +331,75 @@ pub fn run_with<K: TranslatorKind>(
         ),
         None => None,
     };
-    let sinks = capture::Sinks {
-        translate: settings.stdout || settings.files.is_some(),
+    let (recorder, recorder_stats, endpoint) = match (&settings.recorder, recorder_parts) {
+        (Some(r), Some(parts)) => {
+            let mut recorder = recorder::Recorder::new(
+                r.clone(),
+                &iface,
+                info.linktype,
+                parts.rx,
+                Arc::clone(&parts.stats),
+                logs,
+            )
+            .map_err(|source| Error::Output {
+                path: r.dir.clone(),
+                source,
+            })?;
+            if r.json {
+                let json = json_windows::JsonWindows::start(json_windows::JsonSetup {
+                    dir: r.dir.clone(),
+                    interface: render::Interface {
+                        index: info.interface.index,
+                        name: info.interface.name.clone(),
+                        addrs: info.interface.addrs.clone(),
+                    },
+                    linktype: info.linktype,
+                    settings: settings.translator.clone(),
+                    logs,
+                })
+                .map_err(|source| Error::Output {
+                    path: r.dir.clone(),
+                    source,
+                })?;
+                recorder = recorder.with_json(json);
+            }
+            let mut endpoint = None;
+            if parts.sink.manual() {
+                let flag = Arc::new(AtomicBool::new(false));
+                signal_hook::flag::register(signal_hook::consts::SIGUSR2, Arc::clone(&flag))
+                    .map_err(|e| Error::Settings(format!("cannot handle SIGUSR2: {e}")))?;
+                recorder = recorder.with_signal(flag);
+                if let Some(port) = r.port {
+                    endpoint = Some(
+                        endpoint::start(port, Arc::clone(&parts.sink), logs).map_err(|e| {
+                            Error::Settings(format!(
+                                "cannot listen on 127.0.0.1:{port} for the manual trigger (PCAP_TRIGGER_PORT): {e}"
+                            ))
+                        })?,
+                    );
+                }
+            }
+            (Some(recorder), Some(parts.stats), endpoint)
+        }
+        _ => (None, None, None),
+    };
+    let recorder_counters = move || {
+        recorder_stats
+            .as_ref()
+            .map(|s| s.snapshot())
+            .unwrap_or_default()
+    };
+    let counters = |kind: &K| {
+        let mut counters = kind.counters();
+        counters.extend(recorder_counters());
+        counters
+    };
+    let mut sinks = capture::Sinks {
+        translate: settings.stdout || settings.files.is_some() || recorder.is_some(),
         pcap,
+        recorder,
+        pace: None,
+        count: settings.packet_count,
         logs,
     };
     let output_names: Vec<&str> = settings.output_names();
@@ -325,6 +420,9 @@ pub fn run_with<K: TranslatorKind>(
     let (ingest, pipeline) =
         Pipeline::start(&pipeline_settings, factory, outputs).map_err(Error::Thread)?;
     let monitor = pipeline.monitor();
+    if sinks.recorder.is_some() && !info.live {
+        sinks.pace = Some(monitor.clone());
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
     let kernel: capture::SharedKernelStats = Arc::new(Mutex::new(None));
@@ -401,7 +499,7 @@ pub fn run_with<K: TranslatorKind>(
         }
         if now >= next_stats {
             next_stats = now + settings.stats_every;
-            report_stats(logs, &iface, &monitor, &kernel, kind.counters());
+            report_stats(logs, &iface, &monitor, &kernel, counters(&kind));
         }
         reported_errors = report_output_errors(logs, &monitor, reported_errors);
         if now >= next_drops {
@@ -418,7 +516,15 @@ pub fn run_with<K: TranslatorKind>(
             iface: iface.clone(),
             message: "capture thread panicked".into(),
         }),
+        recorder: None,
     });
+    if let Some(count) = settings.packet_count.filter(|n| end.read >= *n) {
+        logs.event(
+            Severity::Info,
+            &format!("{count} packets captured (PCAP_PACKET_COUNT): capture stopped"),
+            &(),
+        );
+    }
     // Only live capture has a drain budget (Cloud Run's SIGTERM grace): a file is complete,
     // whatever stopped the reading and however long translating what was read takes.
     let finished = if info.live {
@@ -427,13 +533,19 @@ pub fn run_with<K: TranslatorKind>(
         pipeline.finish_all()
     };
     report_output_errors(logs, &monitor, reported_errors);
+    // After the drain: the triggers of the last packets translated are in the channel now.
+    drop(endpoint);
+    let mut pcap_files = end.pcap_files;
+    if let Some(recorder) = end.recorder {
+        pcap_files.extend(recorder.finish());
+    }
     let kernel_stats = kernel.lock().ok().and_then(|k| *k);
     let snapshot = finished.snapshot;
     journal_drops(logs, &mut drops, &snapshot, &kernel);
     logs.event(
         Severity::Info,
         "pcapd stats",
-        &stats_line(&iface, true, &snapshot, kernel_stats, kind.counters()),
+        &stats_line(&iface, true, &snapshot, kernel_stats, counters(&kind)),
     );
     if !finished.complete {
         logs.event(
@@ -451,7 +563,7 @@ pub fn run_with<K: TranslatorKind>(
         pipeline: snapshot,
         kernel: kernel_stats,
         files: finished.files,
-        pcap_files: end.pcap_files,
+        pcap_files,
         complete: finished.complete,
         capture_error,
     })

@@ -127,13 +127,7 @@ impl PcapFiles {
             self.lost += 1;
             return;
         }
-        let caplen = data.len().min(self.snaplen as usize);
-        let record = pcapfile::record_header(
-            u32::try_from(ts_sec).unwrap_or(0),
-            ts_nsec.min(999_999_999) / 1000,
-            caplen as u32,
-            wire_len.max(caplen as u32),
-        );
+        let (record, caplen) = record_header(self.snaplen, ts_sec, ts_nsec, wire_len, data);
         let written = self
             .files
             .write(&record)
@@ -193,6 +187,24 @@ impl PcapFiles {
     pub fn dir(&self) -> &Path {
         self.files.dir()
     }
+}
+
+/// The record header of a packet cut to `snaplen`, and the captured length it gives.
+pub(crate) fn record_header(
+    snaplen: u32,
+    ts_sec: i64,
+    ts_nsec: u32,
+    wire_len: u32,
+    data: &[u8],
+) -> ([u8; pcapfile::RECORD_HEADER_LEN], usize) {
+    let caplen = data.len().min(snaplen as usize);
+    let record = pcapfile::record_header(
+        u32::try_from(ts_sec).unwrap_or(0),
+        ts_nsec.min(999_999_999) / 1000,
+        caplen as u32,
+        wire_len.max(caplen as u32),
+    );
+    (record, caplen)
 }
 
 #[cfg(test)]

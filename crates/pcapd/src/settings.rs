@@ -13,6 +13,7 @@ use sidecar_core::config::{Config, ALWAYS_REDACTED_HEADERS};
 use packet_socket::{CapturePath, Detection};
 
 use crate::pcap_files::PcapSettings;
+use crate::recorder::RecorderSettings;
 use crate::source::{LiveSettings, SourceSettings};
 use crate::{Error, LogTarget};
 
@@ -63,6 +64,11 @@ pub struct Settings {
     pub capture_path: Option<Detection>,
     /// Write `.pcap` files too (`--write-pcap`: the ring-less path, instead of tcpdump).
     pub pcap: Option<PcapSettings>,
+    /// The flight recorder (`PCAP_TRIGGER`): packets go to a ring, and only the windows
+    /// around triggers to `.pcap` files; no other output.
+    pub recorder: Option<RecorderSettings>,
+    /// Stop after this many packets (`PCAP_PACKET_COUNT`, like `tcpdump -c`).
+    pub packet_count: Option<u64>,
 }
 
 /// Default number of translation workers: suits the 2-core machines this runs on (capture
@@ -103,6 +109,8 @@ impl Settings {
             translator: render::TranslatorSettings::default(),
             capture_path: None,
             pcap: None,
+            recorder: None,
+            packet_count: None,
         }
     }
 
@@ -228,6 +236,9 @@ const CAPTURE_PATH: Flag = Flag { id: "capture-path", long: "capture-path", env:
 const WRITE_PCAP: Flag = Flag { id: "write-pcap", long: "write-pcap", env: None, value: "BOOL",
         help: "Also write the .pcap files (names, rotation, snap length and format of tcpdump's) into the output directory; what tcpdumpw asks for on the ring-less path (default false)." };
 
+const TRIGGER_ENDPOINT: Flag = Flag { id: "trigger-endpoint", long: "trigger-endpoint", env: None, value: "BOOL",
+        help: "With PCAP_TRIGGER=...,manual: serve the manual trigger's loopback endpoint on PCAP_TRIGGER_PORT (default true; tcpdumpw lets only its first interface's pcapd serve it)." };
+
 /// Every flag of pcapd's own, in help order.
 const FLAGS: &[&Flag] = &[
     &READ,
@@ -244,6 +255,7 @@ const FLAGS: &[&Flag] = &[
     &RUN_ID,
     &CAPTURE_PATH,
     &WRITE_PCAP,
+    &TRIGGER_ENDPOINT,
 ];
 
 /// `pcapd`'s command with its own flags (the shared configuration flags are added by
@@ -331,6 +343,7 @@ pub fn from_config(config: &Config, matches: &ArgMatches) -> Result<Settings, Er
     let label = raw(matches, &LABEL);
     let run_id = raw(matches, &RUN_ID).unwrap_or_else(new_run_id);
     let write_pcap = boolean(matches, &WRITE_PCAP, false)?;
+    let trigger_endpoint = boolean(matches, &TRIGGER_ENDPOINT, true)?;
     let capture_path = match read {
         Some(_) => None,
         None => Some(capture_path(config, matches)?),
@@ -350,12 +363,39 @@ pub fn from_config(config: &Config, matches: &ArgMatches) -> Result<Settings, Er
         snaplen: config.snaplen,
     });
 
-    let files = config.json.then(|| FileSettings {
+    // The recorder is the only output in its mode: nothing else is written or logged.
+    let recorder = config.recorder.as_ref().map(|r| RecorderSettings {
+        triggers: r.triggers.clone(),
+        ring_secs: r.ring_secs,
+        ring_bytes: usize::try_from(r.ring_mb << 20).unwrap_or(usize::MAX),
+        before_secs: r.before_secs,
+        after_secs: r.after_secs,
+        cooldown_secs: r.cooldown_secs,
+        max_per_hour: r.max_per_hour,
+        on_exit: r.on_exit,
+        port: r
+            .triggers
+            .contains(&sidecar_core::config::trigger::Trigger::Manual)
+            .then_some(r.port)
+            .filter(|_| read.is_none() && trigger_endpoint),
+        dir: output_dir.clone(),
+        ext: config.file_ext.clone(),
+        snaplen: config.snaplen,
+        json: config.json,
+        live: read.is_none(),
+    });
+    let pcap = pcap.filter(|_| recorder.is_none());
+    let files = (config.json && recorder.is_none()).then(|| FileSettings {
         dir: output_dir,
         rotate: (config.rotate_secs > 0).then(|| Duration::from_secs(config.rotate_secs)),
     });
     let (source, stdout, logs, duration) = match read {
-        Some(path) => (SourceSettings::File(path), true, LogTarget::Stderr, None),
+        Some(path) => (
+            SourceSettings::File(path),
+            recorder.is_none(),
+            LogTarget::Stderr,
+            None,
+        ),
         None => (
             {
                 let live = LiveSettings {
@@ -376,7 +416,7 @@ pub fn from_config(config: &Config, matches: &ArgMatches) -> Result<Settings, Er
                     })
                 }
             },
-            config.json_log,
+            config.json_log && recorder.is_none(),
             LogTarget::Stdout,
             (config.timeout_secs > 0).then(|| Duration::from_secs(config.timeout_secs)),
         ),
@@ -429,6 +469,8 @@ pub fn from_config(config: &Config, matches: &ArgMatches) -> Result<Settings, Er
         translator,
         capture_path,
         pcap,
+        recorder,
+        packet_count: (config.packet_count > 0).then_some(config.packet_count),
     })
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use pipeline::{PacketView, Translate, Translation};
 
+use crate::recorder::TriggerSink;
 use crate::{SourceInfo, TranslatorKind};
 
 /// Translation by the `render` crate.
@@ -14,13 +15,25 @@ pub struct RenderKind {
     settings: render::TranslatorSettings,
     /// One state budget and one set of cap counters for all workers.
     limits: Arc<render::Limits>,
+    /// The flight recorder's triggers, evaluated on every translated packet.
+    triggers: Option<Arc<TriggerSink>>,
 }
 
 impl RenderKind {
     /// Translators made with `settings`.
     pub fn new(settings: render::TranslatorSettings) -> Self {
         let limits = Arc::new(render::Limits::new(settings.state_bytes));
-        RenderKind { settings, limits }
+        RenderKind {
+            settings,
+            limits,
+            triggers: None,
+        }
+    }
+
+    /// Translators that also evaluate the flight recorder's triggers.
+    pub fn with_triggers(mut self, triggers: Arc<TriggerSink>) -> Self {
+        self.triggers = Some(triggers);
+        self
     }
 }
 
@@ -29,6 +42,7 @@ pub struct RenderTranslator {
     interface: render::Interface,
     linktype: i32,
     translator: render::Translator,
+    triggers: Option<Arc<TriggerSink>>,
 }
 
 impl TranslatorKind for RenderKind {
@@ -50,6 +64,7 @@ impl TranslatorKind for RenderKind {
                 self.settings.clone(),
                 Arc::clone(&self.limits),
             ),
+            triggers: self.triggers.clone(),
         }
     }
 
@@ -70,6 +85,11 @@ impl Translate for RenderTranslator {
         };
         let errors_before = self.translator.counters().decode_errors;
         let outcome = self.translator.translate(&captured, out);
+        if let Some(triggers) = &self.triggers {
+            let at_ns =
+                u64::try_from(packet.timestamp.timestamp_nanos_opt().unwrap_or(0)).unwrap_or(0);
+            triggers.check(self.translator.notable(), at_ns);
+        }
         // Severity ERROR also marks HTTP 5xx, so it does not mean a failed translation; a
         // decode error or a packet that produced no line does.
         if (outcome.bytes == 0 && !outcome.suppressed)

@@ -53,7 +53,7 @@ use cloud_logging::Severity;
 use cloud_logging::Verbosity;
 
 pub use limits::{Counter, Limits};
-pub use translator::{TranslateCounters, Translator};
+pub use translator::{Notable, TranslateCounters, Translator};
 
 /// How entries are written.
 #[derive(Debug, Clone)]

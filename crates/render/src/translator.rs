@@ -89,6 +89,8 @@ impl TranslateCounters {
 /// Per-worker translation state: one per worker thread, not shared.
 pub struct Translator {
     settings: TranslatorSettings,
+    /// What the last translated packet showed (the flight recorder's triggers read it).
+    notable: Notable,
     flows: FlowTable<FlowState>,
     counters: TranslateCounters,
     message: String,
@@ -122,6 +124,7 @@ impl Translator {
             .keeping_removed(settings.verbosity == Verbosity::Summary);
         limits.register(true);
         Translator {
+            notable: Notable::default(),
             flows,
             counters: TranslateCounters::default(),
             message: String::with_capacity(256),
@@ -159,6 +162,7 @@ impl Translator {
     /// Appends exactly one JSON object and a `'\n'` to `out`; never panics, whatever the bytes.
     pub fn translate(&mut self, packet: &CapturedPacket<'_>, out: &mut Vec<u8>) -> Outcome {
         let start = out.len();
+        self.notable = Notable::default();
         let d = decode(packet.linktype, packet.data, packet.wire_len);
         let now_ns = timestamp_ns(packet);
         let key = FlowKey::of(&d);
@@ -192,6 +196,17 @@ impl Translator {
                     }
                 }
                 facts.tcp = Some(tracker.analyze(side.index(), &seg));
+                let analysis = facts.tcp.as_ref().map(|a| a.flags).unwrap_or_default();
+                self.notable.rst_after_data =
+                    analysis.has(analyze::tcp_analysis::Flag::RstAfterData);
+                // A SYN sent again: no SYN-ACK came within the client's first timeout.
+                self.notable.rst = t.flags().rst();
+                self.notable.retransmission =
+                    analysis.has(analyze::tcp_analysis::Flag::Retransmission);
+                self.notable.zero_window = analysis.has(analyze::tcp_analysis::Flag::ZeroWindow);
+                self.notable.syn_retransmitted = t.flags().syn()
+                    && !t.flags().ack()
+                    && analysis.has(analyze::tcp_analysis::Flag::Retransmission);
                 facts.first |= ev.restarted;
                 facts.last = ev.last;
                 if !t.flags().syn() {
@@ -271,6 +286,7 @@ impl Translator {
         facts.local = local(&self.settings, packet, &d, facts.server_side);
 
         let severity = severity(&d, &facts, &app);
+        self.note(&d, &facts, &app, trace.as_ref());
         self.count(&d, &facts, severity);
         self.cached
             .for_iface(&self.settings, &packet.interface.name);
@@ -446,6 +462,47 @@ impl Translator {
         self.evict_again_at = self.state_bytes + budget / 32;
     }
 
+    /// What the last packet translated showed that can fire a trigger.
+    pub fn notable(&self) -> &Notable {
+        &self.notable
+    }
+
+    fn note(
+        &mut self,
+        d: &analyze::Decoded<'_>,
+        facts: &FlowFacts,
+        app: &App<'_>,
+        trace: Option<&analyze::http1::Trace>,
+    ) {
+        let n = &mut self.notable;
+        n.flow = facts.id;
+        n.trace = trace.map(|t| t.trace_id_str().to_string());
+        match app {
+            App::Http(m) if m.kind == analyze::http1::Kind::Response => {
+                n.http_status = Some(m.code);
+                n.latency_ns = m.latency_ns;
+            }
+            App::Http2(seg) => {
+                for h in seg.frames.iter().filter_map(|f| f.headers.as_deref()) {
+                    if h.role == analyze::http2::Role::Response {
+                        n.http_status = n.http_status.or(h.status);
+                        n.latency_ns = n.latency_ns.or(h.latency_ns);
+                    }
+                    if let Some(code) = h.grpc.as_ref().and_then(|g| g.status) {
+                        n.grpc_status = Some(code);
+                    }
+                }
+            }
+            App::Dns(m) if m.is_response() => n.dns_rcode = Some(m.rcode().0),
+            _ => {}
+        }
+        n.icmp_unreachable = match &d.transport {
+            Some(Transport::Icmpv4(p)) => p.msg_type() == 3,
+            Some(Transport::Icmpv6(p)) => p.msg_type() == 1,
+            _ => false,
+        };
+    }
+
     fn count(&mut self, d: &analyze::Decoded<'_>, facts: &FlowFacts, severity: Severity) {
         let c = &mut self.counters;
         c.packets += 1;
@@ -554,4 +611,33 @@ fn responses(app: &App<'_>) -> u32 {
             .count() as u32,
         _ => 0,
     }
+}
+
+/// What one translated packet showed that the flight recorder's triggers look at.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Notable {
+    /// Status of an HTTP/1.1 or HTTP/2 response.
+    pub http_status: Option<u16>,
+    /// Time from the request to this response (ns).
+    pub latency_ns: Option<u64>,
+    /// A gRPC status (trailers or a trailers-only response).
+    pub grpc_status: Option<u32>,
+    /// A TCP reset on a connection that carried payload.
+    pub rst_after_data: bool,
+    /// A retransmitted SYN (no SYN-ACK within the connect's first timeout).
+    pub syn_retransmitted: bool,
+    /// A TCP reset (any).
+    pub rst: bool,
+    /// A TCP retransmission (`tcp.analysis.retransmission`).
+    pub retransmission: bool,
+    /// A zero window advertised (`tcp.analysis.zero_window`).
+    pub zero_window: bool,
+    /// Rcode of a DNS response.
+    pub dns_rcode: Option<u16>,
+    /// ICMP destination unreachable (v4 type 3, v6 type 1).
+    pub icmp_unreachable: bool,
+    /// The exchange's trace id.
+    pub trace: Option<String>,
+    /// The entry's `flow`.
+    pub flow: Option<u64>,
 }

@@ -1,4 +1,6 @@
-//! Capture file names: `<iface>_part_<YYYYMMDDTHHMMSS>Z[-<n>].<ext>[.gz]`, always UTC.
+//! Capture file names: `<iface>_part_<YYYYMMDDTHHMMSS>Z[_<tag>][-<n>].<ext>[.gz]`, always UTC.
+//! The flight recorder's windows carry their trigger kind as the tag
+//! (`eth0_part_20261206T031500Z_http5xx.pcap`); the time is then the trigger's.
 //!
 //! The shape keeps the README's merge commands working verbatim
 //! (`mergecap -w full.pcap -F pcap ./*_part_*.pcap`, `cat *_part_*.json | jq …`). The optional
@@ -21,6 +23,8 @@ pub struct CaptureFileName {
     pub iface: String,
     /// When the file was started, to the second, UTC.
     pub started: DateTime<Utc>,
+    /// What the file holds, when it is not a plain capture (`[a-z0-9]`: a trigger kind).
+    pub tag: Option<String>,
     /// Disambiguates files of one interface started in the same second (0: no suffix).
     pub seq: u32,
     /// Extension without the dot and without `.gz` (`pcap`, `json`).
@@ -35,10 +39,22 @@ impl CaptureFileName {
         CaptureFileName {
             iface: iface.to_string(),
             started,
+            tag: None,
             seq: 0,
             ext: ext.to_string(),
             gzip: false,
         }
+    }
+
+    /// The same name with a tag (characters other than `[a-z0-9]` are dropped).
+    pub fn tagged(mut self, tag: &str) -> Self {
+        let tag: String = tag
+            .chars()
+            .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            .take(32)
+            .collect();
+        self.tag = (!tag.is_empty()).then_some(tag);
+        self
     }
 
     /// The same name with `.gz` appended.
@@ -84,6 +100,9 @@ impl fmt::Display for CaptureFileName {
             self.iface,
             self.started.format(TIME_FORMAT)
         )?;
+        if let Some(tag) = &self.tag {
+            write!(f, "_{tag}")?;
+        }
         if self.seq > 0 {
             write!(f, "-{}", self.seq)?;
         }
@@ -114,6 +133,18 @@ impl FromStr for CaptureFileName {
             .and_utc();
         let rest = rest.get(15..).ok_or(NotACaptureFile)?;
         let rest = rest.strip_prefix('Z').ok_or(NotACaptureFile)?;
+        let (tag, rest) = match rest.strip_prefix('_') {
+            Some(tail) => {
+                let end = tail
+                    .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit()))
+                    .ok_or(NotACaptureFile)?;
+                if end == 0 {
+                    return Err(NotACaptureFile);
+                }
+                (Some(tail[..end].to_string()), &tail[end..])
+            }
+            None => (None, rest),
+        };
         let (seq, rest) = match rest.strip_prefix('-') {
             Some(tail) => {
                 let digits = tail.find('.').ok_or(NotACaptureFile)?;
@@ -133,6 +164,7 @@ impl FromStr for CaptureFileName {
         Ok(CaptureFileName {
             iface: iface.to_string(),
             started,
+            tag,
             seq,
             ext: ext.to_string(),
             gzip,
@@ -161,6 +193,8 @@ mod tests {
             "eth0_part_20261126T070809Z.pcap",
             "any_part_20261126T070809Z-2.json.gz",
             "ipvlan-eth0_part_20261126T070809Z.pcap",
+            "eth0_part_20261126T070809Z_http5xx.pcap",
+            "any_part_20261126T070809Z_manual-1.json.gz",
         ] {
             let parsed = CaptureFileName::parse(text).unwrap();
             assert_eq!(parsed.to_string(), text);
@@ -190,9 +224,20 @@ mod tests {
             "_part_20261126T070809Z.pcap",
             "eth0_part_20261126T070809Z.pcap.tmp~",
             "eth0_part_20261126T070809Z-x.pcap",
+            "eth0_part_20261126T070809Z_.pcap",
+            "eth0_part_20261126T070809Z_HTTP.pcap",
         ] {
             assert!(CaptureFileName::parse(text).is_none(), "{text}");
         }
+    }
+
+    #[test]
+    fn a_trigger_window_name_carries_its_kind_and_matches_the_readme_glob() {
+        let name = CaptureFileName::new("eth0", at(), "pcap").tagged("http5xx");
+        assert_eq!(name.to_string(), "eth0_part_20261126T070809Z_http5xx.pcap");
+        let parsed = CaptureFileName::parse(&name.to_string()).unwrap();
+        assert_eq!(parsed.tag.as_deref(), Some("http5xx"));
+        assert_eq!(parsed, name);
     }
 
     #[test]

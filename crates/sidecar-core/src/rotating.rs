@@ -96,10 +96,13 @@ impl RotatingFile {
 
     /// A name later than every earlier one of this writer and free in the directory: the
     /// same second as the last file gets the next `-n` suffix.
-    fn next_name(&mut self, now: DateTime<Utc>) -> CaptureFileName {
+    fn next_name(&mut self, now: DateTime<Utc>, tag: Option<&str>) -> CaptureFileName {
         let mut name = CaptureFileName::new(&self.iface, now.trunc_subsecs(0), &self.ext);
+        if let Some(tag) = tag {
+            name = name.tagged(tag);
+        }
         if let Some(last) = &self.last_name {
-            if last.started == name.started {
+            if last.started == name.started && last.tag == name.tag {
                 name.seq = last.seq + 1;
             }
         }
@@ -111,10 +114,21 @@ impl RotatingFile {
     /// Opens a new file with `header` written and flushed (an idle capture still leaves a
     /// valid file), unless one is open already.
     pub fn open(&mut self, header: &[u8]) -> io::Result<()> {
+        self.open_named(header, Utc::now(), None)
+    }
+
+    /// Like [`RotatingFile::open`], with the name's time `started` and tag `tag`
+    /// (`<iface>_part_<started>Z_<tag>.<ext>`: the flight recorder's windows).
+    pub fn open_named(
+        &mut self,
+        header: &[u8],
+        started: DateTime<Utc>,
+        tag: Option<&str>,
+    ) -> io::Result<()> {
         if self.current.is_some() {
             return Ok(());
         }
-        let name = self.next_name(Utc::now());
+        let name = self.next_name(started, tag);
         let path = self.dir.join(name.to_string());
         let file = OpenOptions::new()
             .write(true)

@@ -71,6 +71,11 @@ pub struct CaptureSettings {
     pub ring_less: bool,
     /// Whether `.pcap` files are wanted (`PCAP_TCPDUMP`).
     pub pcap_files: bool,
+    /// The flight recorder (`PCAP_TRIGGER`): pcapd captures alone and writes the trigger
+    /// windows; no tcpdump runs, on either path.
+    pub recorder: bool,
+    /// `-c` of each tcpdump (`PCAP_PACKET_COUNT`); 0: no limit. pcapd reads the variable.
+    pub packet_count: u64,
 }
 
 /// Child name of an interface's tcpdump (`tcpdump[eth0]`).
@@ -115,6 +120,10 @@ pub fn tcpdump_args(settings: &CaptureSettings, iface: &str, target: &Path) -> V
     .map(OsString::from)
     .collect();
     args.push(target.as_os_str().to_owned());
+    if settings.packet_count > 0 {
+        args.push("-c".into());
+        args.push(settings.packet_count.to_string().into());
+    }
     if settings.rotate_secs > 0 {
         args.push("-G".into());
         args.push(settings.rotate_secs.to_string().into());
@@ -129,7 +138,7 @@ pub fn tcpdump_args(settings: &CaptureSettings, iface: &str, target: &Path) -> V
 /// The tcpdump child of `iface`.
 pub fn tcpdump_spec(settings: &CaptureSettings, iface: &str, now: DateTime<Utc>) -> ChildSpec {
     let target = tcpdump_target(settings, iface, now);
-    ChildSpec::new(tcpdump_name(iface), &settings.tcpdump)
+    let mut spec = ChildSpec::new(tcpdump_name(iface), &settings.tcpdump)
         .args(tcpdump_args(settings, iface, &target))
         // strftime in the file name expands in local time: make that UTC like every name.
         .env("TZ", "UTC")
@@ -137,7 +146,11 @@ pub fn tcpdump_spec(settings: &CaptureSettings, iface: &str, now: DateTime<Utc>)
         // makes it close the file whole.
         .on_parent_death(Signal::SIGTERM)
         // Its answers to the counters polls are read, not logged (one line a second).
-        .quiet_lines(is_counters_answer)
+        .quiet_lines(is_counters_answer);
+    if settings.packet_count > 0 {
+        spec = spec.done_on_success();
+    }
+    spec
 }
 
 /// Where the pcapd of `iface` raises its readiness signal (its capture handle is open):
@@ -150,7 +163,10 @@ pub fn pcapd_ready_dir(settings: &CaptureSettings, iface: &str) -> PathBuf {
 /// timeout neutralised, see [`PCAPD_NEUTRAL_ENV`]), the interface and the final filter as
 /// flags, and a readiness directory of its own. Its stdout is inherited: packet JSON lines
 /// are already Cloud Logging lines, and wrapping them would cost a parse per packet.
-pub fn pcapd_spec(settings: &CaptureSettings, iface: &str) -> ChildSpec {
+///
+/// With the recorder, `endpoint` says whether this pcapd serves the manual trigger's
+/// loopback endpoint (one port: the first interface's pcapd does).
+pub fn pcapd_spec(settings: &CaptureSettings, iface: &str, endpoint: bool) -> ChildSpec {
     let ready_dir = pcapd_ready_dir(settings, iface);
     let mut spec = ChildSpec::new(pcapd_name(iface), &settings.pcapd)
         .on_parent_death(Signal::SIGTERM)
@@ -169,7 +185,10 @@ pub fn pcapd_spec(settings: &CaptureSettings, iface: &str) -> ChildSpec {
             ),
             format!("--write-pcap={}", settings.ring_less && settings.pcap_files),
         ]);
-    if settings.ring_less {
+    if settings.recorder {
+        spec = spec.args([format!("--trigger-endpoint={endpoint}")]);
+    }
+    if settings.ring_less || settings.recorder {
         // This pcapd replaces tcpdump: it gets tcpdump's buffer.
         spec = spec.args([format!(
             "--buffer-mib={}",
@@ -186,6 +205,7 @@ pub fn pcapd_spec(settings: &CaptureSettings, iface: &str) -> ChildSpec {
     }
     spec.stdout = StreamHandling::Inherit;
     spec.stderr = StreamHandling::Wrap;
+    spec.done_on_success = settings.packet_count > 0;
     spec
 }
 
@@ -277,6 +297,8 @@ mod tests {
                 ("PCAP_TIMEOUT_SECS", "60".into()),
             ],
             ring_less: false,
+            recorder: false,
+            packet_count: 0,
             pcap_files: true,
         }
     }
@@ -290,6 +312,18 @@ mod tests {
         args.iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect()
+    }
+
+    #[test]
+    fn the_packet_count_is_tcpdumps_c_and_ends_both_children_for_good() {
+        let mut s = settings(Path::new("/pcap-tmp"), 60, "");
+        assert!(!strings(&tcpdump_spec(&s, "eth0", at(9)).args).contains(&"-c".to_string()));
+        s.packet_count = 25;
+        let tcpdump = tcpdump_spec(&s, "eth0", at(9));
+        let args = strings(&tcpdump.args);
+        let c = args.iter().position(|a| a == "-c").unwrap();
+        assert_eq!(args[c + 1], "25");
+        assert!(tcpdump.done_on_success && pcapd_spec(&s, "eth0", true).done_on_success);
     }
 
     #[test]
@@ -346,7 +380,7 @@ mod tests {
     #[test]
     fn pcapd_gets_interface_filter_and_configuration() {
         let s = settings(Path::new("/pcap-tmp"), 60, "(udp)");
-        let spec = pcapd_spec(&s, "eth0");
+        let spec = pcapd_spec(&s, "eth0", true);
         assert_eq!(spec.name, "pcapd[eth0]");
         assert_eq!(spec.program, PathBuf::from("/usr/local/bin/pcapd"));
         assert_eq!(
@@ -378,17 +412,36 @@ mod tests {
     }
 
     #[test]
+    fn the_recorder_pcapd_gets_the_buffer_and_one_endpoint() {
+        let mut s = settings(Path::new("/pcap-tmp"), 60, "(udp)");
+        s.recorder = true;
+        let args = strings(&pcapd_spec(&s, "eth0", true).args);
+        assert!(
+            args.ends_with(&[
+                "--trigger-endpoint=true".to_string(),
+                "--buffer-mib=4".to_string()
+            ]),
+            "{args:?}"
+        );
+        let args = strings(&pcapd_spec(&s, "eth1", false).args);
+        assert!(
+            args.contains(&"--trigger-endpoint=false".to_string()),
+            "{args:?}"
+        );
+    }
+
+    #[test]
     fn ring_less_pcapd_writes_the_pcap_files() {
         let mut s = settings(Path::new("/pcap-tmp"), 60, "(udp)");
         s.ring_less = true;
-        let args = strings(&pcapd_spec(&s, "eth0").args);
+        let args = strings(&pcapd_spec(&s, "eth0", true).args);
         assert!(args.ends_with(&[
             "--capture-path=ring-less".to_string(),
             "--write-pcap=true".to_string(),
             "--buffer-mib=4".to_string()
         ]));
         s.pcap_files = false;
-        let args = strings(&pcapd_spec(&s, "eth0").args);
+        let args = strings(&pcapd_spec(&s, "eth0", true).args);
         assert!(args.contains(&"--write-pcap=false".to_string()), "{args:?}");
     }
 

@@ -49,6 +49,8 @@ struct Child {
     kind: Kind,
     process: Supervised,
     listening: bool,
+    /// It captured its `PCAP_PACKET_COUNT` packets and exited: done for this run.
+    done: bool,
 }
 
 impl Child {
@@ -252,6 +254,8 @@ pub(crate) fn run(
             detection.path,
             detection.reason,
             match detection.path {
+                _ if config.recorder.is_some() =>
+                    "; flight recorder (PCAP_TRIGGER): no tcpdump, pcapd keeps the ring and writes the trigger windows",
                 CapturePath::Ring => "; tcpdump writes the .pcap files",
                 CapturePath::RingLess =>
                     "; no tcpdump: pcapd reads AF_PACKET sockets with recvmmsg and writes the .pcap files",
@@ -284,6 +288,8 @@ pub(crate) fn run(
         config_env: config.to_env(),
         ring_less,
         pcap_files: config.tcpdump,
+        recorder: config.recorder.is_some(),
+        packet_count: config.packet_count,
     };
 
     let (tap, lines) = mpsc::channel();
@@ -484,6 +490,12 @@ impl Daemon<'_> {
         Ok(())
     }
 
+    /// Whether the pcapd of `iface` serves the manual trigger's endpoint: the first
+    /// selected interface's does (the port can be bound once).
+    fn serves_endpoint(&self, iface: &str) -> bool {
+        self.selected_names().first().map(String::as_str) == Some(iface)
+    }
+
     fn selected_names(&self) -> Vec<String> {
         self.selected
             .iter()
@@ -577,6 +589,7 @@ impl Daemon<'_> {
                     kind,
                     process,
                     listening: false,
+                    done: false,
                 })
             }
             Err(error) => {
@@ -592,14 +605,16 @@ impl Daemon<'_> {
         let now = Utc::now();
         self.guard.note(iface, now);
         let mut children = Vec::new();
-        if self.config.tcpdump && !self.settings.ring_less {
+        let recorder = self.settings.recorder;
+        if self.config.tcpdump && !self.settings.ring_less && !recorder {
             let spec = capture::tcpdump_spec(&self.settings, iface, now);
             children.extend(self.start_child(spec, Kind::Tcpdump));
         }
         // Ring-less: one pcapd captures for both the .pcap files and the JSON outputs.
         let pcapd_writes_pcap = self.settings.ring_less && self.config.tcpdump;
-        if self.config.json || self.config.json_log || pcapd_writes_pcap {
-            let spec = capture::pcapd_spec(&self.settings, iface);
+        if self.config.json || self.config.json_log || pcapd_writes_pcap || recorder {
+            let endpoint = self.serves_endpoint(iface);
+            let spec = capture::pcapd_spec(&self.settings, iface, endpoint);
             children.extend(self.start_child(spec, Kind::Pcapd));
         }
         if !self.summary.interfaces.iter().any(|i| i == iface) {
@@ -732,6 +747,7 @@ impl Daemon<'_> {
     /// scanned again before deciding anything: its interface may simply be gone).
     fn poll_children(&mut self) -> bool {
         let mut gave_up = false;
+        let endpoint_iface = self.selected_names().into_iter().next();
         let now = Instant::now();
         for (iface, capture) in &mut self.captures {
             for child in &mut capture.children {
@@ -745,12 +761,28 @@ impl Daemon<'_> {
                     // A new file name (without rotation) and the current filter.
                     let spec = match child.kind {
                         Kind::Tcpdump => capture::tcpdump_spec(&self.settings, iface, Utc::now()),
-                        Kind::Pcapd => capture::pcapd_spec(&self.settings, iface),
+                        Kind::Pcapd => capture::pcapd_spec(
+                            &self.settings,
+                            iface,
+                            endpoint_iface.as_deref() == Some(iface.as_str()),
+                        ),
                     };
                     child.process.spec_mut().args = spec.args;
                     self.guard.note(iface, Utc::now());
                 }
                 match child.process.poll() {
+                    // tcpdump -c / pcapd exit 0 once they have their packets
+                    // (`done_on_success`): done for this run, not restarted.
+                    Some(Event::Finished { .. }) => {
+                        child.listening = false;
+                        child.done = true;
+                        self.guard.note(iface, Utc::now());
+                        log::info(&format!(
+                            "{} captured PCAP_PACKET_COUNT={} packets: done for this run",
+                            child.process.name(),
+                            self.config.packet_count
+                        ));
+                    }
                     Some(Event::Exited { .. }) => {
                         child.listening = false;
                         self.guard.note(iface, Utc::now());
@@ -966,6 +998,35 @@ impl Daemon<'_> {
     /// Raises readiness once every capture listens; fails when none is left.
     fn check_capture(&mut self) -> Result<(), Error> {
         if self.runs.active().is_none() || self.captures.is_empty() {
+            return Ok(());
+        }
+        let counted = self.captures.values().all(|c| {
+            c.children.iter().all(|child| child.done || !child.alive())
+                && c.children.iter().any(|child| child.done)
+        });
+        if counted && !self.captures.values().any(Capture::alive) {
+            if let Some(number) = self.runs.end_active() {
+                self.stop_captures(&format!("run {number} complete"));
+                let next_run = self.runs.next_run().map(rfc3339);
+                log::event(
+                    Severity::Notice,
+                    &format!(
+                        "capture run {number} complete: every interface captured PCAP_PACKET_COUNT={} packets{}",
+                        self.config.packet_count,
+                        if self.runs.is_cron() {
+                            ""
+                        } else {
+                            "; tcpdumpw stays up (and ready) until SIGTERM"
+                        }
+                    ),
+                    &RunEvent {
+                        run: number,
+                        ends: None,
+                        next_run,
+                        interfaces: &[],
+                    },
+                );
+            }
             return Ok(());
         }
         if !self.captures.values().any(Capture::alive) {

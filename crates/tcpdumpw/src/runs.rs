@@ -186,6 +186,13 @@ impl Runs {
         }
     }
 
+    /// Ends the run in progress before its time (every interface reached
+    /// `PCAP_PACKET_COUNT`): its number, if one was running. A continuous capture is then
+    /// finished like a one-shot; cron starts the next run on schedule.
+    pub fn end_active(&mut self) -> Option<u32> {
+        self.active.take().map(|a| a.number)
+    }
+
     /// How long until something may be due (for the daemon's sleep); `None`: nothing ever.
     pub fn until_next(&self, now: DateTime<Utc>) -> Option<Duration> {
         let end = self.active.and_then(|a| a.ends);

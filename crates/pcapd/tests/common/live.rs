@@ -130,6 +130,45 @@ impl Running {
         found.unwrap()
     }
 
+    /// Waits (20 s at most) until `count` stdout lines match `predicate`.
+    pub fn wait_for_lines(&self, what: &str, count: usize, predicate: impl Fn(&Value) -> bool) {
+        testbed::wait_until(Duration::from_secs(20), Duration::from_millis(20), || {
+            self.lines
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| predicate(&parse(l)))
+                .count()
+                >= count
+        })
+        .unwrap_or_else(|e| {
+            panic!(
+                "waiting for {count} × {what}: {e}; lines: {:?}",
+                self.lines.lock().unwrap()
+            )
+        });
+    }
+
+    /// Waits (bounded) for the process to exit by itself; the exit code and every line.
+    pub fn wait_exit(mut self, timeout: Duration) -> (Option<i32>, Vec<Value>) {
+        let status = self
+            .child
+            .wait_timeout(timeout)
+            .unwrap()
+            .expect("pcapd exits by itself");
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        let lines = self
+            .lines
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| parse(l))
+            .collect();
+        (status.code(), lines)
+    }
+
     /// SIGTERM, then the exit code and every stdout line.
     pub fn terminate(mut self) -> (Option<i32>, Vec<Value>) {
         kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();

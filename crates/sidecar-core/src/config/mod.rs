@@ -7,6 +7,7 @@
 //! [`VarError`] naming the variable, the bad value and the accepted form.
 
 mod cli;
+pub mod trigger;
 pub mod values;
 pub mod vars;
 
@@ -118,6 +119,12 @@ pub struct Config {
     pub timezone: chrono_tz::Tz,
     /// `PCAP_TIMEOUT_SECS`; 0 means no limit.
     pub timeout_secs: u64,
+    /// `PCAP_PACKET_COUNT`: packets per interface and run; 0 means no limit.
+    pub packet_count: u64,
+    /// `PCAP_TRIGGER` and the flight recorder's bounds; `None`: no recorder.
+    pub recorder: Option<RecorderConfig>,
+    /// `PCAP_RING_SECS` … `PCAP_TRIGGER_PORT` as given (also without `PCAP_TRIGGER`).
+    pub recorder_bounds: RecorderConfig,
     /// `PCAP_COMPAT`.
     pub compat: bool,
     /// `PCAP_GAE`.
@@ -138,6 +145,29 @@ pub struct Config {
     pub run_dir: PathBuf,
     /// `PCAP_SUPERVISOR_FILE`.
     pub supervisor_file: Option<PathBuf>,
+}
+
+/// The flight recorder's settings (`PCAP_TRIGGER`, `PCAP_RING_*`, `PCAP_TRIGGER_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecorderConfig {
+    /// What fires.
+    pub triggers: Vec<trigger::Trigger>,
+    /// `PCAP_RING_SECS`.
+    pub ring_secs: u64,
+    /// `PCAP_RING_MB` (MiB).
+    pub ring_mb: u64,
+    /// `PCAP_TRIGGER_BEFORE_SECS`.
+    pub before_secs: u64,
+    /// `PCAP_TRIGGER_AFTER_SECS`.
+    pub after_secs: u64,
+    /// `PCAP_TRIGGER_COOLDOWN_SECS`.
+    pub cooldown_secs: u64,
+    /// `PCAP_TRIGGER_MAX_PER_HOUR`.
+    pub max_per_hour: u64,
+    /// `PCAP_TRIGGER_ON_EXIT`.
+    pub on_exit: bool,
+    /// `PCAP_TRIGGER_PORT`.
+    pub port: u16,
 }
 
 /// Snaplen used when `PCAP_SNAPSHOT_LENGTH=0` (tcpdump's own default).
@@ -390,6 +420,59 @@ impl Config {
         let timeout_secs = r.get("PCAP_TIMEOUT_SECS", 0, |raw| {
             parse_u64_in(raw, 0, 31_536_000)
         });
+        let packet_count = r.get("PCAP_PACKET_COUNT", 0, |raw| {
+            parse_u64_in(raw, 0, 1_000_000_000)
+        });
+        let triggers = r.optional("PCAP_TRIGGER", trigger::parse_triggers);
+        let ring_secs = r.get("PCAP_RING_SECS", 60, |raw| parse_u64_in(raw, 1, 3_600));
+        let ring_mb = r.get("PCAP_RING_MB", 64, |raw| parse_u64_in(raw, 1, 4_096));
+        let before_secs = r.get("PCAP_TRIGGER_BEFORE_SECS", 30, |raw| {
+            parse_u64_in(raw, 0, 3_600)
+        });
+        let after_secs = r.get("PCAP_TRIGGER_AFTER_SECS", 30, |raw| {
+            parse_u64_in(raw, 0, 3_600)
+        });
+        let cooldown_secs = r.get("PCAP_TRIGGER_COOLDOWN_SECS", 60, |raw| {
+            parse_u64_in(raw, 0, 86_400)
+        });
+        let max_per_hour = r.get("PCAP_TRIGGER_MAX_PER_HOUR", 10, |raw| {
+            parse_u64_in(raw, 1, 3_600)
+        });
+        let on_exit = r.boolean("PCAP_TRIGGER_ON_EXIT");
+        let trigger_port = r.get("PCAP_TRIGGER_PORT", 12_346, |raw| {
+            parse_u64_in(raw, 1, 65_535).map(|n| n as u16)
+        });
+        if before_secs > ring_secs {
+            let given = r.raw("PCAP_TRIGGER_BEFORE_SECS").0.unwrap_or_default();
+            r.error(
+                "PCAP_TRIGGER_BEFORE_SECS",
+                &given,
+                format!("the ring keeps only PCAP_RING_SECS={ring_secs} seconds"),
+            );
+        }
+        let recorder_bounds = RecorderConfig {
+            triggers: triggers.clone().unwrap_or_default(),
+            ring_secs,
+            ring_mb,
+            before_secs,
+            after_secs,
+            cooldown_secs,
+            max_per_hour,
+            on_exit,
+            port: trigger_port,
+        };
+        let recorder = triggers.map(|_| recorder_bounds.clone());
+        let manual = recorder
+            .as_ref()
+            .is_some_and(|r| r.triggers.contains(&trigger::Trigger::Manual));
+        if manual && trigger_port == hc_port {
+            let given = r.raw("PCAP_TRIGGER_PORT").0.unwrap_or_default();
+            r.error(
+                "PCAP_TRIGGER_PORT",
+                &given,
+                format!("the startup probe listens on PCAP_HC_PORT={hc_port}"),
+            );
+        }
         let compat = r.boolean("PCAP_COMPAT");
         let gae = r.boolean("PCAP_GAE");
         let debug = r.boolean("PCAP_DEBUG");
@@ -499,6 +582,9 @@ impl Config {
             cron,
             timezone,
             timeout_secs,
+            packet_count,
+            recorder,
+            recorder_bounds,
             compat,
             gae,
             debug,
@@ -624,6 +710,28 @@ impl Config {
         );
         m.insert("PCAP_TIMEZONE", json!(self.timezone.name()));
         m.insert("PCAP_TIMEOUT_SECS", json!(self.timeout_secs));
+        m.insert("PCAP_PACKET_COUNT", json!(self.packet_count));
+        let b = &self.recorder_bounds;
+        m.insert(
+            "PCAP_TRIGGER",
+            match &self.recorder {
+                Some(r) => json!(r
+                    .triggers
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")),
+                None => Value::Null,
+            },
+        );
+        m.insert("PCAP_RING_SECS", json!(b.ring_secs));
+        m.insert("PCAP_RING_MB", json!(b.ring_mb));
+        m.insert("PCAP_TRIGGER_BEFORE_SECS", json!(b.before_secs));
+        m.insert("PCAP_TRIGGER_AFTER_SECS", json!(b.after_secs));
+        m.insert("PCAP_TRIGGER_COOLDOWN_SECS", json!(b.cooldown_secs));
+        m.insert("PCAP_TRIGGER_MAX_PER_HOUR", json!(b.max_per_hour));
+        m.insert("PCAP_TRIGGER_ON_EXIT", json!(b.on_exit));
+        m.insert("PCAP_TRIGGER_PORT", json!(b.port));
         m.insert("PCAP_COMPAT", json!(self.compat));
         m.insert("PCAP_GAE", json!(self.gae));
         m.insert("PCAP_DEBUG", json!(self.debug));

@@ -133,6 +133,20 @@ const CASES: &[(&str, &str, &str)] = &[
     ("PCAP_CRON_EXP", "*/5 * * * * *", "every 5 minutes"),
     ("PCAP_TIMEZONE", "America/Los_Angeles", "Mars/Olympus"),
     ("PCAP_TIMEOUT_SECS", "60", "1m"),
+    ("PCAP_PACKET_COUNT", "1000", "-1"),
+    (
+        "PCAP_TRIGGER",
+        "http:5xx, latency:>2s ,manual",
+        "http:5xx,http:6xx",
+    ),
+    ("PCAP_RING_SECS", "120", "0"),
+    ("PCAP_RING_MB", "16", "4097"),
+    ("PCAP_TRIGGER_BEFORE_SECS", "10", "61"),
+    ("PCAP_TRIGGER_AFTER_SECS", "0", "3601"),
+    ("PCAP_TRIGGER_COOLDOWN_SECS", "0", "1h"),
+    ("PCAP_TRIGGER_MAX_PER_HOUR", "3600", "0"),
+    ("PCAP_TRIGGER_ON_EXIT", "yes", "always"),
+    ("PCAP_TRIGGER_PORT", "8081", "65536"),
     ("PCAP_COMPAT", "true", "gen1"),
     ("PCAP_GAE", "false", "flex"),
     ("PCAP_DEBUG", "true", "verbose"),
@@ -393,4 +407,40 @@ fn to_env_round_trips() {
             .find(|(k, _)| *k == "PCAP_GCS_BUCKET"),
         None
     );
+}
+
+#[test]
+fn the_recorder_settings_are_checked_together() {
+    let c = ok(&[
+        ("PCAP_TRIGGER", "HTTP:5xx, manual"),
+        ("PCAP_TRIGGER_BEFORE_SECS", "45"),
+        ("PCAP_RING_SECS", "90"),
+    ]);
+    let r = c.recorder.unwrap();
+    assert_eq!((r.before_secs, r.ring_secs, r.port), (45, 90, 12346));
+    assert_eq!(r.triggers.len(), 2);
+    assert!(ok(&[]).recorder.is_none(), "no PCAP_TRIGGER, no recorder");
+    // The window before the trigger must fit the ring.
+    assert_eq!(
+        bad(&[
+            ("PCAP_TRIGGER", "http:5xx"),
+            ("PCAP_TRIGGER_BEFORE_SECS", "30"),
+            ("PCAP_RING_SECS", "20"),
+        ]),
+        vec!["PCAP_TRIGGER_BEFORE_SECS"]
+    );
+    // The manual endpoint cannot take the startup probe's port.
+    assert_eq!(
+        bad(&[
+            ("PCAP_TRIGGER", "manual"),
+            ("PCAP_TRIGGER_PORT", "8080"),
+            ("PCAP_HC_PORT", "8080"),
+        ]),
+        vec!["PCAP_TRIGGER_PORT"]
+    );
+    ok(&[
+        ("PCAP_TRIGGER", "http:5xx"),
+        ("PCAP_TRIGGER_PORT", "8080"),
+        ("PCAP_HC_PORT", "8080"),
+    ]);
 }

@@ -282,6 +282,45 @@ pub const VARS: &[Var] = &[
         "a whole number of seconds 0..=31536000 (0: no limit)",
         "How long each capture runs; without cron a timeout makes a one-shot capture.")
         .used_by(Group::Schedule, PCAPD),
+    var("PCAP_PACKET_COUNT", "packet-count", Some("0"),
+        "a whole number of packets 0..=1000000000 (0: no limit)",
+        "Stop capturing after this many packets, like tcpdump -c: per interface (each interface's tcpdump gets -c, each pcapd stops there), per run with cron; the run ends when every interface has reached it (tcpdumpw then stays up until the next run or SIGTERM).")
+        .used_by(Group::Schedule, PCAPD),
+    var("PCAP_TRIGGER", "trigger", None,
+        super::trigger::ACCEPTED,
+        "Flight recorder: capture continuously into an in-memory ring (PCAP_RING_SECS, PCAP_RING_MB) and export nothing, log no packet JSON, until one of these fires; then the window around it (PCAP_TRIGGER_BEFORE_SECS, PCAP_TRIGGER_AFTER_SECS) is written as <iface>_part_<trigger time>Z_<kind>.pcap (and .json with PCAP_JSON=true) and exported, with one log line naming the trigger, its trace and flow and the files (docs/flight-recorder.md). pcapd captures and writes the .pcap in this mode; tcpdump is not run.")
+        .used_by(Group::Schedule, PCAPD),
+    var("PCAP_RING_SECS", "ring-secs", Some("60"),
+        "a whole number of seconds 1..=3600",
+        "Flight recorder: the ring keeps the packets of the last this-many seconds (less when PCAP_RING_MB is reached first).")
+        .used_by(Group::Schedule, PCAPD),
+    var("PCAP_RING_MB", "ring-mb", Some("64"),
+        "a whole number of MiB 1..=4096",
+        "Flight recorder: most memory the ring of recent packets may hold, packet bytes plus bookkeeping; over it the oldest packets are dropped and counted.")
+        .used_by(Group::Schedule, PCAPD),
+    var("PCAP_TRIGGER_BEFORE_SECS", "trigger-before-secs", Some("30"),
+        "a whole number of seconds 0..=3600, at most PCAP_RING_SECS",
+        "Flight recorder: seconds of traffic before the trigger that its window holds.")
+        .used_by(Group::Schedule, PCAPD),
+    var("PCAP_TRIGGER_AFTER_SECS", "trigger-after-secs", Some("30"),
+        "a whole number of seconds 0..=3600",
+        "Flight recorder: seconds of traffic after the trigger that its window holds; a trigger inside an open window extends it (windows merge).")
+        .used_by(Group::Schedule, PCAPD),
+    var("PCAP_TRIGGER_COOLDOWN_SECS", "trigger-cooldown-secs", Some("60"),
+        "a whole number of seconds 0..=86400",
+        "Flight recorder: after a window closes, triggers in this many seconds open no new window (they are counted and logged).")
+        .used_by(Group::Schedule, PCAPD),
+    var("PCAP_TRIGGER_MAX_PER_HOUR", "trigger-max-per-hour", Some("10"),
+        "a whole number 1..=3600",
+        "Flight recorder: most windows opened in any 60 minutes; triggers over the cap are counted and logged.")
+        .used_by(Group::Schedule, PCAPD),
+    boolean("PCAP_TRIGGER_ON_EXIT", "trigger-on-exit", false,
+        "Flight recorder: at SIGTERM also write the whole ring as a window of kind exit (a window in progress is always closed and exported).")
+        .used_by(Group::Schedule, PCAPD),
+    var("PCAP_TRIGGER_PORT", "trigger-port", Some("12346"),
+        "a whole number 1..=65535, not PCAP_HC_PORT",
+        "Flight recorder with the manual trigger: port of the endpoint `POST /trigger?reason=...` on 127.0.0.1 and ::1 (loopback only; the app container shares it on Cloud Run).")
+        .used_by(Group::Schedule, PCAPD),
     boolean("PCAP_COMPAT", "compat", false,
         "true forces the ring-less capture path of Cloud Run gen1 (gVisor): AF_PACKET sockets read with recvmmsg, the same libpcap filter run in user space, pcapd writing the .pcap files instead of tcpdump (PCAP_SNAPSHOT_LENGTH=0 is refused there). false detects at start: the ring-less path is used when the kernel refuses packet rings (setsockopt PACKET_VERSION); the log says which path and why (docs/capture-paths.md).")
         .used_by(Group::Capture, PCAPD),

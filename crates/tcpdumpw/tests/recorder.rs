@@ -1,0 +1,151 @@
+//! tcpdumpw with the flight recorder (`PCAP_TRIGGER`), on the libpcap path and on the
+//! ring-less path (under the seccomp filter reproducing gVisor's limits), in a network
+//! namespace with real traffic: no tcpdump runs and no rotating `.json` is written (only the
+//! window's, `PCAP_JSON=true`), the readiness
+//! signal is raised while the recorder records, a trigger writes exactly one window (holding
+//! the packets from before it), and `PCAP_TIMEOUT_SECS` still ends the capture, closing the
+//! window in progress.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use sidecar_core::readiness::{self, Readiness};
+use testbed::gvisor::restrict_like_gvisor;
+use testbed::{wait_for, ChildGuard, TestNet};
+
+const APP: &str = "198.51.100.1";
+
+fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == ext))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+fn icmp_types(file: &Path) -> Vec<String> {
+    testbed::tshark::field_lines(file, &["icmp.type"]).unwrap()
+}
+
+fn recorder_under_tcpdumpw(gvisor: bool) {
+    let pcapd = Path::new(env!("CARGO_BIN_EXE_tcpdumpw")).with_file_name("pcapd");
+    assert!(
+        pcapd.is_file(),
+        "{} is missing: run `cargo build -p pcapd` first",
+        pcapd.display()
+    );
+    let net = TestNet::new(if gvisor { "tdw-rec-rl" } else { "tdw-rec" }).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = File::create(dir.path().join("log")).unwrap();
+    let mut command = net.app().command(env!("CARGO_BIN_EXE_tcpdumpw"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("GCS_MOUNT", dir.path().join("pcap"))
+        .env("PCAP_RUN_DIR", dir.path().join("run"))
+        .env("PCAP_IFACE", "eth")
+        .env("PCAP_JSON", "true")
+        .env("PCAP_L4_PROTOS", "udp,icmp")
+        .env("PCAP_TRIGGER", "icmp:unreachable")
+        .env("PCAP_TRIGGER_BEFORE_SECS", "2")
+        .env("PCAP_TRIGGER_AFTER_SECS", "60")
+        .env("PCAP_TIMEOUT_SECS", "8")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
+    if gvisor {
+        restrict_like_gvisor(&mut command).unwrap();
+    }
+    let started = Instant::now();
+    let mut child = ChildGuard::spawn(&mut command).unwrap();
+    let log_text = || std::fs::read_to_string(dir.path().join("log")).unwrap();
+    let run = dir.path().join("run");
+    wait_for(
+        "capture ready",
+        Duration::from_secs(20),
+        Duration::from_millis(20),
+        || match readiness::check(&run) {
+            Readiness::Ready { .. } => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", log_text()));
+    // Echo requests for the ring, then a datagram to a closed port: the unreachable fires.
+    net.peer().ping(APP, 3).unwrap();
+    let _ = net
+        .peer()
+        .command("bash")
+        .args(["-c", &format!("echo x > /dev/udp/{APP}/9")])
+        .status();
+    net.peer().ping(APP, 1).unwrap();
+    // The timeout (8 s) ends the run long before the window's 60 s are over.
+    wait_for(
+        "the one-shot capture to end",
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || {
+            if log_text().contains("one-shot capture complete") {
+                Ok(())
+            } else {
+                Err("running".to_string())
+            }
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", log_text()));
+    assert!(started.elapsed() < Duration::from_secs(20));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = child
+        .wait_timeout(Duration::from_secs(20))
+        .unwrap()
+        .unwrap_or_else(|| panic!("tcpdumpw still running\n{}", log_text()));
+    assert!(status.success(), "{status:?}\n{}", log_text());
+    let text = log_text();
+    assert!(!text.contains("tcpdump[eth0]"), "no tcpdump runs:\n{text}");
+    assert!(
+        text.contains("flight recorder: unreachable fired"),
+        "{text}"
+    );
+    let capture = dir.path().join("pcap-tmp");
+    let pcaps = files(&capture, "pcap");
+    assert_eq!(pcaps.len(), 1, "one window: {pcaps:?}\n{text}");
+    let name = pcaps[0].file_name().unwrap().to_str().unwrap();
+    // PCAP_JSON=true: no rotating .json, only the window's.
+    assert_eq!(
+        files(&capture, "json"),
+        vec![pcaps[0].with_extension("json")],
+        "only the window's JSON"
+    );
+    assert!(
+        name.starts_with("eth0_part_") && name.ends_with("Z_unreachable.pcap"),
+        "{name}"
+    );
+    let types = icmp_types(&pcaps[0]);
+    assert!(types.iter().any(|t| t == "3"), "the unreachable: {types:?}");
+    assert!(
+        types.iter().filter(|t| *t == "8").count() >= 2,
+        "echo requests from before the trigger: {types:?}"
+    );
+}
+
+#[test]
+fn recorder_on_the_libpcap_path_writes_only_the_window_and_honours_the_timeout() {
+    recorder_under_tcpdumpw(false);
+}
+
+#[test]
+fn recorder_on_the_ring_less_path_writes_only_the_window_and_honours_the_timeout() {
+    recorder_under_tcpdumpw(true);
+}
