@@ -512,7 +512,7 @@ impl Recorder {
             Arc::clone(&stats),
         );
         Ok(Recorder {
-            header: pcapfile::global_header(settings.snaplen, u32::try_from(linktype).unwrap_or(1)),
+            header: pcapfile::global_header(settings.snaplen, linktype.into()),
             settings,
             ring,
             rx,

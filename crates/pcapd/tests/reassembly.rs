@@ -106,7 +106,7 @@ impl Capture {
                 )
             })
             .collect();
-        std::fs::write(file, wire::pcapfile::write(1, &recs)).unwrap();
+        std::fs::write(file, wire::pcapfile::write(wire::LinkType::Ethernet, &recs)).unwrap();
     }
 }
 

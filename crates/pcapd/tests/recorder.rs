@@ -613,8 +613,11 @@ fn hour_of_traffic(
     use std::io::Write;
     use testbed::synth::{tcp, Ip, ACK, FIN, PSH, SYN};
     let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    out.write_all(&wire::pcapfile::global_header(65_535, 1))
-        .unwrap();
+    out.write_all(&wire::pcapfile::global_header(
+        65_535,
+        wire::LinkType::Ethernet,
+    ))
+    .unwrap();
     let start_us: u64 = 1_767_225_600_000_000; // 2026-01-01T00:00:00Z
     let client = std::net::Ipv4Addr::new(10, 0, 0, 2);
     let server = std::net::Ipv4Addr::new(10, 0, 0, 1);
