@@ -149,3 +149,88 @@ fn recorder_on_the_libpcap_path_writes_only_the_window_and_honours_the_timeout()
 fn recorder_on_the_ring_less_path_writes_only_the_window_and_honours_the_timeout() {
     recorder_under_tcpdumpw(true);
 }
+
+/// Cron bounds the recorder like any capture: each run is a fresh pcapd (empty ring), a
+/// window in progress is closed when its run ends, and nothing is captured between runs.
+#[test]
+fn cron_runs_bound_the_recorder_and_close_its_windows() {
+    let net = TestNet::new("tdw-rec-cron").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = File::create(dir.path().join("log")).unwrap();
+    let mut command = net.app().command(env!("CARGO_BIN_EXE_tcpdumpw"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("GCS_MOUNT", dir.path().join("pcap"))
+        .env("PCAP_RUN_DIR", dir.path().join("run"))
+        .env("PCAP_IFACE", "eth")
+        .env("PCAP_L4_PROTOS", "udp,icmp")
+        .env("PCAP_USE_CRON", "true")
+        .env("PCAP_CRON_EXP", "*/4 * * * * *")
+        .env("PCAP_TIMEOUT_SECS", "2")
+        .env("PCAP_TRIGGER", "icmp:unreachable")
+        .env("PCAP_TRIGGER_BEFORE_SECS", "1")
+        .env("PCAP_TRIGGER_AFTER_SECS", "60")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
+    let mut child = ChildGuard::spawn(&mut command).unwrap();
+    let log_text = || std::fs::read_to_string(dir.path().join("log")).unwrap();
+    wait_for(
+        "the schedule",
+        Duration::from_secs(20),
+        Duration::from_millis(20),
+        || {
+            if log_text().contains("capture schedule armed") {
+                Ok(())
+            } else {
+                Err("not armed".to_string())
+            }
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", log_text()));
+    // For about 11 s, every 250 ms: an echo request, then a datagram to a closed port (its
+    // ICMP port unreachable fires the trigger whenever a run is capturing).
+    let traffic_until = Instant::now() + Duration::from_secs(11);
+    while Instant::now() < traffic_until {
+        net.peer().ping(APP, 1).unwrap();
+        let _ = net
+            .peer()
+            .command("bash")
+            .args(["-c", &format!("echo x > /dev/udp/{APP}/9")])
+            .status();
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = child
+        .wait_timeout(Duration::from_secs(20))
+        .unwrap()
+        .unwrap_or_else(|| panic!("tcpdumpw still running\n{}", log_text()));
+    assert!(status.success(), "{status:?}\n{}", log_text());
+    let text = log_text();
+    assert!(text.contains("capture run 1 complete"), "{text}");
+    assert!(text.contains("capture run 2 started"), "{text}");
+    let pcaps = files(&dir.path().join("pcap-tmp"), "pcap");
+    // A window per run that saw traffic: the 60 s `after` never outlives its 2 s run.
+    assert!(pcaps.len() >= 2, "{pcaps:?}\n{text}");
+    for pcap in &pcaps {
+        let name = pcap.file_name().unwrap().to_str().unwrap();
+        assert!(name.ends_with("Z_unreachable.pcap"), "{name}");
+        let times = testbed::tshark::field_lines(pcap, &["frame.time_epoch"]).unwrap();
+        assert!(!times.is_empty(), "{name}: no packets");
+        for time in times {
+            let time: f64 = time.trim().parse().unwrap();
+            // Runs start on multiples of 4 s and last 2 s: nothing later than 3 s into one,
+            // so a window holds only its own run's packets.
+            let into_cycle = time - (time / 4.0).floor() * 4.0;
+            assert!(
+                into_cycle < 3.0,
+                "{name}: a packet {into_cycle:.3} s into the cycle"
+            );
+        }
+    }
+}
