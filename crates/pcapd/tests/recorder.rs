@@ -116,7 +116,9 @@ fn get(net: &TestNet, path: &str, trace: bool) {
 }
 
 /// 200s every `every` for `length`.
-fn steady(net: &TestNet, length: Duration, every: Duration) {
+/// Requests `/ok/N` every `every` for `length`; returns how many were made (fewer on a
+/// loaded machine, where each curl takes longer).
+fn steady(net: &TestNet, length: Duration, every: Duration) -> usize {
     let start = Instant::now();
     let mut n = 0;
     while start.elapsed() < length {
@@ -124,6 +126,7 @@ fn steady(net: &TestNet, length: Duration, every: Duration) {
         n += 1;
         std::thread::sleep(every);
     }
+    n
 }
 
 fn pcap_files(dir: &Path) -> Vec<PathBuf> {
@@ -584,12 +587,12 @@ fn sigterm_exports_the_window_in_progress_and_the_ring_on_exit(ring_less: bool) 
             ],
             ring_less,
         );
-        steady(&net, Duration::from_secs(1), Duration::from_millis(100));
+        let mut sent = steady(&net, Duration::from_secs(1), Duration::from_millis(100));
         if !on_exit {
             get(&net, "/fail", false);
             pcapd.wait_for_line("the trigger", |v| message_has(v, "http503 fired"));
         }
-        steady(&net, Duration::from_secs(1), Duration::from_millis(100));
+        sent += steady(&net, Duration::from_secs(1), Duration::from_millis(100));
         let (code, lines) = pcapd.terminate();
         assert_eq!(code, Some(0), "{lines:?}");
         let files = pcap_files(&out.path().join("capture"));
@@ -597,8 +600,11 @@ fn sigterm_exports_the_window_in_progress_and_the_ring_on_exit(ring_less: bool) 
         let name = file_name(&files[0]);
         let kind = if on_exit { "exit" } else { "http503" };
         assert!(name.ends_with(&format!("Z_{kind}.pcap")), "{name}");
+        // Every 200 of the run is in the one file (the ring's 60 s hold them all); the
+        // last response may still be on its way when SIGTERM arrives.
         let oks = tshark(&files[0], "http.response.code == 200", "frame.number").len();
-        assert!(oks >= 15, "{name}: {oks} 200s");
+        assert!(sent >= 5, "{sent} requests");
+        assert!(oks + 1 >= sent, "{name}: {oks} 200s of {sent} requests");
     }
 }
 
