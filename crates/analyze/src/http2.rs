@@ -1,5 +1,6 @@
 //! HTTP/2 over cleartext TCP (h2c): frames, HPACK, request/response pairing per stream,
-//! gRPC status, with bounded per-connection state.
+//! gRPC status, with bounded per-connection state. The bytes of a frame are read through
+//! `wire::http2` (re-exported here); this module keeps what spans frames and segments.
 //!
 //! Recognition ([`looks_like_http2`]), on any TCP port: a segment that starts with the
 //! client connection preface, or whose bytes are *exactly* a run of frames that pass the
@@ -48,12 +49,15 @@ use crate::hpack::{self, Block};
 use crate::http1::{trace_from_headers, RequestInfo, Trace};
 use crate::reassembly::Stamps;
 
-/// The client connection preface (RFC 9113 §3.4).
-pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-/// Length of a frame header.
-pub const FRAME_HEADER_LEN: usize = 9;
-/// Default SETTINGS_MAX_FRAME_SIZE.
-pub const DEFAULT_MAX_FRAME: u32 = 16_384;
+// The frame view is `wire`'s; these names stay reachable here for the renderer.
+pub use wire::http2::{
+    error_name, flags, looks_like_http2, setting_name, Frame, FrameType, DEFAULT_MAX_FRAME,
+    FRAME_HEADER_LEN, PREFACE,
+};
+use wire::http2::{
+    Goaway, Headers as HeadersPayload, PushPromise, RstStream, Settings, WindowUpdate,
+};
+
 /// Most bytes of an unfinished frame buffered per direction.
 pub const MAX_FRAME_BUFFER: usize = DEFAULT_MAX_FRAME as usize + FRAME_HEADER_LEN;
 /// Most bytes of a header block (HEADERS + CONTINUATION) joined per direction.
@@ -70,309 +74,10 @@ pub const MAX_SEGMENT_STREAMS: usize = 64;
 /// Longest `:path`, `:authority`, `user-agent`, gRPC message kept per stream.
 const MAX_FIELD: usize = 512;
 
-/// Frame flags (RFC 9113 §6).
-pub mod flags {
-    /// DATA, HEADERS: the last frame of the stream from this endpoint.
-    pub const END_STREAM: u8 = 0x01;
-    /// SETTINGS, PING: acknowledgement.
-    pub const ACK: u8 = 0x01;
-    /// HEADERS, PUSH_PROMISE, CONTINUATION: the header block ends here.
-    pub const END_HEADERS: u8 = 0x04;
-    /// DATA, HEADERS, PUSH_PROMISE: a pad length byte and padding.
-    pub const PADDED: u8 = 0x08;
-    /// HEADERS: exclusive flag, stream dependency and weight precede the block.
-    pub const PRIORITY: u8 = 0x20;
-}
-
-/// A frame type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FrameType {
-    /// 0x0.
-    Data,
-    /// 0x1.
-    Headers,
-    /// 0x2.
-    Priority,
-    /// 0x3.
-    RstStream,
-    /// 0x4.
-    Settings,
-    /// 0x5.
-    PushPromise,
-    /// 0x6.
-    Ping,
-    /// 0x7.
-    Goaway,
-    /// 0x8.
-    WindowUpdate,
-    /// 0x9.
-    Continuation,
-    /// An extension type (ignored by endpoints, RFC 9113 §5.5).
-    Unknown(u8),
-}
-
-impl From<u8> for FrameType {
-    fn from(t: u8) -> Self {
-        match t {
-            0 => FrameType::Data,
-            1 => FrameType::Headers,
-            2 => FrameType::Priority,
-            3 => FrameType::RstStream,
-            4 => FrameType::Settings,
-            5 => FrameType::PushPromise,
-            6 => FrameType::Ping,
-            7 => FrameType::Goaway,
-            8 => FrameType::WindowUpdate,
-            9 => FrameType::Continuation,
-            t => FrameType::Unknown(t),
-        }
-    }
-}
-
-impl FrameType {
-    /// Name as in RFC 9113 (`UNKNOWN` for extensions).
-    pub fn name(self) -> &'static str {
-        match self {
-            FrameType::Data => "DATA",
-            FrameType::Headers => "HEADERS",
-            FrameType::Priority => "PRIORITY",
-            FrameType::RstStream => "RST_STREAM",
-            FrameType::Settings => "SETTINGS",
-            FrameType::PushPromise => "PUSH_PROMISE",
-            FrameType::Ping => "PING",
-            FrameType::Goaway => "GOAWAY",
-            FrameType::WindowUpdate => "WINDOW_UPDATE",
-            FrameType::Continuation => "CONTINUATION",
-            FrameType::Unknown(_) => "UNKNOWN",
-        }
-    }
-
-    /// Flags a frame of this type may carry.
-    pub fn defined_flags(self) -> u8 {
-        match self {
-            FrameType::Data => flags::END_STREAM | flags::PADDED,
-            FrameType::Headers => {
-                flags::END_STREAM | flags::END_HEADERS | flags::PADDED | flags::PRIORITY
-            }
-            FrameType::Settings | FrameType::Ping => flags::ACK,
-            FrameType::PushPromise => flags::END_HEADERS | flags::PADDED,
-            FrameType::Continuation => flags::END_HEADERS,
-            _ => 0,
-        }
-    }
-
-    /// Names of the set flags that this type defines.
-    pub fn flag_names(self, f: u8) -> impl Iterator<Item = &'static str> {
-        let names: [(u8, &'static str); 4] = match self {
-            FrameType::Settings | FrameType::Ping => {
-                [(flags::ACK, "ACK"), (0, ""), (0, ""), (0, "")]
-            }
-            _ => [
-                (flags::END_STREAM, "END_STREAM"),
-                (flags::END_HEADERS, "END_HEADERS"),
-                (flags::PADDED, "PADDED"),
-                (flags::PRIORITY, "PRIORITY"),
-            ],
-        };
-        let defined = self.defined_flags();
-        names
-            .into_iter()
-            .filter(move |(bit, _)| *bit != 0 && f & bit & defined != 0)
-            .map(|(_, n)| n)
-    }
-}
-
-/// Name of an error code (RFC 9113 §7).
-pub fn error_name(code: u32) -> &'static str {
-    match code {
-        0x0 => "NO_ERROR",
-        0x1 => "PROTOCOL_ERROR",
-        0x2 => "INTERNAL_ERROR",
-        0x3 => "FLOW_CONTROL_ERROR",
-        0x4 => "SETTINGS_TIMEOUT",
-        0x5 => "STREAM_CLOSED",
-        0x6 => "FRAME_SIZE_ERROR",
-        0x7 => "REFUSED_STREAM",
-        0x8 => "CANCEL",
-        0x9 => "COMPRESSION_ERROR",
-        0xa => "CONNECT_ERROR",
-        0xb => "ENHANCE_YOUR_CALM",
-        0xc => "INADEQUATE_SECURITY",
-        0xd => "HTTP_1_1_REQUIRED",
-        _ => "UNKNOWN_ERROR",
-    }
-}
-
 /// An error code that means a broken peer or connection (rather than a deliberate
 /// cancellation, refusal or shutdown): the entry is an ERROR, not a WARNING.
 pub fn is_severe_error(code: u32) -> bool {
     matches!(code, 0x1 | 0x2 | 0x3 | 0x6 | 0x9 | 0xa | 0xc)
-}
-
-/// Name of a SETTINGS parameter.
-pub fn setting_name(id: u16) -> &'static str {
-    match id {
-        1 => "HEADER_TABLE_SIZE",
-        2 => "ENABLE_PUSH",
-        3 => "MAX_CONCURRENT_STREAMS",
-        4 => "INITIAL_WINDOW_SIZE",
-        5 => "MAX_FRAME_SIZE",
-        6 => "MAX_HEADER_LIST_SIZE",
-        8 => "ENABLE_CONNECT_PROTOCOL",
-        _ => "UNKNOWN",
-    }
-}
-
-/// A frame: header and as much of its payload as the buffer holds (zero-copy view).
-#[derive(Debug, Clone, Copy)]
-pub struct Frame<'a> {
-    buf: &'a [u8],
-}
-
-fn be24(b: &[u8]) -> u32 {
-    match b {
-        [a, b, c, ..] => u32::from_be_bytes([0, *a, *b, *c]),
-        _ => 0,
-    }
-}
-
-fn be32(b: &[u8]) -> u32 {
-    match b {
-        [a, b, c, d, ..] => u32::from_be_bytes([*a, *b, *c, *d]),
-        _ => 0,
-    }
-}
-
-impl<'a> Frame<'a> {
-    /// A view of the frame at the start of `buf`; `None` when the header is incomplete.
-    pub fn new(buf: &'a [u8]) -> Option<Self> {
-        (buf.len() >= FRAME_HEADER_LEN).then_some(Frame { buf })
-    }
-
-    /// Payload length (24 bits).
-    pub fn length(&self) -> u32 {
-        be24(self.buf)
-    }
-
-    /// Frame type.
-    pub fn frame_type(&self) -> FrameType {
-        FrameType::from(self.buf.get(3).copied().unwrap_or(0))
-    }
-
-    /// Flags.
-    pub fn flags(&self) -> u8 {
-        self.buf.get(4).copied().unwrap_or(0)
-    }
-
-    /// The reserved bit before the stream id.
-    pub fn reserved_bit(&self) -> bool {
-        self.buf.get(5).is_some_and(|b| b & 0x80 != 0)
-    }
-
-    /// Stream identifier (31 bits).
-    pub fn stream_id(&self) -> u32 {
-        be32(self.buf.get(5..).unwrap_or(&[])) & 0x7fff_ffff
-    }
-
-    /// Header plus payload length.
-    pub fn total_len(&self) -> usize {
-        FRAME_HEADER_LEN + self.length() as usize
-    }
-
-    /// The whole payload is in the buffer.
-    pub fn is_complete(&self) -> bool {
-        self.buf.len() >= self.total_len()
-    }
-
-    /// The payload bytes present (all of them when complete).
-    pub fn payload(&self) -> &'a [u8] {
-        let end = self.total_len().min(self.buf.len());
-        self.buf.get(FRAME_HEADER_LEN..end).unwrap_or(&[])
-    }
-
-    /// The rules every frame header must follow (RFC 9113 §6): stream id zero or not per
-    /// type, fixed payload lengths. `Err` names the rule broken.
-    pub fn check(&self) -> Result<(), &'static str> {
-        let len = self.length();
-        let sid = self.stream_id();
-        let t = self.frame_type();
-        let on_stream = match t {
-            FrameType::Data
-            | FrameType::Headers
-            | FrameType::Priority
-            | FrameType::RstStream
-            | FrameType::PushPromise
-            | FrameType::Continuation => Some(true),
-            FrameType::Settings | FrameType::Ping | FrameType::Goaway => Some(false),
-            FrameType::WindowUpdate | FrameType::Unknown(_) => None,
-        };
-        match on_stream {
-            Some(true) if sid == 0 => return Err("stream id 0"),
-            Some(false) if sid != 0 => return Err("stream id not 0"),
-            _ => {}
-        }
-        let ok = match t {
-            FrameType::Priority => len == 5,
-            FrameType::RstStream | FrameType::WindowUpdate => len == 4,
-            FrameType::Ping => len == 8,
-            FrameType::Settings if self.flags() & flags::ACK != 0 => len == 0,
-            FrameType::Settings => len % 6 == 0,
-            FrameType::Goaway => len >= 8,
-            FrameType::PushPromise => len >= 4,
-            _ => true,
-        };
-        if ok {
-            Ok(())
-        } else {
-            Err("bad length for the frame type")
-        }
-    }
-
-    /// [`Self::check`] plus what a frame sent by a conforming endpoint with default
-    /// settings also satisfies: a known type, only defined flags, the reserved bit clear,
-    /// a length at most [`DEFAULT_MAX_FRAME`] (used to recognise HTTP/2 without a preface).
-    pub fn check_strict(&self) -> Result<(), &'static str> {
-        let t = self.frame_type();
-        if matches!(t, FrameType::Unknown(_)) {
-            return Err("unknown frame type");
-        }
-        if self.flags() & !t.defined_flags() != 0 {
-            return Err("undefined flags");
-        }
-        if self.reserved_bit() {
-            return Err("reserved bit set");
-        }
-        if self.length() > DEFAULT_MAX_FRAME {
-            return Err("length over the default maximum");
-        }
-        self.check()
-    }
-}
-
-/// `p` starts with the connection preface, or is exactly a run of frames passing
-/// [`Frame::check_strict`], the first complete (the last may continue in a later segment).
-pub fn looks_like_http2(p: &[u8]) -> bool {
-    if p.starts_with(PREFACE) {
-        return true;
-    }
-    let mut rest = p;
-    let mut first = true;
-    loop {
-        let Some(f) = Frame::new(rest) else {
-            return false;
-        };
-        if f.check_strict().is_err() {
-            return false;
-        }
-        if !f.is_complete() {
-            return !first;
-        }
-        first = false;
-        rest = rest.get(f.total_len()..).unwrap_or(&[]);
-        if rest.is_empty() {
-            return true;
-        }
-    }
 }
 
 /// What a header block is.
@@ -790,7 +495,7 @@ impl Conn {
             return;
         }
         if d.skip == 0 {
-            if let Some(f) = Frame::new(&d.buf) {
+            if let Ok(f) = Frame::new_checked(&d.buf) {
                 let remaining = (f.total_len() - d.buf.len()) as u64;
                 if n <= remaining {
                     if matches!(
@@ -881,7 +586,7 @@ impl Conn {
             let mut b = std::mem::take(&mut dir.buf);
             let before = b.len();
             b.extend_from_slice(data);
-            let need = Frame::new(&b).map_or(FRAME_HEADER_LEN, |f| f.total_len());
+            let need = Frame::new_checked(&b).map_or(FRAME_HEADER_LEN, |f| f.total_len());
             seg.continued += need.saturating_sub(before).min(data.len());
             joined = b;
             data = &joined;
@@ -889,7 +594,7 @@ impl Conn {
         }
         let mut rest = data;
         while !rest.is_empty() {
-            let Some(f) = Frame::new(rest) else {
+            let Ok(f) = Frame::new_checked(rest) else {
                 self.buffer(i, rest, ts_of(rest.len()), &mut seg);
                 break;
             };
@@ -1005,7 +710,12 @@ impl Conn {
         match info.kind {
             FrameType::Headers | FrameType::PushPromise => {
                 let push = info.kind == FrameType::PushPromise;
-                let Some(fragment) = fragment(f, push) else {
+                let fragment = if push {
+                    PushPromise::new_checked(f).map(|p| p.fragment())
+                } else {
+                    HeadersPayload::new_checked(f).map(|h| h.fragment())
+                };
+                let Ok(fragment) = fragment else {
                     seg.error.get_or_insert(H2Error {
                         code: "BAD_PADDING",
                         info: format!("{} padding longer than the payload", info.kind.name()),
@@ -1069,29 +779,30 @@ impl Conn {
                 }
             }
             FrameType::RstStream => {
-                info.error_code = Some(be32(p));
+                info.error_code = Some(RstStream::new_checked(f).map_or(0, |r| r.error_code()));
                 if let Some(s) = self.forget(info.stream) {
                     info.request = Some(s.request);
                 }
             }
             FrameType::Goaway => {
-                info.last_stream = Some(be32(p) & 0x7fff_ffff);
-                info.error_code = Some(be32(p.get(4..).unwrap_or(&[])));
-                let dbg = p.get(8..).unwrap_or(&[]);
-                if !dbg.is_empty() {
-                    info.debug_data = Some(bounded(dbg));
+                // `check` passed: the payload has its 8 fixed bytes.
+                if let Ok(g) = Goaway::new_checked(f) {
+                    info.last_stream = Some(g.last_stream_id());
+                    info.error_code = Some(g.error_code());
+                    let dbg = g.debug_data();
+                    if !dbg.is_empty() {
+                        info.debug_data = Some(bounded(dbg));
+                    }
                 }
             }
             FrameType::Settings => {
-                info.settings = p
-                    .chunks_exact(6)
-                    .map(|c| match c {
-                        [a, b, rest @ ..] => (u16::from_be_bytes([*a, *b]), be32(rest)),
-                        _ => (0, 0),
-                    })
-                    .collect();
+                info.settings = Settings::new_checked(f)
+                    .map(|s| s.params().collect())
+                    .unwrap_or_default();
             }
-            FrameType::WindowUpdate => info.increment = Some(be32(p) & 0x7fff_ffff),
+            FrameType::WindowUpdate => {
+                info.increment = Some(WindowUpdate::new_checked(f).map_or(0, |w| w.increment()))
+            }
             FrameType::Priority | FrameType::Ping | FrameType::Unknown(_) => {}
         }
         info
@@ -1250,27 +961,6 @@ impl Conn {
         }
         Some(Box::new(h))
     }
-}
-
-/// The header block fragment of a HEADERS (or PUSH_PROMISE) frame: without padding,
-/// priority fields (or the promised stream id); `None` when the padding is too long.
-fn fragment<'a>(f: &Frame<'a>, push: bool) -> Option<&'a [u8]> {
-    let mut p = f.payload();
-    let mut pad = 0usize;
-    if f.flags() & flags::PADDED != 0 {
-        let (&n, rest) = p.split_first()?;
-        pad = usize::from(n);
-        p = rest;
-    }
-    let skip = if push {
-        4
-    } else if f.flags() & flags::PRIORITY != 0 {
-        5
-    } else {
-        0
-    };
-    let end = p.len().checked_sub(pad)?;
-    p.get(skip.min(end)..end).filter(|_| skip <= end)
 }
 
 #[cfg(test)]

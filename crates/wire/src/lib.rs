@@ -10,7 +10,7 @@
 //! checks passed (its constructors check the minimum size; its option and payload accessors
 //! trust the length fields as sent and can panic, so options and payloads are sliced here from
 //! the checked lengths). Everything `pnet_packet` has no view for — Linux cooked v1/v2, BSD
-//! loopback, DNS, TLS hello, pcap files, the option walks — reads through this crate's
+//! loopback, DNS, TLS hello, HTTP/2 frames, pcap files, the option walks — reads through this crate's
 //! bounds-checked helpers. `docs/decisions.md` records why. A snaplen-truncated packet is not rejected: `is_truncated()` says
 //! so and `payload()` returns what was captured. Protocol numbers are enums with an
 //! `Unknown(n)` variant. Views borrow `&'a [u8]` directly (not `T: AsRef<[u8]>` as smoltcp
@@ -19,7 +19,7 @@
 //!
 //! [`LinkType`] names what the first header of a packet is. Link layers: [`ethernet`] (with 802.1Q/QinQ tags), [`sll`], [`sll2`], [`null`]
 //! (BSD loopback). Network: [`arp`], [`ipv4`], [`ipv6`]. Transport: [`tcp`], [`udp`],
-//! [`icmpv4`], [`icmpv6`]. Application: [`dns`], [`tls`]. [`pcapfile`] reads classic pcap
+//! [`icmpv4`], [`icmpv6`]. Application: [`dns`], [`tls`], [`http2`] (frames). [`pcapfile`] reads classic pcap
 //! files from memory (tests, tools) and writes their headers.
 
 #![cfg_attr(
@@ -36,6 +36,7 @@ pub mod arp;
 mod bytes;
 pub mod dns;
 pub mod ethernet;
+pub mod http2;
 pub mod icmpv4;
 pub mod icmpv6;
 pub mod ipv4;
