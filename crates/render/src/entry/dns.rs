@@ -20,12 +20,12 @@ impl Serialize for DnsJson<'_> {
         let d = &self.m;
         let mut m = s.serialize_map(None)?;
         m.serialize_entry(f::ID, &d.id())?;
-        m.serialize_entry("qr", &d.is_response())?;
-        m.serialize_entry("op", d.opcode().name())?;
-        m.serialize_entry("response_code", d.rcode().name())?;
-        m.serialize_entry("questions", &Questions(*d, self.debug))?;
+        m.serialize_entry(f::QR, &d.is_response())?;
+        m.serialize_entry(f::OP, d.opcode().name())?;
+        m.serialize_entry(f::RESPONSE_CODE, d.rcode().name())?;
+        m.serialize_entry(f::QUESTIONS, &Questions(*d, self.debug))?;
         m.serialize_entry(
-            "answers",
+            f::ANSWERS,
             &RecordsJson(*d, dns::Section::Answer, self.debug),
         )?;
         if !self.debug {
@@ -40,13 +40,13 @@ impl Serialize for DnsJson<'_> {
             (d.checking_disabled(), "CD"),
         ];
         m.serialize_entry(f::FLAGS, &FlagNames(flags))?;
-        m.serialize_entry("questions_count", &d.qdcount())?;
-        m.serialize_entry("answers_count", &d.ancount())?;
-        m.serialize_entry("authorities_count", &d.nscount())?;
-        m.serialize_entry("additionals_count", &d.arcount())?;
+        m.serialize_entry(f::QUESTIONS_COUNT, &d.qdcount())?;
+        m.serialize_entry(f::ANSWERS_COUNT, &d.ancount())?;
+        m.serialize_entry(f::AUTHORITIES_COUNT, &d.nscount())?;
+        m.serialize_entry(f::ADDITIONALS_COUNT, &d.arcount())?;
         if d.nscount() > 0 {
             m.serialize_entry(
-                "authorities",
+                f::AUTHORITIES,
                 &RecordsJson(*d, dns::Section::Authority, true),
             )?;
         }
@@ -60,12 +60,12 @@ impl Serialize for DnsJson<'_> {
             .any(|r| r.section == dns::Section::Additional && r.rtype != dns::Type::Opt);
         if others {
             m.serialize_entry(
-                "additionals",
+                f::ADDITIONALS,
                 &RecordsJson(*d, dns::Section::Additional, true),
             )?;
         }
         if let Some(Ok(dns::RData::Opt(o))) = opt.map(|r| r.data()) {
-            m.serialize_entry("edns", &Edns(o))?;
+            m.serialize_entry(f::EDNS, &Edns(o))?;
         }
         m.end()
     }
@@ -97,7 +97,7 @@ impl Serialize for QuestionJson<'_> {
         m.serialize_entry(f::NAME, &Disp(q.name))?;
         m.serialize_entry(f::TYPE, &DnsType(q.qtype))?;
         if self.1 {
-            m.serialize_entry("class", dns::class_name(q.qclass))?;
+            m.serialize_entry(f::CLASS, dns::class_name(q.qclass))?;
         }
         m.end()
     }
@@ -142,26 +142,26 @@ impl Serialize for RecordJson<'_> {
         m.serialize_entry(f::NAME, &Disp(r.name))?;
         m.serialize_entry(f::TYPE, &DnsType(r.rtype))?;
         if self.1 {
-            m.serialize_entry("class", dns::class_name(r.class))?;
+            m.serialize_entry(f::CLASS, dns::class_name(r.class))?;
             m.serialize_entry(f::TTL, &r.ttl)?;
         }
         match r.data() {
-            Ok(dns::RData::A(a)) => m.serialize_entry("ip", &Disp(a))?,
-            Ok(dns::RData::Aaaa(a)) => m.serialize_entry("ip", &Disp(a))?,
-            Ok(dns::RData::Ns(n)) => m.serialize_entry("ns", &Disp(n))?,
-            Ok(dns::RData::Cname(n)) => m.serialize_entry("cname", &Disp(n))?,
-            Ok(dns::RData::Ptr(n)) => m.serialize_entry("ptr", &Disp(n))?,
+            Ok(dns::RData::A(a)) => m.serialize_entry(f::IP, &Disp(a))?,
+            Ok(dns::RData::Aaaa(a)) => m.serialize_entry(f::IP, &Disp(a))?,
+            Ok(dns::RData::Ns(n)) => m.serialize_entry(f::NS, &Disp(n))?,
+            Ok(dns::RData::Cname(n)) => m.serialize_entry(f::CNAME, &Disp(n))?,
+            Ok(dns::RData::Ptr(n)) => m.serialize_entry(f::PTR, &Disp(n))?,
             Ok(dns::RData::Mx {
                 preference,
                 exchange,
             }) => m.serialize_entry(
-                "mx",
+                f::MX,
                 &Mx {
                     preference,
                     host: Disp(exchange),
                 },
             )?,
-            Ok(dns::RData::Txt(t)) => m.serialize_entry("txt", &Txt(t))?,
+            Ok(dns::RData::Txt(t)) => m.serialize_entry(f::TXT, &Txt(t))?,
             Ok(dns::RData::Soa {
                 mname,
                 rname,
@@ -171,7 +171,7 @@ impl Serialize for RecordJson<'_> {
                 expire,
                 minimum,
             }) => m.serialize_entry(
-                "soa",
+                f::SOA,
                 &Soa {
                     mname: Disp(mname),
                     rname: Disp(rname),
@@ -188,7 +188,7 @@ impl Serialize for RecordJson<'_> {
                 port,
                 target,
             }) => m.serialize_entry(
-                "srv",
+                f::SRV,
                 &Srv {
                     priority,
                     weight,
@@ -197,7 +197,7 @@ impl Serialize for RecordJson<'_> {
                 },
             )?,
             Ok(dns::RData::Caa { flags, tag, value }) => m.serialize_entry(
-                "caa",
+                f::CAA,
                 &Caa {
                     flags,
                     tag: Disp(Lossy(tag)),
@@ -205,7 +205,7 @@ impl Serialize for RecordJson<'_> {
                 },
             )?,
             Ok(dns::RData::Opt(_)) | Ok(dns::RData::Raw(_)) | Err(_) => {
-                m.serialize_entry("data", &Disp(wire::hex(r.rdata())))?
+                m.serialize_entry(f::DATA, &Disp(wire::hex(r.rdata())))?
             }
         }
         m.end()
@@ -258,13 +258,13 @@ impl Serialize for Edns<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let o = &self.0;
         let mut m = s.serialize_map(None)?;
-        m.serialize_entry("udp_size", &o.udp_payload_size)?;
-        m.serialize_entry("version", &o.version)?;
-        m.serialize_entry("do", &o.dnssec_ok)?;
+        m.serialize_entry(f::UDP_SIZE, &o.udp_payload_size)?;
+        m.serialize_entry(f::VERSION, &o.version)?;
+        m.serialize_entry(f::DO, &o.dnssec_ok)?;
         if o.ext_rcode != 0 {
-            m.serialize_entry("ext_rcode", &o.ext_rcode)?;
+            m.serialize_entry(f::EXT_RCODE, &o.ext_rcode)?;
         }
-        m.serialize_entry("options", &EdnsOpts(o.options))?;
+        m.serialize_entry(f::OPTIONS, &EdnsOpts(o.options))?;
         m.end()
     }
 }

@@ -18,8 +18,8 @@ impl Serialize for Icmp4Json<'_> {
         let i = &self.i;
         let mut m = s.serialize_map(None)?;
         m.serialize_entry(f::TYPE, &i.msg_type())?;
-        m.serialize_entry("code", &i.code())?;
-        m.serialize_entry("msg", &Disp(i.type_code()))?;
+        m.serialize_entry(f::CODE, &i.code())?;
+        m.serialize_entry(f::MSG, &Disp(i.type_code()))?;
         if i.has_id_seq() {
             m.serialize_entry(f::ID, &i.ident())?;
             m.serialize_entry(f::SEQ, &i.seq())?;
@@ -29,14 +29,14 @@ impl Serialize for Icmp4Json<'_> {
         }
         m.serialize_entry(f::XSUM, &i.checksum())?;
         match (i.msg_type(), i.code()) {
-            (5, _) => m.serialize_entry("tgt", &Disp(i.gateway()))?,
-            (3, 4) => m.serialize_entry("mtu", &i.next_hop_mtu())?,
-            (12, _) => m.serialize_entry("ptr", &i.pointer())?,
+            (5, _) => m.serialize_entry(f::TGT, &Disp(i.gateway()))?,
+            (3, 4) => m.serialize_entry(f::MTU, &i.next_hop_mtu())?,
+            (12, _) => m.serialize_entry(f::PTR, &i.pointer())?,
             _ => {}
         }
         if i.is_error() {
             if let Ok(inner) = ipv4::Packet::new_checked(i.payload()) {
-                m.serialize_entry("IPv4", &Embedded4(inner))?;
+                m.serialize_entry(f::IPV4, &Embedded4(inner))?;
             }
         }
         m.end()
@@ -67,8 +67,8 @@ impl Serialize for Embedded4<'_> {
         m.serialize_entry(f::SRC, &fast::ip(ip.src().into()))?;
         m.serialize_entry(f::DST, &fast::ip(ip.dst().into()))?;
         if let Some((sp, dp)) = inner_ports(ip.protocol(), ip.payload()) {
-            m.serialize_entry("sport", &sp)?;
-            m.serialize_entry("dport", &dp)?;
+            m.serialize_entry(f::SPORT, &sp)?;
+            m.serialize_entry(f::DPORT, &dp)?;
         }
         m.end()
     }
@@ -84,14 +84,14 @@ impl Serialize for Icmp6Json<'_> {
         let i = &self.i;
         let mut m = s.serialize_map(None)?;
         m.serialize_entry(f::TYPE, &i.msg_type())?;
-        m.serialize_entry("code", &i.code())?;
-        m.serialize_entry("msg", &Disp(i.type_code()))?;
+        m.serialize_entry(f::CODE, &i.code())?;
+        m.serialize_entry(f::MSG, &Disp(i.type_code()))?;
         if i.is_echo() {
             m.serialize_entry(f::ID, &i.ident())?;
             m.serialize_entry(f::SEQ, &i.seq())?;
         }
         if let Some(t) = i.nd_target() {
-            m.serialize_entry("tgt", &Disp(t))?;
+            m.serialize_entry(f::TGT, &Disp(t))?;
         }
         if !self.debug {
             return m.end();
@@ -101,12 +101,12 @@ impl Serialize for Icmp6Json<'_> {
             m.serialize_entry(f::DST, &Disp(d))?;
         }
         if i.msg_type() == 2 {
-            m.serialize_entry("mtu", &i.mtu())?;
+            m.serialize_entry(f::MTU, &i.mtu())?;
         }
         if i.msg_type() == 136 {
             let fl = i.na_flags();
             m.serialize_entry(
-                "na",
+                f::NA,
                 &FlagNames([
                     (fl & 0x80 != 0, "router"),
                     (fl & 0x40 != 0, "solicited"),
@@ -116,7 +116,7 @@ impl Serialize for Icmp6Json<'_> {
         }
         if let Some((hops, flags, lifetime)) = i.ra_fields() {
             m.serialize_entry(
-                "ra",
+                f::RA,
                 &RaJson {
                     hops,
                     flags,
@@ -125,11 +125,11 @@ impl Serialize for Icmp6Json<'_> {
             )?;
         }
         if i.type_code().is_neighbor_discovery() && i.nd_options().next().is_some() {
-            m.serialize_entry("nd", &NdOpts(*i))?;
+            m.serialize_entry(f::ND, &NdOpts(*i))?;
         }
         if i.is_error() {
             if let Ok(inner) = ipv6::Packet::new_checked(i.payload()) {
-                m.serialize_entry("IPv6", &Embedded6(inner))?;
+                m.serialize_entry(f::IPV6, &Embedded6(inner))?;
             }
         }
         m.end()
@@ -162,8 +162,8 @@ impl Serialize for NdOpt<'_> {
         let mut m = s.serialize_map(Some(2))?;
         m.serialize_entry(f::TYPE, self.0.name())?;
         match self.0.link_addr() {
-            Some(a) => m.serialize_entry("lladdr", &Disp(a))?,
-            None => m.serialize_entry("data", &Disp(wire::hex(self.0.data)))?,
+            Some(a) => m.serialize_entry(f::LLADDR, &Disp(a))?,
+            None => m.serialize_entry(f::DATA, &Disp(wire::hex(self.0.data)))?,
         }
         m.end()
     }
@@ -176,16 +176,16 @@ impl Serialize for Embedded6<'_> {
         let ip = &self.0;
         let mut m = s.serialize_map(None)?;
         m.serialize_entry(f::V, &6)?;
-        m.serialize_entry("lbl", &ip.flow_label())?;
-        m.serialize_entry("dsf", &(ip.traffic_class() >> 2))?;
-        m.serialize_entry("ecn", &(ip.traffic_class() & 3))?;
+        m.serialize_entry(f::LBL, &ip.flow_label())?;
+        m.serialize_entry(f::DSF, &(ip.traffic_class() >> 2))?;
+        m.serialize_entry(f::ECN, &(ip.traffic_class() & 3))?;
         m.serialize_entry(f::TTL, &ip.hop_limit())?;
         m.serialize_entry(f::SRC, &fast::ip(ip.src().into()))?;
         m.serialize_entry(f::DST, &fast::ip(ip.dst().into()))?;
         m.serialize_entry(f::PROTO, ip.protocol().name())?;
         if let Some((sp, dp)) = inner_ports(ip.protocol(), ip.payload()) {
-            m.serialize_entry("sport", &sp)?;
-            m.serialize_entry("dport", &dp)?;
+            m.serialize_entry(f::SPORT, &sp)?;
+            m.serialize_entry(f::DPORT, &dp)?;
         }
         m.end()
     }

@@ -53,9 +53,9 @@ impl Serialize for Ipv4Json<'_> {
         m.serialize_entry(f::LEN, &ip.total_len())?;
         m.serialize_entry(f::TTL, &ip.ttl())?;
         m.serialize_entry(f::ID, &ip.ident())?;
-        m.serialize_entry("ihl", &ip.ihl())?;
-        m.serialize_entry("tos", &ip.tos())?;
-        m.serialize_entry("foff", &ip.frag_offset())?;
+        m.serialize_entry(f::IHL, &ip.ihl())?;
+        m.serialize_entry(f::TOS, &ip.tos())?;
+        m.serialize_entry(f::FOFF, &ip.frag_offset())?;
         m.serialize_entry(f::XSUM, &ip.checksum())?;
         let flags = [
             (ip.evil(), "Evil"),
@@ -92,7 +92,7 @@ impl Serialize for Ipv4Opt<'_> {
         let mut m = s.serialize_map(Some(3))?;
         m.serialize_entry(f::TYPE, &self.0.kind)?;
         m.serialize_entry(f::NAME, self.0.name())?;
-        m.serialize_entry("data", &Disp(wire::hex(self.0.data)))?;
+        m.serialize_entry(f::DATA, &Disp(wire::hex(self.0.data)))?;
         m.end()
     }
 }
@@ -115,13 +115,13 @@ impl Serialize for Ipv6Json<'_> {
         m.serialize_entry(f::V, &6)?;
         m.serialize_entry(f::LEN, &ip.payload_len())?;
         m.serialize_entry(f::TTL, &ip.hop_limit())?;
-        m.serialize_entry("cls", &ip.traffic_class())?;
-        m.serialize_entry("lbl", &ip.flow_label())?;
+        m.serialize_entry(f::CLS, &ip.traffic_class())?;
+        m.serialize_entry(f::LBL, &ip.flow_label())?;
         if ip.extensions().next().is_some() {
-            m.serialize_entry("ext", &Ipv6Exts(*ip))?;
+            m.serialize_entry(f::EXT, &Ipv6Exts(*ip))?;
         }
         if let Some(fr) = ip.fragment() {
-            m.serialize_entry("frag", &Frag(fr))?;
+            m.serialize_entry(f::FRAG, &Frag(fr))?;
         }
         m.serialize_entry(f::PROTO, &Proto(ip.protocol(), true))?;
         m.serialize_entry(f::FLOW, &fast::dec(self.e.flow.host_pair))?;
@@ -144,7 +144,7 @@ impl Serialize for Frag {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(3))?;
         m.serialize_entry(f::OFF, &self.0.offset)?;
-        m.serialize_entry("more", &self.0.more)?;
+        m.serialize_entry(f::MORE, &self.0.more)?;
         m.serialize_entry(f::ID, &self.0.ident)?;
         m.end()
     }

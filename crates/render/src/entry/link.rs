@@ -19,24 +19,24 @@ impl Serialize for L2<'_> {
                 m.serialize_entry(f::DST, &Disp(e.dst()))?;
                 m.serialize_entry(f::TYPE, e.ethertype().name())?;
                 if !e.tags().is_empty() {
-                    m.serialize_entry("vlan", &VlanIds(e))?;
+                    m.serialize_entry(f::VLAN, &VlanIds(e))?;
                 }
             }
             Link::Sll(p) => {
                 m.serialize_entry(f::SRC, &Disp(p.addr()))?;
                 m.serialize_entry(f::TYPE, p.protocol().name())?;
-                m.serialize_entry("pkttype", p.packet_type().name())?;
-                m.serialize_entry("hatype", &p.hardware_type())?;
+                m.serialize_entry(f::PKTTYPE, p.packet_type().name())?;
+                m.serialize_entry(f::HATYPE, &p.hardware_type())?;
             }
             Link::Sll2(p) => {
                 m.serialize_entry(f::SRC, &Disp(p.addr()))?;
                 m.serialize_entry(f::TYPE, p.protocol().name())?;
-                m.serialize_entry("pkttype", p.packet_type().name())?;
-                m.serialize_entry("hatype", &p.hardware_type())?;
-                m.serialize_entry("ifindex", &p.ifindex())?;
+                m.serialize_entry(f::PKTTYPE, p.packet_type().name())?;
+                m.serialize_entry(f::HATYPE, &p.hardware_type())?;
+                m.serialize_entry(f::IFINDEX, &p.ifindex())?;
             }
             Link::Null(p) => {
-                m.serialize_entry("family", &p.family_raw())?;
+                m.serialize_entry(f::FAMILY, &p.family_raw())?;
             }
             Link::Raw | Link::None => {}
         }
@@ -60,10 +60,10 @@ impl Serialize for ArpEnd<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(2))?;
         match self.0 {
-            Some(ip) => m.serialize_entry("IP", &Disp(ip))?,
-            None => m.serialize_entry("IP", &Disp(wire::hex(self.1)))?,
+            Some(ip) => m.serialize_entry(f::ARP_IP, &Disp(ip))?,
+            None => m.serialize_entry(f::ARP_IP, &Disp(wire::hex(self.1)))?,
         }
-        m.serialize_entry("MAC", &Disp(self.2))?;
+        m.serialize_entry(f::ARP_MAC, &Disp(self.2))?;
         m.end()
     }
 }
@@ -72,7 +72,7 @@ impl Serialize for ArpJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let a = &self.0;
         let mut m = s.serialize_map(None)?;
-        m.serialize_entry("op", &a.operation_raw())?;
+        m.serialize_entry(f::OP, &a.operation_raw())?;
         m.serialize_entry(f::NAME, a.operation().name())?;
         m.serialize_entry(
             f::SRC,

@@ -32,11 +32,11 @@ impl Serialize for TlsJson<'_> {
         let mut m = s.serialize_map(None)?;
         if self.debug {
             for (key, ct) in [
-                ("handshake", tls::ContentType::Handshake),
-                ("change_cipher_spec", tls::ContentType::ChangeCipherSpec),
-                ("alert", tls::ContentType::Alert),
-                ("app_data", tls::ContentType::ApplicationData),
-                ("heartbeat", tls::ContentType::Heartbeat),
+                (f::HANDSHAKE, tls::ContentType::Handshake),
+                (f::CHANGE_CIPHER_SPEC, tls::ContentType::ChangeCipherSpec),
+                (f::ALERT, tls::ContentType::Alert),
+                (f::APP_DATA, tls::ContentType::ApplicationData),
+                (f::HEARTBEAT, tls::ContentType::Heartbeat),
             ] {
                 if tls::records(self.p)
                     .take(MAX_TLS_RECORDS)
@@ -48,9 +48,9 @@ impl Serialize for TlsJson<'_> {
         }
         if let Some(h) = self.hello() {
             let key = if h.client {
-                "client_hello"
+                f::CLIENT_HELLO
             } else {
-                "server_hello"
+                f::SERVER_HELLO
             };
             m.serialize_entry(key, &HelloJson(h, self.debug))?;
         }
@@ -79,18 +79,18 @@ impl Serialize for TlsRecord<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let r = &self.0;
         let mut m = s.serialize_map(None)?;
-        m.serialize_entry("version", tls::version_name(r.version()))?;
-        m.serialize_entry("content_type", r.content_type().name())?;
+        m.serialize_entry(f::VERSION, tls::version_name(r.version()))?;
+        m.serialize_entry(f::CONTENT_TYPE, r.content_type().name())?;
         m.serialize_entry(f::LENGTH, &r.length())?;
         if let Some(h) = r.handshake() {
-            m.serialize_entry("message", tls::handshake_name(h.msg_type()))?;
+            m.serialize_entry(f::MESSAGE, tls::handshake_name(h.msg_type()))?;
         }
         if let Some((level, desc)) = r.alert() {
-            m.serialize_entry("level", &level)?;
-            m.serialize_entry("description", &desc)?;
+            m.serialize_entry(f::LEVEL, &level)?;
+            m.serialize_entry(f::DESCRIPTION, &desc)?;
         }
         if r.is_partial() {
-            m.serialize_entry("partial", &true)?;
+            m.serialize_entry(f::PARTIAL, &true)?;
         }
         m.end()
     }
@@ -103,27 +103,27 @@ impl Serialize for HelloJson<'_> {
         let h = &self.0;
         let mut m = s.serialize_map(None)?;
         if let Some(sni) = h.server_name {
-            m.serialize_entry("sni", &Disp(Lossy(sni)))?;
+            m.serialize_entry(f::SNI, &Disp(Lossy(sni)))?;
         }
         if h.alpn().next().is_some() {
-            m.serialize_entry("alpn", &Alpn(*h))?;
+            m.serialize_entry(f::ALPN, &Alpn(*h))?;
         }
         if !h.client {
-            m.serialize_entry("version", tls::version_name(h.selected_version()))?;
+            m.serialize_entry(f::VERSION, tls::version_name(h.selected_version()))?;
         }
         if !self.1 {
             return m.end();
         }
-        m.serialize_entry("legacy_version", tls::version_name(h.legacy_version))?;
+        m.serialize_entry(f::LEGACY_VERSION, tls::version_name(h.legacy_version))?;
         if h.client {
-            m.serialize_entry("versions", &Versions(*h))?;
-            m.serialize_entry("ciphers", &h.cipher_suites)?;
+            m.serialize_entry(f::VERSIONS, &Versions(*h))?;
+            m.serialize_entry(f::CIPHERS, &h.cipher_suites)?;
         } else if let Some(c) = h.cipher_suite {
-            m.serialize_entry("cipher", &Disp(format_args!("0x{c:04x}")))?;
+            m.serialize_entry(f::CIPHER, &Disp(format_args!("0x{c:04x}")))?;
         }
-        m.serialize_entry("extensions", &h.extensions)?;
+        m.serialize_entry(f::EXTENSIONS, &h.extensions)?;
         if h.partial {
-            m.serialize_entry("partial", &true)?;
+            m.serialize_entry(f::PARTIAL, &true)?;
         }
         m.end()
     }

@@ -50,7 +50,7 @@ impl Serialize for TcpJson<'_> {
                 debug: self.debug,
             };
             if j.worth_writing() {
-                m.serialize_entry(crate::tcp::ANALYSIS, &j)?;
+                m.serialize_entry(f::ANALYSIS, &j)?;
             }
         }
         // INFO: the rest is in `message` already.
@@ -87,13 +87,13 @@ impl Serialize for TcpFlags {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let fl = self.0;
         let mut m = s.serialize_map(None)?;
-        m.serialize_entry("str", &Disp(fl))?;
-        m.serialize_entry("dec", &(fl.0 & 0x1ff))?;
-        m.serialize_entry("bin", &Disp(format_args!("{:#b}", fl.0 & 0x1ff)))?;
-        m.serialize_entry("hex", &Disp(format_args!("{:#x}", fl.0 & 0x1ff)))?;
-        m.serialize_entry("map", &FlagMap(fl))?;
+        m.serialize_entry(f::STR, &Disp(fl))?;
+        m.serialize_entry(f::DEC, &(fl.0 & 0x1ff))?;
+        m.serialize_entry(f::BIN, &Disp(format_args!("{:#b}", fl.0 & 0x1ff)))?;
+        m.serialize_entry(f::HEX, &Disp(format_args!("{:#x}", fl.0 & 0x1ff)))?;
+        m.serialize_entry(f::MAP, &FlagMap(fl))?;
         if fl.0 & Flags::RESERVED != 0 {
-            m.serialize_entry("res", &(fl.0 >> 9))?;
+            m.serialize_entry(f::RES, &(fl.0 >> 9))?;
         }
         m.end()
     }
@@ -161,9 +161,9 @@ struct WindowScale(u8);
 impl Serialize for WindowScale {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(3))?;
-        m.serialize_entry("hex", &Disp(format_args!("0x{:02x}", self.0)))?;
-        m.serialize_entry("dec", &self.0)?;
-        m.serialize_entry("scale", &Disp(1u32 << self.0.min(14)))?;
+        m.serialize_entry(f::HEX, &Disp(format_args!("0x{:02x}", self.0)))?;
+        m.serialize_entry(f::DEC, &self.0)?;
+        m.serialize_entry(f::SCALE, &Disp(1u32 << self.0.min(14)))?;
         m.end()
     }
 }
