@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::fast;
 use crate::fields as f;
-use crate::redact::Redactor;
+use crate::redact::{HeaderFields, Redactor};
 
 /// A duration in Cloud Logging's JSON form: seconds with up to 9 decimals and an `s`
 /// (`0.012s`, `1.5s`, `0s`).
@@ -91,35 +91,6 @@ pub(crate) struct HttpJson<'a> {
     pub debug: bool,
 }
 
-struct Headers<'a>(&'a Message, &'a Redactor);
-
-impl Serialize for Headers<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        // Names as sent, values grouped by name in order of first appearance.
-        let hs = &self.0.headers;
-        let mut m = s.serialize_map(None)?;
-        for (i, (name, _)) in hs.iter().enumerate() {
-            if hs.iter().take(i).any(|(n, _)| n.eq_ignore_ascii_case(name)) {
-                continue;
-            }
-            let secret = self.1.is_secret(name);
-            let values: Vec<String> = hs
-                .iter()
-                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| {
-                    if secret {
-                        crate::redact::MARKER.to_string()
-                    } else {
-                        String::from_utf8_lossy(v).into_owned()
-                    }
-                })
-                .collect();
-            m.serialize_entry(name, &values)?;
-        }
-        m.end()
-    }
-}
-
 struct BodyJson<'a>(&'a Message);
 
 impl Serialize for BodyJson<'_> {
@@ -192,7 +163,14 @@ impl Serialize for HttpJson<'_> {
             }
         }
         if matches!(h.kind, Kind::Request | Kind::Response) && h.error.is_none() {
-            m.serialize_entry(f::HEADERS, &Headers(h, self.redact))?;
+            m.serialize_entry(
+                f::HEADERS,
+                &HeaderFields {
+                    fields: &h.headers,
+                    redact: self.redact,
+                    ignore_case: true,
+                },
+            )?;
             m.serialize_entry(f::BODY, &BodyJson(h))?;
         }
         m.serialize_entry(f::FRAGMENTED, &h.fragmented)?;

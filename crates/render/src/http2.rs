@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::fields as f;
 use crate::http::duration;
-use crate::redact::Redactor;
+use crate::redact::{HeaderFields, Redactor};
 
 /// Frames named in the summary line.
 const SUMMARY_FRAMES: usize = 6;
@@ -389,7 +389,15 @@ impl Serialize for FrameJson<'_> {
         }
         if let Some(h) = &f.headers {
             m.serialize_entry(f::ROLE, h.role.name())?;
-            m.serialize_entry(f::HEADERS, &HeadersJson(h, self.redact))?;
+            let fields: Vec<(&str, &[u8])> = h.block.known().collect();
+            m.serialize_entry(
+                f::HEADERS,
+                &HeaderFields {
+                    fields: &fields,
+                    redact: self.redact,
+                    ignore_case: false,
+                },
+            )?;
             let unknown: Vec<u32> = h.block.unknown().collect();
             if !unknown.is_empty() {
                 m.serialize_entry(f::UNKNOWN_DYNAMIC, &unknown)?;
@@ -435,36 +443,6 @@ impl Serialize for FrameJson<'_> {
         }
         if let Some(i) = f.increment {
             m.serialize_entry(f::INCREMENT, &i)?;
-        }
-        m.end()
-    }
-}
-
-struct HeadersJson<'a>(&'a Headers, &'a Redactor);
-
-impl Serialize for HeadersJson<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        // Names as decoded, values grouped by name in order of first appearance (as for
-        // HTTP/1.1).
-        let fields: Vec<(&str, &[u8])> = self.0.block.known().collect();
-        let mut m = s.serialize_map(None)?;
-        for (i, (name, _)) in fields.iter().enumerate() {
-            if fields.iter().take(i).any(|(n, _)| n == name) {
-                continue;
-            }
-            let secret = self.1.is_secret(name);
-            let values: Vec<String> = fields
-                .iter()
-                .filter(|(n, _)| n == name)
-                .map(|(_, v)| {
-                    if secret {
-                        crate::redact::MARKER.to_string()
-                    } else {
-                        String::from_utf8_lossy(v).into_owned()
-                    }
-                })
-                .collect();
-            m.serialize_entry(name, &values)?;
         }
         m.end()
     }
