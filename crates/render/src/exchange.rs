@@ -23,14 +23,11 @@ use crate::fast;
 use crate::fields as f;
 use crate::http::{duration, HttpRequestJson};
 use crate::redact::Redactor;
-use crate::summary::{PcapJson, Timestamp, KIND};
+use crate::summary::{PcapJson, Timestamp};
 use crate::TranslatorSettings;
 
 /// Most DNS queries of one flow waiting for their response.
 pub const MAX_DNS_QUERIES: usize = 8;
-
-/// `kind` of an exchange entry, and the name of its section.
-pub(crate) const EXCHANGE: &str = "exchange";
 
 /// What a DNS exchange says.
 #[derive(Debug, Clone)]
@@ -215,43 +212,43 @@ impl Serialize for Section<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let e = self.0;
         let mut m = s.serialize_map(None)?;
-        m.serialize_entry("proto", e.proto)?;
+        m.serialize_entry(f::PROTO, e.proto)?;
         if let Some((ip, port)) = e.client {
-            m.serialize_entry("client", &format!("{}:{port}", fast::ip(ip).as_str()))?;
+            m.serialize_entry(f::CLIENT, &format!("{}:{port}", fast::ip(ip).as_str()))?;
         }
         if let Some((ip, port)) = e.server {
-            m.serialize_entry("server", &format!("{}:{port}", fast::ip(ip).as_str()))?;
+            m.serialize_entry(f::SERVER, &format!("{}:{port}", fast::ip(ip).as_str()))?;
         }
         if let Some(r) = &e.request {
-            m.serialize_entry("method", &r.method)?;
-            m.serialize_entry("url", &e.url())?;
+            m.serialize_entry(f::METHOD, &r.method)?;
+            m.serialize_entry(f::URL, &e.url())?;
         }
         if let Some(s) = e.http_status {
-            m.serialize_entry("status", &s)?;
+            m.serialize_entry(f::STATUS, &s)?;
         }
         if let Some(l) = e.latency_ns {
-            m.serialize_entry("latency", &crate::tcp::seconds(l))?;
+            m.serialize_entry(f::LATENCY, &crate::tcp::seconds(l))?;
         }
         if let Some(g) = &e.grpc {
             let mut j = serde_json::Map::new();
-            j.insert("service".into(), g.service.clone().into());
-            j.insert("method".into(), g.method.clone().into());
+            j.insert(f::SERVICE.into(), g.service.clone().into());
+            j.insert(f::METHOD.into(), g.method.clone().into());
             if let Some(s) = g.status {
-                j.insert("status".into(), s.into());
-                j.insert("status_name".into(), grpc_status_name(s).into());
+                j.insert(f::STATUS.into(), s.into());
+                j.insert(f::STATUS_NAME.into(), grpc_status_name(s).into());
             }
             if let Some(msg) = &g.message {
-                j.insert("message".into(), msg.clone().into());
+                j.insert(f::MESSAGE.into(), msg.clone().into());
             }
-            m.serialize_entry("grpc", &j)?;
+            m.serialize_entry(f::GRPC, &j)?;
         }
         if let Some(d) = &e.dns {
             let mut j = serde_json::Map::new();
-            j.insert("qname".into(), d.qname.clone().into());
-            j.insert("qtype".into(), d.qtype.into());
-            j.insert("rcode".into(), d.rcode.into());
-            j.insert("answers".into(), d.answers.into());
-            m.serialize_entry("dns", &j)?;
+            j.insert(f::QNAME.into(), d.qname.clone().into());
+            j.insert(f::QTYPE.into(), d.qtype.into());
+            j.insert(f::RCODE.into(), d.rcode.into());
+            j.insert(f::ANSWERS.into(), d.answers.into());
+            m.serialize_entry(f::DNS_PAIR, &j)?;
         }
         m.end()
     }
@@ -269,8 +266,8 @@ impl Serialize for ExchangeJson<'_> {
         if let Some(id) = &e.community_id {
             m.serialize_entry(f::COMMUNITY_ID, id.as_str())?;
         }
-        m.serialize_entry(KIND, EXCHANGE)?;
-        m.serialize_entry(EXCHANGE, &Section(e))?;
+        m.serialize_entry(f::KIND, f::EXCHANGE)?;
+        m.serialize_entry(f::EXCHANGE, &Section(e))?;
         if e.dns.is_none() {
             m.serialize_entry(
                 f::HTTP_REQUEST,

@@ -18,7 +18,7 @@ use serde_json::{json, Map, Value};
 use crate::fields as f;
 
 /// Keys holding raw bytes: samples, raw message text, hex dumps.
-const RAW_KEYS: [&str; 5] = ["raw", f::SAMPLE, "data", "debug_data", f::ENCODING];
+const RAW_KEYS: [&str; 5] = [f::RAW, f::SAMPLE, f::DATA, f::DEBUG_DATA, f::ENCODING];
 /// The application-layer sections.
 const L7_KEYS: [&str; 5] = [f::HTTP, f::DNS, f::TLS, f::L7, f::HTTP_REQUEST];
 /// What is never cut.
@@ -98,7 +98,7 @@ fn write(
     let mut e = entry.clone();
     e.insert(
         f::TRUNCATED.into(),
-        json!({ "limit": limit, "size": size, "cut": steps }),
+        json!({ f::LIMIT: limit, f::SIZE: size, f::CUT: steps }),
     );
     serde_json::to_writer(&mut *out, &e).is_ok() && out.len() - start <= limit
 }
@@ -121,7 +121,7 @@ fn strip_value(v: &mut Value, keys: &[&str]) {
 /// Every `headers` object keeps its names; each value list becomes its length.
 fn header_values(m: &mut Map<String, Value>) {
     for (k, v) in m.iter_mut() {
-        if k == "headers" {
+        if k == f::HEADERS {
             if let Value::Object(h) = v {
                 for value in h.values_mut() {
                     let n = value.as_array().map_or(1, Vec::len);

@@ -10,7 +10,8 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
 use crate::fast;
-use crate::redact::Redactor;
+use crate::fields as f;
+use crate::redact::{HeaderFields, Redactor};
 
 /// A duration in Cloud Logging's JSON form: seconds with up to 9 decimals and an `s`
 /// (`0.012s`, `1.5s`, `0s`).
@@ -90,50 +91,21 @@ pub(crate) struct HttpJson<'a> {
     pub debug: bool,
 }
 
-struct Headers<'a>(&'a Message, &'a Redactor);
-
-impl Serialize for Headers<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        // Names as sent, values grouped by name in order of first appearance.
-        let hs = &self.0.headers;
-        let mut m = s.serialize_map(None)?;
-        for (i, (name, _)) in hs.iter().enumerate() {
-            if hs.iter().take(i).any(|(n, _)| n.eq_ignore_ascii_case(name)) {
-                continue;
-            }
-            let secret = self.1.is_secret(name);
-            let values: Vec<String> = hs
-                .iter()
-                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| {
-                    if secret {
-                        crate::redact::MARKER.to_string()
-                    } else {
-                        String::from_utf8_lossy(v).into_owned()
-                    }
-                })
-                .collect();
-            m.serialize_entry(name, &values)?;
-        }
-        m.end()
-    }
-}
-
 struct BodyJson<'a>(&'a Message);
 
 impl Serialize for BodyJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let b = self.0;
         let mut m = s.serialize_map(None)?;
-        m.serialize_entry("length", &b.body_len)?;
+        m.serialize_entry(f::LENGTH, &b.body_len)?;
         if let Some(cl) = b.content_length {
-            m.serialize_entry("content_length", &cl)?;
+            m.serialize_entry(f::CONTENT_LENGTH, &cl)?;
         }
         if b.chunked {
-            m.serialize_entry("chunked", &true)?;
+            m.serialize_entry(f::CHUNKED, &true)?;
         }
         if !b.body_sample.is_empty() {
-            m.serialize_entry("sample", &String::from_utf8_lossy(&b.body_sample))?;
+            m.serialize_entry(f::SAMPLE, &String::from_utf8_lossy(&b.body_sample))?;
         }
         m.end()
     }
@@ -143,10 +115,10 @@ impl Serialize for HttpJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let h = self.m;
         let mut m = s.serialize_map(None)?;
-        m.serialize_entry("kind", h.kind.name())?;
+        m.serialize_entry(f::KIND, h.kind.name())?;
         if let Some(e) = &h.error {
             m.serialize_entry(
-                "error",
+                f::ERROR,
                 &ErrorJson {
                     code: e.code,
                     info: &e.info,
@@ -154,55 +126,62 @@ impl Serialize for HttpJson<'_> {
             )?;
         }
         if h.gap > 0 {
-            m.serialize_entry("gap", &h.gap)?;
+            m.serialize_entry(f::GAP, &h.gap)?;
         }
         if h.skipped > 0 {
-            m.serialize_entry("skipped", &h.skipped)?;
+            m.serialize_entry(f::SKIPPED, &h.skipped)?;
         }
         if !self.debug {
             return m.end();
         }
-        m.serialize_entry("proto", h.proto())?;
-        m.serialize_entry("size", &h.size)?;
+        m.serialize_entry(f::PROTO, h.proto())?;
+        m.serialize_entry(f::SIZE, &h.size)?;
         match h.kind {
             Kind::Request => {
-                m.serialize_entry("method", &h.method)?;
-                m.serialize_entry("url", &h.url)?;
+                m.serialize_entry(f::METHOD, &h.method)?;
+                m.serialize_entry(f::URL, &h.url)?;
                 if let Some(host) = h.header("host") {
-                    m.serialize_entry("host", &String::from_utf8_lossy(host))?;
+                    m.serialize_entry(f::HOST, &String::from_utf8_lossy(host))?;
                 }
             }
             Kind::Response => {
-                m.serialize_entry("code", &h.code)?;
-                m.serialize_entry("reason", &h.reason)?;
-                m.serialize_entry("status", &format!("{} {}", h.code, h.reason))?;
+                m.serialize_entry(f::CODE, &h.code)?;
+                m.serialize_entry(f::REASON, &h.reason)?;
+                m.serialize_entry(f::STATUS, &format!("{} {}", h.code, h.reason))?;
                 if let Some(r) = &h.request {
                     let mut req = serde_json::Map::new();
-                    req.insert("method".into(), r.method.clone().into());
-                    req.insert("url".into(), r.url.clone().into());
+                    req.insert(f::METHOD.into(), r.method.clone().into());
+                    req.insert(f::URL.into(), r.url.clone().into());
                     if let Some(l) = h.latency_ns {
-                        req.insert("latency".into(), duration(l).into());
+                        req.insert(f::LATENCY.into(), duration(l).into());
                     }
-                    m.serialize_entry("request", &req)?;
+                    m.serialize_entry(f::REQUEST, &req)?;
                 }
             }
             Kind::Body | Kind::Partial | Kind::Skipped => {
-                m.serialize_entry("continuation", &true)?;
+                m.serialize_entry(f::CONTINUATION, &true)?;
             }
         }
         if matches!(h.kind, Kind::Request | Kind::Response) && h.error.is_none() {
-            m.serialize_entry("headers", &Headers(h, self.redact))?;
-            m.serialize_entry("body", &BodyJson(h))?;
+            m.serialize_entry(
+                f::HEADERS,
+                &HeaderFields {
+                    fields: &h.headers,
+                    redact: self.redact,
+                    ignore_case: true,
+                },
+            )?;
+            m.serialize_entry(f::BODY, &BodyJson(h))?;
         }
-        m.serialize_entry("fragmented", &h.fragmented)?;
+        m.serialize_entry(f::FRAGMENTED, &h.fragmented)?;
         if h.reassembled {
-            m.serialize_entry("reassembled", &true)?;
+            m.serialize_entry(f::REASSEMBLED, &true)?;
         }
         if h.pipelined > 0 {
-            m.serialize_entry("pipelined", &h.pipelined)?;
+            m.serialize_entry(f::PIPELINED, &h.pipelined)?;
         }
         if !h.raw.is_empty() {
-            m.serialize_entry("raw", &self.redact.raw(&h.raw, h.header_len))?;
+            m.serialize_entry(f::RAW, &self.redact.raw(&h.raw, h.header_len))?;
         }
         m.end()
     }
@@ -235,35 +214,35 @@ impl Serialize for HttpRequestJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(None)?;
         if let Some(r) = self.request {
-            m.serialize_entry("requestMethod", &r.method)?;
+            m.serialize_entry(f::REQUEST_METHOD, &r.method)?;
             let url = match (&r.host, r.url.starts_with('/')) {
                 (Some(host), true) => format!("http://{host}{}", r.url),
                 _ => r.url.clone(),
             };
-            m.serialize_entry("requestUrl", &url)?;
+            m.serialize_entry(f::REQUEST_URL, &url)?;
             if let Some(ua) = &r.user_agent {
                 if self.redact.is_secret("user-agent") {
-                    m.serialize_entry("userAgent", crate::redact::MARKER)?;
+                    m.serialize_entry(f::USER_AGENT, crate::redact::MARKER)?;
                 } else {
-                    m.serialize_entry("userAgent", ua)?;
+                    m.serialize_entry(f::USER_AGENT, ua)?;
                 }
             }
         }
-        m.serialize_entry("status", &self.status)?;
+        m.serialize_entry(f::STATUS, &self.status)?;
         if let Some(size) = self.response_size {
             // int64 fields are strings in LogEntry's JSON mapping.
-            m.serialize_entry("responseSize", &fast::dec(size))?;
+            m.serialize_entry(f::RESPONSE_SIZE, &fast::dec(size))?;
         }
         if let Some(l) = self.latency_ns {
-            m.serialize_entry("latency", &duration(l))?;
+            m.serialize_entry(f::LATENCY, &duration(l))?;
         }
         if let Some(ip) = self.remote_ip {
-            m.serialize_entry("remoteIp", &fast::ip(ip))?;
+            m.serialize_entry(f::REMOTE_IP, &fast::ip(ip))?;
         }
         if let Some(ip) = self.server_ip {
-            m.serialize_entry("serverIp", &fast::ip(ip))?;
+            m.serialize_entry(f::SERVER_IP, &fast::ip(ip))?;
         }
-        m.serialize_entry("protocol", self.protocol)?;
+        m.serialize_entry(f::PROTOCOL, self.protocol)?;
         m.end()
     }
 }

@@ -18,8 +18,9 @@ use cloud_logging::Severity;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::Serialize;
 
+use crate::fields as f;
 use crate::http::duration;
-use crate::redact::Redactor;
+use crate::redact::{HeaderFields, Redactor};
 
 /// Frames named in the summary line.
 const SUMMARY_FRAMES: usize = 6;
@@ -185,13 +186,13 @@ impl Serialize for Http2Json<'_> {
     fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
         let s = self.s;
         let mut m = ser.serialize_map(None)?;
-        m.serialize_entry("kind", kind(s))?;
-        m.serialize_entry("proto", "HTTP/2")?;
+        m.serialize_entry(f::KIND, kind(s))?;
+        m.serialize_entry(f::PROTO, "HTTP/2")?;
         if let Some(e) = &s.error {
             let mut err = serde_json::Map::new();
-            err.insert("code".into(), e.code.into());
-            err.insert("info".into(), e.info.clone().into());
-            m.serialize_entry("error", &err)?;
+            err.insert(f::CODE.into(), e.code.into());
+            err.insert(f::INFO.into(), e.info.clone().into());
+            m.serialize_entry(f::ERROR, &err)?;
         }
         // The block with a status (trailers) says most; else the first with gRPC facts.
         let grpc = || {
@@ -203,78 +204,78 @@ impl Serialize for Http2Json<'_> {
             .find(|g| g.status.is_some())
             .or_else(|| grpc().next())
         {
-            m.serialize_entry("grpc", &GrpcJson(g))?;
+            m.serialize_entry(f::GRPC, &GrpcJson(g))?;
         }
         if let Some(f) = s
             .frames
             .iter()
             .find(|f| f.error_code.is_some_and(|c| c != 0))
         {
-            m.serialize_entry("stream_error", &StreamError(f))?;
+            m.serialize_entry(f::STREAM_ERROR, &StreamError(f))?;
         }
         if s.gap > 0 {
-            m.serialize_entry("gap", &s.gap)?;
+            m.serialize_entry(f::GAP, &s.gap)?;
         }
         if s.skipped > 0 {
-            m.serialize_entry("skipped", &s.skipped)?;
+            m.serialize_entry(f::SKIPPED, &s.skipped)?;
         }
         if !self.debug {
             return m.end();
         }
-        m.serialize_entry("size", &s.size)?;
+        m.serialize_entry(f::SIZE, &s.size)?;
         if s.preface {
-            m.serialize_entry("preface", &true)?;
+            m.serialize_entry(f::PREFACE, &true)?;
         }
         if s.continued > 0 {
-            m.serialize_entry("continued", &s.continued)?;
+            m.serialize_entry(f::CONTINUED, &s.continued)?;
         }
         if s.partial {
-            m.serialize_entry("fragmented", &true)?;
+            m.serialize_entry(f::FRAGMENTED, &true)?;
         }
         if let Some((f, h)) = s.first_headers() {
-            m.serialize_entry("stream", &f.stream)?;
+            m.serialize_entry(f::STREAM, &f.stream)?;
             match h.role {
                 Role::Request => {
                     if let Some(v) = h.get(":method") {
-                        m.serialize_entry("method", &String::from_utf8_lossy(v))?;
+                        m.serialize_entry(f::METHOD, &String::from_utf8_lossy(v))?;
                     }
                     if let Some(v) = h.get(":path") {
-                        m.serialize_entry("url", &String::from_utf8_lossy(v))?;
+                        m.serialize_entry(f::URL, &String::from_utf8_lossy(v))?;
                     }
                     if let Some(v) = h.get(":authority") {
-                        m.serialize_entry("host", &String::from_utf8_lossy(v))?;
+                        m.serialize_entry(f::HOST, &String::from_utf8_lossy(v))?;
                     }
                 }
                 Role::Response | Role::Informational => {
                     if let Some(c) = h.status {
-                        m.serialize_entry("code", &c)?;
-                        m.serialize_entry("status", &c.to_string())?;
+                        m.serialize_entry(f::CODE, &c)?;
+                        m.serialize_entry(f::STATUS, &c.to_string())?;
                     }
                 }
                 _ => {}
             }
             if let Some(r) = &h.request {
                 let mut req = serde_json::Map::new();
-                req.insert("method".into(), r.method.clone().into());
-                req.insert("url".into(), r.url.clone().into());
+                req.insert(f::METHOD.into(), r.method.clone().into());
+                req.insert(f::URL.into(), r.url.clone().into());
                 if let Some(l) = h.latency_ns {
-                    req.insert("latency".into(), duration(l).into());
+                    req.insert(f::LATENCY.into(), duration(l).into());
                 }
-                m.serialize_entry("request", &req)?;
+                m.serialize_entry(f::REQUEST, &req)?;
             }
         }
         m.serialize_entry(
-            "frames",
+            f::FRAMES,
             &Frames {
                 s,
                 redact: self.redact,
             },
         )?;
         if s.more_frames > 0 {
-            m.serialize_entry("more_frames", &s.more_frames)?;
+            m.serialize_entry(f::MORE_FRAMES, &s.more_frames)?;
         }
         if !s.caps.is_empty() {
-            m.serialize_entry("caps", &CapsJson(&s.caps))?;
+            m.serialize_entry(f::CAPS, &CapsJson(&s.caps))?;
         }
         m.end()
     }
@@ -288,11 +289,11 @@ impl Serialize for CapsJson<'_> {
         let c = self.0;
         let mut m = s.serialize_map(None)?;
         for (name, n) in [
-            ("lists_truncated", c.lists_truncated),
-            ("fields_omitted", c.fields_omitted),
-            ("references_skipped", c.references_skipped),
-            ("streams_skipped", c.streams_skipped),
-            ("continuation_floods", c.continuation_floods),
+            (f::LISTS_TRUNCATED, c.lists_truncated),
+            (f::FIELDS_OMITTED, c.fields_omitted),
+            (f::REFERENCES_SKIPPED, c.references_skipped),
+            (f::STREAMS_SKIPPED, c.streams_skipped),
+            (f::CONTINUATION_FLOODS, c.continuation_floods),
         ] {
             if n > 0 {
                 m.serialize_entry(name, &n)?;
@@ -309,15 +310,15 @@ impl Serialize for GrpcJson<'_> {
         let g = self.0;
         let mut m = s.serialize_map(None)?;
         if !g.service.is_empty() {
-            m.serialize_entry("service", &g.service)?;
-            m.serialize_entry("method", &g.method)?;
+            m.serialize_entry(f::SERVICE, &g.service)?;
+            m.serialize_entry(f::METHOD, &g.method)?;
         }
         if let Some(st) = g.status {
-            m.serialize_entry("status", &st)?;
-            m.serialize_entry("status_name", http2::grpc_status_name(st))?;
+            m.serialize_entry(f::STATUS, &st)?;
+            m.serialize_entry(f::STATUS_NAME, http2::grpc_status_name(st))?;
         }
         if let Some(msg) = &g.message {
-            m.serialize_entry("message", msg)?;
+            m.serialize_entry(f::MESSAGE, msg)?;
         }
         m.end()
     }
@@ -330,10 +331,10 @@ impl Serialize for StreamError<'_> {
         let f = self.0;
         let code = f.error_code.unwrap_or(0);
         let mut m = s.serialize_map(None)?;
-        m.serialize_entry("frame", f.kind.name())?;
-        m.serialize_entry("stream", &f.last_stream.unwrap_or(f.stream))?;
-        m.serialize_entry("code", &code)?;
-        m.serialize_entry("name", http2::error_name(code))?;
+        m.serialize_entry(f::FRAME, f.kind.name())?;
+        m.serialize_entry(f::STREAM, &f.last_stream.unwrap_or(f.stream))?;
+        m.serialize_entry(f::CODE, &code)?;
+        m.serialize_entry(f::NAME, http2::error_name(code))?;
         m.end()
     }
 }
@@ -373,53 +374,61 @@ impl Serialize for FrameJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let f = self.f;
         let mut m = s.serialize_map(None)?;
-        m.serialize_entry("type", f.kind.name())?;
+        m.serialize_entry(f::TYPE, f.kind.name())?;
         if let FrameType::Unknown(t) = f.kind {
-            m.serialize_entry("type_id", &t)?;
+            m.serialize_entry(f::TYPE_ID, &t)?;
         }
-        m.serialize_entry("stream", &f.stream)?;
-        m.serialize_entry("flags", &FlagNames(f.kind, f.flags))?;
-        m.serialize_entry("length", &f.length)?;
+        m.serialize_entry(f::STREAM, &f.stream)?;
+        m.serialize_entry(f::FLAGS, &FlagNames(f.kind, f.flags))?;
+        m.serialize_entry(f::LENGTH, &f.length)?;
         if f.reassembled {
-            m.serialize_entry("reassembled", &true)?;
+            m.serialize_entry(f::REASSEMBLED, &true)?;
         }
         if f.oversize {
-            m.serialize_entry("oversize", &true)?;
+            m.serialize_entry(f::OVERSIZE, &true)?;
         }
         if let Some(h) = &f.headers {
-            m.serialize_entry("role", h.role.name())?;
-            m.serialize_entry("headers", &HeadersJson(h, self.redact))?;
+            m.serialize_entry(f::ROLE, h.role.name())?;
+            let fields: Vec<(&str, &[u8])> = h.block.known().collect();
+            m.serialize_entry(
+                f::HEADERS,
+                &HeaderFields {
+                    fields: &fields,
+                    redact: self.redact,
+                    ignore_case: false,
+                },
+            )?;
             let unknown: Vec<u32> = h.block.unknown().collect();
             if !unknown.is_empty() {
-                m.serialize_entry("unknown_dynamic", &unknown)?;
+                m.serialize_entry(f::UNKNOWN_DYNAMIC, &unknown)?;
             }
             if h.unsynced {
-                m.serialize_entry("hpack_unsynced", &true)?;
+                m.serialize_entry(f::HPACK_UNSYNCED, &true)?;
             }
             if h.block.omitted > 0 {
-                m.serialize_entry("omitted_headers", &h.block.omitted)?;
+                m.serialize_entry(f::OMITTED_HEADERS, &h.block.omitted)?;
             }
             if h.block.list_truncated {
                 // The decoded list went over the cap: its real size, what was kept.
-                m.serialize_entry("headers_truncated", &true)?;
-                m.serialize_entry("header_list_size", &h.block.list_size)?;
+                m.serialize_entry(f::HEADERS_TRUNCATED, &true)?;
+                m.serialize_entry(f::HEADER_LIST_SIZE, &h.block.list_size)?;
             }
             if h.block.references_skipped > 0 {
-                m.serialize_entry("references_skipped", &h.block.references_skipped)?;
+                m.serialize_entry(f::REFERENCES_SKIPPED, &h.block.references_skipped)?;
             }
             if h.continuations > 0 {
-                m.serialize_entry("continuations", &h.continuations)?;
+                m.serialize_entry(f::CONTINUATIONS, &h.continuations)?;
             }
         }
         if let Some(c) = f.error_code {
-            m.serialize_entry("error_code", &c)?;
-            m.serialize_entry("error_name", http2::error_name(c))?;
+            m.serialize_entry(f::ERROR_CODE, &c)?;
+            m.serialize_entry(f::ERROR_NAME, http2::error_name(c))?;
         }
         if let Some(l) = f.last_stream {
-            m.serialize_entry("last_stream", &l)?;
+            m.serialize_entry(f::LAST_STREAM, &l)?;
         }
         if let Some(d) = &f.debug_data {
-            m.serialize_entry("debug_data", d)?;
+            m.serialize_entry(f::DEBUG_DATA, d)?;
         }
         if !f.settings.is_empty() {
             let mut st = serde_json::Map::new();
@@ -430,40 +439,10 @@ impl Serialize for FrameJson<'_> {
                 };
                 st.insert(name, (*v).into());
             }
-            m.serialize_entry("settings", &st)?;
+            m.serialize_entry(f::SETTINGS, &st)?;
         }
         if let Some(i) = f.increment {
-            m.serialize_entry("increment", &i)?;
-        }
-        m.end()
-    }
-}
-
-struct HeadersJson<'a>(&'a Headers, &'a Redactor);
-
-impl Serialize for HeadersJson<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        // Names as decoded, values grouped by name in order of first appearance (as for
-        // HTTP/1.1).
-        let fields: Vec<(&str, &[u8])> = self.0.block.known().collect();
-        let mut m = s.serialize_map(None)?;
-        for (i, (name, _)) in fields.iter().enumerate() {
-            if fields.iter().take(i).any(|(n, _)| n == name) {
-                continue;
-            }
-            let secret = self.1.is_secret(name);
-            let values: Vec<String> = fields
-                .iter()
-                .filter(|(n, _)| n == name)
-                .map(|(_, v)| {
-                    if secret {
-                        crate::redact::MARKER.to_string()
-                    } else {
-                        String::from_utf8_lossy(v).into_owned()
-                    }
-                })
-                .collect();
-            m.serialize_entry(name, &values)?;
+            m.serialize_entry(f::INCREMENT, &i)?;
         }
         m.end()
     }

@@ -6,6 +6,9 @@
 
 use std::borrow::Cow;
 
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+
 /// What a secret value is replaced by.
 pub(crate) const MARKER: &str = crate::fields::REDACTED;
 
@@ -15,6 +18,55 @@ const ALWAYS: [&str; 4] = [
     "cookie",
     "set-cookie",
 ];
+
+/// Parsed header fields as the `headers` object (HTTP/1.1 and HTTP/2): names as sent, values
+/// grouped by name in order of first appearance, secret values replaced by [`MARKER`].
+pub(crate) struct HeaderFields<'a, N, V> {
+    pub fields: &'a [(N, V)],
+    pub redact: &'a Redactor,
+    /// Group names in any case: HTTP/1.1 names are case-insensitive; HTTP/2 names are
+    /// lowercase on the wire and grouped as decoded.
+    pub ignore_case: bool,
+}
+
+impl<N: AsRef<str>, V: AsRef<[u8]>> Serialize for HeaderFields<'_, N, V> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let same = |a: &str, b: &str| {
+            if self.ignore_case {
+                a.eq_ignore_ascii_case(b)
+            } else {
+                a == b
+            }
+        };
+        let mut m = s.serialize_map(None)?;
+        for (i, (name, _)) in self.fields.iter().enumerate() {
+            let name = name.as_ref();
+            if self
+                .fields
+                .iter()
+                .take(i)
+                .any(|(n, _)| same(n.as_ref(), name))
+            {
+                continue;
+            }
+            let secret = self.redact.is_secret(name);
+            let values: Vec<Cow<'_, str>> = self
+                .fields
+                .iter()
+                .filter(|(n, _)| same(n.as_ref(), name))
+                .map(|(_, v)| {
+                    if secret {
+                        Cow::Borrowed(MARKER)
+                    } else {
+                        String::from_utf8_lossy(v.as_ref())
+                    }
+                })
+                .collect();
+            m.serialize_entry(name, &values)?;
+        }
+        m.end()
+    }
+}
 
 /// The set of header names whose values never leave the translator.
 #[derive(Debug, Clone, Default)]
@@ -189,6 +241,36 @@ mod tests {
         assert_eq!(
             r.sample("x-api-key: S4\r\nA: b"),
             "x-api-key: [REDACTED]\r\nA: b"
+        );
+    }
+
+    #[test]
+    fn header_fields_group_by_name_and_redact_secrets() {
+        let r = Redactor::new(&["x-api-key".into()]);
+        let fields: [(&str, &[u8]); 5] = [
+            ("X-Dup", b"one"),
+            ("Cookie", b"c=1"),
+            ("x-dup", b"two"),
+            ("cookie", b"d=2"),
+            ("X-Api-Key", b"k"),
+        ];
+        let json = |ignore_case| {
+            serde_json::to_string(&HeaderFields {
+                fields: &fields,
+                redact: &r,
+                ignore_case,
+            })
+            .unwrap_or_default()
+        };
+        // HTTP/1.1: names in any case are one header, spelled as first sent.
+        assert_eq!(
+            json(true),
+            r#"{"X-Dup":["one","two"],"Cookie":["[REDACTED]","[REDACTED]"],"X-Api-Key":["[REDACTED]"]}"#
+        );
+        // HTTP/2: grouped as decoded.
+        assert_eq!(
+            json(false),
+            r#"{"X-Dup":["one"],"Cookie":["[REDACTED]"],"x-dup":["two"],"cookie":["[REDACTED]"],"X-Api-Key":["[REDACTED]"]}"#
         );
     }
 }

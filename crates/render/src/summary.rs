@@ -23,11 +23,6 @@ use crate::fields as f;
 use crate::tcp::seconds;
 use crate::TranslatorSettings;
 
-/// `kind` of a summary entry.
-pub(crate) const KIND: &str = "kind";
-/// The summary's own section.
-pub(crate) const CONNECTION: &str = "connection";
-
 /// Everything a connection summary says, copied out of the flow state when it closes.
 #[derive(Debug, Clone)]
 pub(crate) struct ConnSummary {
@@ -152,12 +147,12 @@ pub(crate) struct PcapJson<'a>(pub &'a Cached, pub u64);
 impl Serialize for PcapJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(3))?;
-        m.serialize_entry("id", self.0.run_id())?;
-        m.serialize_entry("ctx", self.0.log_name())?;
+        m.serialize_entry(f::ID, self.0.run_id())?;
+        m.serialize_entry(f::CTX, self.0.log_name())?;
         let secs = i64::try_from(self.1 / 1_000_000_000).unwrap_or(0);
         let date = chrono::DateTime::from_timestamp(secs, (self.1 % 1_000_000_000) as u32)
             .unwrap_or_default();
-        m.serialize_entry("date", fast::rfc3339(&date).as_str())?;
+        m.serialize_entry(f::DATE, fast::rfc3339(&date).as_str())?;
         m.end()
     }
 }
@@ -167,8 +162,8 @@ pub(crate) struct Timestamp(pub u64);
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(2))?;
-        m.serialize_entry("seconds", &(self.0 / 1_000_000_000))?;
-        m.serialize_entry("nanos", &(self.0 % 1_000_000_000))?;
+        m.serialize_entry(f::SECONDS, &(self.0 / 1_000_000_000))?;
+        m.serialize_entry(f::NANOS, &(self.0 % 1_000_000_000))?;
         m.end()
     }
 }
@@ -180,32 +175,32 @@ impl Serialize for Connection<'_> {
         let c = self.0;
         let (o, r) = (&c.orig_totals, &c.resp_totals);
         let mut m = s.serialize_map(None)?;
-        m.serialize_entry("orig_h", fast::ip(c.orig.0).as_str())?;
-        m.serialize_entry("orig_p", &c.orig.1)?;
-        m.serialize_entry("resp_h", fast::ip(c.resp.0).as_str())?;
-        m.serialize_entry("resp_p", &c.resp.1)?;
-        m.serialize_entry("proto", "tcp")?;
-        m.serialize_entry("duration", &seconds(c.end_ns.saturating_sub(c.start_ns)))?;
-        m.serialize_entry("conn_state", c.conn_state.as_str())?;
-        m.serialize_entry("history", &c.history)?;
-        m.serialize_entry("orig_pkts", &o.packets)?;
-        m.serialize_entry("resp_pkts", &r.packets)?;
-        m.serialize_entry("orig_payload_bytes", &o.bytes)?;
-        m.serialize_entry("resp_payload_bytes", &r.bytes)?;
-        m.serialize_entry("orig_retransmissions", &o.retransmissions)?;
-        m.serialize_entry("resp_retransmissions", &r.retransmissions)?;
-        m.serialize_entry("orig_out_of_order", &o.out_of_order)?;
-        m.serialize_entry("resp_out_of_order", &r.out_of_order)?;
-        m.serialize_entry("orig_lost", &o.lost)?;
-        m.serialize_entry("resp_lost", &r.lost)?;
+        m.serialize_entry(f::ORIG_H, fast::ip(c.orig.0).as_str())?;
+        m.serialize_entry(f::ORIG_P, &c.orig.1)?;
+        m.serialize_entry(f::RESP_H, fast::ip(c.resp.0).as_str())?;
+        m.serialize_entry(f::RESP_P, &c.resp.1)?;
+        m.serialize_entry(f::PROTO, "tcp")?;
+        m.serialize_entry(f::DURATION, &seconds(c.end_ns.saturating_sub(c.start_ns)))?;
+        m.serialize_entry(f::CONN_STATE, c.conn_state.as_str())?;
+        m.serialize_entry(f::HISTORY, &c.history)?;
+        m.serialize_entry(f::ORIG_PKTS, &o.packets)?;
+        m.serialize_entry(f::RESP_PKTS, &r.packets)?;
+        m.serialize_entry(f::ORIG_PAYLOAD_BYTES, &o.bytes)?;
+        m.serialize_entry(f::RESP_PAYLOAD_BYTES, &r.bytes)?;
+        m.serialize_entry(f::ORIG_RETRANSMISSIONS, &o.retransmissions)?;
+        m.serialize_entry(f::RESP_RETRANSMISSIONS, &r.retransmissions)?;
+        m.serialize_entry(f::ORIG_OUT_OF_ORDER, &o.out_of_order)?;
+        m.serialize_entry(f::RESP_OUT_OF_ORDER, &r.out_of_order)?;
+        m.serialize_entry(f::ORIG_LOST, &o.lost)?;
+        m.serialize_entry(f::RESP_LOST, &r.lost)?;
         if let Some(ns) = c.initial_rtt_ns {
-            m.serialize_entry("initial_rtt", &seconds(ns))?;
+            m.serialize_entry(f::INITIAL_RTT, &seconds(ns))?;
         }
-        m.serialize_entry("orig_zero_window", &seconds(o.zero_window_ns))?;
-        m.serialize_entry("resp_zero_window", &seconds(r.zero_window_ns))?;
-        m.serialize_entry("close_reason", c.close_reason)?;
+        m.serialize_entry(f::ORIG_ZERO_WINDOW, &seconds(o.zero_window_ns))?;
+        m.serialize_entry(f::RESP_ZERO_WINDOW, &seconds(r.zero_window_ns))?;
+        m.serialize_entry(f::CLOSE_REASON, c.close_reason)?;
         if c.http_exchanges > 0 {
-            m.serialize_entry("http_exchanges", &c.http_exchanges)?;
+            m.serialize_entry(f::HTTP_EXCHANGES, &c.http_exchanges)?;
         }
         m.end()
     }
@@ -223,8 +218,8 @@ impl Serialize for SummaryJson<'_> {
         if let Some(id) = &c.community_id {
             m.serialize_entry(f::COMMUNITY_ID, id.as_str())?;
         }
-        m.serialize_entry(KIND, CONNECTION)?;
-        m.serialize_entry(CONNECTION, &Connection(c))?;
+        m.serialize_entry(f::KIND, f::CONNECTION)?;
+        m.serialize_entry(f::CONNECTION, &Connection(c))?;
         if let Some(t) = &c.trace {
             m.serialize_entry(
                 f::TRACE,

@@ -9,18 +9,7 @@ use analyze::tcp_analysis::{Analysis, Flag};
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
-/// Key of the analysis object inside `L4`.
-pub(crate) const ANALYSIS: &str = "analysis";
-/// Which duplicate ACK this is (1 for the first).
-pub(crate) const DUPLICATE_ACK_NUM: &str = "duplicate_ack_num";
-/// The frame (`pcap.num`) whose ACK a duplicate repeats.
-pub(crate) const DUPLICATE_ACK_FRAME: &str = "duplicate_ack_frame";
-/// The frame (`pcap.num`) of the segment this one acknowledges.
-pub(crate) const ACKS_FRAME: &str = "acks_frame";
-/// Seconds from that segment to this ACK.
-pub(crate) const ACK_RTT: &str = "ack_rtt";
-/// Seconds from the last SYN to the ACK completing the handshake.
-pub(crate) const INITIAL_RTT: &str = "initial_rtt";
+use crate::fields as f;
 
 /// Nanoseconds as seconds.
 pub(crate) fn seconds(ns: u64) -> f64 {
@@ -61,17 +50,17 @@ impl Serialize for AnalysisJson<'_> {
             m.serialize_entry(f.name(), &true)?;
         }
         if a.dup_ack_num > 0 {
-            m.serialize_entry(DUPLICATE_ACK_NUM, &a.dup_ack_num)?;
-            m.serialize_entry(DUPLICATE_ACK_FRAME, &a.dup_ack_frame)?;
+            m.serialize_entry(f::DUPLICATE_ACK_NUM, &a.dup_ack_num)?;
+            m.serialize_entry(f::DUPLICATE_ACK_FRAME, &a.dup_ack_frame)?;
         }
         if let (true, Some(f)) = (self.debug, a.acks_frame) {
-            m.serialize_entry(ACKS_FRAME, &f)?;
+            m.serialize_entry(f::ACKS_FRAME, &f)?;
             if let Some(ns) = a.ack_rtt_ns {
-                m.serialize_entry(ACK_RTT, &seconds(ns))?;
+                m.serialize_entry(f::ACK_RTT, &seconds(ns))?;
             }
         }
         if let Some(ns) = a.initial_rtt_ns {
-            m.serialize_entry(INITIAL_RTT, &seconds(ns))?;
+            m.serialize_entry(f::INITIAL_RTT, &seconds(ns))?;
         }
         m.end()
     }

@@ -10,6 +10,7 @@ use cloud_logging::{Severity, Verbosity};
 
 use crate::entry::{Cached, Entry, FlowFacts};
 use crate::exchange::{Exchange, ExchangeJson};
+use crate::fields as f;
 use crate::limits::{Counter, Limits};
 use crate::redact::Redactor;
 use crate::summary::{ConnSummary, SummaryJson};
@@ -330,7 +331,7 @@ impl Translator {
             self.counters.fallback_lines += 1;
             let _ = serde_json::to_writer(
                 &mut *out,
-                &serde_json::json!({ "message": self.message.as_str(), "severity": severity.as_str() }),
+                &serde_json::json!({ f::MESSAGE: self.message.as_str(), f::SEVERITY: severity.as_str() }),
             );
         }
         if out.len() - start > self.settings.max_entry_bytes {
