@@ -52,33 +52,12 @@ fn pcapd_command(ns: &Netns) -> Command {
     command
 }
 
-/// `tshark -r FILE -Y FILTER -T fields -e ...`: one row of field values per matching packet.
 fn tshark_fields(file: &Path, filter: &str, fields: &[&str]) -> Vec<Vec<String>> {
-    let mut command = Command::new("tshark");
-    command
-        .arg("-n")
-        .arg("-r")
-        .arg(file)
-        .args(["-Y", filter, "-T", "fields"]);
-    for field in fields {
-        command.args(["-e", field]);
-    }
-    let out = command.stderr(Stdio::null()).output().unwrap();
-    assert!(out.status.success(), "tshark -Y {filter}");
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| l.split('\t').map(str::to_string).collect())
-        .collect()
+    testbed::tshark::filtered(file, filter, fields).unwrap()
 }
 
-/// A number as tshark prints it: decimal, or hex with `0x`.
 fn tshark_number(text: &str) -> u64 {
-    match text.strip_prefix("0x") {
-        Some(hex) => u64::from_str_radix(hex, 16),
-        None => text.parse(),
-    }
-    .unwrap_or_else(|e| panic!("tshark number {text:?}: {e}"))
+    testbed::tshark::number(text).unwrap_or_else(|| panic!("tshark number {text:?}"))
 }
 
 /// Whether something listens on `port` (`proto` "t" or "u") in `ns`; asks the kernel, sends

@@ -147,18 +147,10 @@ fn file_name(path: &Path) -> String {
 }
 
 fn tshark(file: &Path, filter: &str, field: &str) -> Vec<String> {
-    let out = Command::new("tshark")
-        .args(["-n", "-r"])
-        .arg(file)
-        .args(["-Y", filter, "-T", "fields", "-e", field])
-        .stderr(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "tshark -r {file:?}");
-    String::from_utf8(out.stdout)
+    testbed::tshark::filtered(file, filter, &[field])
         .unwrap()
-        .lines()
-        .map(str::to_string)
+        .into_iter()
+        .map(|row| row.concat())
         .collect()
 }
 

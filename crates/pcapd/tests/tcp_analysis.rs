@@ -222,25 +222,21 @@ fn ours(file: &Path) -> BTreeMap<u64, Fields> {
 
 /// tshark's `tcp.analysis.*` by frame number.
 fn theirs(file: &Path) -> BTreeMap<u64, Fields> {
-    let mut command = Command::new("tshark");
-    command
-        .args(["-n", "-r"])
-        .arg(file)
-        .args(["-Y", "tcp", "-T", "fields", "-E", "separator=|"])
-        .args(["-e", "frame.number"]);
-    for name in FLAGS.iter().chain(VALUES.iter()) {
-        command.args(["-e", &format!("tcp.analysis.{name}")]);
-    }
-    let out = command.stderr(Stdio::null()).output().unwrap();
-    assert!(out.status.success());
+    let names: Vec<String> = FLAGS
+        .iter()
+        .chain(VALUES.iter())
+        .map(|name| format!("tcp.analysis.{name}"))
+        .collect();
+    let mut fields: Vec<&str> = vec!["frame.number"];
+    fields.extend(names.iter().map(String::as_str));
     let mut map = BTreeMap::new();
-    for line in String::from_utf8(out.stdout).unwrap().lines() {
-        let mut cols = line.split('|');
+    for row in testbed::tshark::filtered(file, "tcp", &fields).unwrap() {
+        let mut cols = row.into_iter();
         let frame = cols.next().unwrap().parse().unwrap();
         let mut fields = Fields::new();
         for (name, value) in FLAGS.iter().chain(VALUES.iter()).zip(cols) {
             if !value.is_empty() {
-                fields.insert(name.to_string(), value.to_string());
+                fields.insert(name.to_string(), value);
             }
         }
         map.insert(frame, fields);

@@ -44,6 +44,31 @@ pub fn all_occurrences(file: &Path, fields: &[&str]) -> Result<Vec<Vec<String>>>
         .collect())
 }
 
+/// `tshark -n -r FILE -Y FILTER -T fields -e FIELD…`: one row of field values per packet the
+/// display filter matches. Fails as [`field_lines`] does.
+pub fn filtered(file: &Path, filter: &str, fields: &[&str]) -> Result<Vec<Vec<String>>> {
+    let mut command = Command::new("tshark");
+    command
+        .args(["-n", "-r"])
+        .arg(file)
+        .args(["-Y", filter, "-T", "fields", "-E", "separator=/t"]);
+    for field in fields {
+        command.args(["-e", field]);
+    }
+    Ok(read(&mut command)?
+        .iter()
+        .map(|line| line.split('\t').map(str::to_string).collect())
+        .collect())
+}
+
+/// A number as tshark prints it: decimal, or hexadecimal with `0x`.
+pub fn number(text: &str) -> Option<u64> {
+    match text.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => text.parse().ok(),
+    }
+}
+
 /// How many packets tshark reads in `file` (which must be whole, as for [`field_lines`]).
 pub fn count(file: &Path) -> Result<usize> {
     Ok(read(Command::new("tshark").args(["-n", "-r"]).arg(file))?.len())
