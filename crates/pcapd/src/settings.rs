@@ -638,6 +638,33 @@ mod tests {
         }
     }
 
+    /// The README's "Daemon flags" table lists pcapd's flags as `--help` does: each one, in
+    /// help order, with its value name and variable.
+    #[test]
+    fn readme_lists_every_own_flag() {
+        let readme = include_str!("../../../README.md");
+        let section = readme
+            .split("\n## Daemon flags")
+            .nth(1)
+            .expect("a '## Daemon flags' section");
+        let documented: Vec<&str> = section
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `pcapd` | "))
+            .filter_map(|rest| rest.split(" | ").next())
+            .collect();
+        let expected: Vec<String> = Flag::ALL
+            .iter()
+            .map(|flag| {
+                let spec = flag.spec();
+                match spec.env {
+                    Some(env) => format!("`--{} {}` (`{env}`)", spec.long, spec.value),
+                    None => format!("`--{} {}`", spec.long, spec.value),
+                }
+            })
+            .collect();
+        assert_eq!(documented, expected);
+    }
+
     /// Nothing given: the documented defaults.
     #[test]
     fn own_flags_default_to_what_help_says() {
