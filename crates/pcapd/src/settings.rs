@@ -141,213 +141,290 @@ impl Settings {
     }
 }
 
-struct Flag {
-    id: &'static str,
+/// How one of pcapd's own flags is spelled and explained.
+struct Spec {
     long: &'static str,
+    /// The environment variable clap reads when the flag is not given.
     env: Option<&'static str>,
     value: &'static str,
     help: &'static str,
 }
 
-const READ: Flag = Flag { id: "read", long: "read", env: None, value: "FILE",
-        help: "Translate a pcap/pcapng file (gzip too; '-' is stdin) to JSON lines on stdout and exit; logs go to stderr." };
+/// Declares pcapd's own flags from one list: the [`Flag`] variants, their help order
+/// ([`Flag::ALL`], which [`command`] registers) and their [`Spec`]s. A flag is read by its
+/// variant, so reading one that is not registered cannot be written.
+macro_rules! own_flags {
+    ($($variant:ident { long: $long:literal, env: $env:expr, value: $value:literal, help: $help:literal $(,)? },)+) => {
+        /// One of pcapd's own flags.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        enum Flag {
+            $($variant,)+
+        }
 
-const OUTPUT_DIR: Flag = Flag {
-    id: "output-dir",
-    long: "output-dir",
-    env: Some("PCAP_OUTPUT_DIR"),
-    value: "DIR",
-    help: "Directory of the .json files (default: GCS_MOUNT-tmp, the capture directory).",
-};
+        impl Flag {
+            /// Every flag, in help order.
+            const ALL: &'static [Flag] = &[$(Flag::$variant,)+];
 
-const WORKERS: Flag = Flag {
-    id: "workers",
-    long: "workers",
-    env: Some("PCAP_WORKERS"),
-    value: "N",
-    help: "Translation worker threads, 1..=64 (default 2; PCAP_CONNTRACK forces 1).",
-};
+            const fn spec(self) -> Spec {
+                match self {
+                    $(Flag::$variant => Spec { long: $long, env: $env, value: $value, help: $help },)+
+                }
+            }
+        }
+    };
+}
 
-const QUEUE_MIB: Flag = Flag { id: "queue-mib", long: "queue-mib", env: Some("PCAP_QUEUE_MIB"), value: "MIB",
-        help: "Cap of the capture → translation queue in MiB, 1..=1024 (default 8); when full, new packets are dropped and counted." };
+own_flags! {
+    Read {
+        long: "read",
+        env: None,
+        value: "FILE",
+        help: "Translate a pcap/pcapng file (gzip too; '-' is stdin) to JSON lines on stdout and exit; logs go to stderr.",
+    },
+    OutputDir {
+        long: "output-dir",
+        env: Some("PCAP_OUTPUT_DIR"),
+        value: "DIR",
+        help: "Directory of the .json files (default: GCS_MOUNT-tmp, the capture directory).",
+    },
+    Workers {
+        long: "workers",
+        env: Some("PCAP_WORKERS"),
+        value: "N",
+        help: "Translation worker threads, 1..=64 (default 2; PCAP_CONNTRACK forces 1).",
+    },
+    QueueMib {
+        long: "queue-mib",
+        env: Some("PCAP_QUEUE_MIB"),
+        value: "MIB",
+        help: "Cap of the capture → translation queue in MiB, 1..=1024 (default 8); when full, new packets are dropped and counted.",
+    },
+    BufferMib {
+        long: "buffer-mib",
+        env: Some("PCAP_BUFFER_MIB"),
+        value: "MIB",
+        help: "Kernel capture buffer in MiB, 1..=1024 (default 4).",
+    },
+    Promisc {
+        long: "promisc",
+        env: Some("PCAP_PROMISC"),
+        value: "BOOL",
+        help: "Promiscuous mode (default true).",
+    },
+    Immediate {
+        long: "immediate",
+        env: Some("PCAP_IMMEDIATE"),
+        value: "BOOL",
+        help: "Deliver packets as they arrive instead of in kernel blocks (default true).",
+    },
+    ReadyDir {
+        long: "ready-dir",
+        env: None,
+        value: "DIR",
+        help: "Raise the capture-ready signal (capture.ready) in DIR once the capture handle is open.",
+    },
+    StatsSecs {
+        long: "stats-secs",
+        env: Some("PCAP_STATS_SECS"),
+        value: "SECS",
+        help: "Seconds between stats lines, 1..=86400 (default 60); one more at exit.",
+    },
+    DrainMs {
+        long: "drain-ms",
+        env: Some("PCAP_DRAIN_MS"),
+        value: "MS",
+        help: "Budget to translate and write what is queued after SIGTERM, 10..=60000 ms (default 2000); live capture only: --read translates every packet it read.",
+    },
+    Label {
+        long: "label",
+        env: None,
+        value: "NAME",
+        help: "Interface name given to a --read file's packets and .json files (default: file).",
+    },
+    RunId {
+        long: "run-id",
+        env: Some("PCAP_RUN_ID"),
+        value: "ID",
+        help: "Run identity stamped on every packet line (pcap.id); default: a new random one.",
+    },
+    CapturePath {
+        long: "capture-path",
+        env: None,
+        value: "PATH",
+        help: "detect (default: PCAP_COMPAT=true forces ring-less, otherwise a packet-ring probe decides), ring (libpcap) or ring-less (AF_PACKET + recvmmsg, for gVisor).",
+    },
+    WritePcap {
+        long: "write-pcap",
+        env: None,
+        value: "BOOL",
+        help: "Also write the .pcap files (names, rotation, snap length and format of tcpdump's) into the output directory; what tcpdumpw asks for on the ring-less path (default false).",
+    },
+    TriggerEndpoint {
+        long: "trigger-endpoint",
+        env: None,
+        value: "BOOL",
+        help: "With PCAP_TRIGGER=...,manual: serve the manual trigger's loopback endpoint on PCAP_TRIGGER_PORT (default true; tcpdumpw lets only its first interface's pcapd serve it).",
+    },
+}
 
-const BUFFER_MIB: Flag = Flag {
-    id: "buffer-mib",
-    long: "buffer-mib",
-    env: Some("PCAP_BUFFER_MIB"),
-    value: "MIB",
-    help: "Kernel capture buffer in MiB, 1..=1024 (default 4).",
-};
+impl Flag {
+    /// The clap argument; its id is the long name.
+    fn arg(self) -> Arg {
+        let spec = self.spec();
+        let arg = Arg::new(spec.long)
+            .long(spec.long)
+            .value_name(spec.value)
+            .action(ArgAction::Set)
+            .help(spec.help);
+        // clap reads the variable (a flag wins) and shows its name, never its value.
+        match spec.env {
+            Some(env) => arg.env(env).hide_env_values(true),
+            None => arg,
+        }
+    }
 
-const PROMISC: Flag = Flag {
-    id: "promisc",
-    long: "promisc",
-    env: Some("PCAP_PROMISC"),
-    value: "BOOL",
-    help: "Promiscuous mode (default true).",
-};
+    /// The flag or its environment variable (clap's `Arg::env`); trimmed, empty = unset.
+    fn raw(self, matches: &ArgMatches) -> Option<String> {
+        matches
+            .get_one::<String>(self.spec().long)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    }
 
-const IMMEDIATE: Flag = Flag {
-    id: "immediate",
-    long: "immediate",
-    env: Some("PCAP_IMMEDIATE"),
-    value: "BOOL",
-    help: "Deliver packets as they arrive instead of in kernel blocks (default true).",
-};
+    /// `invalid --workers (PCAP_WORKERS)="0": …; expected …`.
+    fn invalid(self, value: &str, problem: &str, accepted: &str) -> Error {
+        let spec = self.spec();
+        let name = match spec.env {
+            Some(env) => format!("--{} ({env})", spec.long),
+            None => format!("--{}", spec.long),
+        };
+        Error::Settings(format!(
+            "invalid {name}={value:?}: {problem}; expected {accepted}"
+        ))
+    }
 
-const READY_DIR: Flag = Flag {
-    id: "ready-dir",
-    long: "ready-dir",
-    env: None,
-    value: "DIR",
-    help: "Raise the capture-ready signal (capture.ready) in DIR once the capture handle is open.",
-};
+    fn path(self, matches: &ArgMatches) -> Option<PathBuf> {
+        self.raw(matches).map(PathBuf::from)
+    }
 
-const STATS_SECS: Flag = Flag {
-    id: "stats-secs",
-    long: "stats-secs",
-    env: Some("PCAP_STATS_SECS"),
-    value: "SECS",
-    help: "Seconds between stats lines, 1..=86400 (default 60); one more at exit.",
-};
+    fn number(self, matches: &ArgMatches, default: u64, min: u64, max: u64) -> Result<u64, Error> {
+        match self.raw(matches) {
+            None => Ok(default),
+            Some(value) => parse_u64_in(&value, min, max).map_err(|problem| {
+                self.invalid(&value, &problem, &format!("a whole number {min}..={max}"))
+            }),
+        }
+    }
 
-const DRAIN_MS: Flag = Flag { id: "drain-ms", long: "drain-ms", env: Some("PCAP_DRAIN_MS"), value: "MS",
-        help: "Budget to translate and write what is queued after SIGTERM, 10..=60000 ms (default 2000); live capture only: --read translates every packet it read." };
-
-const LABEL: Flag = Flag {
-    id: "label",
-    long: "label",
-    env: None,
-    value: "NAME",
-    help: "Interface name given to a --read file's packets and .json files (default: file).",
-};
-
-const RUN_ID: Flag = Flag {
-    id: "run-id",
-    long: "run-id",
-    env: Some("PCAP_RUN_ID"),
-    value: "ID",
-    help: "Run identity stamped on every packet line (pcap.id); default: a new random one.",
-};
-
-const CAPTURE_PATH: Flag = Flag { id: "capture-path", long: "capture-path", env: None, value: "PATH",
-        help: "detect (default: PCAP_COMPAT=true forces ring-less, otherwise a packet-ring probe decides), ring (libpcap) or ring-less (AF_PACKET + recvmmsg, for gVisor)." };
-
-const WRITE_PCAP: Flag = Flag { id: "write-pcap", long: "write-pcap", env: None, value: "BOOL",
-        help: "Also write the .pcap files (names, rotation, snap length and format of tcpdump's) into the output directory; what tcpdumpw asks for on the ring-less path (default false)." };
-
-const TRIGGER_ENDPOINT: Flag = Flag { id: "trigger-endpoint", long: "trigger-endpoint", env: None, value: "BOOL",
-        help: "With PCAP_TRIGGER=...,manual: serve the manual trigger's loopback endpoint on PCAP_TRIGGER_PORT (default true; tcpdumpw lets only its first interface's pcapd serve it)." };
-
-/// Every flag of pcapd's own, in help order.
-const FLAGS: &[&Flag] = &[
-    &READ,
-    &OUTPUT_DIR,
-    &WORKERS,
-    &QUEUE_MIB,
-    &BUFFER_MIB,
-    &PROMISC,
-    &IMMEDIATE,
-    &READY_DIR,
-    &STATS_SECS,
-    &DRAIN_MS,
-    &LABEL,
-    &RUN_ID,
-    &CAPTURE_PATH,
-    &WRITE_PCAP,
-    &TRIGGER_ENDPOINT,
-];
+    fn boolean(self, matches: &ArgMatches, default: bool) -> Result<bool, Error> {
+        match self.raw(matches) {
+            None => Ok(default),
+            Some(value) => parse_bool(&value)
+                .map_err(|problem| self.invalid(&value, &problem, "true/false/1/0/yes/no")),
+        }
+    }
+}
 
 /// `pcapd`'s command with its own flags (the shared configuration flags are added by
 /// `sidecar_core::daemon::start`).
 pub fn command() -> Command {
-    let mut command = Command::new("pcapd").about(
-        "Captures packets with libpcap, or without packet rings on gVisor (or reads a capture file), and writes them as Cloud Logging JSON lines (and, with --write-pcap, .pcap files)",
-    );
-    for flag in FLAGS {
-        let mut arg = Arg::new(flag.id)
-            .long(flag.long)
-            .value_name(flag.value)
-            .action(ArgAction::Set)
-            .help(flag.help);
-        // clap reads the variable (a flag wins) and shows its name, never its value.
-        if let Some(env) = flag.env {
-            arg = arg.env(env).hide_env_values(true);
-        }
-        command = command.arg(arg);
-    }
-    command
+    Command::new("pcapd")
+        .about(
+            "Captures packets with libpcap, or without packet rings on gVisor (or reads a capture file), and writes them as Cloud Logging JSON lines (and, with --write-pcap, .pcap files)",
+        )
+        .args(Flag::ALL.iter().map(|flag| flag.arg()))
 }
 
-/// Reads a flag or its environment variable (clap's `Arg::env`); trimmed, empty = unset.
-fn raw(matches: &ArgMatches, flag: &Flag) -> Option<String> {
-    matches
-        .get_one::<String>(flag.id)
-        .cloned()
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
+/// `--capture-path`: detect at start, or the path tcpdumpw decided on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CapturePathChoice {
+    /// [`packet_socket::detect`] with `PCAP_COMPAT` (the default).
+    Detect,
+    /// `ring` / `ring-less`, chosen by tcpdumpw.
+    Chosen(CapturePath),
 }
 
-fn invalid(flag: &Flag, value: &str, problem: &str, accepted: &str) -> Error {
-    let name = match flag.env {
-        Some(env) => format!("--{} ({env})", flag.long),
-        None => format!("--{}", flag.long),
-    };
-    Error::Settings(format!(
-        "invalid {name}={value:?}: {problem}; expected {accepted}"
-    ))
+/// `pcapd`'s own flags, typed and checked (defaults filled in).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct OwnFlags {
+    read: Option<PathBuf>,
+    /// `None`: the configuration's capture directory.
+    output_dir: Option<PathBuf>,
+    workers: usize,
+    queue_mib: u64,
+    buffer_mib: u64,
+    promisc: bool,
+    immediate: bool,
+    ready_dir: Option<PathBuf>,
+    stats_secs: u64,
+    drain_ms: u64,
+    label: Option<String>,
+    /// `None`: a new random one.
+    run_id: Option<String>,
+    capture_path: CapturePathChoice,
+    write_pcap: bool,
+    trigger_endpoint: bool,
 }
 
-fn number(
-    matches: &ArgMatches,
-    flag: &Flag,
-    default: u64,
-    min: u64,
-    max: u64,
-) -> Result<u64, Error> {
-    match raw(matches, flag) {
-        None => Ok(default),
-        Some(value) => parse_u64_in(&value, min, max).map_err(|problem| {
-            invalid(
-                flag,
-                &value,
-                &problem,
-                &format!("a whole number {min}..={max}"),
-            )
-        }),
-    }
-}
-
-fn boolean(matches: &ArgMatches, flag: &Flag, default: bool) -> Result<bool, Error> {
-    match raw(matches, flag) {
-        None => Ok(default),
-        Some(value) => parse_bool(&value)
-            .map_err(|problem| invalid(flag, &value, &problem, "true/false/1/0/yes/no")),
+impl OwnFlags {
+    /// From [`command`]'s matches; the first bad value is the error, named with its flag
+    /// and variable.
+    fn from_matches(matches: &ArgMatches) -> Result<OwnFlags, Error> {
+        let capture_path = match Flag::CapturePath.raw(matches).as_deref() {
+            None | Some("detect") => CapturePathChoice::Detect,
+            Some("ring") => CapturePathChoice::Chosen(CapturePath::Ring),
+            Some("ring-less") => CapturePathChoice::Chosen(CapturePath::RingLess),
+            Some(other) => {
+                return Err(Flag::CapturePath.invalid(
+                    other,
+                    "unknown capture path",
+                    "detect, ring or ring-less",
+                ))
+            }
+        };
+        Ok(OwnFlags {
+            read: Flag::Read.path(matches),
+            output_dir: Flag::OutputDir.path(matches),
+            workers: Flag::Workers.number(matches, DEFAULT_WORKERS as u64, 1, 64)? as usize,
+            queue_mib: Flag::QueueMib.number(matches, DEFAULT_QUEUE_MIB, 1, 1024)?,
+            buffer_mib: Flag::BufferMib.number(matches, DEFAULT_BUFFER_MIB, 1, 1024)?,
+            promisc: Flag::Promisc.boolean(matches, true)?,
+            immediate: Flag::Immediate.boolean(matches, true)?,
+            ready_dir: Flag::ReadyDir.path(matches),
+            stats_secs: Flag::StatsSecs.number(matches, 60, 1, 86_400)?,
+            drain_ms: Flag::DrainMs.number(matches, 2_000, 10, 60_000)?,
+            label: Flag::Label.raw(matches),
+            run_id: Flag::RunId.raw(matches),
+            capture_path,
+            write_pcap: Flag::WritePcap.boolean(matches, false)?,
+            trigger_endpoint: Flag::TriggerEndpoint.boolean(matches, true)?,
+        })
     }
 }
 
 /// Builds the settings from the validated configuration and `pcapd`'s own flags.
 pub fn from_config(config: &Config, matches: &ArgMatches) -> Result<Settings, Error> {
-    let read = raw(matches, &READ).map(PathBuf::from);
-    let workers = number(matches, &WORKERS, DEFAULT_WORKERS as u64, 1, 64)? as usize;
-    let queue_mib = number(matches, &QUEUE_MIB, DEFAULT_QUEUE_MIB, 1, 1024)?;
-    let buffer_mib = number(matches, &BUFFER_MIB, DEFAULT_BUFFER_MIB, 1, 1024)?;
-    let promisc = boolean(matches, &PROMISC, true)?;
-    let immediate = boolean(matches, &IMMEDIATE, true)?;
-    let stats_secs = number(matches, &STATS_SECS, 60, 1, 86_400)?;
-    let drain_ms = number(matches, &DRAIN_MS, 2_000, 10, 60_000)?;
-    let output_dir = raw(matches, &OUTPUT_DIR)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| config.capture_dir());
-    let ready_dir = raw(matches, &READY_DIR).map(PathBuf::from);
-    let label = raw(matches, &LABEL);
-    let run_id = raw(matches, &RUN_ID).unwrap_or_else(new_run_id);
-    let write_pcap = boolean(matches, &WRITE_PCAP, false)?;
-    let trigger_endpoint = boolean(matches, &TRIGGER_ENDPOINT, true)?;
-    let capture_path = match read {
-        Some(_) => None,
-        None => Some(capture_path(config, matches)?),
-    };
+    let OwnFlags {
+        read,
+        output_dir,
+        workers,
+        queue_mib,
+        buffer_mib,
+        promisc,
+        immediate,
+        ready_dir,
+        stats_secs,
+        drain_ms,
+        label,
+        run_id,
+        capture_path: chosen_path,
+        write_pcap,
+        trigger_endpoint,
+    } = OwnFlags::from_matches(matches)?;
+    let output_dir = output_dir.unwrap_or_else(|| config.capture_dir());
+    let run_id = run_id.unwrap_or_else(new_run_id);
+    // A file has no capture path (and must not run the probe).
+    let capture_path = read.is_none().then(|| capture_path(config, chosen_path));
     let ring_less = capture_path
         .as_ref()
         .is_some_and(|d| d.path == CapturePath::RingLess);
@@ -476,25 +553,16 @@ pub fn from_config(config: &Config, matches: &ArgMatches) -> Result<Settings, Er
 
 /// `--capture-path`: `detect` (the default) runs [`packet_socket::detect`] with
 /// `PCAP_COMPAT`; `ring` / `ring-less` are tcpdumpw's decision, passed on.
-fn capture_path(config: &Config, matches: &ArgMatches) -> Result<Detection, Error> {
-    let flag = &CAPTURE_PATH;
-    let chosen = |path: CapturePath| Detection {
-        path,
-        reason: format!("chosen by tcpdumpw (--capture-path={path})"),
-        forced: config.compat,
-        probe_error: None,
-        gvisor_hint: packet_socket::gvisor_hint(),
-    };
-    match raw(matches, flag).as_deref() {
-        None | Some("detect") => Ok(packet_socket::detect(config.compat)),
-        Some("ring") => Ok(chosen(CapturePath::Ring)),
-        Some("ring-less") => Ok(chosen(CapturePath::RingLess)),
-        Some(other) => Err(invalid(
-            flag,
-            other,
-            "unknown capture path",
-            "detect, ring or ring-less",
-        )),
+fn capture_path(config: &Config, choice: CapturePathChoice) -> Detection {
+    match choice {
+        CapturePathChoice::Detect => packet_socket::detect(config.compat),
+        CapturePathChoice::Chosen(path) => Detection {
+            path,
+            reason: format!("chosen by tcpdumpw (--capture-path={path})"),
+            forced: config.compat,
+            probe_error: None,
+            gvisor_hint: packet_socket::gvisor_hint(),
+        },
     }
 }
 
@@ -538,8 +606,8 @@ mod tests {
     /// pcap-init must not call pcapd's variables unknown.
     #[test]
     fn every_flag_variable_is_known_to_the_unknown_variable_check() {
-        for flag in FLAGS {
-            if let Some(env) = flag.env {
+        for flag in Flag::ALL {
+            if let Some(env) = flag.spec().env {
                 assert!(sidecar_core::daemon::OTHER_KNOWN.contains(&env), "{env}");
             }
         }
@@ -553,9 +621,143 @@ mod tests {
             .clone()
             .try_get_matches_from(["pcapd", "--workers", "3"])
             .unwrap();
-        assert_eq!(raw(&matches, &WORKERS).as_deref(), Some("3"));
+        assert_eq!(Flag::Workers.raw(&matches).as_deref(), Some("3"));
         let help = command.clone().render_help().to_string();
         assert!(help.contains("[env: PCAP_WORKERS]"), "{help}");
+    }
+
+    /// Every flag is registered once, beside the configuration's flags (clap's own checks:
+    /// no id or long name twice).
+    #[test]
+    fn own_flags_and_configuration_flags_do_not_collide() {
+        command().args(sidecar_core::config::args()).debug_assert();
+        let longs: Vec<&str> = Flag::ALL.iter().map(|flag| flag.spec().long).collect();
+        let help = command().render_help().to_string();
+        for long in &longs {
+            assert!(help.contains(&format!("--{long} <")), "{long}: {help}");
+        }
+    }
+
+    /// The README's "Daemon flags" table lists pcapd's flags as `--help` does: each one, in
+    /// help order, with its value name and variable.
+    #[test]
+    fn readme_lists_every_own_flag() {
+        let readme = include_str!("../../../README.md");
+        let section = readme
+            .split("\n## Daemon flags")
+            .nth(1)
+            .expect("a '## Daemon flags' section");
+        let documented: Vec<&str> = section
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `pcapd` | "))
+            .filter_map(|rest| rest.split(" | ").next())
+            .collect();
+        let expected: Vec<String> = Flag::ALL
+            .iter()
+            .map(|flag| {
+                let spec = flag.spec();
+                match spec.env {
+                    Some(env) => format!("`--{} {}` (`{env}`)", spec.long, spec.value),
+                    None => format!("`--{} {}`", spec.long, spec.value),
+                }
+            })
+            .collect();
+        assert_eq!(documented, expected);
+    }
+
+    /// Nothing given: the documented defaults.
+    #[test]
+    fn own_flags_default_to_what_help_says() {
+        let matches = command().try_get_matches_from(["pcapd"]).unwrap();
+        // Unless the test's own environment sets one of the variables.
+        if Flag::ALL
+            .iter()
+            .filter_map(|flag| flag.spec().env)
+            .any(|env| std::env::var_os(env).is_some())
+        {
+            return;
+        }
+        assert_eq!(
+            OwnFlags::from_matches(&matches).unwrap(),
+            OwnFlags {
+                read: None,
+                output_dir: None,
+                workers: 2,
+                queue_mib: 8,
+                buffer_mib: 4,
+                promisc: true,
+                immediate: true,
+                ready_dir: None,
+                stats_secs: 60,
+                drain_ms: 2_000,
+                label: None,
+                run_id: None,
+                capture_path: CapturePathChoice::Detect,
+                write_pcap: false,
+                trigger_endpoint: true,
+            }
+        );
+    }
+
+    /// Every value is typed: numbers in range, booleans in any accepted spelling, the
+    /// capture path one of three; blanks are unset.
+    #[test]
+    fn own_flags_are_typed() {
+        let matches = command()
+            .try_get_matches_from([
+                "pcapd",
+                "--read",
+                " /tmp/x.pcap ",
+                "--workers",
+                "64",
+                "--queue-mib",
+                "1024",
+                "--buffer-mib",
+                "1",
+                "--promisc",
+                "no",
+                "--immediate",
+                "0",
+                "--stats-secs",
+                "86400",
+                "--drain-ms",
+                "10",
+                "--label",
+                "eth9",
+                "--run-id",
+                "   ",
+                "--capture-path",
+                "ring",
+                "--write-pcap",
+                "YES",
+                "--trigger-endpoint",
+                "false",
+                "--output-dir",
+                "/o",
+                "--ready-dir",
+                "/r",
+            ])
+            .unwrap();
+        assert_eq!(
+            OwnFlags::from_matches(&matches).unwrap(),
+            OwnFlags {
+                read: Some("/tmp/x.pcap".into()),
+                output_dir: Some("/o".into()),
+                workers: 64,
+                queue_mib: 1024,
+                buffer_mib: 1,
+                promisc: false,
+                immediate: false,
+                ready_dir: Some("/r".into()),
+                stats_secs: 86_400,
+                drain_ms: 10,
+                label: Some("eth9".into()),
+                run_id: None,
+                capture_path: CapturePathChoice::Chosen(CapturePath::Ring),
+                write_pcap: true,
+                trigger_endpoint: false,
+            }
+        );
     }
 
     #[test]
@@ -666,5 +868,27 @@ mod tests {
         );
         let error = parse(&["--promisc", "maybe"]).unwrap_err();
         assert_eq!(error.exit_code(), sidecar_core::exit::BAD_CONFIG);
+        let cases: [(&[&str], &str); 4] = [
+            (
+                &["--workers", "0"],
+                r#"invalid --workers (PCAP_WORKERS)="0": 0 is outside 1..=64; expected a whole number 1..=64"#,
+            ),
+            (
+                &["--drain-ms", "ten"],
+                r#"invalid --drain-ms (PCAP_DRAIN_MS)="ten": not a whole number; expected a whole number 10..=60000"#,
+            ),
+            (
+                &["--trigger-endpoint", "maybe"],
+                r#"invalid --trigger-endpoint="maybe": not a boolean; expected true/false/1/0/yes/no"#,
+            ),
+            // A file has no capture path, but a misspelt one is still refused.
+            (
+                &["--read", "/tmp/x.pcap", "--capture-path", "rings"],
+                r#"invalid --capture-path="rings": unknown capture path; expected detect, ring or ring-less"#,
+            ),
+        ];
+        for (args, expected) in cases {
+            assert_eq!(parse(args).unwrap_err().to_string(), expected, "{args:?}");
+        }
     }
 }
