@@ -237,7 +237,7 @@ const WRITE_PCAP: Flag = Flag { id: "write-pcap", long: "write-pcap", env: None,
         help: "Also write the .pcap files (names, rotation, snap length and format of tcpdump's) into the output directory; what tcpdumpw asks for on the ring-less path (default false)." };
 
 const TRIGGER_ENDPOINT: Flag = Flag { id: "trigger-endpoint", long: "trigger-endpoint", env: None, value: "BOOL",
-        help: "With PCAP_TRIGGER=...,manual: serve the manual trigger's loopback endpoint on PCAP_TRIGGER_PORT (default true; tcpdumpw lets only its first interface's pcapd serve it)." };
+        help: "With PCAP_TRIGGER=...,manual: serve the manual trigger's loopback endpoint on PCAP_TRIGGER_PORT (default true; under tcpdumpw false: tcpdumpw serves it and hands each trigger to every interface's pcapd with SIGUSR2)." };
 
 /// Every flag of pcapd's own, in help order.
 const FLAGS: &[&Flag] = &[
@@ -379,6 +379,7 @@ pub fn from_config(config: &Config, matches: &ArgMatches) -> Result<Settings, Er
             .then_some(r.port)
             .filter(|_| read.is_none() && trigger_endpoint),
         dir: output_dir.clone(),
+        run_dir: config.run_dir.clone(),
         ext: config.file_ext.clone(),
         snaplen: config.snaplen,
         json: config.json,
