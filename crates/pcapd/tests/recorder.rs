@@ -5,7 +5,8 @@
 //! that holds the 503's request and the packets of `before` seconds earlier (and its `.json`);
 //! other trigger kinds write their own windows; all-200 traffic writes nothing and
 //! logs no packet; the ring stays within its byte bound under a flood; the manual trigger
-//! (loopback endpoint and SIGUSR2) works from the app's side and not from elsewhere; a storm
+//! (loopback endpoint and SIGUSR2) works from the app's side and not from elsewhere; a slow
+//! reader's zero windows fire one zero-window-burst window (libpcap path only); a storm
 //! of 500s respects the cooldown and the hourly cap; SIGTERM closes a window in progress and,
 //! with `PCAP_TRIGGER_ON_EXIT=true`, writes the ring.
 
