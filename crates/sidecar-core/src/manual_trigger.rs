@@ -11,7 +11,7 @@
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, TcpListener, TcpStream};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -53,7 +53,15 @@ pub fn write_reason(run_dir: &Path, reason: &str) -> io::Result<()> {
         at_ns: now_ns(),
     })
     .map_err(io::Error::other)?;
-    let tmp = run_dir.join(format!(".{REASON_FILE}.{}", std::process::id()));
+    // A name of its own per write: two triggers at once (IPv4 and IPv6 listeners) never
+    // write into the same temporary file.
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    let tmp = run_dir.join(format!(
+        ".{REASON_FILE}.{}.{}",
+        std::process::id(),
+        WRITES.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(run_dir)?;
     std::fs::write(&tmp, body)?;
     std::fs::rename(&tmp, run_dir.join(REASON_FILE))
 }
