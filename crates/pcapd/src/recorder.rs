@@ -71,6 +71,8 @@ pub struct RecorderSettings {
     pub port: Option<u16>,
     /// Capture directory.
     pub dir: PathBuf,
+    /// `PCAP_RUN_DIR`: where tcpdumpw leaves a manual trigger's reason for SIGUSR2.
+    pub run_dir: PathBuf,
     /// `.pcap` extension (`PCAP_FILE_EXT`).
     pub ext: String,
     /// Snap length of the window files.
@@ -571,9 +573,12 @@ impl Recorder {
             .as_ref()
             .is_some_and(|flag| flag.swap(false, Ordering::Relaxed))
         {
+            // Under tcpdumpw a manual trigger's reason comes with the signal in a file.
+            let detail = sidecar_core::manual_trigger::read_reason(&self.settings.run_dir)
+                .map_or_else(|| "SIGUSR2".into(), |reason| format!("reason={reason}"));
             self.fired(Fired {
                 kind: "manual".into(),
-                detail: "SIGUSR2".into(),
+                detail,
                 at_ns: now_ns(),
                 trace: None,
                 flow: None,

@@ -263,7 +263,7 @@ own_flags! {
         long: "trigger-endpoint",
         env: None,
         value: "BOOL",
-        help: "With PCAP_TRIGGER=...,manual: serve the manual trigger's loopback endpoint on PCAP_TRIGGER_PORT (default true; tcpdumpw lets only its first interface's pcapd serve it).",
+        help: "With PCAP_TRIGGER=...,manual: serve the manual trigger's loopback endpoint on PCAP_TRIGGER_PORT (default true; under tcpdumpw false: tcpdumpw serves it and hands each trigger to every interface's pcapd with SIGUSR2).",
     },
 }
 
@@ -456,6 +456,7 @@ pub fn from_config(config: &Config, matches: &ArgMatches) -> Result<Settings, Er
             .then_some(r.port)
             .filter(|_| read.is_none() && trigger_endpoint),
         dir: output_dir.clone(),
+        run_dir: config.run_dir.clone(),
         ext: config.file_ext.clone(),
         snaplen: config.snaplen,
         json: config.json,

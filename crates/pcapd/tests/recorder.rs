@@ -5,7 +5,8 @@
 //! that holds the 503's request and the packets of `before` seconds earlier (and its `.json`);
 //! other trigger kinds write their own windows; all-200 traffic writes nothing and
 //! logs no packet; the ring stays within its byte bound under a flood; the manual trigger
-//! (loopback endpoint and SIGUSR2) works from the app's side and not from elsewhere; a storm
+//! (loopback endpoint and SIGUSR2) works from the app's side and not from elsewhere; a slow
+//! reader's zero windows fire one zero-window-burst window (libpcap path only); a storm
 //! of 500s respects the cooldown and the hourly cap; SIGTERM closes a window in progress and,
 //! with `PCAP_TRIGGER_ON_EXIT=true`, writes the ring.
 
@@ -28,7 +29,7 @@ const PORT: u16 = 8080;
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
 /// An HTTP/1.1 server: `/fail` answers 503, `/boom` 500, `/slow` 200 after 1.5 s, `/reset`
-/// part of a response and then a TCP reset, everything else 200.
+/// part of a response and then a TCP reset, `/big` 200 with 8 MB, everything else 200.
 const SERVER: &str = r#"
 import http.server, socket, struct, time
 class H(http.server.BaseHTTPRequestHandler):
@@ -45,7 +46,7 @@ class H(http.server.BaseHTTPRequestHandler):
         if self.path.startswith("/slow"):
             time.sleep(1.5)
         code = 503 if self.path.startswith("/fail") else 500 if self.path.startswith("/boom") else 200
-        body = b"x" * 64
+        body = b"x" * (8 << 20 if self.path.startswith("/big") else 64)
         self.send_response(code)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -1114,6 +1115,80 @@ fn every_packet_trigger_kind_writes_its_window(ring_less: bool) {
     assert!(
         responses.iter().any(|r| (epoch(r) - t).abs() < 1e-3),
         "{responses:?} vs {t}"
+    );
+}
+
+/// A slow reader (`curl --limit-rate 2k`) of a large response: its receive buffer fills and
+/// it advertises zero windows again and again, which fires `tcp:zero-window-burst` once (the
+/// cooldown holds back the rest).
+#[test]
+fn a_slow_reader_fires_one_zero_window_burst_window() {
+    let net = TestNet::new("rec-zwin").unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let _server = server(net.app());
+    let pcapd = recorder(
+        &net,
+        out.path(),
+        &[
+            ("PCAP_TRIGGER", "tcp:zero-window-burst:5/10s"),
+            // The burst's whole span: its five zero windows are all in the window.
+            ("PCAP_TRIGGER_BEFORE_SECS", "10"),
+            ("PCAP_TRIGGER_AFTER_SECS", "1"),
+            ("PCAP_TRIGGER_COOLDOWN_SECS", "60"),
+        ],
+        false,
+    );
+    // A small receive buffer, as on a busy client: it fills within seconds at 2 KB/s.
+    net.peer()
+        .run("sysctl", ["-w", "net.ipv4.tcp_rmem=4096 16384 32768"])
+        .unwrap();
+    let started = Instant::now();
+    let _ = net
+        .peer()
+        .command("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "--limit-rate",
+            "2k",
+            "--max-time",
+            "15",
+        ])
+        .arg(format!("http://{APP_V4}:{PORT}/big"))
+        .status();
+    let (code, lines) = pcapd.terminate();
+    assert_eq!(code, Some(0), "{lines:?}");
+    let fired: Vec<&Value> = lines
+        .iter()
+        .filter(|l| message_has(l, "flight recorder: ") && message_has(l, " fired"))
+        .collect();
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert_eq!(fired[0]["trigger"], "zerowindowburst", "{fired:?}");
+    let detail = fired[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("5 × zero-window-burst within "),
+        "{detail}"
+    );
+    let files = pcap_files(&out.path().join("capture"));
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(
+        file_name(&files[0]).ends_with("Z_zerowindowburst.pcap"),
+        "{files:?}"
+    );
+    let zero = tshark(
+        &files[0],
+        "tcp.srcport != 8080 && tcp.window_size_value == 0 && tcp.flags.reset == 0",
+        "frame.number",
+    );
+    assert!(
+        zero.len() >= 5,
+        "the zero windows are in the window: {zero:?}"
+    );
+    eprintln!(
+        "zero-window burst: {detail}; {} zero-window segments in the window; curl ran {:?}",
+        zero.len(),
+        started.elapsed()
     );
 }
 

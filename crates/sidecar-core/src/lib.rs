@@ -22,6 +22,7 @@ pub mod deadline;
 pub mod drops;
 pub mod exit;
 pub mod log;
+pub mod manual_trigger;
 pub mod naming;
 pub mod private;
 pub mod readiness;

@@ -164,9 +164,9 @@ pub fn pcapd_ready_dir(settings: &CaptureSettings, iface: &str) -> PathBuf {
 /// flags, and a readiness directory of its own. Its stdout is inherited: packet JSON lines
 /// are already Cloud Logging lines, and wrapping them would cost a parse per packet.
 ///
-/// With the recorder, `endpoint` says whether this pcapd serves the manual trigger's
-/// loopback endpoint (one port: the first interface's pcapd does).
-pub fn pcapd_spec(settings: &CaptureSettings, iface: &str, endpoint: bool) -> ChildSpec {
+/// With the recorder, no pcapd serves the manual trigger's endpoint: tcpdumpw does, and
+/// passes each trigger to every pcapd (SIGUSR2 and the reason file).
+pub fn pcapd_spec(settings: &CaptureSettings, iface: &str) -> ChildSpec {
     let ready_dir = pcapd_ready_dir(settings, iface);
     let mut spec = ChildSpec::new(pcapd_name(iface), &settings.pcapd)
         .on_parent_death(Signal::SIGTERM)
@@ -186,7 +186,7 @@ pub fn pcapd_spec(settings: &CaptureSettings, iface: &str, endpoint: bool) -> Ch
             format!("--write-pcap={}", settings.ring_less && settings.pcap_files),
         ]);
     if settings.recorder {
-        spec = spec.args([format!("--trigger-endpoint={endpoint}")]);
+        spec = spec.args(["--trigger-endpoint=false"]);
     }
     if settings.ring_less || settings.recorder {
         // This pcapd replaces tcpdump: it gets tcpdump's buffer.
@@ -323,7 +323,7 @@ mod tests {
         let args = strings(&tcpdump.args);
         let c = args.iter().position(|a| a == "-c").unwrap();
         assert_eq!(args[c + 1], "25");
-        assert!(tcpdump.done_on_success && pcapd_spec(&s, "eth0", true).done_on_success);
+        assert!(tcpdump.done_on_success && pcapd_spec(&s, "eth0").done_on_success);
     }
 
     #[test]
@@ -380,7 +380,7 @@ mod tests {
     #[test]
     fn pcapd_gets_interface_filter_and_configuration() {
         let s = settings(Path::new("/pcap-tmp"), 60, "(udp)");
-        let spec = pcapd_spec(&s, "eth0", true);
+        let spec = pcapd_spec(&s, "eth0");
         assert_eq!(spec.name, "pcapd[eth0]");
         assert_eq!(spec.program, PathBuf::from("/usr/local/bin/pcapd"));
         assert_eq!(
@@ -412,36 +412,33 @@ mod tests {
     }
 
     #[test]
-    fn the_recorder_pcapd_gets_the_buffer_and_one_endpoint() {
+    fn the_recorder_pcapd_gets_the_buffer_and_no_endpoint() {
         let mut s = settings(Path::new("/pcap-tmp"), 60, "(udp)");
         s.recorder = true;
-        let args = strings(&pcapd_spec(&s, "eth0", true).args);
-        assert!(
-            args.ends_with(&[
-                "--trigger-endpoint=true".to_string(),
-                "--buffer-mib=4".to_string()
-            ]),
-            "{args:?}"
-        );
-        let args = strings(&pcapd_spec(&s, "eth1", false).args);
-        assert!(
-            args.contains(&"--trigger-endpoint=false".to_string()),
-            "{args:?}"
-        );
+        for iface in ["eth0", "eth1"] {
+            let args = strings(&pcapd_spec(&s, iface).args);
+            assert!(
+                args.ends_with(&[
+                    "--trigger-endpoint=false".to_string(),
+                    "--buffer-mib=4".to_string()
+                ]),
+                "{args:?}"
+            );
+        }
     }
 
     #[test]
     fn ring_less_pcapd_writes_the_pcap_files() {
         let mut s = settings(Path::new("/pcap-tmp"), 60, "(udp)");
         s.ring_less = true;
-        let args = strings(&pcapd_spec(&s, "eth0", true).args);
+        let args = strings(&pcapd_spec(&s, "eth0").args);
         assert!(args.ends_with(&[
             "--capture-path=ring-less".to_string(),
             "--write-pcap=true".to_string(),
             "--buffer-mib=4".to_string()
         ]));
         s.pcap_files = false;
-        let args = strings(&pcapd_spec(&s, "eth0", true).args);
+        let args = strings(&pcapd_spec(&s, "eth0").args);
         assert!(args.contains(&"--write-pcap=false".to_string()), "{args:?}");
     }
 

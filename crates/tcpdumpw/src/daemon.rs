@@ -16,9 +16,11 @@ use bpf_filter::{ExcludedEndpoint, FilterPlan, FilterSpec, ResolvedHost, SystemR
 use child_process::{ChildSpec, Event, OutputLine, State, Stream, Supervised};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
+use sidecar_core::config::trigger::Trigger;
 use sidecar_core::config::Config;
 use sidecar_core::drops::DropJournal;
 use sidecar_core::log::{self, Severity};
+use sidecar_core::manual_trigger;
 use sidecar_core::naming::CaptureFileName;
 use sidecar_core::readiness::{self, Readiness, ReadySignal};
 use sidecar_core::shutdown::Shutdown;
@@ -176,6 +178,98 @@ struct Daemon<'a> {
     /// Each interface's tcpdump drops, journalled for the manifest (see `poll_counters`).
     drops: BTreeMap<String, DropJournal>,
     last_counters_poll: Instant,
+    /// Raised by a manual trigger (endpoint or SIGUSR2): pass it on to every pcapd.
+    manual: Arc<AtomicBool>,
+}
+
+/// tcpdumpw hosts the manual trigger's endpoint for all its pcapds: the reason goes to the
+/// reason file, then the loop sends SIGUSR2 to every pcapd, which reads it.
+struct ManualHost {
+    run_dir: std::path::PathBuf,
+    manual: Arc<AtomicBool>,
+    tap: std::sync::Mutex<Sender<OutputLine>>,
+}
+
+impl ManualHost {
+    fn raise(&self) {
+        self.manual.store(true, Ordering::SeqCst);
+        if let Ok(tap) = self.tap.lock() {
+            let _ = tap.send(wake_line());
+        }
+    }
+}
+
+impl manual_trigger::Host for ManualHost {
+    fn trigger(&self, reason: &str) {
+        if let Err(error) = manual_trigger::write_reason(&self.run_dir, reason) {
+            log::warning(&format!(
+                "manual trigger: cannot write its reason to {}: {error}",
+                self.run_dir.display()
+            ));
+        }
+        self.raise();
+    }
+}
+
+/// With the `manual` trigger: serves its endpoint, and takes SIGUSR2 (forwarded to every
+/// pcapd as a plain signal). Stopped when the returned values are dropped / closed.
+fn start_manual(
+    config: &Config,
+    manual: &Arc<AtomicBool>,
+    tap: &Sender<OutputLine>,
+) -> Result<
+    (
+        Option<manual_trigger::Endpoint>,
+        Option<signal_hook::iterator::Handle>,
+    ),
+    Error,
+> {
+    let Some(recorder) = config
+        .recorder
+        .as_ref()
+        .filter(|r| r.triggers.contains(&Trigger::Manual))
+    else {
+        return Ok((None, None));
+    };
+    let host = Arc::new(ManualHost {
+        run_dir: config.run_dir.clone(),
+        manual: Arc::clone(manual),
+        tap: std::sync::Mutex::new(tap.clone()),
+    });
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGUSR2])
+        .map_err(|e| Error::ManualTrigger(format!("cannot handle SIGUSR2: {e}")))?;
+    let handle = signals.handle();
+    let signal_host = Arc::clone(&host);
+    let spawned = std::thread::Builder::new()
+        .name("sigusr2".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                // A plain signal: no reason file, or a pcapd would take an endpoint's reason.
+                manual_trigger::clear_reason(&signal_host.run_dir);
+                signal_host.raise();
+            }
+        });
+    if let Err(error) = spawned {
+        handle.close();
+        return Err(Error::ManualTrigger(format!(
+            "cannot handle SIGUSR2: {error}"
+        )));
+    }
+    let port = recorder.port;
+    match manual_trigger::start(port, host) {
+        Ok(endpoint) => Ok((Some(endpoint), Some(handle))),
+        Err(error) => {
+            handle.close();
+            Err(Error::ManualTrigger(format!(
+                "cannot listen on 127.0.0.1:{port} for the manual trigger (PCAP_TRIGGER_PORT): {error}"
+            )))
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ManualEvent<'a> {
+    interfaces: Vec<&'a str>,
 }
 
 /// A line on the tap that only wakes the loop (SIGCHLD, shutdown).
@@ -295,6 +389,17 @@ pub(crate) fn run(
     let (tap, lines) = mpsc::channel();
     let done = Arc::new(AtomicBool::new(false));
     let sigchld = start_wakers(&tap, shutdown, &done);
+    let manual = Arc::new(AtomicBool::new(false));
+    let (endpoint, sigusr2) = match start_manual(config, &manual, &tap) {
+        Ok(started) => started,
+        Err(error) => {
+            done.store(true, Ordering::SeqCst);
+            if let Some(handle) = sigchld {
+                handle.close();
+            }
+            return Err(error);
+        }
+    };
 
     let mut daemon = Daemon {
         config,
@@ -316,8 +421,13 @@ pub(crate) fn run(
         drops: BTreeMap::new(),
         last_counters_poll: Instant::now(),
         options,
+        manual,
     };
     let result = daemon.main_loop(&lines);
+    drop(endpoint);
+    if let Some(handle) = sigusr2 {
+        handle.close();
+    }
     daemon.stop_captures("shutdown");
     // tcpdump's last words carry its final drop count.
     let quiet_from = Instant::now() + Duration::from_millis(300);
@@ -382,7 +492,38 @@ impl Daemon<'_> {
             while let Ok(line) = lines.try_recv() {
                 self.on_line(&line);
             }
+            if self.manual.swap(false, Ordering::SeqCst) {
+                self.forward_manual();
+            }
         }
+    }
+
+    /// Sends SIGUSR2 to every listening pcapd: each recorder saves its window, with the
+    /// reason file's reason. Only once it listens: before its handler, SIGUSR2 would kill it.
+    fn forward_manual(&self) {
+        let mut interfaces = Vec::new();
+        for (iface, capture) in &self.captures {
+            for child in &capture.children {
+                if child.kind == Kind::Pcapd && child.listening {
+                    if let (Some(pid), State::Running { .. }) =
+                        (child.process.pid(), child.process.state())
+                    {
+                        let sent = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid as i32),
+                            nix::sys::signal::Signal::SIGUSR2,
+                        );
+                        if sent.is_ok() {
+                            interfaces.push(iface.as_str());
+                        }
+                    }
+                }
+            }
+        }
+        log::event(
+            Severity::Info,
+            "manual trigger: passed to the pcapd of every capturing interface",
+            &ManualEvent { interfaces },
+        );
     }
 
     /// Waits (bounded) for a first interface to capture on. `Ok(false)`: shutdown meanwhile.
@@ -488,12 +629,6 @@ impl Daemon<'_> {
             },
         );
         Ok(())
-    }
-
-    /// Whether the pcapd of `iface` serves the manual trigger's endpoint: the first
-    /// selected interface's does (the port can be bound once).
-    fn serves_endpoint(&self, iface: &str) -> bool {
-        self.selected_names().first().map(String::as_str) == Some(iface)
     }
 
     fn selected_names(&self) -> Vec<String> {
@@ -613,8 +748,7 @@ impl Daemon<'_> {
         // Ring-less: one pcapd captures for both the .pcap files and the JSON outputs.
         let pcapd_writes_pcap = self.settings.ring_less && self.config.tcpdump;
         if self.config.json || self.config.json_log || pcapd_writes_pcap || recorder {
-            let endpoint = self.serves_endpoint(iface);
-            let spec = capture::pcapd_spec(&self.settings, iface, endpoint);
+            let spec = capture::pcapd_spec(&self.settings, iface);
             children.extend(self.start_child(spec, Kind::Pcapd));
         }
         if !self.summary.interfaces.iter().any(|i| i == iface) {
@@ -747,7 +881,6 @@ impl Daemon<'_> {
     /// scanned again before deciding anything: its interface may simply be gone).
     fn poll_children(&mut self) -> bool {
         let mut gave_up = false;
-        let endpoint_iface = self.selected_names().into_iter().next();
         let now = Instant::now();
         for (iface, capture) in &mut self.captures {
             for child in &mut capture.children {
@@ -761,11 +894,7 @@ impl Daemon<'_> {
                     // A new file name (without rotation) and the current filter.
                     let spec = match child.kind {
                         Kind::Tcpdump => capture::tcpdump_spec(&self.settings, iface, Utc::now()),
-                        Kind::Pcapd => capture::pcapd_spec(
-                            &self.settings,
-                            iface,
-                            endpoint_iface.as_deref() == Some(iface.as_str()),
-                        ),
+                        Kind::Pcapd => capture::pcapd_spec(&self.settings, iface),
                     };
                     child.process.spec_mut().args = spec.args;
                     self.guard.note(iface, Utc::now());

@@ -195,6 +195,9 @@ pub enum Error {
     /// The configuration cannot work on the capture path detected at start.
     #[error("{0}")]
     CapturePath(String),
+    /// The manual trigger cannot be served (its port, SIGUSR2).
+    #[error("{0}")]
+    ManualTrigger(String),
     /// The readiness signal could not be written.
     #[error("cannot raise the capture-ready signal in {path}: {source}")]
     Readiness {

@@ -234,3 +234,151 @@ fn cron_runs_bound_the_recorder_and_close_its_windows() {
         }
     }
 }
+
+/// Adds a second veth pair, `eth1`, between the two namespaces (198.51.101.0/24); it goes
+/// with the namespaces.
+fn second_interface(net: &TestNet) {
+    let (app, peer) = (net.app().name(), net.peer().name());
+    let ip = |args: &[&str]| testbed::run(std::process::Command::new("ip").args(args)).unwrap();
+    ip(&[
+        "-n", app, "link", "add", "eth1", "type", "veth", "peer", "name", "eth1", "netns", peer,
+    ]);
+    for (ns, address) in [(app, "198.51.101.1/24"), (peer, "198.51.101.2/24")] {
+        ip(&["-n", ns, "addr", "add", address, "dev", "eth1"]);
+        ip(&["-n", ns, "link", "set", "eth1", "up"]);
+    }
+}
+
+/// The manual trigger saves the window of every interface: tcpdumpw serves the endpoint and
+/// passes each trigger (its reason too) to every interface's pcapd; a SIGUSR2 to tcpdumpw
+/// does the same; a caller that is not on loopback cannot reach the endpoint.
+#[test]
+fn a_manual_trigger_saves_the_window_of_every_interface() {
+    let net = TestNet::new("tdw-manual").unwrap();
+    second_interface(&net);
+    let dir = tempfile::tempdir().unwrap();
+    let log = File::create(dir.path().join("log")).unwrap();
+    let port = "18346";
+    let mut command = net.app().command(env!("CARGO_BIN_EXE_tcpdumpw"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("GCS_MOUNT", dir.path().join("pcap"))
+        .env("PCAP_RUN_DIR", dir.path().join("run"))
+        .env("PCAP_IFACE", "eth")
+        .env("PCAP_L4_PROTOS", "icmp")
+        .env("PCAP_TRIGGER", "manual")
+        .env("PCAP_TRIGGER_PORT", port)
+        .env("PCAP_TRIGGER_BEFORE_SECS", "3")
+        .env("PCAP_TRIGGER_AFTER_SECS", "1")
+        .env("PCAP_TRIGGER_COOLDOWN_SECS", "0")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
+    let mut child = ChildGuard::spawn(&mut command).unwrap();
+    let log_text = || std::fs::read_to_string(dir.path().join("log")).unwrap();
+    let run = dir.path().join("run");
+    for ready in [run.clone(), run.join("pcapd-eth0"), run.join("pcapd-eth1")] {
+        wait_for(
+            "every pcapd ready",
+            Duration::from_secs(20),
+            Duration::from_millis(20),
+            || match readiness::check(&ready) {
+                Readiness::Ready { .. } => Ok(()),
+                other => Err(format!("{}: {other:?}", ready.display())),
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{}", log_text()));
+    }
+    let ping_both = || {
+        net.peer().ping(APP, 3).unwrap();
+        net.peer().ping("198.51.101.1", 3).unwrap();
+    };
+    let count = |needle: &str| log_text().matches(needle).count();
+    let wait_count = |what: &str, needle: &str, n: usize| {
+        wait_for(
+            what,
+            Duration::from_secs(20),
+            Duration::from_millis(50),
+            || match count(needle) {
+                c if c >= n => Ok(()),
+                c => Err(format!("{c} of {n}")),
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{}", log_text()));
+    };
+
+    ping_both();
+    // A caller that is not on loopback: the endpoint listens on loopback only.
+    let remote = net
+        .peer()
+        .command("curl")
+        .args(["-s", "-X", "POST", "-o", "/dev/null", "-w", "%{http_code}"])
+        .args(["--max-time", "3"])
+        .arg(format!("http://{APP}:{port}/trigger?reason=remote"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&remote.stdout),
+        "000",
+        "no connection"
+    );
+    let posted = net
+        .app()
+        .command("curl")
+        .args(["-s", "-X", "POST", "-o", "/dev/null", "-w", "%{http_code}"])
+        .args(["--max-time", "3"])
+        .arg(format!("http://127.0.0.1:{port}/trigger?reason=xyz"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&posted.stdout),
+        "202",
+        "{}",
+        log_text()
+    );
+    wait_count("a window per interface", "window of manual closed", 2);
+
+    ping_both();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGUSR2,
+    )
+    .unwrap();
+    wait_count("a window per interface again", "window of manual closed", 4);
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = child
+        .wait_timeout(Duration::from_secs(20))
+        .unwrap()
+        .unwrap_or_else(|| panic!("tcpdumpw still running\n{}", log_text()));
+    assert!(status.success(), "{status:?}\n{}", log_text());
+    let text = log_text();
+    assert_eq!(count("manual fired (reason=xyz)"), 2, "{text}");
+    assert_eq!(count("manual fired (SIGUSR2)"), 2, "{text}");
+    assert!(!text.contains("reason=remote"), "{text}");
+    assert_eq!(count("window of manual closed"), 4, "{text}");
+    let pcaps = files(&dir.path().join("pcap-tmp"), "pcap");
+    assert_eq!(pcaps.len(), 4, "{pcaps:?}\n{text}");
+    for iface in ["eth0", "eth1"] {
+        let windows: Vec<&PathBuf> = pcaps
+            .iter()
+            .filter(|p| {
+                let name = p.file_name().unwrap().to_str().unwrap();
+                name.starts_with(&format!("{iface}_part_")) && name.ends_with("Z_manual.pcap")
+            })
+            .collect();
+        assert_eq!(windows.len(), 2, "{iface}: {pcaps:?}");
+        for window in windows {
+            let types = icmp_types(window);
+            assert!(
+                types.iter().filter(|t| *t == "8").count() >= 3,
+                "{window:?} holds the echo requests from before its trigger: {types:?}"
+            );
+        }
+    }
+}
