@@ -10,7 +10,8 @@
 //!   (byte-bounded queue, sharded workers, ordered merge, one writer per output) → stats
 //!   every `stats_every` and at exit → drain inward with a deadline on shutdown (live
 //!   capture; a file is drained fully: every packet read becomes a line).
-//! - [`TranslatorKind`]: what turns packets into lines; [`run`] uses the `render` crate.
+//! - [`Translators`]: the pipeline's [`pipeline::Factory`] of `render` translators, which
+//!   [`run`] uses; [`run_with`] takes any factory.
 //! - [`settings`]: command-line flags and configuration → [`Settings`].
 
 mod capture;
@@ -38,7 +39,7 @@ use sidecar_core::shutdown::Shutdown;
 
 pub use settings::Settings;
 pub use source::{InterfaceInfo, KernelStats, LiveSettings, Source, SourceInfo, SourceSettings};
-pub use translate::RenderKind;
+pub use translate::{RenderTranslator, Translators};
 
 /// Why `pcapd` could not run.
 #[derive(Debug, thiserror::Error)]
@@ -100,20 +101,6 @@ impl Error {
             Error::Filter { .. } | Error::Settings(_) => sidecar_core::exit::BAD_CONFIG,
             _ => sidecar_core::exit::FAILURE,
         }
-    }
-}
-
-/// What turns packets into lines, and how packets are grouped into connections.
-pub trait TranslatorKind: Send + Sync + 'static {
-    /// The per-worker translator.
-    type Translator: pipeline::Translate + 'static;
-    /// Direction-independent connection key: equal keys go to the same worker.
-    fn shard_key(&self, linktype: i32, data: &[u8]) -> u64;
-    /// A translator for worker `worker` of a source.
-    fn make(&self, source: &SourceInfo, worker: usize) -> Self::Translator;
-    /// The translators' own counters for the stats line (state budget, caps).
-    fn counters(&self) -> Vec<(&'static str, u64)> {
-        Vec::new()
     }
 }
 
@@ -254,14 +241,15 @@ struct OutputErrorEvent<'a> {
 /// Runs `pcapd` with the `render` translator until the file ends, `settings.duration`
 /// passes, or `shutdown` is requested.
 pub fn run(settings: &Settings, shutdown: &Shutdown) -> Result<Summary, Error> {
-    let mut kind = RenderKind::new(settings.translator.clone());
     let recorder = settings.recorder.as_ref().map(|r| {
         let stats = Arc::new(recorder::RecorderStats::default());
         let (sink, rx) = recorder::channel(r.triggers.clone(), Arc::clone(&stats));
-        kind = kind.clone().with_triggers(Arc::clone(&sink));
         RecorderParts { sink, rx, stats }
     });
-    run_inner(settings, shutdown, Arc::new(kind), recorder)
+    let triggers = recorder.as_ref().map(|parts| Arc::clone(&parts.sink));
+    let translators =
+        |info: &SourceInfo| Translators::new(settings.translator.clone(), info, triggers);
+    run_inner(settings, shutdown, translators, recorder)
 }
 
 /// The flight recorder's channel and counters, made before the translators that feed it.
@@ -271,19 +259,20 @@ struct RecorderParts {
     stats: Arc<recorder::RecorderStats>,
 }
 
-/// Runs `pcapd` with any translator (tests use a stand-in).
-pub fn run_with<K: TranslatorKind>(
+/// Runs `pcapd` with the translators `factory` makes for the opened source (tests use a
+/// stand-in).
+pub fn run_with<F: pipeline::Factory>(
     settings: &Settings,
     shutdown: &Shutdown,
-    kind: Arc<K>,
+    factory: impl FnOnce(&SourceInfo) -> F,
 ) -> Result<Summary, Error> {
-    run_inner(settings, shutdown, kind, None)
+    run_inner(settings, shutdown, factory, None)
 }
 
-fn run_inner<K: TranslatorKind>(
+fn run_inner<F: pipeline::Factory>(
     settings: &Settings,
     shutdown: &Shutdown,
-    kind: Arc<K>,
+    factory: impl FnOnce(&SourceInfo) -> F,
     recorder_parts: Option<RecorderParts>,
 ) -> Result<Summary, Error> {
     let logs = settings.logs;
@@ -305,6 +294,7 @@ fn run_inner<K: TranslatorKind>(
     let source = Source::open(&settings.source, settings.filter.as_deref(), &label)?;
     let info = source.info().clone();
     let iface = info.interface.name.clone();
+    let factory = Arc::new(factory(&info));
 
     let mut outputs: Vec<Box<dyn Output>> = Vec::new();
     if settings.stdout {
@@ -389,8 +379,8 @@ fn run_inner<K: TranslatorKind>(
             .map(|s| s.snapshot())
             .unwrap_or_default()
     };
-    let counters = |kind: &K| {
-        let mut counters = kind.counters();
+    let counters = |factory: &F| {
+        let mut counters = factory.counters();
         counters.extend(recorder_counters());
         counters
     };
@@ -413,12 +403,8 @@ fn run_inner<K: TranslatorKind>(
             Overflow::Block
         },
     };
-    let factory_kind = Arc::clone(&kind);
-    let factory_info = info.clone();
-    let factory: pipeline::Factory<K::Translator> =
-        Arc::new(move |worker| factory_kind.make(&factory_info, worker));
-    let (ingest, pipeline) =
-        Pipeline::start(&pipeline_settings, factory, outputs).map_err(Error::Thread)?;
+    let (ingest, pipeline) = Pipeline::start(&pipeline_settings, Arc::clone(&factory), outputs)
+        .map_err(Error::Thread)?;
     let monitor = pipeline.monitor();
     if sinks.recorder.is_some() && !info.live {
         sinks.pace = Some(monitor.clone());
@@ -429,10 +415,9 @@ fn run_inner<K: TranslatorKind>(
     let capture_thread = {
         let stop = Arc::clone(&stop);
         let kernel = Arc::clone(&kernel);
-        let kind = Arc::clone(&kind);
         std::thread::Builder::new()
             .name("capture".into())
-            .spawn(move || capture::run(source, ingest, kind.as_ref(), &stop, &kernel, sinks))
+            .spawn(move || capture::run(source, ingest, &stop, &kernel, sinks))
             .map_err(Error::Thread)?
     };
 
@@ -499,7 +484,7 @@ fn run_inner<K: TranslatorKind>(
         }
         if now >= next_stats {
             next_stats = now + settings.stats_every;
-            report_stats(logs, &iface, &monitor, &kernel, counters(&kind));
+            report_stats(logs, &iface, &monitor, &kernel, counters(&factory));
         }
         reported_errors = report_output_errors(logs, &monitor, reported_errors);
         if now >= next_drops {
@@ -545,7 +530,7 @@ fn run_inner<K: TranslatorKind>(
     logs.event(
         Severity::Info,
         "pcapd stats",
-        &stats_line(&iface, true, &snapshot, kernel_stats, counters(&kind)),
+        &stats_line(&iface, true, &snapshot, kernel_stats, counters(&factory)),
     );
     if !finished.complete {
         logs.event(
