@@ -85,7 +85,6 @@ impl Translate for RenderTranslator {
             num: packet.num,
             data: packet.data,
         };
-        let errors_before = self.translator.counters().decode_errors;
         let outcome = self.translator.translate(&captured, out);
         if let Some(triggers) = &self.triggers {
             let at_ns = u64::try_from(timestamp.timestamp_nanos_opt().unwrap_or(0)).unwrap_or(0);
@@ -93,9 +92,7 @@ impl Translate for RenderTranslator {
         }
         // Severity ERROR also marks HTTP 5xx, so it does not mean a failed translation; a
         // decode error or a packet that produced no line does.
-        if (outcome.bytes == 0 && !outcome.suppressed)
-            || self.translator.counters().decode_errors > errors_before
-        {
+        if (outcome.bytes == 0 && !outcome.suppressed) || outcome.decode_error {
             Translation::Error
         } else {
             Translation::Ok
