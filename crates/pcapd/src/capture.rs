@@ -7,13 +7,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pipeline::{Ingest, Packet};
+use pipeline::Ingest;
 use sidecar_core::log::Severity;
 
 use crate::pcap_files::PcapFiles;
 use crate::recorder::Recorder;
 use crate::source::{KernelStats, Next, Source};
-use crate::{Error, LogTarget, TranslatorKind};
+use crate::{Error, LogTarget};
 
 /// Kernel counters shared with the stats reporter.
 pub(crate) type SharedKernelStats = Arc<Mutex<Option<KernelStats>>>;
@@ -52,10 +52,9 @@ const KERNEL_STATS_EVERY: Duration = Duration::from_secs(1);
 /// How far reading a file for the recorder may run ahead of translation, in packets.
 const PACE_PACKETS: u64 = 1024;
 
-pub(crate) fn run<K: TranslatorKind + ?Sized>(
+pub(crate) fn run(
     mut source: Source,
     mut ingest: Ingest,
-    kind: &K,
     stop: &AtomicBool,
     kernel: &SharedKernelStats,
     mut sinks: Sinks,
@@ -86,8 +85,7 @@ pub(crate) fn run<K: TranslatorKind + ?Sized>(
                         std::thread::sleep(Duration::from_millis(1));
                     }
                 }
-                // Serial numbers start at 0, like the original's (`pcap.num`).
-                let num = read;
+                // The source numbers packets from 0, like the original's (`pcap.num`).
                 read += 1;
                 if let Some(pcap) = sinks.pcap.as_mut() {
                     pcap.write(packet.ts_sec, packet.ts_nsec, packet.wire_len, packet.data);
@@ -96,14 +94,8 @@ pub(crate) fn run<K: TranslatorKind + ?Sized>(
                     recorder.packet(packet.ts_sec, packet.ts_nsec, packet.wire_len, packet.data);
                 }
                 if sinks.translate {
-                    ingest.push(&Packet {
-                        num,
-                        ts_sec: packet.ts_sec,
-                        ts_nsec: packet.ts_nsec,
-                        wire_len: packet.wire_len,
-                        data: packet.data,
-                        shard: kind.shard_key(linktype, packet.data),
-                    });
+                    // A connection's packets meet the same worker (and its flow table).
+                    ingest.push(&packet, render::shard_key(linktype, packet.data));
                 }
                 if sinks.count.is_some_and(|n| read >= n) {
                     break;

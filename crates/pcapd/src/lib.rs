@@ -10,7 +10,8 @@
 //!   (byte-bounded queue, sharded workers, ordered merge, one writer per output) → stats
 //!   every `stats_every` and at exit → drain inward with a deadline on shutdown (live
 //!   capture; a file is drained fully: every packet read becomes a line).
-//! - [`TranslatorKind`]: what turns packets into lines; [`run`] uses the `render` crate.
+//! - [`Translators`]: the pipeline's [`pipeline::Factory`] of `render` translators, which
+//!   [`run`] uses; [`run_with`] takes any factory.
 //! - [`settings`]: command-line flags and configuration → [`Settings`].
 
 mod capture;
@@ -38,7 +39,7 @@ use sidecar_core::shutdown::Shutdown;
 
 pub use settings::Settings;
 pub use source::{InterfaceInfo, KernelStats, LiveSettings, Source, SourceInfo, SourceSettings};
-pub use translate::RenderKind;
+pub use translate::{RenderTranslator, Translators};
 
 /// Why `pcapd` could not run.
 #[derive(Debug, thiserror::Error)]
@@ -100,20 +101,6 @@ impl Error {
             Error::Filter { .. } | Error::Settings(_) => sidecar_core::exit::BAD_CONFIG,
             _ => sidecar_core::exit::FAILURE,
         }
-    }
-}
-
-/// What turns packets into lines, and how packets are grouped into connections.
-pub trait TranslatorKind: Send + Sync + 'static {
-    /// The per-worker translator.
-    type Translator: pipeline::Translate + 'static;
-    /// Direction-independent connection key: equal keys go to the same worker.
-    fn shard_key(&self, linktype: i32, data: &[u8]) -> u64;
-    /// A translator for worker `worker` of a source.
-    fn make(&self, source: &SourceInfo, worker: usize) -> Self::Translator;
-    /// The translators' own counters for the stats line (state budget, caps).
-    fn counters(&self) -> Vec<(&'static str, u64)> {
-        Vec::new()
     }
 }
 
@@ -254,14 +241,15 @@ struct OutputErrorEvent<'a> {
 /// Runs `pcapd` with the `render` translator until the file ends, `settings.duration`
 /// passes, or `shutdown` is requested.
 pub fn run(settings: &Settings, shutdown: &Shutdown) -> Result<Summary, Error> {
-    let mut kind = RenderKind::new(settings.translator.clone());
     let recorder = settings.recorder.as_ref().map(|r| {
         let stats = Arc::new(recorder::RecorderStats::default());
         let (sink, rx) = recorder::channel(r.triggers.clone(), Arc::clone(&stats));
-        kind = kind.clone().with_triggers(Arc::clone(&sink));
         RecorderParts { sink, rx, stats }
     });
-    run_inner(settings, shutdown, Arc::new(kind), recorder)
+    let triggers = recorder.as_ref().map(|parts| Arc::clone(&parts.sink));
+    let translators =
+        |info: &SourceInfo| Translators::new(settings.translator.clone(), info, triggers);
+    run_inner(settings, shutdown, translators, recorder)
 }
 
 /// The flight recorder's channel and counters, made before the translators that feed it.
@@ -271,23 +259,73 @@ struct RecorderParts {
     stats: Arc<recorder::RecorderStats>,
 }
 
-/// Runs `pcapd` with any translator (tests use a stand-in).
-pub fn run_with<K: TranslatorKind>(
+/// Runs `pcapd` with the translators `factory` makes for the opened source (tests use a
+/// stand-in).
+pub fn run_with<F: pipeline::Factory>(
     settings: &Settings,
     shutdown: &Shutdown,
-    kind: Arc<K>,
+    factory: impl FnOnce(&SourceInfo) -> F,
 ) -> Result<Summary, Error> {
-    run_inner(settings, shutdown, kind, None)
+    run_inner(settings, shutdown, factory, None)
 }
 
-fn run_inner<K: TranslatorKind>(
+fn run_inner<F: pipeline::Factory>(
     settings: &Settings,
     shutdown: &Shutdown,
-    kind: Arc<K>,
+    factory: impl FnOnce(&SourceInfo) -> F,
     recorder_parts: Option<RecorderParts>,
 ) -> Result<Summary, Error> {
     let logs = settings.logs;
-    // Before touching the device: a configuration error must not depend on capture rights.
+    check_has_output(settings)?;
+    if let Some(detection) = &settings.capture_path {
+        log_capture_path(logs, detection);
+    }
+    let label = settings.file_label();
+    let source = Source::open(&settings.source, settings.filter.as_deref(), &label)?;
+    let info = source.info().clone();
+    let iface = info.interface.name.clone();
+    let factory = Arc::new(factory(&info));
+
+    let outputs = open_outputs(settings, &iface)?;
+    let pcap = open_pcap_files(settings, &iface, info.linktype)?;
+    let (recorder, recorder_stats, endpoint) =
+        start_recorder(settings, &info, &iface, recorder_parts)?;
+    let recorder_counters = move || {
+        recorder_stats
+            .as_ref()
+            .map(|s| s.snapshot())
+            .unwrap_or_default()
+    };
+    let counters = || {
+        let mut counters = factory.counters();
+        counters.extend(recorder_counters());
+        counters
+    };
+    let sinks = capture::Sinks {
+        translate: settings.stdout || settings.files.is_some() || recorder.is_some(),
+        pcap,
+        recorder,
+        pace: None,
+        count: settings.packet_count,
+        logs,
+    };
+    let output_names: Vec<&str> = settings.output_names();
+    let running = start_pipeline(
+        settings,
+        source,
+        &info,
+        Arc::clone(&factory),
+        outputs,
+        sinks,
+    )?;
+
+    let _ready_signal = announce_ready(settings, &info, &running.pipeline_settings, output_names);
+    let watched = running.watch(settings, shutdown, &counters);
+    Ok(running.shut_down(settings, watched, endpoint, &counters))
+}
+
+/// Before touching the device: a configuration error must not depend on capture rights.
+fn check_has_output(settings: &Settings) -> Result<(), Error> {
     if !settings.stdout
         && settings.files.is_none()
         && settings.pcap.is_none()
@@ -298,21 +336,18 @@ fn run_inner<K: TranslatorKind>(
                 .into(),
         ));
     }
-    if let Some(detection) = &settings.capture_path {
-        log_capture_path(logs, detection);
-    }
-    let label = settings.file_label();
-    let source = Source::open(&settings.source, settings.filter.as_deref(), &label)?;
-    let info = source.info().clone();
-    let iface = info.interface.name.clone();
+    Ok(())
+}
 
+/// The JSON outputs: stdout and/or rotating `.json` files.
+fn open_outputs(settings: &Settings, iface: &str) -> Result<Vec<Box<dyn Output>>, Error> {
     let mut outputs: Vec<Box<dyn Output>> = Vec::new();
     if settings.stdout {
         outputs.push(Box::new(Stdout));
     }
     if let Some(files) = &settings.files {
         let rotating =
-            RotatingFiles::new(&files.dir, &iface, "json", files.rotate).map_err(|source| {
+            RotatingFiles::new(&files.dir, iface, "json", files.rotate).map_err(|source| {
                 Error::Output {
                     path: files.dir.clone(),
                     source,
@@ -320,22 +355,50 @@ fn run_inner<K: TranslatorKind>(
             })?;
         outputs.push(Box::new(rotating));
     }
+    Ok(outputs)
+}
+
+/// The `.pcap` files pcapd writes itself (`--write-pcap`).
+fn open_pcap_files(
+    settings: &Settings,
+    iface: &str,
+    linktype: i32,
+) -> Result<Option<pcap_files::PcapFiles>, Error> {
     let pcap = match &settings.pcap {
         Some(pcap) => Some(
-            pcap_files::PcapFiles::create(pcap.clone(), &iface, info.linktype).map_err(
-                |source| Error::Output {
+            pcap_files::PcapFiles::create(pcap.clone(), iface, linktype).map_err(|source| {
+                Error::Output {
                     path: pcap.dir.clone(),
                     source,
-                },
-            )?,
+                }
+            })?,
         ),
         None => None,
     };
+    Ok(pcap)
+}
+
+/// The flight recorder, its counters and its manual-trigger endpoint, when configured.
+type StartedRecorder = (
+    Option<recorder::Recorder>,
+    Option<Arc<recorder::RecorderStats>>,
+    Option<endpoint::Endpoint>,
+);
+
+/// Starts the flight recorder (its `.json` windows too) and its manual triggers (SIGUSR2,
+/// the local endpoint).
+fn start_recorder(
+    settings: &Settings,
+    info: &SourceInfo,
+    iface: &str,
+    recorder_parts: Option<RecorderParts>,
+) -> Result<StartedRecorder, Error> {
+    let logs = settings.logs;
     let (recorder, recorder_stats, endpoint) = match (&settings.recorder, recorder_parts) {
         (Some(r), Some(parts)) => {
             let mut recorder = recorder::Recorder::new(
                 r.clone(),
-                &iface,
+                iface,
                 info.linktype,
                 parts.rx,
                 Arc::clone(&parts.stats),
@@ -383,26 +446,30 @@ fn run_inner<K: TranslatorKind>(
         }
         _ => (None, None, None),
     };
-    let recorder_counters = move || {
-        recorder_stats
-            .as_ref()
-            .map(|s| s.snapshot())
-            .unwrap_or_default()
-    };
-    let counters = |kind: &K| {
-        let mut counters = kind.counters();
-        counters.extend(recorder_counters());
-        counters
-    };
-    let mut sinks = capture::Sinks {
-        translate: settings.stdout || settings.files.is_some() || recorder.is_some(),
-        pcap,
-        recorder,
-        pace: None,
-        count: settings.packet_count,
-        logs,
-    };
-    let output_names: Vec<&str> = settings.output_names();
+    Ok((recorder, recorder_stats, endpoint))
+}
+
+/// A capture thread feeding a running pipeline.
+struct Running {
+    iface: String,
+    live: bool,
+    pipeline_settings: pipeline::Settings,
+    pipeline: Pipeline,
+    monitor: Monitor,
+    stop: Arc<AtomicBool>,
+    kernel: capture::SharedKernelStats,
+    capture_thread: std::thread::JoinHandle<capture::CaptureEnd>,
+}
+
+/// Starts the pipeline's workers and sink, then the capture thread that feeds them.
+fn start_pipeline<F: pipeline::Factory>(
+    settings: &Settings,
+    source: Source,
+    info: &SourceInfo,
+    factory: Arc<F>,
+    outputs: Vec<Box<dyn Output>>,
+    mut sinks: capture::Sinks,
+) -> Result<Running, Error> {
     let pipeline_settings = pipeline::Settings {
         workers: settings.workers.max(1),
         ordered: settings.ordered,
@@ -413,10 +480,6 @@ fn run_inner<K: TranslatorKind>(
             Overflow::Block
         },
     };
-    let factory_kind = Arc::clone(&kind);
-    let factory_info = info.clone();
-    let factory: pipeline::Factory<K::Translator> =
-        Arc::new(move |worker| factory_kind.make(&factory_info, worker));
     let (ingest, pipeline) =
         Pipeline::start(&pipeline_settings, factory, outputs).map_err(Error::Thread)?;
     let monitor = pipeline.monitor();
@@ -429,15 +492,34 @@ fn run_inner<K: TranslatorKind>(
     let capture_thread = {
         let stop = Arc::clone(&stop);
         let kernel = Arc::clone(&kernel);
-        let kind = Arc::clone(&kind);
         std::thread::Builder::new()
             .name("capture".into())
-            .spawn(move || capture::run(source, ingest, kind.as_ref(), &stop, &kernel, sinks))
+            .spawn(move || capture::run(source, ingest, &stop, &kernel, sinks))
             .map_err(Error::Thread)?
     };
+    Ok(Running {
+        iface: info.interface.name.clone(),
+        live: info.live,
+        pipeline_settings,
+        pipeline,
+        monitor,
+        stop,
+        kernel,
+        capture_thread,
+    })
+}
 
+/// Raises the readiness signal (live capture) and logs that capture is ready.
+fn announce_ready(
+    settings: &Settings,
+    info: &SourceInfo,
+    pipeline_settings: &pipeline::Settings,
+    output_names: Vec<&str>,
+) -> Option<ReadySignal> {
+    let logs = settings.logs;
+    let iface = &info.interface.name;
     let ready = ReadyEvent {
-        iface: &iface,
+        iface,
         linktype: info.linktype,
         filter: settings.filter.as_deref(),
         filter_mode: info.filter_mode,
@@ -455,7 +537,7 @@ fn run_inner<K: TranslatorKind>(
         Severity::Info
     };
     // Raised only once the handle is open and the filter installed; withdrawn on return.
-    let _ready_signal = match (&settings.ready_dir, info.live) {
+    let ready_signal = match (&settings.ready_dir, info.live) {
         (Some(dir), true) => {
             match ReadySignal::raise(dir, &format!("pcapd capturing on {iface}")) {
                 Ok(signal) => Some(signal),
@@ -476,97 +558,145 @@ fn run_inner<K: TranslatorKind>(
     };
     // Logged after the signal is raised: whoever reads this line may rely on the signal.
     logs.event(severity, &format!("capture ready on {iface}"), &ready);
+    ready_signal
+}
 
-    let started = Instant::now();
-    let mut next_stats = started + settings.stats_every;
-    let mut reported_errors = 0u64;
-    // Live captures journal their drops, so the manifest can give each file its own.
-    let mut drops = match (&settings.drops_dir, info.live) {
-        (Some(dir), true) => Some(DropJournal::new(dir, "pcapd", &iface)),
-        _ => None,
-    };
-    let mut next_drops = started;
-    loop {
-        if capture_thread.is_finished() {
-            break;
+/// What the stats loop hands over to the shutdown.
+struct Watched {
+    reported_errors: u64,
+    drops: Option<DropJournal>,
+}
+
+/// The translators' and the recorder's counters for the stats line.
+type Counters<'a> = &'a dyn Fn() -> Vec<(&'static str, u64)>;
+
+impl Running {
+    /// The stats loop: until capture ends, `settings.duration` passes or `shutdown` is
+    /// requested, logs stats every `stats_every`, output failures, and drops to the journal.
+    fn watch(&self, settings: &Settings, shutdown: &Shutdown, counters: Counters<'_>) -> Watched {
+        let logs = settings.logs;
+        let iface = &self.iface;
+        let started = Instant::now();
+        let mut next_stats = started + settings.stats_every;
+        let mut reported_errors = 0u64;
+        // Live captures journal their drops, so the manifest can give each file its own.
+        let mut drops = match (&settings.drops_dir, self.live) {
+            (Some(dir), true) => Some(DropJournal::new(dir, "pcapd", iface)),
+            _ => None,
+        };
+        let mut next_drops = started;
+        loop {
+            if self.capture_thread.is_finished() {
+                break;
+            }
+            if shutdown.wait_timeout(Duration::from_millis(50)) {
+                break;
+            }
+            let now = Instant::now();
+            if settings.duration.is_some_and(|d| now - started >= d) {
+                break;
+            }
+            if now >= next_stats {
+                next_stats = now + settings.stats_every;
+                report_stats(logs, iface, &self.monitor, &self.kernel, counters());
+            }
+            reported_errors = report_output_errors(logs, &self.monitor, reported_errors);
+            if now >= next_drops {
+                next_drops = now + Duration::from_secs(1);
+                journal_drops(logs, &mut drops, &self.monitor.snapshot(), &self.kernel);
+            }
         }
-        if shutdown.wait_timeout(Duration::from_millis(50)) {
-            break;
-        }
-        let now = Instant::now();
-        if settings.duration.is_some_and(|d| now - started >= d) {
-            break;
-        }
-        if now >= next_stats {
-            next_stats = now + settings.stats_every;
-            report_stats(logs, &iface, &monitor, &kernel, counters(&kind));
-        }
-        reported_errors = report_output_errors(logs, &monitor, reported_errors);
-        if now >= next_drops {
-            next_drops = now + Duration::from_secs(1);
-            journal_drops(logs, &mut drops, &monitor.snapshot(), &kernel);
+        Watched {
+            reported_errors,
+            drops,
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    // The capture loop wakes up at least every read timeout, so this join is short.
-    let end = capture_thread.join().unwrap_or(capture::CaptureEnd {
-        read: 0,
-        pcap_files: Vec::new(),
-        error: Some(Error::Capture {
-            iface: iface.clone(),
-            message: "capture thread panicked".into(),
-        }),
-        recorder: None,
-    });
-    if let Some(count) = settings.packet_count.filter(|n| end.read >= *n) {
+
+    /// Stops capture and drains inward: the pipeline (with a deadline when live), the
+    /// recorder's last triggers, the final stats line.
+    fn shut_down(
+        self,
+        settings: &Settings,
+        watched: Watched,
+        endpoint: Option<endpoint::Endpoint>,
+        counters: Counters<'_>,
+    ) -> Summary {
+        let logs = settings.logs;
+        let Running {
+            iface,
+            live,
+            pipeline,
+            monitor,
+            stop,
+            kernel,
+            capture_thread,
+            ..
+        } = self;
+        let Watched {
+            reported_errors,
+            mut drops,
+        } = watched;
+        stop.store(true, Ordering::Relaxed);
+        // The capture loop wakes up at least every read timeout, so this join is short.
+        let end = capture_thread.join().unwrap_or(capture::CaptureEnd {
+            read: 0,
+            pcap_files: Vec::new(),
+            error: Some(Error::Capture {
+                iface: iface.clone(),
+                message: "capture thread panicked".into(),
+            }),
+            recorder: None,
+        });
+        if let Some(count) = settings.packet_count.filter(|n| end.read >= *n) {
+            logs.event(
+                Severity::Info,
+                &format!("{count} packets captured (PCAP_PACKET_COUNT): capture stopped"),
+                &(),
+            );
+        }
+        // Only live capture has a drain budget (Cloud Run's SIGTERM grace): a file is complete,
+        // whatever stopped the reading and however long translating what was read takes.
+        let finished = if live {
+            pipeline.finish(Instant::now() + settings.drain)
+        } else {
+            pipeline.finish_all()
+        };
+        report_output_errors(logs, &monitor, reported_errors);
+        // After the drain: the triggers of the last packets translated are in the channel now.
+        drop(endpoint);
+        let mut pcap_files = end.pcap_files;
+        if let Some(recorder) = end.recorder {
+            pcap_files.extend(recorder.finish());
+        }
+        let kernel_stats = kernel.lock().ok().and_then(|k| *k);
+        let snapshot = finished.snapshot;
+        journal_drops(logs, &mut drops, &snapshot, &kernel);
         logs.event(
             Severity::Info,
-            &format!("{count} packets captured (PCAP_PACKET_COUNT): capture stopped"),
-            &(),
+            "pcapd stats",
+            &stats_line(&iface, true, &snapshot, kernel_stats, counters()),
         );
+        if !finished.complete {
+            logs.event(
+                Severity::Error,
+                "the drain did not finish in time: some lines may be lost",
+                &(),
+            );
+        }
+        let capture_error = end.error.map(|e| e.to_string());
+        if let Some(error) = &capture_error {
+            logs.event(Severity::Error, error, &());
+        }
+        Summary {
+            read: end.read,
+            pipeline: snapshot,
+            kernel: kernel_stats,
+            files: finished.files,
+            pcap_files,
+            complete: finished.complete,
+            capture_error,
+        }
     }
-    // Only live capture has a drain budget (Cloud Run's SIGTERM grace): a file is complete,
-    // whatever stopped the reading and however long translating what was read takes.
-    let finished = if info.live {
-        pipeline.finish(Instant::now() + settings.drain)
-    } else {
-        pipeline.finish_all()
-    };
-    report_output_errors(logs, &monitor, reported_errors);
-    // After the drain: the triggers of the last packets translated are in the channel now.
-    drop(endpoint);
-    let mut pcap_files = end.pcap_files;
-    if let Some(recorder) = end.recorder {
-        pcap_files.extend(recorder.finish());
-    }
-    let kernel_stats = kernel.lock().ok().and_then(|k| *k);
-    let snapshot = finished.snapshot;
-    journal_drops(logs, &mut drops, &snapshot, &kernel);
-    logs.event(
-        Severity::Info,
-        "pcapd stats",
-        &stats_line(&iface, true, &snapshot, kernel_stats, counters(&kind)),
-    );
-    if !finished.complete {
-        logs.event(
-            Severity::Error,
-            "the drain did not finish in time: some lines may be lost",
-            &(),
-        );
-    }
-    let capture_error = end.error.map(|e| e.to_string());
-    if let Some(error) = &capture_error {
-        logs.event(Severity::Error, error, &());
-    }
-    Ok(Summary {
-        read: end.read,
-        pipeline: snapshot,
-        kernel: kernel_stats,
-        files: finished.files,
-        pcap_files,
-        complete: finished.complete,
-        capture_error,
-    })
 }
 
 /// Message of the start-up line naming the capture path.

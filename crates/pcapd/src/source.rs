@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
 use pcap::{Active, Capture, Offline, Precision};
+use pipeline::Packet;
 
 use crate::Error;
 
@@ -96,24 +97,12 @@ pub struct KernelStats {
     pub if_dropped: u64,
 }
 
-/// One packet read from a source.
-#[derive(Debug)]
-pub struct RawPacket<'a> {
-    /// Seconds since the epoch.
-    pub ts_sec: i64,
-    /// Nanoseconds within the second.
-    pub ts_nsec: u32,
-    /// Length on the wire.
-    pub wire_len: u32,
-    /// Captured bytes.
-    pub data: &'a [u8],
-}
-
 /// What [`Source::next_packet`] returns.
 #[derive(Debug)]
 pub enum Next<'a> {
-    /// A packet.
-    Packet(RawPacket<'a>),
+    /// A packet, numbered in read order from 0 (the pipeline's packet, borrowed from the
+    /// source's buffer all the way to the translator).
+    Packet(Packet<'a>),
     /// No packet within the read timeout (live only).
     Idle,
     /// End of the file.
@@ -145,6 +134,8 @@ pub struct Source {
     ready: bool,
     /// Live: longest wait for packets before [`Next::Idle`].
     poll_ms: u16,
+    /// Packets returned so far: the next packet's serial number.
+    read: u64,
 }
 
 impl std::fmt::Debug for Source {
@@ -243,6 +234,7 @@ impl Source {
         Ok(Source {
             ready: true,
             poll_ms: u16::try_from(live.timeout_ms.clamp(1, 1000)).unwrap_or(50),
+            read: 0,
             info: SourceInfo {
                 interface: InterfaceInfo {
                     index: socket.ifindex(),
@@ -288,6 +280,7 @@ impl Source {
         Ok(Source {
             ready: true,
             poll_ms: u16::try_from(live.timeout_ms.clamp(1, 1000)).unwrap_or(50),
+            read: 0,
             handle: Handle::Live(capture),
             info: SourceInfo {
                 interface: InterfaceInfo {
@@ -354,6 +347,7 @@ impl Source {
         Ok(Source {
             ready: true,
             poll_ms: 0,
+            read: 0,
             handle: Handle::File {
                 capture,
                 inflater,
@@ -408,7 +402,10 @@ impl Source {
                             continue;
                         }
                         return Ok(socket.packet(index).map_or(Next::Idle, |packet| {
-                            Next::Packet(RawPacket {
+                            let num = self.read;
+                            self.read += 1;
+                            Next::Packet(Packet {
+                                num,
                                 ts_sec: packet.ts_sec,
                                 ts_nsec: packet.ts_nsec,
                                 wire_len: packet.wire_len,
@@ -438,7 +435,10 @@ impl Source {
             Ok(packet) => {
                 let header = packet.header;
                 // Opened with nanosecond precision: tv_usec holds nanoseconds.
-                Ok(Next::Packet(RawPacket {
+                let num = self.read;
+                self.read += 1;
+                Ok(Next::Packet(Packet {
+                    num,
                     ts_sec: header.ts.tv_sec,
                     ts_nsec: u32::try_from(header.ts.tv_usec)
                         .unwrap_or(0)

@@ -9,7 +9,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -432,14 +431,17 @@ fn open_files(pid: u32) -> Vec<PathBuf> {
 }
 
 /// Stand-in translator for in-process runs: one line with the packet number and length.
-struct StandIn;
-
 struct StandInTranslator;
+
+/// Stand-in translators for every worker.
+fn stand_in(_source: &pcapd::SourceInfo) -> impl pipeline::Factory {
+    |_worker| StandInTranslator
+}
 
 impl pipeline::Translate for StandInTranslator {
     fn translate(
         &mut self,
-        packet: &pipeline::PacketView<'_>,
+        packet: &pipeline::Packet<'_>,
         out: &mut Vec<u8>,
     ) -> pipeline::Translation {
         use std::io::Write;
@@ -451,16 +453,6 @@ impl pipeline::Translate for StandInTranslator {
         )
         .unwrap();
         pipeline::Translation::Ok
-    }
-}
-
-impl pcapd::TranslatorKind for StandIn {
-    type Translator = StandInTranslator;
-    fn shard_key(&self, _linktype: i32, data: &[u8]) -> u64 {
-        data.len() as u64
-    }
-    fn make(&self, _source: &pcapd::SourceInfo, _worker: usize) -> StandInTranslator {
-        StandInTranslator
     }
 }
 
@@ -477,7 +469,7 @@ fn run_is_a_library_call_that_reads_a_file_into_one_json_file() {
         rotate: None,
     });
     let shutdown = sidecar_core::shutdown::Shutdown::new();
-    let summary = pcapd::run_with(&settings, &shutdown, Arc::new(StandIn)).unwrap();
+    let summary = pcapd::run_with(&settings, &shutdown, stand_in).unwrap();
     assert!(summary.complete && summary.capture_error.is_none());
     assert_eq!(summary.read, 4_000);
     assert_eq!(summary.pipeline.written("files"), 4_000);
@@ -508,7 +500,7 @@ fn run_stops_a_live_capture_on_shutdown_and_reports() {
         trigger.trigger();
     });
     let started = Instant::now();
-    let summary = pcapd::run_with(&settings, &shutdown, Arc::new(StandIn)).unwrap();
+    let summary = pcapd::run_with(&settings, &shutdown, stand_in).unwrap();
     stopper.join().unwrap();
     assert!(
         started.elapsed() < Duration::from_secs(10),

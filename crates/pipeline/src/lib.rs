@@ -9,7 +9,7 @@
 //! - [`Ingest`] (capture side): copies packets into per-worker batches; a full queue drops the
 //!   newest packet and counts it ([`Overflow::DropNewest`]), or waits ([`Overflow::Block`],
 //!   for files).
-//! - Workers each own a [`Translate`] made by a [`Factory`]; all packets with one shard key
+//! - Workers each own a [`Translate`] made by the [`Factory`]; all packets with one shard key
 //!   (one connection) go to the same worker, so per-connection state stays in one place.
 //! - The sink is the only writer of each [`Output`]; in ordered mode it restores exact
 //!   capture order. [`RotatingFiles`] closes files on a timer.
@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 pub use counters::{DropReason, Dropped, OutputSnapshot, Snapshot};
 pub use output::{Output, RotatingFiles, Stdout, WriterOutput};
 pub use queue::{Ingest, Overflow, Packet, Pushed, PACKET_OVERHEAD};
-pub use worker::{Factory, PacketView, Translate, Translation};
+pub use worker::{Factory, Translate, Translation};
 
 use counters::Counters;
 use sink::{Inputs, Sink};
@@ -181,9 +181,9 @@ const ABORT_GRACE: Duration = Duration::from_secs(1);
 
 impl Pipeline {
     /// Starts the workers and the sink. Returns the capture side and the pipeline.
-    pub fn start<T: Translate + 'static>(
+    pub fn start<F: Factory>(
         settings: &Settings,
-        factory: Factory<T>,
+        factory: Arc<F>,
         outputs: Vec<Box<dyn Output>>,
     ) -> std::io::Result<(Ingest, Pipeline)> {
         let workers = settings.workers.max(1);

@@ -31,10 +31,11 @@ pub enum Overflow {
     Block,
 }
 
-/// One captured packet, borrowed from the source's buffer.
+/// One captured packet, borrowed from the source's buffer: what the source reads, what
+/// [`Ingest::push`] queues and what a worker hands its translator.
 #[derive(Debug, Clone, Copy)]
 pub struct Packet<'a> {
-    /// Capture serial number (the source's own numbering).
+    /// Capture serial number (the source's own numbering, first packet 0).
     pub num: u64,
     /// Capture time, seconds since the epoch.
     pub ts_sec: i64,
@@ -44,8 +45,6 @@ pub struct Packet<'a> {
     pub wire_len: u32,
     /// The captured bytes.
     pub data: &'a [u8],
-    /// Connection key: packets with equal keys go to the same worker.
-    pub shard: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -144,8 +143,9 @@ impl Ingest {
         }
     }
 
-    /// Offers one packet. Never blocks with [`Overflow::DropNewest`].
-    pub fn push(&mut self, packet: &Packet<'_>) -> Pushed {
+    /// Offers one packet; `shard` is its connection key: packets with equal keys go to the
+    /// same worker. Never blocks with [`Overflow::DropNewest`].
+    pub fn push(&mut self, packet: &Packet<'_>, shard: u64) -> Pushed {
         self.shared
             .counters
             .received
@@ -166,7 +166,7 @@ impl Ingest {
                 return Pushed::Dropped(reason);
             }
         }
-        let worker = self.worker_for(packet.shard);
+        let worker = self.worker_for(shard);
         let batch = &mut self.pending[worker];
         let start = batch.data.len();
         batch.data.extend_from_slice(packet.data);

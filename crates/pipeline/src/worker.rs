@@ -10,24 +10,9 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, Sender, SyncSender};
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
-
 use crate::counters::DropReason;
-use crate::queue::Batch;
+use crate::queue::{Batch, Packet};
 use crate::Shared;
-
-/// A packet as a worker sees it.
-#[derive(Debug, Clone, Copy)]
-pub struct PacketView<'a> {
-    /// Capture serial number.
-    pub num: u64,
-    /// Capture time.
-    pub timestamp: DateTime<Utc>,
-    /// Length on the wire.
-    pub wire_len: u32,
-    /// The captured bytes.
-    pub data: &'a [u8],
-}
 
 /// How a translation went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,15 +27,35 @@ pub enum Translation {
 /// `out`, or nothing. (Lines are counted one per packet that produced output.)
 pub trait Translate {
     /// Translates one packet.
-    fn translate(&mut self, packet: &PacketView<'_>, out: &mut Vec<u8>) -> Translation;
+    fn translate(&mut self, packet: &Packet<'_>, out: &mut Vec<u8>) -> Translation;
 
     /// The input ended (end of file, shutdown): appends any last lines (complete, each
     /// ending in `\n`), such as summaries of what the translator still holds.
     fn finish(&mut self, _out: &mut Vec<u8>) {}
 }
 
-/// Makes the translator of worker `n`; called again after a translator panicked.
-pub type Factory<T> = Arc<dyn Fn(usize) -> T + Send + Sync>;
+/// Makes the per-worker translators: the one thing the pipeline needs from its owner.
+pub trait Factory: Send + Sync + 'static {
+    /// One worker's translator (its shard's per-connection state).
+    type Translator: Translate;
+
+    /// The translator of worker `worker`; called again after a translator panicked.
+    fn make(&self, worker: usize) -> Self::Translator;
+
+    /// Counters the translators share (state budget, caps), for the owner's stats line;
+    /// the pipeline itself does not read them.
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
+}
+
+impl<T: Translate, F: Fn(usize) -> T + Send + Sync + 'static> Factory for F {
+    type Translator = T;
+
+    fn make(&self, worker: usize) -> T {
+        self(worker)
+    }
+}
 
 /// Output of one batch: complete lines, and in ordered mode where each packet's lines end.
 #[derive(Debug, Default)]
@@ -76,21 +81,21 @@ impl Chunk {
     }
 }
 
-pub(crate) struct Worker<T> {
+pub(crate) struct Worker<F> {
     pub(crate) index: usize,
     pub(crate) input: Receiver<Batch>,
     pub(crate) recycle: Sender<Batch>,
     pub(crate) output: SyncSender<Chunk>,
     pub(crate) chunks: Receiver<Chunk>,
     pub(crate) shared: Arc<Shared>,
-    pub(crate) factory: Factory<T>,
+    pub(crate) factory: Arc<F>,
     pub(crate) ordered: bool,
 }
 
-impl<T: Translate> Worker<T> {
+impl<F: Factory> Worker<F> {
     pub(crate) fn run(self) {
         let counters = &self.shared.counters;
-        let mut translator = (self.factory)(self.index);
+        let mut translator = self.factory.make(self.index);
         let mut spare: Option<Chunk> = None;
         while let Ok(batch) = self.input.recv() {
             let mut chunk = spare
@@ -106,16 +111,16 @@ impl<T: Translate> Worker<T> {
                     counters.count_drop(DropReason::Shutdown, 1);
                 } else {
                     let data = batch.data.get(meta.start..meta.end).unwrap_or_default();
-                    let view = PacketView {
+                    let packet = Packet {
                         num: meta.num,
-                        timestamp: DateTime::from_timestamp(meta.ts_sec, meta.ts_nsec)
-                            .unwrap_or_default(),
+                        ts_sec: meta.ts_sec,
+                        ts_nsec: meta.ts_nsec,
                         wire_len: meta.wire_len,
                         data,
                     };
                     let before = chunk.buf.len();
                     let result = catch_unwind(AssertUnwindSafe(|| {
-                        translator.translate(&view, &mut chunk.buf)
+                        translator.translate(&packet, &mut chunk.buf)
                     }));
                     match result {
                         Ok(outcome) => {
@@ -137,7 +142,7 @@ impl<T: Translate> Worker<T> {
                             counters.translate_errors.fetch_add(1, Ordering::Relaxed);
                             counters.translate_panics.fetch_add(1, Ordering::Relaxed);
                             // The old translator's state may be half-updated.
-                            translator = (self.factory)(self.index);
+                            translator = self.factory.make(self.index);
                         }
                     }
                 }

@@ -12,8 +12,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use pipeline::{
-    Factory, Ingest, Output, Overflow, Packet, PacketView, Pipeline, Pushed, Settings, Snapshot,
-    Translate, Translation, WriterOutput,
+    Factory, Ingest, Output, Overflow, Packet, Pipeline, Pushed, Settings, Snapshot, Translate,
+    Translation, WriterOutput,
 };
 
 /// Lines collected in memory.
@@ -48,7 +48,7 @@ struct Echo {
 }
 
 impl Translate for Echo {
-    fn translate(&mut self, packet: &PacketView<'_>, out: &mut Vec<u8>) -> Translation {
+    fn translate(&mut self, packet: &Packet<'_>, out: &mut Vec<u8>) -> Translation {
         if !self.delay.is_zero() {
             // Jitter per packet so workers finish out of order.
             std::thread::sleep(self.delay * (packet.num % 3) as u32);
@@ -72,7 +72,7 @@ impl Translate for Echo {
     }
 }
 
-fn echo(delay: Duration, panic_every: u64) -> Factory<Echo> {
+fn echo(delay: Duration, panic_every: u64) -> Arc<impl Factory<Translator = Echo>> {
     Arc::new(move |worker| Echo {
         worker,
         delay,
@@ -83,14 +83,16 @@ fn echo(delay: Duration, panic_every: u64) -> Factory<Echo> {
 fn push(ingest: &mut Ingest, num: u64, key: u64, size: usize) -> Pushed {
     let mut data = vec![0u8; size.max(8)];
     data[..8].copy_from_slice(&key.to_le_bytes());
-    ingest.push(&Packet {
-        num,
-        ts_sec: 1_700_000_000 + num as i64,
-        ts_nsec: 0,
-        wire_len: data.len() as u32,
-        data: &data,
-        shard: key,
-    })
+    ingest.push(
+        &Packet {
+            num,
+            ts_sec: 1_700_000_000 + num as i64,
+            ts_nsec: 0,
+            wire_len: data.len() as u32,
+            data: &data,
+        },
+        key,
+    )
 }
 
 fn parse(line: &str) -> serde_json::Value {

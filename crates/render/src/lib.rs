@@ -147,6 +147,9 @@ pub struct Outcome {
     /// `PCAP_VERBOSITY=SUMMARY` left this packet's entry out (so `bytes` may be 0 without
     /// anything having failed).
     pub suppressed: bool,
+    /// Decoding the packet failed (a layer, or its application protocol): the entry says
+    /// so, and [`TranslateCounters::decode_errors`] counts it.
+    pub decode_error: bool,
 }
 
 /// Direction-independent hash of the packet's flow, computed from its headers without L7

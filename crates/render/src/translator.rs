@@ -307,6 +307,7 @@ impl Translator {
                 severity,
                 bytes,
                 suppressed: true,
+                decode_error: facts.error.is_some(),
             };
         }
         let debug = self.settings.verbosity == Verbosity::Debug;
@@ -346,6 +347,7 @@ impl Translator {
             severity,
             bytes,
             suppressed: false,
+            decode_error: facts.error.is_some(),
         }
     }
 

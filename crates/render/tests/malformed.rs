@@ -27,6 +27,8 @@ struct Checker {
     summary: Translator,
     out: Vec<u8>,
     count: usize,
+    /// Packets whose outcome said decoding failed (DEBUG and INFO together).
+    decode_errors: u64,
 }
 
 impl Checker {
@@ -54,6 +56,7 @@ impl Checker {
             }),
             out: Vec::new(),
             count: 0,
+            decode_errors: 0,
         }
     }
 
@@ -72,8 +75,11 @@ impl Checker {
         };
         for t in [&mut self.debug, &mut self.info] {
             self.out.clear();
+            let errors = t.counters().decode_errors;
             let o = t.translate(&p, &mut self.out);
             assert_eq!(o.bytes, self.out.len());
+            assert_eq!(o.decode_error, t.counters().decode_errors > errors);
+            self.decode_errors += u64::from(o.decode_error);
             assert_eq!(self.out.last(), Some(&b'\n'));
             assert_eq!(
                 self.out.iter().filter(|b| **b == b'\n').count(),
@@ -97,8 +103,13 @@ impl Checker {
         // SUMMARY: any number of lines (the packet's only when anomalous, plus summaries of
         // connections closed or forgotten), each a valid JSON object.
         self.out.clear();
+        let errors = self.summary.counters().decode_errors;
         let o = self.summary.translate(&p, &mut self.out);
         assert_eq!(o.bytes, self.out.len());
+        assert_eq!(
+            o.decode_error,
+            self.summary.counters().decode_errors > errors
+        );
         for line in self.out.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
             if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(line) {
                 panic!("invalid SUMMARY JSON ({e}) for {data:02x?}");
@@ -194,6 +205,11 @@ fn malformed_capture_corpus_one_line_per_packet() {
     assert!(n > 3000, "{n} packets");
     let errors = c.debug.counters().decode_errors;
     assert!(errors > 100, "the corpus is malformed: {errors} errors");
+    assert_eq!(
+        c.decode_errors,
+        errors + c.info.counters().decode_errors,
+        "each outcome says whether its packet failed to decode"
+    );
     assert_eq!(c.debug.counters().packets, n);
     assert_eq!(c.debug.counters().fallback_lines, 0);
     assert_eq!(c.summary.counters().fallback_lines, 0);
