@@ -75,6 +75,9 @@ pub struct RecorderSettings {
     pub run_dir: PathBuf,
     /// `.pcap` extension (`PCAP_FILE_EXT`).
     pub ext: String,
+    /// The project of `projects/<id>/traces/<trace>`: the trigger's log line links to its
+    /// trace in Cloud Logging as the packet entries do.
+    pub project_id: Option<String>,
     /// Snap length of the window files.
     pub snaplen: u32,
     /// Also write each window's `.json` (`PCAP_JSON`).
@@ -431,6 +434,11 @@ struct TriggerEvent<'a> {
     detail: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     trace: Option<&'a str>,
+    #[serde(
+        rename = "logging.googleapis.com/trace",
+        skip_serializing_if = "Option::is_none"
+    )]
+    cloud_trace: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     flow: Option<String>,
     trigger_time: String,
@@ -717,6 +725,11 @@ impl Recorder {
                     trigger: &f.kind,
                     detail: &f.detail,
                     trace: f.trace.as_deref(),
+                    cloud_trace: f
+                        .trace
+                        .as_ref()
+                        .zip(self.settings.project_id.as_ref())
+                        .map(|(trace, project)| format!("projects/{project}/traces/{trace}")),
                     flow: f.flow.map(|id| id.to_string()),
                     trigger_time: rfc3339(f.at_ns),
                     window_start: rfc3339(w.start_ns),

@@ -441,6 +441,11 @@ pub fn from_config(config: &Config, matches: &ArgMatches) -> Result<Settings, Er
     });
 
     // The recorder is the only output in its mode: nothing else is written or logged.
+    let project_id = ["GOOGLE_CLOUD_PROJECT", "PROJECT_ID"]
+        .iter()
+        .filter_map(|name| std::env::var(name).ok())
+        .map(|v| v.trim().to_string())
+        .find(|v| !v.is_empty());
     let recorder = config.recorder.as_ref().map(|r| RecorderSettings {
         triggers: r.triggers.clone(),
         ring_secs: r.ring_secs,
@@ -458,6 +463,7 @@ pub fn from_config(config: &Config, matches: &ArgMatches) -> Result<Settings, Er
         dir: output_dir.clone(),
         run_dir: config.run_dir.clone(),
         ext: config.file_ext.clone(),
+        project_id: project_id.clone(),
         snaplen: config.snaplen,
         json: config.json,
         live: read.is_none(),
@@ -499,11 +505,6 @@ pub fn from_config(config: &Config, matches: &ArgMatches) -> Result<Settings, Er
             (config.timeout_secs > 0).then(|| Duration::from_secs(config.timeout_secs)),
         ),
     };
-    let project_id = ["GOOGLE_CLOUD_PROJECT", "PROJECT_ID"]
-        .iter()
-        .filter_map(|name| std::env::var(name).ok())
-        .map(|v| v.trim().to_string())
-        .find(|v| !v.is_empty());
     let mut redact_headers: Vec<String> = ALWAYS_REDACTED_HEADERS
         .iter()
         .map(|h| h.to_string())

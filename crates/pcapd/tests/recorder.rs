@@ -194,6 +194,7 @@ fn one_503_among_200s_exports_exactly_one_window(ring_less: bool) {
             ("PCAP_TRIGGER_AFTER_SECS", "1"),
             ("PCAP_RING_SECS", "10"),
             ("PCAP_JSON", "true"),
+            ("GOOGLE_CLOUD_PROJECT", "recorder-project"),
         ],
         ring_less,
     );
@@ -233,6 +234,11 @@ fn one_503_among_200s_exports_exactly_one_window(ring_less: bool) {
     assert_eq!(fired["trigger"], "http5xx");
     assert_eq!(fired["detail"], "HTTP status 503");
     assert_eq!(fired["trace"], TRACE, "{fired}");
+    assert_eq!(
+        fired["logging.googleapis.com/trace"],
+        format!("projects/recorder-project/traces/{TRACE}"),
+        "the line links to its trace"
+    );
     assert!(
         fired["flow"].as_str().is_some_and(|f| !f.is_empty()),
         "{fired}"
