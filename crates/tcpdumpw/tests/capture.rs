@@ -64,9 +64,8 @@ impl Sidecar {
     }
 
     fn lines(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.dir.path().join("log"))
-            .unwrap()
-            .lines()
+        let text = std::fs::read_to_string(self.dir.path().join("log")).unwrap();
+        testbed::complete_lines(&text)
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
             .collect()
     }

@@ -79,8 +79,8 @@ impl Sidecar {
     }
 
     fn lines(&self) -> Vec<Value> {
-        self.log_text()
-            .lines()
+        let text = self.log_text();
+        testbed::complete_lines(&text)
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
             .collect()
     }

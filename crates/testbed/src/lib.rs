@@ -106,6 +106,13 @@ impl ClosedPort {
     }
 }
 
+/// The whole lines of a log file a daemon is still appending to: a last line without its
+/// newline is still being written, and is left for the next read.
+pub fn complete_lines(text: &str) -> impl Iterator<Item = &str> {
+    let end = text.rfind('\n').map_or(0, |i| i + 1);
+    text[..end].lines()
+}
+
 /// Polls `condition` every `poll` until it returns `true` or `timeout` elapses.
 ///
 /// The condition is always evaluated at least once, and once more at the deadline,
