@@ -36,6 +36,38 @@ fn icmp_types(file: &Path) -> Vec<String> {
     testbed::tshark::field_lines(file, &["icmp.type"]).unwrap()
 }
 
+/// tcpdumpw in the app's namespace on the `eth` interfaces, writing under `dir` (capture
+/// directory `pcap-tmp`, run directory `run`) and logging to `dir/log`, with `env` on top.
+fn tcpdumpw(net: &TestNet, dir: &Path, env: &[(&str, &str)]) -> std::process::Command {
+    let log = File::create(dir.join("log")).unwrap();
+    let mut command = net.app().command(env!("CARGO_BIN_EXE_tcpdumpw"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("GCS_MOUNT", dir.join("pcap"))
+        .env("PCAP_RUN_DIR", dir.join("run"))
+        .env("PCAP_IFACE", "eth")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
+    command
+}
+
+/// SIGTERM, then a clean exit within 20 s.
+fn terminate(child: &mut ChildGuard, log_text: impl Fn() -> String) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = child
+        .wait_timeout(Duration::from_secs(20))
+        .unwrap()
+        .unwrap_or_else(|| panic!("tcpdumpw still running\n{}", log_text()));
+    assert!(status.success(), "{status:?}\n{}", log_text());
+}
+
 fn recorder_under_tcpdumpw(gvisor: bool) {
     let pcapd = Path::new(env!("CARGO_BIN_EXE_tcpdumpw")).with_file_name("pcapd");
     assert!(
@@ -45,23 +77,18 @@ fn recorder_under_tcpdumpw(gvisor: bool) {
     );
     let net = TestNet::new(if gvisor { "tdw-rec-rl" } else { "tdw-rec" }).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let log = File::create(dir.path().join("log")).unwrap();
-    let mut command = net.app().command(env!("CARGO_BIN_EXE_tcpdumpw"));
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("GCS_MOUNT", dir.path().join("pcap"))
-        .env("PCAP_RUN_DIR", dir.path().join("run"))
-        .env("PCAP_IFACE", "eth")
-        .env("PCAP_JSON", "true")
-        .env("PCAP_L4_PROTOS", "udp,icmp")
-        .env("PCAP_TRIGGER", "icmp:unreachable")
-        .env("PCAP_TRIGGER_BEFORE_SECS", "2")
-        .env("PCAP_TRIGGER_AFTER_SECS", "60")
-        .env("PCAP_TIMEOUT_SECS", "8")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log);
+    let mut command = tcpdumpw(
+        &net,
+        dir.path(),
+        &[
+            ("PCAP_JSON", "true"),
+            ("PCAP_L4_PROTOS", "udp,icmp"),
+            ("PCAP_TRIGGER", "icmp:unreachable"),
+            ("PCAP_TRIGGER_BEFORE_SECS", "2"),
+            ("PCAP_TRIGGER_AFTER_SECS", "60"),
+            ("PCAP_TIMEOUT_SECS", "8"),
+        ],
+    );
     if gvisor {
         restrict_like_gvisor(&mut command).unwrap();
     }
@@ -102,16 +129,7 @@ fn recorder_under_tcpdumpw(gvisor: bool) {
     )
     .unwrap_or_else(|e| panic!("{e}\n{}", log_text()));
     assert!(started.elapsed() < Duration::from_secs(20));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let status = child
-        .wait_timeout(Duration::from_secs(20))
-        .unwrap()
-        .unwrap_or_else(|| panic!("tcpdumpw still running\n{}", log_text()));
-    assert!(status.success(), "{status:?}\n{}", log_text());
+    terminate(&mut child, log_text);
     let text = log_text();
     assert!(!text.contains("tcpdump[eth0]"), "no tcpdump runs:\n{text}");
     assert!(
@@ -156,24 +174,19 @@ fn recorder_on_the_ring_less_path_writes_only_the_window_and_honours_the_timeout
 fn cron_runs_bound_the_recorder_and_close_its_windows() {
     let net = TestNet::new("tdw-rec-cron").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let log = File::create(dir.path().join("log")).unwrap();
-    let mut command = net.app().command(env!("CARGO_BIN_EXE_tcpdumpw"));
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("GCS_MOUNT", dir.path().join("pcap"))
-        .env("PCAP_RUN_DIR", dir.path().join("run"))
-        .env("PCAP_IFACE", "eth")
-        .env("PCAP_L4_PROTOS", "udp,icmp")
-        .env("PCAP_USE_CRON", "true")
-        .env("PCAP_CRON_EXP", "*/4 * * * * *")
-        .env("PCAP_TIMEOUT_SECS", "2")
-        .env("PCAP_TRIGGER", "icmp:unreachable")
-        .env("PCAP_TRIGGER_BEFORE_SECS", "1")
-        .env("PCAP_TRIGGER_AFTER_SECS", "60")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log);
+    let mut command = tcpdumpw(
+        &net,
+        dir.path(),
+        &[
+            ("PCAP_L4_PROTOS", "udp,icmp"),
+            ("PCAP_USE_CRON", "true"),
+            ("PCAP_CRON_EXP", "*/4 * * * * *"),
+            ("PCAP_TIMEOUT_SECS", "2"),
+            ("PCAP_TRIGGER", "icmp:unreachable"),
+            ("PCAP_TRIGGER_BEFORE_SECS", "1"),
+            ("PCAP_TRIGGER_AFTER_SECS", "60"),
+        ],
+    );
     let mut child = ChildGuard::spawn(&mut command).unwrap();
     let log_text = || std::fs::read_to_string(dir.path().join("log")).unwrap();
     wait_for(
@@ -201,16 +214,7 @@ fn cron_runs_bound_the_recorder_and_close_its_windows() {
             .status();
         std::thread::sleep(Duration::from_millis(250));
     }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let status = child
-        .wait_timeout(Duration::from_secs(20))
-        .unwrap()
-        .unwrap_or_else(|| panic!("tcpdumpw still running\n{}", log_text()));
-    assert!(status.success(), "{status:?}\n{}", log_text());
+    terminate(&mut child, log_text);
     let text = log_text();
     assert!(text.contains("capture run 1 complete"), "{text}");
     assert!(text.contains("capture run 2 started"), "{text}");
@@ -257,24 +261,19 @@ fn a_manual_trigger_saves_the_window_of_every_interface() {
     let net = TestNet::new("tdw-manual").unwrap();
     second_interface(&net);
     let dir = tempfile::tempdir().unwrap();
-    let log = File::create(dir.path().join("log")).unwrap();
     let port = "18346";
-    let mut command = net.app().command(env!("CARGO_BIN_EXE_tcpdumpw"));
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("GCS_MOUNT", dir.path().join("pcap"))
-        .env("PCAP_RUN_DIR", dir.path().join("run"))
-        .env("PCAP_IFACE", "eth")
-        .env("PCAP_L4_PROTOS", "icmp")
-        .env("PCAP_TRIGGER", "manual")
-        .env("PCAP_TRIGGER_PORT", port)
-        .env("PCAP_TRIGGER_BEFORE_SECS", "3")
-        .env("PCAP_TRIGGER_AFTER_SECS", "1")
-        .env("PCAP_TRIGGER_COOLDOWN_SECS", "0")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log);
+    let mut command = tcpdumpw(
+        &net,
+        dir.path(),
+        &[
+            ("PCAP_L4_PROTOS", "icmp"),
+            ("PCAP_TRIGGER", "manual"),
+            ("PCAP_TRIGGER_PORT", port),
+            ("PCAP_TRIGGER_BEFORE_SECS", "3"),
+            ("PCAP_TRIGGER_AFTER_SECS", "1"),
+            ("PCAP_TRIGGER_COOLDOWN_SECS", "0"),
+        ],
+    );
     let mut child = ChildGuard::spawn(&mut command).unwrap();
     let log_text = || std::fs::read_to_string(dir.path().join("log")).unwrap();
     let run = dir.path().join("run");
@@ -347,16 +346,7 @@ fn a_manual_trigger_saves_the_window_of_every_interface() {
     .unwrap();
     wait_count("a window per interface again", "window of manual closed", 4);
 
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let status = child
-        .wait_timeout(Duration::from_secs(20))
-        .unwrap()
-        .unwrap_or_else(|| panic!("tcpdumpw still running\n{}", log_text()));
-    assert!(status.success(), "{status:?}\n{}", log_text());
+    terminate(&mut child, log_text);
     let text = log_text();
     assert_eq!(count("manual fired (reason=xyz)"), 2, "{text}");
     assert_eq!(count("manual fired (SIGUSR2)"), 2, "{text}");
