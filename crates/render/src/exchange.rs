@@ -23,7 +23,7 @@ use crate::fast;
 use crate::fields as f;
 use crate::http::{duration, HttpRequestJson};
 use crate::redact::Redactor;
-use crate::summary::{PcapJson, Timestamp};
+use crate::summary::Head;
 use crate::TranslatorSettings;
 
 /// Most DNS queries of one flow waiting for their response.
@@ -258,15 +258,16 @@ impl Serialize for ExchangeJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let e = self.e;
         let mut m = s.serialize_map(None)?;
-        m.serialize_entry(f::SEVERITY, e.severity().as_str())?;
-        m.serialize_entry(f::MESSAGE, &e.message())?;
-        m.serialize_entry(f::PCAP, &PcapJson(self.cached, e.ts_ns))?;
-        m.serialize_entry(f::TIMESTAMP, &Timestamp(e.ts_ns))?;
-        m.serialize_entry(f::FLOW, &fast::dec(e.flow))?;
-        if let Some(id) = &e.community_id {
-            m.serialize_entry(f::COMMUNITY_ID, id.as_str())?;
+        Head {
+            severity: e.severity(),
+            message: &e.message(),
+            cached: self.cached,
+            ts_ns: e.ts_ns,
+            flow: e.flow,
+            community_id: e.community_id.as_ref(),
+            kind: f::EXCHANGE,
         }
-        m.serialize_entry(f::KIND, f::EXCHANGE)?;
+        .serialize(&mut m)?;
         m.serialize_entry(f::EXCHANGE, &Section(e))?;
         if e.dns.is_none() {
             m.serialize_entry(
@@ -284,14 +285,7 @@ impl Serialize for ExchangeJson<'_> {
             )?;
         }
         if let Some(t) = &e.trace {
-            m.serialize_entry(
-                f::TRACE,
-                &crate::http::trace_name(self.settings.project_id.as_deref(), t),
-            )?;
-            if let Some(span) = t.span_id {
-                m.serialize_entry(f::SPAN_ID, &crate::http::span_hex(span))?;
-            }
-            m.serialize_entry(f::TRACE_SAMPLED, &t.sampled)?;
+            crate::http::serialize_trace(&mut m, self.settings.project_id.as_deref(), t)?;
         }
         m.serialize_entry(f::LABELS, self.cached.labels(false))?;
         m.end()

@@ -38,6 +38,20 @@ pub(crate) fn trace_name(project: Option<&str>, t: &Trace) -> String {
     }
 }
 
+/// `logging.googleapis.com/{trace,spanId,trace_sampled}`: one writer for packet, connection
+/// and exchange entries.
+pub(crate) fn serialize_trace<M: SerializeMap>(
+    m: &mut M,
+    project: Option<&str>,
+    t: &Trace,
+) -> Result<(), M::Error> {
+    m.serialize_entry(f::TRACE, &trace_name(project, t))?;
+    if let Some(span) = t.span_id {
+        m.serialize_entry(f::SPAN_ID, &span_hex(span))?;
+    }
+    m.serialize_entry(f::TRACE_SAMPLED, &t.sampled)
+}
+
 /// `logging.googleapis.com/spanId`: always 16 lowercase hex digits.
 pub(crate) fn span_hex(span: u64) -> fast::StackStr<16> {
     let mut s = fast::StackStr::new();

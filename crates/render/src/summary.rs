@@ -11,7 +11,6 @@
 use std::net::IpAddr;
 
 use analyze::community_id::CommunityId;
-use analyze::l7::App;
 use analyze::tcp_analysis::{Analysis, ConnState, Flag, Totals, Tracker};
 use cloud_logging::Severity;
 use serde::ser::{SerializeMap, Serializer};
@@ -206,29 +205,49 @@ impl Serialize for Connection<'_> {
     }
 }
 
+/// What every summary entry (connection, exchange) starts with: severity, message, the
+/// envelope of its time, flow, Community ID and kind.
+pub(crate) struct Head<'a> {
+    pub severity: Severity,
+    pub message: &'a str,
+    pub cached: &'a Cached,
+    pub ts_ns: u64,
+    pub flow: u64,
+    pub community_id: Option<&'a CommunityId>,
+    pub kind: &'static str,
+}
+
+impl Head<'_> {
+    pub(crate) fn serialize<M: SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {
+        m.serialize_entry(f::SEVERITY, self.severity.as_str())?;
+        m.serialize_entry(f::MESSAGE, self.message)?;
+        m.serialize_entry(f::PCAP, &PcapJson(self.cached, self.ts_ns))?;
+        m.serialize_entry(f::TIMESTAMP, &Timestamp(self.ts_ns))?;
+        m.serialize_entry(f::FLOW, &fast::dec(self.flow))?;
+        if let Some(id) = self.community_id {
+            m.serialize_entry(f::COMMUNITY_ID, id.as_str())?;
+        }
+        m.serialize_entry(f::KIND, self.kind)
+    }
+}
+
 impl Serialize for SummaryJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let c = self.s;
         let mut m = s.serialize_map(None)?;
-        m.serialize_entry(f::SEVERITY, self.severity().as_str())?;
-        m.serialize_entry(f::MESSAGE, &c.message())?;
-        m.serialize_entry(f::PCAP, &PcapJson(self.cached, c.end_ns))?;
-        m.serialize_entry(f::TIMESTAMP, &Timestamp(c.end_ns))?;
-        m.serialize_entry(f::FLOW, &fast::dec(c.flow))?;
-        if let Some(id) = &c.community_id {
-            m.serialize_entry(f::COMMUNITY_ID, id.as_str())?;
+        Head {
+            severity: self.severity(),
+            message: &c.message(),
+            cached: self.cached,
+            ts_ns: c.end_ns,
+            flow: c.flow,
+            community_id: c.community_id.as_ref(),
+            kind: f::CONNECTION,
         }
-        m.serialize_entry(f::KIND, f::CONNECTION)?;
+        .serialize(&mut m)?;
         m.serialize_entry(f::CONNECTION, &Connection(c))?;
         if let Some(t) = &c.trace {
-            m.serialize_entry(
-                f::TRACE,
-                &crate::http::trace_name(self.settings.project_id.as_deref(), t),
-            )?;
-            if let Some(span) = t.span_id {
-                m.serialize_entry(f::SPAN_ID, &crate::http::span_hex(span))?;
-            }
-            m.serialize_entry(f::TRACE_SAMPLED, &t.sampled)?;
+            crate::http::serialize_trace(&mut m, self.settings.project_id.as_deref(), t)?;
         }
         m.serialize_entry(f::LABELS, self.cached.labels(false))?;
         m.end()
@@ -238,7 +257,7 @@ impl Serialize for SummaryJson<'_> {
 /// Whether `PCAP_VERBOSITY=SUMMARY` writes a packet's entry: anomalies (WARNING and above,
 /// and the TCP analysis flags that point at loss or reordering). Exchanges (HTTP, gRPC,
 /// DNS) have entries of their own.
-pub(crate) fn keep_packet(severity: Severity, tcp: Option<&Analysis>, app: &App<'_>) -> bool {
+pub(crate) fn keep_packet(severity: Severity, tcp: Option<&Analysis>) -> bool {
     if severity != Severity::Info {
         return true;
     }
@@ -261,6 +280,5 @@ pub(crate) fn keep_packet(severity: Severity, tcp: Option<&Analysis>, app: &App<
         }
     }
     // Responses are summarised by their exchange entries (see [`crate::exchange`]).
-    let _ = app;
     false
 }

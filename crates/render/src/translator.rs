@@ -298,7 +298,7 @@ impl Translator {
             e.community_id = facts.community_id;
         }
         if self.settings.verbosity == Verbosity::Summary
-            && !crate::summary::keep_packet(severity, facts.tcp.as_ref(), &app)
+            && !crate::summary::keep_packet(severity, facts.tcp.as_ref())
         {
             self.write_summary(&exchanges, closed.as_ref(), out);
             let bytes = out.len() - start;

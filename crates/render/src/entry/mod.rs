@@ -234,14 +234,7 @@ impl Serialize for Entry<'_> {
             m.serialize_entry(f::ERROR, &ErrorJson(e))?;
         }
         if let Some(t) = self.trace {
-            m.serialize_entry(
-                f::TRACE,
-                &http::trace_name(self.settings.project_id.as_deref(), t),
-            )?;
-            if let Some(span) = t.span_id {
-                m.serialize_entry(f::SPAN_ID, &http::span_hex(span))?;
-            }
-            m.serialize_entry(f::TRACE_SAMPLED, &t.sampled)?;
+            http::serialize_trace(&mut m, self.settings.project_id.as_deref(), t)?;
         }
         if debug && !matches!(d.link, Link::None | Link::Raw) {
             m.serialize_entry(f::L2, &L2(d.link))?;
