@@ -10,7 +10,7 @@
 
 use std::net::IpAddr;
 
-use wire::IpProtocol;
+use wire::{IpProtocol, LinkType};
 
 use crate::decode::{decode, Decoded, Network, Transport};
 
@@ -266,7 +266,7 @@ impl FlowKey {
 /// Direction-independent hash of a packet's flow, computed from its headers only (no L7):
 /// the daemon routes all packets of one connection to the same worker with it. It equals the
 /// flow id the translator reports; packets that cannot be decoded hash to 0.
-pub fn shard_key(linktype: i32, data: &[u8]) -> u64 {
+pub fn shard_key(linktype: LinkType, data: &[u8]) -> u64 {
     let d = decode(linktype, data, data.len() as u32);
     FlowKey::of(&d).map(|(k, _)| k.id()).unwrap_or(0)
 }
@@ -274,7 +274,7 @@ pub fn shard_key(linktype: i32, data: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    const ETHERNET: i32 = wire::LinkType::Ethernet.number();
+    const ETHERNET: LinkType = LinkType::Ethernet;
 
     fn veth(n: usize) -> &'static [u8] {
         wire::pcapfile::File::new(include_bytes!("../../wire/testdata/veth.pcap"))

@@ -88,10 +88,10 @@ pub(crate) fn run(
                 // The source numbers packets from 0, like the original's (`pcap.num`).
                 read += 1;
                 if let Some(pcap) = sinks.pcap.as_mut() {
-                    pcap.write(packet.ts_sec, packet.ts_nsec, packet.wire_len, packet.data);
+                    pcap.write(&packet);
                 }
                 if let Some(recorder) = sinks.recorder.as_mut() {
-                    recorder.packet(packet.ts_sec, packet.ts_nsec, packet.wire_len, packet.data);
+                    recorder.packet(&packet);
                 }
                 if sinks.translate {
                     // A connection's packets meet the same worker (and its flow table).

@@ -16,6 +16,7 @@ use std::thread::JoinHandle;
 use chrono::{DateTime, Utc};
 use sidecar_core::log::Severity;
 use sidecar_core::rotating::RotatingFile;
+use wire::{Captured, CapturedPacket};
 
 use crate::LogTarget;
 
@@ -27,15 +28,8 @@ const BUFFER_BYTES: usize = 256 * 1024;
 
 enum Message {
     Open { started: DateTime<Utc>, tag: String },
-    Packet(Packet),
+    Packet(Captured<Vec<u8>>),
     Close,
-}
-
-struct Packet {
-    ts_sec: i64,
-    ts_nsec: u32,
-    wire_len: u32,
-    data: Vec<u8>,
 }
 
 /// The translating writer of window `.json` files.
@@ -52,10 +46,8 @@ pub struct JsonWindows {
 pub struct JsonSetup {
     /// The capture directory.
     pub dir: PathBuf,
-    /// Interface (names and the entries' `iface`).
-    pub interface: render::Interface,
-    /// Link type of the packets.
-    pub linktype: i32,
+    /// Interface (names and the entries' `iface`) and link type of the packets.
+    pub source: render::Source,
     /// Translation settings (as the live JSON would have).
     pub settings: render::TranslatorSettings,
     /// Where errors are logged.
@@ -67,7 +59,7 @@ impl JsonWindows {
     pub fn start(setup: JsonSetup) -> io::Result<JsonWindows> {
         let files = RotatingFile::new(
             &setup.dir,
-            &setup.interface.name,
+            &setup.source.interface.name,
             "json",
             None,
             BUFFER_BYTES,
@@ -100,25 +92,20 @@ impl JsonWindows {
     }
 
     /// A packet of the open window.
-    pub fn packet(&self, ts_sec: i64, ts_nsec: u32, wire_len: u32, data: &[u8]) {
+    pub fn packet(&self, packet: &CapturedPacket<'_>) {
         let (Some(tx), true) = (&self.tx, self.open) else {
             return;
         };
-        if self.queued.load(Ordering::Relaxed) + data.len() > CHANNEL_BYTES {
+        let len = packet.data.len();
+        if self.queued.load(Ordering::Relaxed) + len > CHANNEL_BYTES {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let packet = Packet {
-            ts_sec,
-            ts_nsec,
-            wire_len,
-            data: data.to_vec(),
-        };
-        self.queued.fetch_add(data.len(), Ordering::Relaxed);
+        self.queued.fetch_add(len, Ordering::Relaxed);
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
-            tx.try_send(Message::Packet(packet))
+            tx.try_send(Message::Packet(packet.to_owned()))
         {
-            self.queued.fetch_sub(data.len(), Ordering::Relaxed);
+            self.queued.fetch_sub(len, Ordering::Relaxed);
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -183,19 +170,12 @@ fn run(
                     continue;
                 }
                 out.clear();
-                let timestamp =
-                    DateTime::<Utc>::from_timestamp(p.ts_sec, p.ts_nsec).unwrap_or_default();
-                translator.translate(
-                    &render::CapturedPacket {
-                        interface: &setup.interface,
-                        linktype: setup.linktype,
-                        timestamp,
-                        wire_len: p.wire_len,
-                        num,
-                        data: &p.data,
-                    },
-                    &mut out,
-                );
+                // Numbered within the window, as `pcapd --read` of its `.pcap` would.
+                let packet = CapturedPacket {
+                    num,
+                    ..p.borrowed()
+                };
+                translator.translate(&setup.source, &packet, &mut out);
                 num += 1;
                 if let Err(error) = files.write(&out) {
                     fail(error, &files);

@@ -38,7 +38,7 @@ use sidecar_core::readiness::ReadySignal;
 use sidecar_core::shutdown::Shutdown;
 
 pub use settings::Settings;
-pub use source::{InterfaceInfo, KernelStats, LiveSettings, Source, SourceInfo, SourceSettings};
+pub use source::{KernelStats, LiveSettings, Source, SourceInfo, SourceSettings};
 pub use translate::{RenderTranslator, Translators};
 
 /// Why `pcapd` could not run.
@@ -362,7 +362,7 @@ fn open_outputs(settings: &Settings, iface: &str) -> Result<Vec<Box<dyn Output>>
 fn open_pcap_files(
     settings: &Settings,
     iface: &str,
-    linktype: i32,
+    linktype: wire::LinkType,
 ) -> Result<Option<pcap_files::PcapFiles>, Error> {
     let pcap = match &settings.pcap {
         Some(pcap) => Some(
@@ -411,12 +411,10 @@ fn start_recorder(
             if r.json {
                 let json = json_windows::JsonWindows::start(json_windows::JsonSetup {
                     dir: r.dir.clone(),
-                    interface: render::Interface {
-                        index: info.interface.index,
-                        name: info.interface.name.clone(),
-                        addrs: info.interface.addrs.clone(),
+                    source: render::Source {
+                        interface: info.interface.clone(),
+                        linktype: info.linktype,
                     },
-                    linktype: info.linktype,
                     settings: settings.translator.clone(),
                     logs,
                 })
@@ -520,7 +518,7 @@ fn announce_ready(
     let iface = &info.interface.name;
     let ready = ReadyEvent {
         iface,
-        linktype: info.linktype,
+        linktype: info.linktype.number(),
         filter: settings.filter.as_deref(),
         filter_mode: info.filter_mode,
         capture_path: settings.capture_path.as_ref().map(|d| d.path.as_str()),

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use sidecar_core::rotating::RotatingFile;
-use wire::pcapfile;
+use wire::{pcapfile, CapturedPacket, LinkType};
 
 /// How often buffered packets reach the file at the latest.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -64,7 +64,11 @@ impl std::fmt::Debug for PcapFiles {
 
 impl PcapFiles {
     /// Opens the first file now.
-    pub fn create(settings: PcapSettings, iface: &str, linktype: i32) -> io::Result<PcapFiles> {
+    pub fn create(
+        settings: PcapSettings,
+        iface: &str,
+        linktype: LinkType,
+    ) -> io::Result<PcapFiles> {
         let files = RotatingFile::new(
             &settings.dir,
             iface,
@@ -75,7 +79,7 @@ impl PcapFiles {
         let mut pcap = PcapFiles {
             files,
             snaplen: settings.snaplen,
-            header: pcapfile::global_header(settings.snaplen, linktype.into()),
+            header: pcapfile::global_header(settings.snaplen, linktype),
             packets: 0,
             flushed: Instant::now(),
             lost: 0,
@@ -119,7 +123,7 @@ impl PcapFiles {
     }
 
     /// Writes one packet (`data` already cut to the snap length).
-    pub fn write(&mut self, ts_sec: i64, ts_nsec: u32, wire_len: u32, data: &[u8]) {
+    pub fn write(&mut self, packet: &CapturedPacket<'_>) {
         if self.due(Instant::now()) {
             self.rotate();
         }
@@ -127,11 +131,11 @@ impl PcapFiles {
             self.lost += 1;
             return;
         }
-        let (record, caplen) = record_header(self.snaplen, ts_sec, ts_nsec, wire_len, data);
+        let (record, caplen) = record_header(self.snaplen, packet);
         let written = self
             .files
             .write(&record)
-            .and_then(|()| self.files.write(&data[..caplen]));
+            .and_then(|()| self.files.write(&packet.data[..caplen]));
         match written {
             Ok(()) => self.packets += 1,
             Err(error) => {
@@ -192,17 +196,14 @@ impl PcapFiles {
 /// The record header of a packet cut to `snaplen`, and the captured length it gives.
 pub(crate) fn record_header(
     snaplen: u32,
-    ts_sec: i64,
-    ts_nsec: u32,
-    wire_len: u32,
-    data: &[u8],
+    packet: &CapturedPacket<'_>,
 ) -> ([u8; pcapfile::RECORD_HEADER_LEN], usize) {
-    let caplen = data.len().min(snaplen as usize);
+    let caplen = packet.data.len().min(snaplen as usize);
     let record = pcapfile::record_header(
-        u32::try_from(ts_sec).unwrap_or(0),
-        ts_nsec.min(999_999_999) / 1000,
+        u32::try_from(packet.ts_sec).unwrap_or(0),
+        packet.ts_nsec.min(999_999_999) / 1000,
         caplen as u32,
-        wire_len.max(caplen as u32),
+        packet.wire_len.max(caplen as u32),
     );
     (record, caplen)
 }
@@ -221,12 +222,23 @@ mod tests {
         }
     }
 
+    fn packet(ts_sec: i64, ts_nsec: u32, wire_len: u32, data: &[u8]) -> CapturedPacket<'_> {
+        CapturedPacket {
+            num: 0,
+            ts_sec,
+            ts_nsec,
+            wire_len,
+            data,
+        }
+    }
+
     #[test]
     fn writes_classic_microsecond_pcap() {
         let dir = tempfile::tempdir().unwrap();
-        let mut files = PcapFiles::create(settings(dir.path(), None), "eth0", 1).unwrap();
-        files.write(1_700_000_000, 123_456_789, 1500, &[0xab; 200]);
-        files.write(1_700_000_001, 5, 60, &[0xcd; 60]);
+        let mut files =
+            PcapFiles::create(settings(dir.path(), None), "eth0", LinkType::Ethernet).unwrap();
+        files.write(&packet(1_700_000_000, 123_456_789, 1500, &[0xab; 200]));
+        files.write(&packet(1_700_000_001, 5, 60, &[0xcd; 60]));
         let closed = files.close();
         assert_eq!(closed.len(), 1);
         let name = closed[0].file_name().unwrap().to_str().unwrap();
@@ -252,14 +264,14 @@ mod tests {
         let mut files = PcapFiles::create(
             settings(dir.path(), Some(Duration::from_millis(1))),
             "any",
-            113,
+            LinkType::LinuxSll,
         )
         .unwrap();
         std::thread::sleep(Duration::from_millis(5));
         // Idle with an empty file: kept open.
         files.tick();
         assert_eq!(files.files.closed().len(), 0);
-        files.write(1, 0, 10, &[1; 10]);
+        files.write(&packet(1, 0, 10, &[1; 10]));
         std::thread::sleep(Duration::from_millis(5));
         files.tick();
         // The empty first file was rotated by the packet, the packet's file by the tick.

@@ -27,7 +27,7 @@ use serde::Serialize;
 use sidecar_core::config::trigger::{BurstKind, Trigger};
 use sidecar_core::log::Severity;
 use sidecar_core::rotating::RotatingFile;
-use wire::pcapfile;
+use wire::{pcapfile, Captured, CapturedPacket, LinkType};
 
 use crate::json_windows::JsonWindows;
 use crate::LogTarget;
@@ -306,15 +306,11 @@ fn burst_reached(
     Some(span / 1_000_000)
 }
 
-/// One packet kept in the ring.
+/// One packet kept in the ring; its `num` is the recorder's capture order (timestamps can
+/// repeat).
 struct Stored {
-    /// Capture order (timestamps can repeat).
-    seq: u64,
     ts_ns: u64,
-    ts_sec: i64,
-    ts_nsec: u32,
-    wire_len: u32,
-    data: Box<[u8]>,
+    packet: Captured<Box<[u8]>>,
 }
 
 /// What one stored packet costs: its bytes as the allocator hands them out (16-byte
@@ -350,16 +346,15 @@ impl Ring {
         self.data_bytes + self.packets.capacity() * std::mem::size_of::<Stored>()
     }
 
-    fn push(&mut self, seq: u64, ts_sec: i64, ts_nsec: u32, wire_len: u32, data: &[u8]) {
-        let ts_ns = to_ns(ts_sec, ts_nsec);
-        self.data_bytes += cost(data.len());
+    fn push(&mut self, seq: u64, packet: &CapturedPacket<'_>) {
+        let ts_ns = packet.timestamp_ns();
+        self.data_bytes += cost(packet.data.len());
         self.packets.push_back(Stored {
-            seq,
             ts_ns,
-            ts_sec,
-            ts_nsec,
-            wire_len,
-            data: data.into(),
+            packet: Captured {
+                num: seq,
+                ..packet.with_data(packet.data.into())
+            },
         });
         while self
             .packets
@@ -386,7 +381,7 @@ impl Ring {
 
     fn pop(&mut self) {
         if let Some(p) = self.packets.pop_front() {
-            self.data_bytes = self.data_bytes.saturating_sub(cost(p.data.len()));
+            self.data_bytes = self.data_bytes.saturating_sub(cost(p.packet.data.len()));
         }
     }
 
@@ -400,13 +395,6 @@ impl Ring {
             .ring_packets
             .store(self.packets.len() as u64, Ordering::Relaxed);
     }
-}
-
-fn to_ns(ts_sec: i64, ts_nsec: u32) -> u64 {
-    u64::try_from(ts_sec)
-        .unwrap_or(0)
-        .saturating_mul(NS)
-        .saturating_add(u64::from(ts_nsec))
 }
 
 fn now_ns() -> u64 {
@@ -510,7 +498,7 @@ impl Recorder {
     pub fn new(
         settings: RecorderSettings,
         iface: &str,
-        linktype: i32,
+        linktype: LinkType,
         rx: Receiver<Fired>,
         stats: Arc<RecorderStats>,
         logs: LogTarget,
@@ -522,7 +510,7 @@ impl Recorder {
             Arc::clone(&stats),
         );
         Ok(Recorder {
-            header: pcapfile::global_header(settings.snaplen, linktype.into()),
+            header: pcapfile::global_header(settings.snaplen, linktype),
             settings,
             ring,
             rx,
@@ -554,8 +542,8 @@ impl Recorder {
     }
 
     /// Records one captured packet: into the ring, and into the open window.
-    pub fn packet(&mut self, ts_sec: i64, ts_nsec: u32, wire_len: u32, data: &[u8]) {
-        let ts_ns = to_ns(ts_sec, ts_nsec);
+    pub fn packet(&mut self, packet: &CapturedPacket<'_>) {
+        let ts_ns = packet.timestamp_ns();
         let seq = self.next_seq;
         self.next_seq += 1;
         // Kept open a little past its end: a trigger of a packet still being translated
@@ -568,10 +556,10 @@ impl Recorder {
             self.close_window();
         }
         if self.window.as_ref().is_some_and(|w| ts_ns <= w.end_ns) {
-            self.write(ts_sec, ts_nsec, wire_len, data);
+            self.write(packet);
             self.written = seq;
         }
-        self.ring.push(seq, ts_sec, ts_nsec, wire_len, data);
+        self.ring.push(seq, packet);
     }
 
     /// Handles the triggers that arrived and closes a window whose time is over.
@@ -747,33 +735,28 @@ impl Recorder {
         let packets = std::mem::take(&mut self.ring.packets);
         let written = self.written;
         // Capture order is contiguous in the ring: skip straight to the first unwritten.
-        let first = packets.front().map_or(0, |p| p.seq);
+        let first = packets.front().map_or(0, |p| p.packet.num);
         let from = usize::try_from((written + 1).saturating_sub(first)).unwrap_or(usize::MAX);
         let mut count = 0;
         for p in packets
             .range(from.min(packets.len())..)
             .filter(|p| p.ts_ns >= start_ns && p.ts_ns <= end_ns)
         {
-            self.write(p.ts_sec, p.ts_nsec, p.wire_len, &p.data);
-            self.written = p.seq;
+            self.write(&p.packet.borrowed());
+            self.written = p.packet.num;
             count += 1;
         }
         self.ring.packets = packets;
         count
     }
 
-    fn write(&mut self, ts_sec: i64, ts_nsec: u32, wire_len: u32, data: &[u8]) {
-        let (record, caplen) = crate::pcap_files::record_header(
-            self.settings.snaplen,
-            ts_sec,
-            ts_nsec,
-            wire_len,
-            data,
-        );
+    fn write(&mut self, packet: &CapturedPacket<'_>) {
+        let (record, caplen) = crate::pcap_files::record_header(self.settings.snaplen, packet);
+        let data = &packet.data[..caplen];
         let written = self
             .files
             .write(&record)
-            .and_then(|()| self.files.write(&data[..caplen]));
+            .and_then(|()| self.files.write(data));
         match written {
             Ok(()) => {
                 let bytes = (record.len() + caplen) as u64;
@@ -783,7 +766,7 @@ impl Recorder {
                 }
                 self.stats.window_packets.fetch_add(1, Ordering::Relaxed);
                 if let Some(json) = &self.json {
-                    json.packet(ts_sec, ts_nsec, wire_len, &data[..caplen]);
+                    json.packet(&packet.with_data(data));
                 }
                 self.stats.window_bytes.fetch_add(bytes, Ordering::Relaxed);
             }
@@ -858,13 +841,13 @@ impl Recorder {
         self.close_window();
         if self.settings.on_exit {
             let written = self.written;
-            let mut unwritten = self.ring.packets.iter().filter(|p| p.seq > written);
+            let mut unwritten = self.ring.packets.iter().filter(|p| p.packet.num > written);
             let first = unwritten.next().map(|p| p.ts_ns);
             let last = self
                 .ring
                 .packets
                 .back()
-                .filter(|p| p.seq > written)
+                .filter(|p| p.packet.num > written)
                 .map(|p| p.ts_ns);
             if let (Some(first), Some(last)) = (first, last) {
                 let fired = Fired {
@@ -900,12 +883,22 @@ mod tests {
         Arc::new(RecorderStats::default())
     }
 
+    fn packet(ts_sec: i64, data: &[u8]) -> CapturedPacket<'_> {
+        CapturedPacket {
+            num: 0,
+            ts_sec,
+            ts_nsec: 0,
+            wire_len: data.len() as u32,
+            data,
+        }
+    }
+
     #[test]
     fn the_ring_stays_within_its_byte_bound_and_counts_evictions() {
         let s = stats();
         let mut ring = Ring::new(Duration::from_secs(3600), 64 * 1024, Arc::clone(&s));
         for i in 0..10_000i64 {
-            ring.push(i as u64, 1_700_000_000 + i / 100, 0, 1500, &[0u8; 1500]);
+            ring.push(i as u64, &packet(1_700_000_000 + i / 100, &[0u8; 1500]));
             assert!(ring.bytes() <= 64 * 1024, "{}", ring.bytes());
         }
         assert!(s.ring_evicted_bytes_bound.load(Ordering::Relaxed) > 9_000);
@@ -918,7 +911,7 @@ mod tests {
         let s = stats();
         let mut ring = Ring::new(Duration::from_secs(10), 1 << 30, Arc::clone(&s));
         for i in 0..100i64 {
-            ring.push(i as u64, 1_700_000_000 + i, 0, 60, &[1u8; 60]);
+            ring.push(i as u64, &packet(1_700_000_000 + i, &[1u8; 60]));
         }
         assert_eq!(ring.packets.len(), 11, "the last 10 s, both ends included");
         assert_eq!(s.ring_evicted_time_bound.load(Ordering::Relaxed), 89);

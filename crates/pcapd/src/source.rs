@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
 use pcap::{Active, Capture, Offline, Precision};
-use pipeline::Packet;
+use wire::{CapturedPacket, LinkType};
 
 use crate::Error;
 
@@ -59,24 +59,13 @@ pub enum SourceSettings {
     File(PathBuf),
 }
 
-/// The interface packets are captured on, as translation needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InterfaceInfo {
-    /// Kernel interface index (0 for `any` and files).
-    pub index: u32,
-    /// Interface name (`eth0`, `any`; a file's label).
-    pub name: String,
-    /// Addresses that count as local.
-    pub addrs: Vec<IpAddr>,
-}
-
 /// What translation needs to know about an open source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceInfo {
     /// The interface.
-    pub interface: InterfaceInfo,
-    /// libpcap link-layer type (`DLT_*`): 1 Ethernet, 113 Linux SLL, 276 SLL2 …
-    pub linktype: i32,
+    pub interface: render::Interface,
+    /// The link type of its packets (Ethernet, Linux cooked v1/v2 for `any`, …).
+    pub linktype: LinkType,
     /// Whether this is a live capture (drop when full) or a file (wait when full).
     pub live: bool,
     /// Where the filter runs: `libpcap` (kernel, through libpcap), `kernel`, `user-space`,
@@ -102,7 +91,7 @@ pub struct KernelStats {
 pub enum Next<'a> {
     /// A packet, numbered in read order from 0 (the pipeline's packet, borrowed from the
     /// source's buffer all the way to the translator).
-    Packet(Packet<'a>),
+    Packet(CapturedPacket<'a>),
     /// No packet within the read timeout (live only).
     Idle,
     /// End of the file.
@@ -236,12 +225,12 @@ impl Source {
             poll_ms: u16::try_from(live.timeout_ms.clamp(1, 1000)).unwrap_or(50),
             read: 0,
             info: SourceInfo {
-                interface: InterfaceInfo {
+                interface: render::Interface {
                     index: socket.ifindex(),
                     name: live.iface.clone(),
                     addrs,
                 },
-                linktype: socket.linktype().number(),
+                linktype: socket.linktype(),
                 live: true,
                 filter_mode: socket.filter_mode().as_str(),
                 notes,
@@ -276,14 +265,14 @@ impl Source {
             // requests and let pending batches be flushed on time.
             .setnonblock()
             .map_err(device_error)?;
-        let linktype = capture.get_datalink().0;
+        let linktype = LinkType::from(capture.get_datalink().0);
         Ok(Source {
             ready: true,
             poll_ms: u16::try_from(live.timeout_ms.clamp(1, 1000)).unwrap_or(50),
             read: 0,
             handle: Handle::Live(capture),
             info: SourceInfo {
-                interface: InterfaceInfo {
+                interface: render::Interface {
                     index: if_index(&live.iface),
                     name: live.iface.clone(),
                     addrs,
@@ -343,7 +332,7 @@ impl Source {
                 .map_err(|e| read_error(pcap_message(&e)))?;
             (capture, None)
         };
-        let linktype = capture.get_datalink().0;
+        let linktype = LinkType::from(capture.get_datalink().0);
         Ok(Source {
             ready: true,
             poll_ms: 0,
@@ -354,7 +343,7 @@ impl Source {
                 path: path.to_path_buf(),
             },
             info: SourceInfo {
-                interface: InterfaceInfo {
+                interface: render::Interface {
                     index: 0,
                     name: label.to_string(),
                     addrs: Vec::new(),
@@ -404,7 +393,7 @@ impl Source {
                         return Ok(socket.packet(index).map_or(Next::Idle, |packet| {
                             let num = self.read;
                             self.read += 1;
-                            Next::Packet(Packet {
+                            Next::Packet(CapturedPacket {
                                 num,
                                 ts_sec: packet.ts_sec,
                                 ts_nsec: packet.ts_nsec,
@@ -437,7 +426,7 @@ impl Source {
                 // Opened with nanosecond precision: tv_usec holds nanoseconds.
                 let num = self.read;
                 self.read += 1;
-                Ok(Next::Packet(Packet {
+                Ok(Next::Packet(CapturedPacket {
                     num,
                     ts_sec: header.ts.tv_sec,
                     ts_nsec: u32::try_from(header.ts.tv_usec)

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
-use pipeline::{Factory, Packet, Translate, Translation};
+use pipeline::{Factory, Translate, Translation};
+use wire::CapturedPacket;
 
 use crate::recorder::TriggerSink;
 use crate::SourceInfo;
@@ -17,8 +17,7 @@ pub struct Translators {
     limits: Arc<render::Limits>,
     /// The flight recorder's triggers, evaluated on every translated packet.
     triggers: Option<Arc<TriggerSink>>,
-    interface: Arc<render::Interface>,
-    linktype: i32,
+    source: Arc<render::Source>,
 }
 
 impl Translators {
@@ -34,20 +33,17 @@ impl Translators {
             settings,
             limits,
             triggers,
-            interface: Arc::new(render::Interface {
-                index: source.interface.index,
-                name: source.interface.name.clone(),
-                addrs: source.interface.addrs.clone(),
+            source: Arc::new(render::Source {
+                interface: source.interface.clone(),
+                linktype: source.linktype,
             }),
-            linktype: source.linktype,
         }
     }
 }
 
 /// One worker's translator, bound to its source.
 pub struct RenderTranslator {
-    interface: Arc<render::Interface>,
-    linktype: i32,
+    source: Arc<render::Source>,
     translator: render::Translator,
     triggers: Option<Arc<TriggerSink>>,
 }
@@ -57,8 +53,7 @@ impl Factory for Translators {
 
     fn make(&self, _worker: usize) -> RenderTranslator {
         RenderTranslator {
-            interface: Arc::clone(&self.interface),
-            linktype: self.linktype,
+            source: Arc::clone(&self.source),
             translator: render::Translator::with_limits(
                 self.settings.clone(),
                 Arc::clone(&self.limits),
@@ -73,22 +68,10 @@ impl Factory for Translators {
 }
 
 impl Translate for RenderTranslator {
-    fn translate(&mut self, packet: &Packet<'_>, out: &mut Vec<u8>) -> Translation {
-        let timestamp =
-            DateTime::<Utc>::from_timestamp(packet.ts_sec, packet.ts_nsec).unwrap_or_default();
-        // The packet plus what `render` needs of its source (interface, link type).
-        let captured = render::CapturedPacket {
-            interface: &self.interface,
-            linktype: self.linktype,
-            timestamp,
-            wire_len: packet.wire_len,
-            num: packet.num,
-            data: packet.data,
-        };
-        let outcome = self.translator.translate(&captured, out);
+    fn translate(&mut self, packet: &CapturedPacket<'_>, out: &mut Vec<u8>) -> Translation {
+        let outcome = self.translator.translate(&self.source, packet, out);
         if let Some(triggers) = &self.triggers {
-            let at_ns = u64::try_from(timestamp.timestamp_nanos_opt().unwrap_or(0)).unwrap_or(0);
-            triggers.check(self.translator.notable(), at_ns);
+            triggers.check(self.translator.notable(), packet.timestamp_ns());
         }
         // Severity ERROR also marks HTTP 5xx, so it does not mean a failed translation; a
         // decode error or a packet that produced no line does.

@@ -441,7 +441,7 @@ fn stand_in(_source: &pcapd::SourceInfo) -> impl pipeline::Factory {
 impl pipeline::Translate for StandInTranslator {
     fn translate(
         &mut self,
-        packet: &pipeline::Packet<'_>,
+        packet: &wire::CapturedPacket<'_>,
         out: &mut Vec<u8>,
     ) -> pipeline::Translation {
         use std::io::Write;

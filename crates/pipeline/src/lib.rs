@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 pub use counters::{DropReason, Dropped, OutputSnapshot, Snapshot};
 pub use output::{Output, RotatingFiles, Stdout, WriterOutput};
-pub use queue::{Ingest, Overflow, Packet, Pushed, PACKET_OVERHEAD};
+pub use queue::{Ingest, Overflow, Pushed, PACKET_OVERHEAD};
 pub use worker::{Factory, Translate, Translation};
 
 use counters::Counters;

@@ -15,6 +15,8 @@ use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use wire::CapturedPacket;
+
 use crate::counters::DropReason;
 use crate::Shared;
 
@@ -29,22 +31,6 @@ pub enum Overflow {
     DropNewest,
     /// Wait until workers free room: for reading a file.
     Block,
-}
-
-/// One captured packet, borrowed from the source's buffer: what the source reads, what
-/// [`Ingest::push`] queues and what a worker hands its translator.
-#[derive(Debug, Clone, Copy)]
-pub struct Packet<'a> {
-    /// Capture serial number (the source's own numbering, first packet 0).
-    pub num: u64,
-    /// Capture time, seconds since the epoch.
-    pub ts_sec: i64,
-    /// Capture time, nanoseconds within the second.
-    pub ts_nsec: u32,
-    /// Length on the wire (may exceed `data.len()` when the snaplen cut it).
-    pub wire_len: u32,
-    /// The captured bytes.
-    pub data: &'a [u8],
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -145,7 +131,7 @@ impl Ingest {
 
     /// Offers one packet; `shard` is its connection key: packets with equal keys go to the
     /// same worker. Never blocks with [`Overflow::DropNewest`].
-    pub fn push(&mut self, packet: &Packet<'_>, shard: u64) -> Pushed {
+    pub fn push(&mut self, packet: &CapturedPacket<'_>, shard: u64) -> Pushed {
         self.shared
             .counters
             .received

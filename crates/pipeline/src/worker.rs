@@ -11,7 +11,9 @@ use std::sync::mpsc::{Receiver, Sender, SyncSender};
 use std::sync::Arc;
 
 use crate::counters::DropReason;
-use crate::queue::{Batch, Packet};
+use wire::CapturedPacket;
+
+use crate::queue::Batch;
 use crate::Shared;
 
 /// How a translation went.
@@ -27,7 +29,7 @@ pub enum Translation {
 /// `out`, or nothing. (Lines are counted one per packet that produced output.)
 pub trait Translate {
     /// Translates one packet.
-    fn translate(&mut self, packet: &Packet<'_>, out: &mut Vec<u8>) -> Translation;
+    fn translate(&mut self, packet: &CapturedPacket<'_>, out: &mut Vec<u8>) -> Translation;
 
     /// The input ended (end of file, shutdown): appends any last lines (complete, each
     /// ending in `\n`), such as summaries of what the translator still holds.
@@ -111,7 +113,7 @@ impl<F: Factory> Worker<F> {
                     counters.count_drop(DropReason::Shutdown, 1);
                 } else {
                     let data = batch.data.get(meta.start..meta.end).unwrap_or_default();
-                    let packet = Packet {
+                    let packet = CapturedPacket {
                         num: meta.num,
                         ts_sec: meta.ts_sec,
                         ts_nsec: meta.ts_nsec,

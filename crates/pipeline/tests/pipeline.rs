@@ -12,9 +12,10 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use pipeline::{
-    Factory, Ingest, Output, Overflow, Packet, Pipeline, Pushed, Settings, Snapshot, Translate,
+    Factory, Ingest, Output, Overflow, Pipeline, Pushed, Settings, Snapshot, Translate,
     Translation, WriterOutput,
 };
+use wire::CapturedPacket;
 
 /// Lines collected in memory.
 #[derive(Clone, Default)]
@@ -48,7 +49,7 @@ struct Echo {
 }
 
 impl Translate for Echo {
-    fn translate(&mut self, packet: &Packet<'_>, out: &mut Vec<u8>) -> Translation {
+    fn translate(&mut self, packet: &CapturedPacket<'_>, out: &mut Vec<u8>) -> Translation {
         if !self.delay.is_zero() {
             // Jitter per packet so workers finish out of order.
             std::thread::sleep(self.delay * (packet.num % 3) as u32);
@@ -84,7 +85,7 @@ fn push(ingest: &mut Ingest, num: u64, key: u64, size: usize) -> Pushed {
     let mut data = vec![0u8; size.max(8)];
     data[..8].copy_from_slice(&key.to_le_bytes());
     ingest.push(
-        &Packet {
+        &CapturedPacket {
             num,
             ts_sec: 1_700_000_000 + num as i64,
             ts_nsec: 0,

@@ -8,9 +8,9 @@
 
 use std::time::Instant;
 
-use chrono::TimeZone;
 use cloud_logging::Verbosity;
-use render::{CapturedPacket, Interface, Translator, TranslatorSettings};
+use render::{Interface, Source, Translator, TranslatorSettings};
+use wire::CapturedPacket;
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -28,10 +28,13 @@ fn main() {
         Err(e) => return eprintln!("{path}: not a classic pcap ({e})"),
     };
     let records: Vec<_> = file.records().map_while(Result::ok).collect();
-    let iface = Interface {
-        index: 2,
-        name: "eth0".into(),
-        addrs: vec!["10.77.0.1".parse().unwrap()],
+    let source = Source {
+        interface: Interface {
+            index: 2,
+            name: "eth0".into(),
+            addrs: vec!["10.77.0.1".parse().unwrap()],
+        },
+        linktype: file.linktype(),
     };
     for verbosity in [Verbosity::Debug, Verbosity::Info] {
         if only
@@ -53,17 +56,11 @@ fn main() {
         for round in 0..rounds {
             for r in &records {
                 let p = CapturedPacket {
-                    interface: &iface,
-                    linktype: file.linktype().number(),
-                    timestamp: chrono::Utc
-                        .timestamp_opt(i64::from(r.ts_sec) + round as i64, r.ts_nsec)
-                        .single()
-                        .unwrap_or_default(),
-                    wire_len: r.orig_len,
                     num: n,
-                    data: r.data,
+                    ts_sec: r.ts_sec + round as i64,
+                    ..*r
                 };
-                written += t.translate(&p, &mut out).bytes as u64;
+                written += t.translate(&source, &p, &mut out).bytes as u64;
                 n += 1;
                 if out.len() > 1 << 20 {
                     out.clear();

@@ -6,9 +6,8 @@
 
 use std::io::Write;
 
-use chrono::TimeZone;
 use cloud_logging::Verbosity;
-use render::{CapturedPacket, Interface, Translator, TranslatorSettings};
+use render::{Interface, Source, Translator, TranslatorSettings};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -28,10 +27,13 @@ fn main() {
         Ok(f) => f,
         Err(e) => return eprintln!("{path}: not a classic pcap ({e})"),
     };
-    let iface = Interface {
-        index: 2,
-        name: "eth0".into(),
-        addrs: vec!["10.77.0.1".parse().unwrap()],
+    let source = Source {
+        interface: Interface {
+            index: 2,
+            name: "eth0".into(),
+            addrs: vec!["10.77.0.1".parse().unwrap()],
+        },
+        linktype: file.linktype(),
     };
     let mut t = Translator::new(TranslatorSettings {
         project_id: std::env::var("PROJECT").ok(),
@@ -41,21 +43,10 @@ fn main() {
         ..TranslatorSettings::default()
     });
     let mut out = Vec::new();
-    for (num, r) in file.records().map_while(Result::ok).enumerate() {
-        let p = CapturedPacket {
-            interface: &iface,
-            linktype: file.linktype().number(),
-            timestamp: chrono::Utc
-                .timestamp_opt(i64::from(r.ts_sec), r.ts_nsec)
-                .single()
-                .unwrap_or_default(),
-            wire_len: r.orig_len,
-            num: num as u64,
-            data: r.data,
-        };
+    for p in file.records().map_while(Result::ok) {
         let start = out.len();
-        t.translate(&p, &mut out);
-        if only.is_some_and(|n| n != num) {
+        t.translate(&source, &p, &mut out);
+        if only.is_some_and(|n| n as u64 != p.num) {
             out.truncate(start);
         }
     }

@@ -51,6 +51,7 @@ use std::time::Duration;
 
 use cloud_logging::Severity;
 use cloud_logging::Verbosity;
+use wire::LinkType;
 
 pub use limits::{Counter, Limits};
 pub use translator::{Notable, TranslateCounters, Translator};
@@ -119,22 +120,14 @@ pub struct Interface {
     pub addrs: Vec<IpAddr>,
 }
 
-/// One captured packet, borrowed from the capture buffer.
-#[derive(Debug, Clone, Copy)]
-pub struct CapturedPacket<'a> {
-    /// The interface it was captured on.
-    pub interface: &'a Interface,
-    /// `LINKTYPE_*` of the capture: 1 Ethernet, 113 LINUX_SLL, 276 LINUX_SLL2, 0/108
-    /// NULL/LOOP, 101/12 raw IP.
-    pub linktype: i32,
-    /// Capture time.
-    pub timestamp: chrono::DateTime<chrono::Utc>,
-    /// Length on the wire; `data.len()` is the captured length.
-    pub wire_len: u32,
-    /// Capture-order serial per interface, first packet 0.
-    pub num: u64,
-    /// Captured bytes.
-    pub data: &'a [u8],
+/// Where packets come from: what [`Translator::translate`] needs of their source besides
+/// each [`wire::CapturedPacket`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// The capture interface.
+    pub interface: Interface,
+    /// The link type of its packets.
+    pub linktype: LinkType,
 }
 
 /// What [`Translator::translate`] wrote.
@@ -155,6 +148,6 @@ pub struct Outcome {
 /// Direction-independent hash of the packet's flow, computed from its headers without L7
 /// analysis; the daemon routes all packets of one connection to the same worker with it.
 /// It equals the entry's `flow` id; undecodable packets hash to 0.
-pub fn shard_key(linktype: i32, data: &[u8]) -> u64 {
+pub fn shard_key(linktype: LinkType, data: &[u8]) -> u64 {
     analyze::flow::shard_key(linktype, data)
 }

@@ -20,10 +20,13 @@ use analyze::{Decoded, Network, Transport};
 use wire::{dns, tls};
 
 use crate::entry::FlowFacts;
-use crate::CapturedPacket;
+use wire::CapturedPacket;
+
+use crate::Source;
 
 pub(crate) fn write(
     out: &mut String,
+    source: &Source,
     p: &CapturedPacket<'_>,
     d: &Decoded<'_>,
     app: &App<'_>,
@@ -35,7 +38,7 @@ pub(crate) fn write(
         let _ = write!(
             out,
             "#:{} | @:{}/{} | flow:",
-            p.num, p.interface.index, p.interface.name
+            p.num, source.interface.index, source.interface.name
         );
         match flow.id {
             Some(id) => {

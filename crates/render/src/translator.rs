@@ -6,7 +6,9 @@ use std::sync::Arc;
 use analyze::l7::{self, App};
 use analyze::table::{self, FlowState, FlowTable};
 use analyze::{community_id, decode, FlowKey, Layer, Transport};
+use chrono::{DateTime, Utc};
 use cloud_logging::{Severity, Verbosity};
+use wire::CapturedPacket;
 
 use crate::entry::{Cached, Entry, FlowFacts};
 use crate::exchange::{Exchange, ExchangeJson};
@@ -14,7 +16,7 @@ use crate::fields as f;
 use crate::limits::{Counter, Limits};
 use crate::redact::Redactor;
 use crate::summary::{ConnSummary, SummaryJson};
-use crate::{message, CapturedPacket, Outcome, TranslatorSettings};
+use crate::{message, Outcome, Source, TranslatorSettings};
 
 /// What a translator has done so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -160,12 +162,19 @@ impl Translator {
         &self.counters
     }
 
-    /// Appends exactly one JSON object and a `'\n'` to `out`; never panics, whatever the bytes.
-    pub fn translate(&mut self, packet: &CapturedPacket<'_>, out: &mut Vec<u8>) -> Outcome {
+    /// Appends exactly one JSON object and a `'\n'` to `out` for `packet`, captured by
+    /// `source`; never panics, whatever the bytes.
+    pub fn translate(
+        &mut self,
+        source: &Source,
+        packet: &CapturedPacket<'_>,
+        out: &mut Vec<u8>,
+    ) -> Outcome {
         let start = out.len();
         self.notable = Notable::default();
-        let d = decode(packet.linktype, packet.data, packet.wire_len);
-        let now_ns = timestamp_ns(packet);
+        let d = decode(source.linktype, packet.data, packet.wire_len);
+        let timestamp = DateTime::from_timestamp(packet.ts_sec, packet.ts_nsec).unwrap_or_default();
+        let now_ns = timestamp_ns(&timestamp);
         let key = FlowKey::of(&d);
 
         let mut facts = FlowFacts::default();
@@ -284,13 +293,13 @@ impl Translator {
         }
         facts.error = d.error.or(app_err);
         facts.community_id = community_id::of(&d);
-        facts.local = local(&self.settings, packet, &d, facts.server_side);
+        facts.local = local(&self.settings, source, &d, facts.server_side);
 
         let severity = severity(&d, &facts, &app);
         self.note(&d, &facts, &app, trace.as_ref());
         self.count(&d, &facts, severity);
         self.cached
-            .for_iface(&self.settings, &packet.interface.name);
+            .for_iface(&self.settings, &source.interface.name);
         if let Some(c) = closed.as_mut() {
             c.community_id = facts.community_id;
         }
@@ -311,12 +320,14 @@ impl Translator {
             };
         }
         let debug = self.settings.verbosity == Verbosity::Debug;
-        message::write(&mut self.message, packet, &d, &app, &facts, debug);
+        message::write(&mut self.message, source, packet, &d, &app, &facts, debug);
 
         let entry = Entry {
             settings: &self.settings,
             cached: &self.cached,
+            source,
             packet,
+            timestamp,
             decoded: &d,
             app: &app,
             flow: &facts,
@@ -530,10 +541,10 @@ impl Translator {
     }
 }
 
-fn timestamp_ns(p: &CapturedPacket<'_>) -> u64 {
-    let secs = u64::try_from(p.timestamp.timestamp()).unwrap_or(0);
+fn timestamp_ns(t: &DateTime<Utc>) -> u64 {
+    let secs = u64::try_from(t.timestamp()).unwrap_or(0);
     secs.saturating_mul(1_000_000_000)
-        .saturating_add(u64::from(p.timestamp.timestamp_subsec_nanos()))
+        .saturating_add(u64::from(t.timestamp_subsec_nanos()))
 }
 
 /// Smallest change of a translator's state bytes reported to the shared [`Limits`]: the
@@ -590,13 +601,13 @@ fn severity(d: &analyze::Decoded<'_>, facts: &FlowFacts, app: &App<'_>) -> Sever
 /// the original's heuristic applies (source port outside the ephemeral range).
 fn local(
     s: &TranslatorSettings,
-    p: &CapturedPacket<'_>,
+    source: &Source,
     d: &analyze::Decoded<'_>,
     server_side: Option<bool>,
 ) -> Option<bool> {
     let (sport, _) = d.ports()?;
     let (src, _) = d.ip_addrs()?;
-    let ours = p.interface.addrs.contains(&src);
+    let ours = source.interface.addrs.contains(&src);
     let server = server_side
         .unwrap_or_else(|| !(s.ephemeral_ports.0..=s.ephemeral_ports.1).contains(&sport));
     Some(ours && server)

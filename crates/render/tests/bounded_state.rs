@@ -19,9 +19,9 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use analyze::hpack::encode_literal;
-use chrono::TimeZone;
 use cloud_logging::Verbosity;
-use render::{CapturedPacket, Interface, Translator, TranslatorSettings};
+use render::{Interface, Source, Translator, TranslatorSettings};
+use wire::{CapturedPacket, LinkType};
 
 mod common;
 
@@ -123,10 +123,13 @@ fn h1_messages(i: u32) -> (Vec<u8>, Vec<u8>) {
 
 #[test]
 fn one_hundred_thousand_http_connections_stay_under_the_bound() {
-    let iface = Interface {
-        index: 1,
-        name: "eth0".into(),
-        addrs: vec!["10.0.0.1".parse::<IpAddr>().unwrap()],
+    let source = Source {
+        interface: Interface {
+            index: 1,
+            name: "eth0".into(),
+            addrs: vec!["10.0.0.1".parse::<IpAddr>().unwrap()],
+        },
+        linktype: LinkType::Raw,
     };
     let mut t = Translator::new(TranslatorSettings {
         verbosity: Verbosity::Info,
@@ -164,21 +167,15 @@ fn one_hundred_thousand_http_connections_stay_under_the_bound() {
             tcp(i, to_server, flags, payload, &mut data);
             let ns = u64::from(i) * 20_000 + num % 8;
             let p = CapturedPacket {
-                interface: &iface,
-                linktype: wire::LinkType::Raw.number(),
-                timestamp: chrono::Utc
-                    .timestamp_opt(
-                        1_700_000_000 + (ns / 1_000_000_000) as i64,
-                        (ns % 1_000_000_000) as u32,
-                    )
-                    .unwrap(),
+                ts_sec: 1_700_000_000 + (ns / 1_000_000_000) as i64,
+                ts_nsec: (ns % 1_000_000_000) as u32,
                 wire_len: data.len() as u32,
                 num,
                 data: &data,
             };
             num += 1;
             out.clear();
-            t.translate(&p, &mut out);
+            t.translate(&source, &p, &mut out);
             if out
                 .windows(13)
                 .any(|w| w == b"HEADERS#1 200" || w == b"HEADERS#1 GET")

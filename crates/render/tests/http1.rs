@@ -20,10 +20,10 @@
 
 use std::net::IpAddr;
 
-use chrono::TimeZone;
 use cloud_logging::Verbosity;
-use render::{fields as f, CapturedPacket, Interface, Translator, TranslatorSettings};
+use render::{fields as f, Interface, Source, Translator, TranslatorSettings};
 use serde_json::Value;
+use wire::{Captured, CapturedPacket, LinkType};
 
 mod common;
 
@@ -35,11 +35,14 @@ const SECRETS: [&str; 4] = [
     "SPLITSECRET",
 ];
 
-fn iface() -> Interface {
-    Interface {
-        index: 2,
-        name: "vc0".into(),
-        addrs: vec!["10.88.0.1".parse::<IpAddr>().unwrap()],
+fn source(linktype: LinkType) -> Source {
+    Source {
+        interface: Interface {
+            index: 2,
+            name: "vc0".into(),
+            addrs: vec!["10.88.0.1".parse::<IpAddr>().unwrap()],
+        },
+        linktype,
     }
 }
 
@@ -53,48 +56,30 @@ fn settings(v: Verbosity, project: Option<&str>) -> TranslatorSettings {
     }
 }
 
-fn records(file: &[u8]) -> Vec<(i32, u32, u32, u32, Vec<u8>)> {
+/// The link type and packets of a capture.
+fn records(file: &[u8]) -> (LinkType, Vec<Captured<Vec<u8>>>) {
     let pcap = wire::pcapfile::File::new(file).unwrap();
-    pcap.records()
-        .map(|r| {
-            let r = r.unwrap();
-            (
-                pcap.linktype().number(),
-                r.ts_sec,
-                r.ts_nsec,
-                r.orig_len,
-                r.data.to_vec(),
-            )
-        })
-        .collect()
+    let packets = pcap.records().map(|r| r.unwrap().to_owned()).collect();
+    (pcap.linktype(), packets)
 }
 
 /// Translates the given packets (in the given order, `num` = original index); returns the
 /// raw output and the parsed lines indexed by `num`.
 fn translate_order(t: &mut Translator, order: &[usize]) -> (Vec<u8>, Vec<Value>) {
-    let recs = records(HTTP1);
-    let iface = iface();
+    let (linktype, recs) = records(HTTP1);
+    let source = source(linktype);
     let mut out = Vec::new();
     let mut lines = vec![Value::Null; recs.len()];
     for &num in order {
-        let (lt, sec, nsec, orig, data) = &recs[num];
-        let p = CapturedPacket {
-            interface: &iface,
-            linktype: *lt,
-            timestamp: chrono::Utc.timestamp_opt(i64::from(*sec), *nsec).unwrap(),
-            wire_len: *orig,
-            num: num as u64,
-            data,
-        };
         let start = out.len();
-        t.translate(&p, &mut out);
+        t.translate(&source, &recs[num].borrowed(), &mut out);
         lines[num] = serde_json::from_slice(&out[start..]).unwrap();
     }
     (out, lines)
 }
 
 fn translate(v: Verbosity, project: Option<&str>) -> (Vec<u8>, Vec<Value>) {
-    let n = records(HTTP1).len();
+    let n = records(HTTP1).1.len();
     let order: Vec<usize> = (0..n).collect();
     translate_order(&mut Translator::new(settings(v, project)), &order)
 }
@@ -318,7 +303,7 @@ fn secrets_never_reach_the_output() {
     // Extra names from the settings, everywhere (headers, raw, httpRequest.userAgent).
     let mut st = settings(Verbosity::Debug, None);
     st.redact_headers = vec!["user-agent".into()];
-    let n = records(HTTP1).len();
+    let n = records(HTTP1).1.len();
     let (out, l) = translate_order(&mut Translator::new(st), &(0..n).collect::<Vec<_>>());
     assert!(!String::from_utf8(out).unwrap().contains("curl/7.88.1"));
     assert_eq!(s(&l[5][f::HTTP_REQUEST]["userAgent"]), f::REDACTED);
@@ -349,12 +334,12 @@ fn without_a_project_the_trace_is_the_bare_id() {
 /// with the mode, the order within a flow does not. Trace fields must not depend on it.
 #[test]
 fn trace_fields_do_not_depend_on_interleaving_between_flows() {
-    let recs = records(HTTP1);
+    let (linktype, recs) = records(HTTP1);
     let n = recs.len();
     let (_, ordered) = translate(Verbosity::Debug, Some("p"));
     // Flows in reverse order of appearance, packets of each flow in order.
     let mut keyed: Vec<(u64, usize)> = (0..n)
-        .map(|i| (render::shard_key(recs[i].0, &recs[i].4), i))
+        .map(|i| (render::shard_key(linktype, &recs[i].data), i))
         .collect();
     let first_seen = |k: u64| keyed.iter().position(|(kk, _)| *kk == k).unwrap();
     let mut order: Vec<(usize, usize)> = keyed.iter().map(|(k, i)| (first_seen(*k), *i)).collect();
@@ -378,7 +363,7 @@ fn trace_fields_do_not_depend_on_interleaving_between_flows() {
 }
 
 fn run_raw(packets: &[(bool, u8, &[u8])], v: Verbosity) -> (Vec<u8>, Vec<Value>) {
-    let iface = iface();
+    let source = source(LinkType::Raw);
     let mut t = Translator::new(settings(v, Some("hand")));
     let mut out = Vec::new();
     let mut lines = Vec::new();
@@ -389,17 +374,14 @@ fn run_raw(packets: &[(bool, u8, &[u8])], v: Verbosity) -> (Vec<u8>, Vec<Value>)
         let data = common::tcp_packet(80, *client, *flags, *next, payload);
         *next = next.wrapping_add(payload.len() as u32);
         let p = CapturedPacket {
-            interface: &iface,
-            linktype: wire::LinkType::Raw.number(),
-            timestamp: chrono::Utc
-                .timestamp_opt(1_700_000_000, (i as u32) * 1_000_000)
-                .unwrap(),
+            ts_sec: 1_700_000_000,
+            ts_nsec: (i as u32) * 1_000_000,
             wire_len: data.len() as u32,
             num: i as u64,
             data: &data,
         };
         let start = out.len();
-        t.translate(&p, &mut out);
+        t.translate(&source, &p, &mut out);
         lines.push(serde_json::from_slice(&out[start..]).unwrap());
     }
     (out, lines)

@@ -8,10 +8,10 @@
 use std::net::IpAddr;
 
 use analyze::hpack::encode_literal;
-use chrono::TimeZone;
 use cloud_logging::Verbosity;
-use render::{fields as f, CapturedPacket, Interface, Translator, TranslatorSettings};
+use render::{fields as f, Interface, Source, Translator, TranslatorSettings};
 use serde_json::Value;
+use wire::{CapturedPacket, LinkType};
 
 mod common;
 
@@ -24,11 +24,14 @@ const PSH_ACK: u8 = 0x18;
 const ACK: u8 = 0x10;
 const FIN_ACK: u8 = 0x11;
 
-fn iface() -> Interface {
-    Interface {
-        index: 2,
-        name: "vc0".into(),
-        addrs: vec!["10.88.0.2".parse::<IpAddr>().unwrap()],
+fn source() -> Source {
+    Source {
+        interface: Interface {
+            index: 2,
+            name: "vc0".into(),
+            addrs: vec!["10.88.0.2".parse::<IpAddr>().unwrap()],
+        },
+        linktype: LinkType::Raw,
     }
 }
 
@@ -54,7 +57,7 @@ const END_STREAM: u8 = 1;
 const END_HEADERS: u8 = 4;
 
 fn run(packets: &[(bool, u8, Vec<u8>)], v: Verbosity, redact: &[&str]) -> (Vec<u8>, Vec<Value>) {
-    let iface = iface();
+    let source = source();
     let mut t = Translator::new(TranslatorSettings {
         project_id: Some("proj".into()),
         verbosity: v,
@@ -70,17 +73,14 @@ fn run(packets: &[(bool, u8, Vec<u8>)], v: Verbosity, redact: &[&str]) -> (Vec<u
         let data = common::tcp_packet(8080, *client, *flags, *seq, payload);
         *seq += payload.len() as u32 + u32::from(flags & 0x03 != 0);
         let p = CapturedPacket {
-            interface: &iface,
-            linktype: wire::LinkType::Raw.number(),
-            timestamp: chrono::Utc
-                .timestamp_opt(1_700_000_000, (i as u32) * 1_000_000)
-                .unwrap(),
+            ts_sec: 1_700_000_000,
+            ts_nsec: (i as u32) * 1_000_000,
             wire_len: data.len() as u32,
             num: i as u64,
             data: &data,
         };
         let start = out.len();
-        t.translate(&p, &mut out);
+        t.translate(&source, &p, &mut out);
         lines.push(serde_json::from_slice(&out[start..]).unwrap());
     }
     (out, lines)

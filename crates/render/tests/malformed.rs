@@ -6,11 +6,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use chrono::TimeZone;
 use cloud_logging::Verbosity;
-use render::{fields as f, CapturedPacket, Interface, Translator, TranslatorSettings};
+use render::{fields as f, Interface, Source, Translator, TranslatorSettings};
 use testbed::rng::Rng;
-use wire::LinkType;
+use wire::{CapturedPacket, LinkType};
 
 const CAPTURES: [(&str, &[u8]); 5] = [
     ("veth", include_bytes!("../../wire/testdata/veth.pcap")),
@@ -21,7 +20,8 @@ const CAPTURES: [(&str, &[u8]); 5] = [
 ];
 
 struct Checker {
-    iface: Interface,
+    /// The interface, and the link type of the packet being checked.
+    source: Source,
     debug: Translator,
     info: Translator,
     summary: Translator,
@@ -40,10 +40,13 @@ impl Checker {
             ..TranslatorSettings::default()
         };
         Checker {
-            iface: Interface {
-                index: 1,
-                name: "eth0".into(),
-                addrs: vec!["10.77.0.1".parse().unwrap()],
+            source: Source {
+                interface: Interface {
+                    index: 1,
+                    name: "eth0".into(),
+                    addrs: vec!["10.77.0.1".parse().unwrap()],
+                },
+                linktype: LinkType::Ethernet,
             },
             debug: Translator::new(s.clone()),
             info: Translator::new(TranslatorSettings {
@@ -62,13 +65,11 @@ impl Checker {
 
     /// Translates at DEBUG and INFO and checks: exactly one line, valid JSON object with
     /// the envelope; at SUMMARY: only valid JSON lines.
-    fn check(&mut self, linktype: i32, data: &[u8], wire_len: u32) {
+    fn check(&mut self, linktype: impl Into<LinkType>, data: &[u8], wire_len: u32) {
+        self.source.linktype = linktype.into();
         let p = CapturedPacket {
-            interface: &self.iface,
-            linktype,
-            timestamp: chrono::Utc
-                .timestamp_opt(1_700_000_000 + self.count as i64 / 100, 0)
-                .unwrap(),
+            ts_sec: 1_700_000_000 + self.count as i64 / 100,
+            ts_nsec: 0,
             wire_len,
             num: self.count as u64,
             data,
@@ -76,7 +77,7 @@ impl Checker {
         for t in [&mut self.debug, &mut self.info] {
             self.out.clear();
             let errors = t.counters().decode_errors;
-            let o = t.translate(&p, &mut self.out);
+            let o = t.translate(&self.source, &p, &mut self.out);
             assert_eq!(o.bytes, self.out.len());
             assert_eq!(o.decode_error, t.counters().decode_errors > errors);
             self.decode_errors += u64::from(o.decode_error);
@@ -104,7 +105,7 @@ impl Checker {
         // connections closed or forgotten), each a valid JSON object.
         self.out.clear();
         let errors = self.summary.counters().decode_errors;
-        let o = self.summary.translate(&p, &mut self.out);
+        let o = self.summary.translate(&self.source, &p, &mut self.out);
         assert_eq!(o.bytes, self.out.len());
         assert_eq!(
             o.decode_error,
@@ -125,7 +126,7 @@ fn real_packets() -> Vec<(i32, Vec<u8>, u32)> {
         let p = wire::pcapfile::File::new(file).unwrap();
         for r in p.records() {
             let r = r.unwrap();
-            v.push((p.linktype().number(), r.data.to_vec(), r.orig_len));
+            v.push((p.linktype().number(), r.data.to_vec(), r.wire_len));
         }
     }
     v
@@ -199,7 +200,7 @@ fn malformed_capture_corpus_one_line_per_packet() {
     let mut n = 0;
     for r in pcap.records() {
         let r = r.unwrap();
-        c.check(pcap.linktype().number(), r.data, r.orig_len);
+        c.check(pcap.linktype(), r.data, r.wire_len);
         n += 1;
     }
     assert!(n > 3000, "{n} packets");

@@ -3,10 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use chrono::TimeZone;
 use cloud_logging::Verbosity;
-use render::{CapturedPacket, Interface, Translator, TranslatorSettings};
+use render::{Interface, Source, Translator, TranslatorSettings};
 use serde_json::Value;
+use wire::{CapturedPacket, LinkType};
 
 mod common;
 
@@ -27,10 +27,13 @@ fn run_then(
     segments: &[(bool, u8, &[u8])],
     end: impl FnOnce(&mut Translator, &mut Vec<u8>),
 ) -> Vec<Value> {
-    let iface = Interface {
-        index: 2,
-        name: "eth0".into(),
-        addrs: vec!["10.88.0.2".parse().unwrap()],
+    let source = Source {
+        interface: Interface {
+            index: 2,
+            name: "eth0".into(),
+            addrs: vec!["10.88.0.2".parse().unwrap()],
+        },
+        linktype: LinkType::Raw,
     };
     let mut t = Translator::new(TranslatorSettings {
         verbosity: v,
@@ -47,16 +50,13 @@ fn run_then(
         let data = common::tcp_packet(8080, *client, flags, *seq, payload);
         *seq += payload.len() as u32 + u32::from(flags & 0x03 != 0);
         let p = CapturedPacket {
-            interface: &iface,
-            linktype: wire::LinkType::Raw.number(),
-            timestamp: chrono::Utc
-                .timestamp_opt(1_700_000_000, (i as u32 + 1) * 1_000_000)
-                .unwrap(),
+            ts_sec: 1_700_000_000,
+            ts_nsec: (i as u32 + 1) * 1_000_000,
             wire_len: data.len() as u32,
             num: i as u64,
             data: &data,
         };
-        let o = t.translate(&p, &mut out);
+        let o = t.translate(&source, &p, &mut out);
         assert!(!o.suppressed || v == Verbosity::Summary);
     }
     end(&mut t, &mut out);
@@ -162,10 +162,13 @@ fn connections_still_open_at_the_end_are_summarised_by_finish() {
 
 #[test]
 fn idle_connections_are_summarised_when_evicted() {
-    let iface = Interface {
-        index: 2,
-        name: "eth0".into(),
-        addrs: vec![],
+    let source = Source {
+        interface: Interface {
+            index: 2,
+            name: "eth0".into(),
+            addrs: vec![],
+        },
+        linktype: LinkType::Raw,
     };
     let mut t = Translator::new(TranslatorSettings {
         verbosity: Verbosity::Summary,
@@ -176,14 +179,13 @@ fn idle_connections_are_summarised_when_evicted() {
     for (i, (port, secs)) in [(8080u16, 0i64), (9090, 60)].into_iter().enumerate() {
         let data = common::tcp_packet(port, true, SYN, 1000, b"");
         let p = CapturedPacket {
-            interface: &iface,
-            linktype: wire::LinkType::Raw.number(),
-            timestamp: chrono::Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap(),
+            ts_sec: 1_700_000_000 + secs,
+            ts_nsec: 0,
             wire_len: data.len() as u32,
             num: i as u64,
             data: &data,
         };
-        t.translate(&p, &mut out);
+        t.translate(&source, &p, &mut out);
     }
     let lines: Vec<Value> = out
         .split(|b| *b == b'\n')

@@ -5,11 +5,11 @@
 
 use std::net::IpAddr;
 
-use chrono::TimeZone;
 use cloud_logging::Severity;
 use cloud_logging::Verbosity;
-use render::{fields as f, CapturedPacket, Interface, Translator, TranslatorSettings};
+use render::{fields as f, Interface, Source, Translator, TranslatorSettings};
 use serde_json::Value;
+use wire::{CapturedPacket, LinkType};
 
 const VETH: &[u8] = include_bytes!("../../wire/testdata/veth.pcap");
 const SLL2: &[u8] = include_bytes!("../../wire/testdata/any-sll2.pcap");
@@ -38,27 +38,27 @@ fn settings(v: Verbosity) -> TranslatorSettings {
     }
 }
 
+/// [`iface`] on Ethernet.
+fn ethernet() -> Source {
+    Source {
+        interface: iface(),
+        linktype: LinkType::Ethernet,
+    }
+}
+
 /// Translates every packet of a capture; returns the parsed lines and raw line lengths.
 fn translate_all(file: &[u8], v: Verbosity) -> (Vec<Value>, Vec<usize>) {
     let pcap = wire::pcapfile::File::new(file).unwrap();
-    let iface = iface();
+    let source = Source {
+        interface: iface(),
+        linktype: pcap.linktype(),
+    };
     let mut t = Translator::new(settings(v));
     let mut out = Vec::new();
     let mut lens = Vec::new();
-    for (num, r) in pcap.records().enumerate() {
-        let r = r.unwrap();
-        let p = CapturedPacket {
-            interface: &iface,
-            linktype: pcap.linktype().number(),
-            timestamp: chrono::Utc
-                .timestamp_opt(i64::from(r.ts_sec), r.ts_nsec)
-                .unwrap(),
-            wire_len: r.orig_len,
-            num: num as u64,
-            data: r.data,
-        };
+    for r in pcap.records() {
         let before = out.len();
-        let o = t.translate(&p, &mut out);
+        let o = t.translate(&source, &r.unwrap(), &mut out);
         assert_eq!(o.bytes, out.len() - before);
         lens.push(o.bytes);
     }
@@ -71,23 +71,16 @@ fn translate_all(file: &[u8], v: Verbosity) -> (Vec<Value>, Vec<usize>) {
     (lines, lens)
 }
 
-fn translate_with(file: &[u8], v: Verbosity, iface: &Interface) -> (Vec<Value>, Translator) {
+fn translate_with(file: &[u8], v: Verbosity, interface: Interface) -> (Vec<Value>, Translator) {
     let pcap = wire::pcapfile::File::new(file).unwrap();
+    let source = Source {
+        interface,
+        linktype: pcap.linktype(),
+    };
     let mut t = Translator::new(settings(v));
     let mut out = Vec::new();
-    for (num, r) in pcap.records().enumerate() {
-        let r = r.unwrap();
-        let p = CapturedPacket {
-            interface: iface,
-            linktype: pcap.linktype().number(),
-            timestamp: chrono::Utc
-                .timestamp_opt(i64::from(r.ts_sec), r.ts_nsec)
-                .unwrap(),
-            wire_len: r.orig_len,
-            num: num as u64,
-            data: r.data,
-        };
-        t.translate(&p, &mut out);
+    for r in pcap.records() {
+        t.translate(&source, &r.unwrap(), &mut out);
     }
     let lines = String::from_utf8(out)
         .unwrap()
@@ -194,7 +187,10 @@ fn tcp_syn_field_by_field() {
     );
     let pcap = wire::pcapfile::File::new(VETH).unwrap();
     let raw = pcap.records().nth(50).unwrap().unwrap().data;
-    assert_eq!(s(&syn[f::FLOW]), render::shard_key(1, raw).to_string());
+    assert_eq!(
+        s(&syn[f::FLOW]),
+        render::shard_key(LinkType::Ethernet, raw).to_string()
+    );
     assert_eq!(s(&syn[f::COMMUNITY_ID]).len(), 30);
     let op = &syn[f::OPERATION];
     assert_eq!(
@@ -266,7 +262,7 @@ fn local_is_known_from_the_handshake() {
         name: "vB".into(),
         addrs: vec!["10.77.0.2".parse().unwrap()],
     };
-    let (lines, _) = translate_with(VETH, Verbosity::Debug, &server);
+    let (lines, _) = translate_with(VETH, Verbosity::Debug, server);
     assert_eq!(lines[51][f::LOCAL], true, "SYN-ACK from the server");
     assert_eq!(lines[55][f::LOCAL], true);
     assert_eq!(lines[53][f::LOCAL], false);
@@ -277,7 +273,7 @@ fn local_is_known_from_the_handshake() {
 
 #[test]
 fn rst_and_icmp_errors_are_warnings() {
-    let (lines, t) = translate_with(VETH, Verbosity::Debug, &iface());
+    let (lines, t) = translate_with(VETH, Verbosity::Debug, iface());
     let rst = &lines[96];
     assert_eq!(s(&rst[f::L4][f::FLAGS]["str"]), "RST|ACK");
     assert_eq!(s(&rst[f::SEVERITY]), "WARNING");
@@ -416,7 +412,7 @@ fn cooked_captures() {
 
 #[test]
 fn snaplen_truncation_is_said_not_an_error() {
-    let (lines, t) = translate_with(SNAP, Verbosity::Info, &iface());
+    let (lines, t) = translate_with(SNAP, Verbosity::Info, iface());
     let cut: Vec<&Value> = lines
         .iter()
         .filter(|l| l[f::META][f::TRUNC] == true)
@@ -434,14 +430,13 @@ fn malformed_layer_is_an_error_and_lower_layers_stay() {
     let pcap = wire::pcapfile::File::new(VETH).unwrap();
     let mut p = pcap.records().nth(50).unwrap().unwrap().data.to_vec();
     p[46] = 0x30; // TCP data offset 3 words
-    let iface = iface();
     let mut t = Translator::new(settings(Verbosity::Debug));
     let mut out = Vec::new();
     let o = t.translate(
+        &ethernet(),
         &CapturedPacket {
-            interface: &iface,
-            linktype: wire::LinkType::Ethernet.number(),
-            timestamp: chrono::Utc::now(),
+            ts_sec: 1_700_000_000,
+            ts_nsec: 0,
             wire_len: p.len() as u32,
             num: 0,
             data: &p,
@@ -487,7 +482,7 @@ fn dates_sort_as_text() {
 fn flow_table_is_bounded() {
     let mut s = settings(Verbosity::Info);
     s.max_flows = 64;
-    let iface = iface();
+    let source = ethernet();
     let mut t = Translator::new(s);
     let pcap = wire::pcapfile::File::new(VETH).unwrap();
     let syn = pcap.records().nth(50).unwrap().unwrap().data.to_vec();
@@ -497,12 +492,10 @@ fn flow_table_is_bounded() {
         p[34..36].copy_from_slice(&port.to_be_bytes());
         out.clear();
         t.translate(
+            &source,
             &CapturedPacket {
-                interface: &iface,
-                linktype: wire::LinkType::Ethernet.number(),
-                timestamp: chrono::Utc
-                    .timestamp_opt(1_700_000_000 + i64::from(port), 0)
-                    .unwrap(),
+                ts_sec: 1_700_000_000 + i64::from(port),
+                ts_nsec: 0,
                 wire_len: p.len() as u32,
                 num: u64::from(port),
                 data: &p,
@@ -521,10 +514,13 @@ fn flow_table_is_bounded() {
 #[test]
 fn info_tcp_median_size() {
     let pcap = wire::pcapfile::File::new(VETH).unwrap();
-    let iface = Interface {
-        index: 2,
-        name: "eth0".into(),
-        addrs: vec!["10.77.0.1".parse().unwrap()],
+    let source = Source {
+        interface: Interface {
+            index: 2,
+            name: "eth0".into(),
+            addrs: vec!["10.77.0.1".parse().unwrap()],
+        },
+        linktype: LinkType::Ethernet,
     };
     let mut s = settings(Verbosity::Info);
     s.run_id = "pcapd/5b1c6f3e-2a44-4bd1-9a4e-0c3f6a1b2d7e".into();
@@ -532,20 +528,9 @@ fn info_tcp_median_size() {
     let mut t = Translator::new(s.clone());
     let mut sizes = Vec::new();
     let mut out = Vec::new();
-    for (num, r) in pcap.records().enumerate() {
-        let r = r.unwrap();
-        let p = CapturedPacket {
-            interface: &iface,
-            linktype: wire::LinkType::Ethernet.number(),
-            timestamp: chrono::Utc
-                .timestamp_opt(i64::from(r.ts_sec), r.ts_nsec)
-                .unwrap(),
-            wire_len: r.orig_len,
-            num: num as u64,
-            data: r.data,
-        };
+    for r in pcap.records() {
         out.clear();
-        let o = t.translate(&p, &mut out);
+        let o = t.translate(&source, &r.unwrap(), &mut out);
         let v: Value = serde_json::from_slice(&out).unwrap();
         if v[f::MESSAGE].as_str().unwrap().contains(" | TCP | ") {
             sizes.push(o.bytes);

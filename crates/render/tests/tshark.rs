@@ -6,8 +6,7 @@
 
 use std::path::Path;
 
-use chrono::TimeZone;
-use render::{fields as f, CapturedPacket, Interface, Translator, TranslatorSettings};
+use render::{fields as f, Interface, Source, Translator, TranslatorSettings};
 use serde_json::Value;
 
 const FIELDS: [&str; 20] = [
@@ -35,28 +34,18 @@ const FIELDS: [&str; 20] = [
 
 fn ours(file: &[u8]) -> Vec<Value> {
     let pcap = wire::pcapfile::File::new(file).unwrap();
-    let iface = Interface {
-        index: 1,
-        name: "eth0".into(),
-        addrs: vec![],
+    let source = Source {
+        interface: Interface {
+            index: 1,
+            name: "eth0".into(),
+            addrs: vec![],
+        },
+        linktype: pcap.linktype(),
     };
     let mut t = Translator::new(TranslatorSettings::default());
     let mut out = Vec::new();
-    for (num, r) in pcap.records().enumerate() {
-        let r = r.unwrap();
-        t.translate(
-            &CapturedPacket {
-                interface: &iface,
-                linktype: pcap.linktype().number(),
-                timestamp: chrono::Utc
-                    .timestamp_opt(i64::from(r.ts_sec), r.ts_nsec)
-                    .unwrap(),
-                wire_len: r.orig_len,
-                num: num as u64,
-                data: r.data,
-            },
-            &mut out,
-        );
+    for r in pcap.records() {
+        t.translate(&source, &r.unwrap(), &mut out);
     }
     String::from_utf8(out)
         .unwrap()

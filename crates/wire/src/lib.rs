@@ -17,6 +17,7 @@
 //! does) because this crate only decodes, and the meaning layer above needs payloads that
 //! live as long as the capture buffer, not as long as the view.
 //!
+//! [`CapturedPacket`] is a captured packet: its capture record and its bytes.
 //! [`LinkType`] names what the first header of a packet is. Link layers: [`ethernet`] (with 802.1Q/QinQ tags), [`sll`], [`sll2`], [`null`]
 //! (BSD loopback). Network: [`arp`], [`ipv4`], [`ipv6`]. Transport: [`tcp`], [`udp`],
 //! [`icmpv4`], [`icmpv6`]. Application: [`dns`], [`tls`], [`http2`] (frames). [`pcapfile`] reads classic pcap
@@ -34,6 +35,7 @@
 
 pub mod arp;
 mod bytes;
+mod captured;
 pub mod dns;
 pub mod ethernet;
 pub mod http2;
@@ -51,6 +53,7 @@ pub mod tls;
 pub mod udp;
 
 pub use bytes::hex;
+pub use captured::{Captured, CapturedPacket};
 pub use linktype::LinkType;
 
 use std::fmt;

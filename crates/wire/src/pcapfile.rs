@@ -5,7 +5,7 @@
 //! runs past the file end the iteration with an error.
 
 use crate::bytes::slice;
-use crate::{Error, ErrorKind, LinkType, Result};
+use crate::{CapturedPacket, Error, ErrorKind, LinkType, Result};
 
 /// Magic number of classic pcap with microsecond timestamps.
 pub const MAGIC_MICRO: u32 = 0xa1b2_c3d4;
@@ -54,19 +54,6 @@ pub struct File<'a> {
     nanos: bool,
 }
 
-/// One captured packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Record<'a> {
-    /// Seconds since the epoch.
-    pub ts_sec: u32,
-    /// Nanoseconds within the second.
-    pub ts_nsec: u32,
-    /// Length on the wire.
-    pub orig_len: u32,
-    /// Captured bytes.
-    pub data: &'a [u8],
-}
-
 impl<'a> File<'a> {
     /// Checks the global header.
     pub fn new(buf: &'a [u8]) -> Result<Self> {
@@ -105,11 +92,12 @@ impl<'a> File<'a> {
         self.u32_at(16)
     }
 
-    /// The records in file order.
+    /// The records in file order, numbered from 0.
     pub fn records(&self) -> Records<'a> {
         Records {
             file: *self,
             at: GLOBAL_HEADER_LEN,
+            num: 0,
         }
     }
 }
@@ -127,10 +115,12 @@ fn first4(b: &[u8], at: usize) -> [u8; 4] {
 pub struct Records<'a> {
     file: File<'a>,
     at: usize,
+    /// Number of the next record.
+    num: u64,
 }
 
 impl<'a> Iterator for Records<'a> {
-    type Item = Result<Record<'a>>;
+    type Item = Result<CapturedPacket<'a>>;
 
     fn next(&mut self) -> Option<Self::Item> {
         let buf = self.file.buf;
@@ -152,14 +142,17 @@ impl<'a> Iterator for Records<'a> {
             return Some(Err(Error::new(ErrorKind::Truncated, start)));
         }
         self.at = start + incl;
-        Some(Ok(Record {
-            ts_sec,
+        let num = self.num;
+        self.num += 1;
+        Some(Ok(CapturedPacket {
+            num,
+            ts_sec: i64::from(ts_sec),
             ts_nsec: if f.nanos {
                 frac
             } else {
                 frac.wrapping_mul(1000)
             },
-            orig_len,
+            wire_len: orig_len,
             data: slice(buf, start, start + incl),
         }))
     }
@@ -192,7 +185,7 @@ mod tests {
         assert_eq!(s.linktype(), LinkType::LinuxSll2);
         let t = File::new(include_bytes!("../testdata/snaplen64.pcap")).unwrap();
         assert_eq!(t.snaplen(), 64);
-        assert!(t.records().any(|r| r.unwrap().orig_len > 64));
+        assert!(t.records().any(|r| r.unwrap().wire_len > 64));
     }
 
     #[test]
@@ -200,11 +193,23 @@ mod tests {
         let b = write(LinkType::Raw, &[(1, 2, &[0x45, 0], 20)]);
         let f = File::new(&b).unwrap();
         assert_eq!(f.linktype(), LinkType::Raw);
-        let r = f.records().next().unwrap().unwrap();
+        let b2 = write(LinkType::Raw, &[(1, 2, &[0x45, 0], 20), (3, 4, &[], 0)]);
+        let recs: Vec<_> = File::new(&b2)
+            .unwrap()
+            .records()
+            .collect::<Result<_>>()
+            .unwrap();
         assert_eq!(
-            (r.ts_sec, r.ts_nsec, r.orig_len, r.data),
-            (1, 2000, 20, &[0x45u8, 0][..])
+            recs[0],
+            crate::CapturedPacket {
+                num: 0,
+                ts_sec: 1,
+                ts_nsec: 2000,
+                wire_len: 20,
+                data: &[0x45u8, 0][..]
+            }
         );
+        assert_eq!((recs[1].num, recs[1].ts_sec), (1, 3));
         assert!(File::new(&b[..10]).is_err());
         assert!(File::new(&[0u8; 24]).is_err());
         let cut = &b[..b.len() - 1];

@@ -12,9 +12,9 @@
 use std::sync::Mutex;
 
 use libfuzzer_sys::fuzz_target;
-use render::{CapturedPacket, Interface, Translator, TranslatorSettings};
+use render::{Interface, Source, Translator, TranslatorSettings};
 use cloud_logging::Verbosity;
-use wire::LinkType;
+use wire::{CapturedPacket, LinkType};
 
 const MAX_ENTRY: usize = 4096;
 const STATE_BUDGET: usize = 1 << 20;
@@ -33,7 +33,8 @@ fn rss_kib() -> u64 {
 
 struct State {
     rss_start: u64,
-    iface: Interface,
+    /// The interface, and the link type of the current input.
+    source: Source,
     translators: [Translator; 2],
     summary: Translator,
     out: Vec<u8>,
@@ -55,7 +56,10 @@ fuzz_target!(|input: &[u8]| {
         };
         State {
             rss_start: rss_kib(),
-            iface: Interface { index: 1, name: "eth0".into(), addrs: vec!["10.0.0.1".parse().unwrap()] },
+            source: Source {
+                interface: Interface { index: 1, name: "eth0".into(), addrs: vec!["10.0.0.1".parse().unwrap()] },
+                linktype: LinkType::Ethernet,
+            },
             translators: [
                 Translator::new(s.clone()),
                 Translator::new(TranslatorSettings { verbosity: Verbosity::Info, ..s.clone() }),
@@ -66,17 +70,17 @@ fuzz_target!(|input: &[u8]| {
         }
     });
     st.num += 1;
+    st.source.linktype = LinkType::DECODED[usize::from(lt) % LinkType::DECODED.len()];
     let p = CapturedPacket {
-        interface: &st.iface,
-        linktype: LinkType::DECODED[usize::from(lt) % LinkType::DECODED.len()].number(),
-        timestamp: chrono::DateTime::from_timestamp(1_700_000_000 + (st.num / 16) as i64, 0).unwrap(),
+        ts_sec: 1_700_000_000 + (st.num / 16) as i64,
+        ts_nsec: 0,
         wire_len: data.len() as u32 + u32::from(extra & 0x3f),
         num: st.num,
         data,
     };
     for t in st.translators.iter_mut() {
         st.out.clear();
-        let o = t.translate(&p, &mut st.out);
+        let o = t.translate(&st.source, &p, &mut st.out);
         assert_eq!(o.bytes, st.out.len());
         assert_eq!(st.out.iter().filter(|b| **b == b'\n').count(), 1);
         assert!(o.bytes - 1 <= MAX_ENTRY, "a line of {} bytes", o.bytes - 1);
@@ -88,7 +92,7 @@ fuzz_target!(|input: &[u8]| {
     // SUMMARY: any number of lines (anomalous packets, connection summaries), each valid
     // JSON within the entry limit.
     st.out.clear();
-    let o = st.summary.translate(&p, &mut st.out);
+    let o = st.summary.translate(&st.source, &p, &mut st.out);
     assert_eq!(o.bytes, st.out.len());
     for line in st.out.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
         assert!(line.len() <= MAX_ENTRY, "a SUMMARY line of {} bytes", line.len());

@@ -24,7 +24,7 @@ impl Serialize for Pcap<'_> {
             m.serialize_entry(f::CTX, &self.e.cached.log_name)?;
         }
         m.serialize_entry(f::NUM, &fast::dec(self.e.packet.num))?;
-        m.serialize_entry(f::DATE, &fast::rfc3339(&self.e.packet.timestamp))?;
+        m.serialize_entry(f::DATE, &fast::rfc3339(&self.e.timestamp))?;
         m.end()
     }
 }
@@ -48,7 +48,7 @@ impl Serialize for Meta<'_> {
         m.serialize_entry(f::LEN, &self.e.packet.wire_len)?;
         m.serialize_entry(f::CAP_LEN, &self.e.packet.data.len())?;
         if self.debug {
-            m.serialize_entry(f::LINKTYPE, &self.e.packet.linktype)?;
+            m.serialize_entry(f::LINKTYPE, &self.e.source.linktype.number())?;
         }
         m.end()
     }
@@ -137,7 +137,7 @@ impl Serialize for Operation<'_> {
                 &Disp(format_args!(
                     "{}/iface/{}/flow/{}:{}",
                     st.run_id,
-                    self.e.packet.interface.name,
+                    self.e.source.interface.name,
                     self.kind.name(),
                     self.id
                 )),
@@ -149,7 +149,7 @@ impl Serialize for Operation<'_> {
                 &Disp(format_args!(
                     "{}/{}/{}:{}",
                     short_run(&st.run_id),
-                    self.e.packet.interface.name,
+                    self.e.source.interface.name,
                     self.kind.name(),
                     self.id
                 )),

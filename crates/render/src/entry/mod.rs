@@ -12,16 +12,18 @@ use analyze::community_id::CommunityId;
 use analyze::flow::FlowKind;
 use analyze::l7::App;
 use analyze::{DecodeError, Decoded, Link, Network, Transport};
+use chrono::{DateTime, Utc};
 use cloud_logging::Severity;
 use cloud_logging::Verbosity;
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use serde_json::value::RawValue;
+use wire::CapturedPacket;
 
 use crate::fast;
 use crate::fields as f;
 use crate::http;
-use crate::{CapturedPacket, TranslatorSettings};
+use crate::{Source, TranslatorSettings};
 
 mod dns;
 mod envelope;
@@ -135,7 +137,10 @@ impl Cached {
 pub(crate) struct Entry<'a> {
     pub settings: &'a TranslatorSettings,
     pub cached: &'a Cached,
+    pub source: &'a Source,
     pub packet: &'a CapturedPacket<'a>,
+    /// The packet's capture time.
+    pub timestamp: DateTime<Utc>,
     pub decoded: &'a Decoded<'a>,
     pub app: &'a App<'a>,
     pub flow: &'a FlowFacts,
@@ -190,7 +195,6 @@ impl<const N: usize> Serialize for FlagNames<N> {
 impl Serialize for Entry<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let debug = self.settings.verbosity == Verbosity::Debug;
-        let p = self.packet;
         let d = self.decoded;
         let mut m = s.serialize_map(None)?;
         m.serialize_entry(f::SEVERITY, self.severity.as_str())?;
@@ -199,8 +203,8 @@ impl Serialize for Entry<'_> {
         m.serialize_entry(
             f::TIMESTAMP,
             &Timestamp {
-                seconds: p.timestamp.timestamp(),
-                nanos: p.timestamp.timestamp_subsec_nanos(),
+                seconds: self.timestamp.timestamp(),
+                nanos: self.timestamp.timestamp_subsec_nanos(),
             },
         )?;
         let trunc = d.truncated || d.capture_cut();
@@ -215,7 +219,7 @@ impl Serialize for Entry<'_> {
             )?;
         }
         if debug {
-            m.serialize_entry(f::IFACE, &Iface(p.interface))?;
+            m.serialize_entry(f::IFACE, &Iface(&self.source.interface))?;
         }
         if let Some(id) = self.flow.id {
             m.serialize_entry(f::FLOW, &fast::dec(id))?;
