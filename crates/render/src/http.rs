@@ -201,11 +201,15 @@ impl Serialize for HttpJson<'_> {
     }
 }
 
-#[derive(Serialize)]
 struct ErrorJson<'a> {
     code: &'a str,
     info: &'a str,
 }
+
+f::serialize_with_keys!(['a] ErrorJson<'a> {
+    code: f::CODE,
+    info: f::INFO,
+});
 
 /// Cloud Logging's `httpRequest` (LogEntry.HttpRequest) for a response entry, HTTP/1.x or
 /// HTTP/2 alike.

@@ -92,24 +92,48 @@ impl Flags {
         self.has(Self::NS)
     }
 
+    /// Each flag bit with its name, in bit order: the one table of flag names (the text of
+    /// [`Flags::names`] and the keys of the JSON flag map).
+    pub const NAMED: [(u16, &'static str); 9] = [
+        (Flags::FIN, "FIN"),
+        (Flags::SYN, "SYN"),
+        (Flags::RST, "RST"),
+        (Flags::PSH, "PSH"),
+        (Flags::ACK, "ACK"),
+        (Flags::URG, "URG"),
+        (Flags::ECE, "ECE"),
+        (Flags::CWR, "CWR"),
+        (Flags::NS, "NS"),
+    ];
+
+    /// `(name, set)` for each flag bit of `order`, in that order (bits without a name in
+    /// [`Flags::NAMED`] are skipped).
+    pub fn each(self, order: &[u16]) -> impl Iterator<Item = (&'static str, bool)> + '_ {
+        order.iter().filter_map(move |&bit| {
+            Self::NAMED
+                .iter()
+                .find(|(b, _)| *b == bit)
+                .map(|&(_, name)| (name, self.has(bit)))
+        })
+    }
+
     /// Names of the set flags in a fixed order with ACK last (`SYN|ACK`, `PSH|ACK`,
     /// `FIN|PSH|ACK`), so the same bits always give the same text.
     pub fn names(self) -> impl Iterator<Item = &'static str> {
-        const ORDER: [(u16, &str); 9] = [
-            (Flags::SYN, "SYN"),
-            (Flags::FIN, "FIN"),
-            (Flags::RST, "RST"),
-            (Flags::PSH, "PSH"),
-            (Flags::URG, "URG"),
-            (Flags::ECE, "ECE"),
-            (Flags::CWR, "CWR"),
-            (Flags::NS, "NS"),
-            (Flags::ACK, "ACK"),
+        const ORDER: [u16; 9] = [
+            Flags::SYN,
+            Flags::FIN,
+            Flags::RST,
+            Flags::PSH,
+            Flags::URG,
+            Flags::ECE,
+            Flags::CWR,
+            Flags::NS,
+            Flags::ACK,
         ];
-        ORDER
-            .into_iter()
-            .filter(move |(bit, _)| self.0 & bit != 0)
-            .map(|(_, name)| name)
+        self.each(&ORDER)
+            .filter(|&(_, set)| set)
+            .map(|(name, _)| name)
     }
 }
 
@@ -403,6 +427,21 @@ mod tests {
             ]
         );
         assert!(p.payload().is_empty());
+    }
+
+    #[test]
+    fn one_name_per_flag_bit() {
+        let bits = Flags::NAMED.iter().fold(0, |all, &(bit, _)| {
+            assert_eq!(bit.count_ones(), 1);
+            assert_eq!(all & bit, 0, "{bit:#x} named twice");
+            all | bit
+        });
+        assert_eq!(bits, 0x1ff);
+        assert!(Flags::NAMED.windows(2).all(|w| w[0].0 < w[1].0));
+        let named: Vec<_> = Flags(Flags::SYN)
+            .each(&[Flags::ACK, Flags::RESERVED, Flags::SYN])
+            .collect();
+        assert_eq!(named, [("ACK", false), ("SYN", true)]);
     }
 
     #[test]

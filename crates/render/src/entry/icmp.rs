@@ -136,12 +136,17 @@ impl Serialize for Icmp6Json<'_> {
     }
 }
 
-#[derive(Serialize)]
 struct RaJson {
     hops: u8,
     flags: u8,
     lifetime: u16,
 }
+
+f::serialize_with_keys!([] RaJson {
+    hops: f::HOPS,
+    flags: f::FLAGS,
+    lifetime: f::LIFETIME,
+});
 
 struct NdOpts<'a>(icmpv6::Packet<'a>);
 

@@ -99,23 +99,27 @@ impl Serialize for TcpFlags {
     }
 }
 
+/// `L4.flags.map`: every flag by its wire name, in the original's order.
 struct FlagMap(Flags);
+
+impl FlagMap {
+    const ORDER: [u16; 9] = [
+        Flags::SYN,
+        Flags::ACK,
+        Flags::PSH,
+        Flags::FIN,
+        Flags::RST,
+        Flags::URG,
+        Flags::ECE,
+        Flags::CWR,
+        Flags::NS,
+    ];
+}
 
 impl Serialize for FlagMap {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let fl = self.0;
-        let mut m = s.serialize_map(Some(9))?;
-        for (name, on) in [
-            ("SYN", fl.syn()),
-            ("ACK", fl.ack()),
-            ("PSH", fl.psh()),
-            ("FIN", fl.fin()),
-            ("RST", fl.rst()),
-            ("URG", fl.urg()),
-            ("ECE", fl.ece()),
-            ("CWR", fl.cwr()),
-            ("NS", fl.ns()),
-        ] {
+        let mut m = s.serialize_map(Some(Self::ORDER.len()))?;
+        for (name, on) in self.0.each(&Self::ORDER) {
             m.serialize_entry(name, &on)?;
         }
         m.end()
@@ -184,13 +188,13 @@ impl Serialize for TcpOpt<'_> {
                 s.serialize_str(o.name())
             }
             TcpOption::Mss(v) => OneKey(
-                "MSS",
+                o.name(),
                 [Disp(format_args!("{v}")), Disp(format_args!("0x{v:04x}"))],
             )
             .serialize(s),
-            TcpOption::WindowScale(v) => OneKey("WindowScale", [WindowScale(v)]).serialize(s),
+            TcpOption::WindowScale(v) => OneKey(o.name(), [WindowScale(v)]).serialize(s),
             TcpOption::Timestamps { tsval, tsecr } => OneKey(
-                "Timestamps",
+                o.name(),
                 [
                     Disp(format_args!("{tsval}")),
                     Disp(format_args!("{tsecr}")),
@@ -198,8 +202,8 @@ impl Serialize for TcpOpt<'_> {
                 ],
             )
             .serialize(s),
-            TcpOption::Sack(_) => OneKey("SACK", SackBlocks(o)).serialize(s),
-            TcpOption::UserTimeout(v) => OneKey("UserTimeout", [v]).serialize(s),
+            TcpOption::Sack(_) => OneKey(o.name(), SackBlocks(o)).serialize(s),
+            TcpOption::UserTimeout(v) => OneKey(o.name(), [v]).serialize(s),
             TcpOption::Md5(d) | TcpOption::Ao(d) | TcpOption::Mptcp(d) | TcpOption::FastOpen(d) => {
                 OneKey(o.name(), HexData(d)).serialize(s)
             }
