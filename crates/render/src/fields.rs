@@ -599,3 +599,65 @@ pub const RESP_LOST: &str = "resp_lost";
 pub const ORIG_ZERO_WINDOW: &str = "orig_zero_window";
 /// Responder zero-window advertisements.
 pub const RESP_ZERO_WINDOW: &str = "resp_zero_window";
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                rust_files(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+
+    /// The crate's code outside test modules is where entries are written: a key spelled
+    /// there instead of taken from this module is a key queries cannot find by name here.
+    #[test]
+    fn every_key_comes_from_this_module() {
+        let mut files = Vec::new();
+        rust_files(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
+        assert!(files.len() > 10, "{files:?}");
+        for path in files {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let code = text
+                .split("#[cfg(test)]\nmod tests")
+                .next()
+                .unwrap_or_default();
+            // Whitespace collapsed, so a call split over lines reads as one.
+            let code = code
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .replace("( ", "(")
+                .replace("{ ", "{");
+            for derive in code.split("#[derive(").skip(1) {
+                let list = derive.split(")]").next().unwrap_or_default();
+                assert!(
+                    !list.contains("Serialize"),
+                    "{}: derive(Serialize) takes keys from Rust field names; use serialize_with_keys!",
+                    path.display()
+                );
+            }
+            for literal_key in [
+                "serialize_entry(\"",
+                "serialize_key(\"",
+                "serialize_field(\"",
+                "json!({\"",
+            ] {
+                assert!(
+                    !code.contains(literal_key),
+                    "{}: a literal key after {literal_key}",
+                    path.display()
+                );
+            }
+        }
+    }
+}

@@ -278,4 +278,16 @@ mod tests {
         assert_eq!(span_hex(1).as_str(), "0000000000000001");
         assert_eq!(span_hex(u64::MAX).as_str(), "ffffffffffffffff");
     }
+
+    #[test]
+    fn parse_error_object() {
+        let e = ErrorJson {
+            code: "INVALID_HTTP11_REQUEST",
+            info: "bad line",
+        };
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"code":"INVALID_HTTP11_REQUEST","info":"bad line"}"#
+        );
+    }
 }

@@ -304,3 +304,53 @@ impl Serialize for EdnsOpts<'_> {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json<T: Serialize>(v: T) -> String {
+        serde_json::to_string(&v).unwrap()
+    }
+
+    #[test]
+    fn record_objects() {
+        let mx = Mx {
+            preference: 10,
+            host: "mail.example",
+        };
+        assert_eq!(json(mx), r#"{"preference":10,"host":"mail.example"}"#);
+        let soa = Soa {
+            mname: "ns1",
+            rname: "admin",
+            serial: 1,
+            refresh: 2,
+            retry: 3,
+            expire: 4,
+            minimum: 5,
+        };
+        assert_eq!(
+            json(soa),
+            r#"{"mname":"ns1","rname":"admin","serial":1,"refresh":2,"retry":3,"expire":4,"minimum":5}"#
+        );
+        let srv = Srv {
+            priority: 1,
+            weight: 2,
+            port: 5060,
+            target: "sip",
+        };
+        assert_eq!(
+            json(srv),
+            r#"{"priority":1,"weight":2,"port":5060,"target":"sip"}"#
+        );
+        let caa = Caa {
+            flags: 128,
+            tag: "issue",
+            value: "ca.example",
+        };
+        assert_eq!(
+            json(caa),
+            r#"{"flags":128,"tag":"issue","value":"ca.example"}"#
+        );
+    }
+}

@@ -195,3 +195,21 @@ impl Serialize for Embedded6<'_> {
         m.end()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn router_advertisement_fields() {
+        let ra = RaJson {
+            hops: 64,
+            flags: 0xc0,
+            lifetime: 1800,
+        };
+        assert_eq!(
+            serde_json::to_string(&ra).unwrap(),
+            r#"{"hops":64,"flags":192,"lifetime":1800}"#
+        );
+    }
+}

@@ -243,3 +243,55 @@ impl Serialize for UdpJson<'_> {
         m.end()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json<T: Serialize>(v: T) -> String {
+        serde_json::to_string(&v).unwrap()
+    }
+
+    #[test]
+    fn flag_map_keeps_the_original_order() {
+        assert_eq!(
+            json(FlagMap(Flags(Flags::SYN | Flags::NS))),
+            r#"{"SYN":true,"ACK":false,"PSH":false,"FIN":false,"RST":false,"URG":false,"ECE":false,"CWR":false,"NS":true}"#
+        );
+        // The reserved bits have no name: `res` says them, not the map.
+        assert_eq!(
+            json(FlagMap(Flags(0xfff))),
+            r#"{"SYN":true,"ACK":true,"PSH":true,"FIN":true,"RST":true,"URG":true,"ECE":true,"CWR":true,"NS":true}"#
+        );
+    }
+
+    #[test]
+    fn every_option_keyed_by_its_name() {
+        let sack = [0, 0, 0, 1, 0, 0, 0, 9, 0, 0, 1, 0, 0, 0, 2, 0];
+        for (o, want) in [
+            (TcpOption::Nop, r#""NOP""#),
+            (TcpOption::SackPermitted, r#""SACKPermitted""#),
+            (TcpOption::Mss(1460), r#"{"MSS":["1460","0x05b4"]}"#),
+            (
+                TcpOption::WindowScale(7),
+                r#"{"WindowScale":[{"hex":"0x07","dec":7,"scale":"128"}]}"#,
+            ),
+            (
+                TcpOption::Timestamps { tsval: 1, tsecr: 2 },
+                r#"{"Timestamps":["1","2","0x0000000100000002"]}"#,
+            ),
+            (TcpOption::Sack(&sack), r#"{"SACK":["1->9","256->512"]}"#),
+            (TcpOption::UserTimeout(600), r#"{"UserTimeout":[600]}"#),
+            (TcpOption::FastOpen(&[0xab]), r#"{"FastOpen":["0xab"]}"#),
+            (
+                TcpOption::Unknown {
+                    kind: 99,
+                    data: &[1],
+                },
+                r#"{"Unknown(99)":["0x01"]}"#,
+            ),
+        ] {
+            assert_eq!(json(TcpOpt(o)), want);
+        }
+    }
+}
