@@ -51,8 +51,8 @@ use crate::reassembly::Stamps;
 
 // The frame view is `wire`'s; these names stay reachable here for the renderer.
 pub use wire::http2::{
-    error_name, flags, looks_like_http2, setting_name, Frame, FrameType, DEFAULT_MAX_FRAME,
-    FRAME_HEADER_LEN, PREFACE,
+    defined_setting_name, error_name, flags, looks_like_http2, setting_name, Frame, FrameType,
+    DEFAULT_MAX_FRAME, FRAME_HEADER_LEN, PREFACE,
 };
 use wire::http2::{
     Goaway, Headers as HeadersPayload, PushPromise, RstStream, Settings, WindowUpdate,

@@ -1,6 +1,28 @@
 //! JSON field names, as the original translator wrote them (so existing Cloud Logging
 //! queries keep working), plus the ones this rewrite adds (`pcap.date`, `severity`,
 //! `community_id`, `error`).
+//!
+//! Every key render writes is one of these constants: sections written by hand use them in
+//! `serialize_entry`, small structs get their keys through `serialize_with_keys!`, and
+//! protocol names used as keys (TCP flags and options, HTTP/2 settings) come from `wire`.
+
+/// Implements `Serialize` for a struct as a JSON object with one key from this module per
+/// field, in the order listed (`derive` would take the keys from the Rust field names):
+/// `serialize_with_keys!([N: Serialize] Mx<N> { preference: f::PREFERENCE, host: f::HOST });`
+/// The brackets hold the impl's generic parameters (empty for none).
+macro_rules! serialize_with_keys {
+    ([$($generics:tt)*] $ty:ty { $($field:ident: $key:expr),+ $(,)? }) => {
+        impl<$($generics)*> serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeMap;
+                let mut m = s.serialize_map(Some([$($key),+].len()))?;
+                $(m.serialize_entry($key, &self.$field)?;)+
+                m.end()
+            }
+        }
+    };
+}
+pub(crate) use serialize_with_keys;
 
 /// Run identity and serial: `{id, ctx, num, date}`.
 pub const PCAP: &str = "pcap";
@@ -238,7 +260,7 @@ pub const RES: &str = "res";
 
 // ICMP.
 
-/// Code (ICMP code, HTTP status code, HTTP/2 error code).
+/// Code (ICMP code, HTTP status code, HTTP/2 error code, HTTP/1.x parse error).
 pub const CODE: &str = "code";
 /// `ICMP.msg`: the type's name.
 pub const MSG: &str = "msg";
@@ -266,6 +288,10 @@ pub const ND: &str = "nd";
 pub const RA: &str = "ra";
 /// `ICMP.na`: neighbour advertisement flags.
 pub const NA: &str = "na";
+/// `ICMP.ra.hops`: the current hop limit a router advertises.
+pub const HOPS: &str = "hops";
+/// `ICMP.ra.lifetime`: the router lifetime in seconds.
+pub const LIFETIME: &str = "lifetime";
 /// Link-layer address of a neighbour discovery option.
 pub const LLADDR: &str = "lladdr";
 
@@ -299,14 +325,42 @@ pub const IP: &str = "ip";
 pub const CNAME: &str = "cname";
 /// An NS record's name server.
 pub const NS: &str = "ns";
-/// An MX record `{preference, exchange}`.
+/// An MX record `{preference, host}`.
 pub const MX: &str = "mx";
-/// An SOA record.
+/// `mx.preference`.
+pub const PREFERENCE: &str = "preference";
+/// An SOA record `{mname, rname, serial, refresh, retry, expire, minimum}`.
 pub const SOA: &str = "soa";
-/// An SRV record.
+/// `soa.mname`: the primary name server.
+pub const MNAME: &str = "mname";
+/// `soa.rname`: the responsible mailbox.
+pub const RNAME: &str = "rname";
+/// `soa.serial`: the zone's serial number.
+pub const SERIAL: &str = "serial";
+/// `soa.refresh`: seconds between secondary refreshes.
+pub const REFRESH: &str = "refresh";
+/// `soa.retry`: seconds before a failed refresh is retried.
+pub const RETRY: &str = "retry";
+/// `soa.expire`: seconds until a secondary stops answering without a refresh.
+pub const EXPIRE: &str = "expire";
+/// `soa.minimum`: the negative-caching TTL.
+pub const MINIMUM: &str = "minimum";
+/// An SRV record `{priority, weight, port, target}`.
 pub const SRV: &str = "srv";
-/// A CAA record.
+/// `srv.priority`.
+pub const PRIORITY: &str = "priority";
+/// `srv.weight`.
+pub const WEIGHT: &str = "weight";
+/// `srv.port`.
+pub const PORT: &str = "port";
+/// `srv.target`: the host providing the service.
+pub const TARGET: &str = "target";
+/// A CAA record `{flags, tag, value}`.
 pub const CAA: &str = "caa";
+/// `caa.tag`: the property name.
+pub const TAG: &str = "tag";
+/// `caa.value`: the property value.
+pub const VALUE: &str = "value";
 /// A TXT record's strings.
 pub const TXT: &str = "txt";
 /// `DNS.edns`: the OPT pseudo-record.
@@ -369,7 +423,7 @@ pub const REQUEST: &str = "request";
 pub const METHOD: &str = "method";
 /// Request target.
 pub const URL: &str = "url";
-/// Request host (`Host` or `:authority`).
+/// Request host (`Host` or `:authority`); an MX record's mail exchange.
 pub const HOST: &str = "host";
 /// HTTP version of a message.
 pub const PROTOCOL: &str = "protocol";
@@ -424,7 +478,8 @@ pub const FRAMES: &str = "frames";
 pub const FRAME: &str = "frame";
 /// A frame's type number.
 pub const TYPE_ID: &str = "type_id";
-/// Stream id.
+/// Stream id (HTTP/2); in `L7`, why a segment of an HTTP flow was not parsed
+/// (`retransmitted`, `held_out_of_order`).
 pub const STREAM: &str = "stream";
 /// Which side sent the frame (`client`, `server`).
 pub const ROLE: &str = "role";
@@ -544,3 +599,65 @@ pub const RESP_LOST: &str = "resp_lost";
 pub const ORIG_ZERO_WINDOW: &str = "orig_zero_window";
 /// Responder zero-window advertisements.
 pub const RESP_ZERO_WINDOW: &str = "resp_zero_window";
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                rust_files(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+
+    /// The crate's code outside test modules is where entries are written: a key spelled
+    /// there instead of taken from this module is a key queries cannot find by name here.
+    #[test]
+    fn every_key_comes_from_this_module() {
+        let mut files = Vec::new();
+        rust_files(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
+        assert!(files.len() > 10, "{files:?}");
+        for path in files {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let code = text
+                .split("#[cfg(test)]\nmod tests")
+                .next()
+                .unwrap_or_default();
+            // Whitespace collapsed, so a call split over lines reads as one.
+            let code = code
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .replace("( ", "(")
+                .replace("{ ", "{");
+            for derive in code.split("#[derive(").skip(1) {
+                let list = derive.split(")]").next().unwrap_or_default();
+                assert!(
+                    !list.contains("Serialize"),
+                    "{}: derive(Serialize) takes keys from Rust field names; use serialize_with_keys!",
+                    path.display()
+                );
+            }
+            for literal_key in [
+                "serialize_entry(\"",
+                "serialize_key(\"",
+                "serialize_field(\"",
+                "json!({\"",
+            ] {
+                assert!(
+                    !code.contains(literal_key),
+                    "{}: a literal key after {literal_key}",
+                    path.display()
+                );
+            }
+        }
+    }
+}

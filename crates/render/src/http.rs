@@ -201,11 +201,15 @@ impl Serialize for HttpJson<'_> {
     }
 }
 
-#[derive(Serialize)]
 struct ErrorJson<'a> {
     code: &'a str,
     info: &'a str,
 }
+
+f::serialize_with_keys!(['a] ErrorJson<'a> {
+    code: f::CODE,
+    info: f::INFO,
+});
 
 /// Cloud Logging's `httpRequest` (LogEntry.HttpRequest) for a response entry, HTTP/1.x or
 /// HTTP/2 alike.
@@ -273,5 +277,17 @@ mod tests {
         assert_eq!(duration(3_000_000_001), "3.000000001s");
         assert_eq!(span_hex(1).as_str(), "0000000000000001");
         assert_eq!(span_hex(u64::MAX).as_str(), "ffffffffffffffff");
+    }
+
+    #[test]
+    fn parse_error_object() {
+        let e = ErrorJson {
+            code: "INVALID_HTTP11_REQUEST",
+            info: "bad line",
+        };
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"code":"INVALID_HTTP11_REQUEST","info":"bad line"}"#
+        );
     }
 }

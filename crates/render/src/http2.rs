@@ -433,9 +433,9 @@ impl Serialize for FrameJson<'_> {
         if !f.settings.is_empty() {
             let mut st = serde_json::Map::new();
             for (id, v) in &f.settings {
-                let name = match http2::setting_name(*id) {
-                    "UNKNOWN" => format!("0x{id:x}"),
-                    n => n.to_string(),
+                let name = match http2::defined_setting_name(*id) {
+                    Some(n) => n.to_string(),
+                    None => format!("0x{id:x}"),
                 };
                 st.insert(name, (*v).into());
             }

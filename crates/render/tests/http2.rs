@@ -485,3 +485,18 @@ fn h2c_upgrade_switches_the_connection() {
     assert!(trace(&l[3]).is_some());
     assert_eq!(l[4][f::HTTP]["preface"], true);
 }
+
+#[test]
+fn undefined_settings_are_keyed_by_their_hex_id() {
+    let mut c = conversation();
+    // The server's first SETTINGS frame also carries ids no RFC defines.
+    let undefined = frame(4, 0, 0, &[0, 7, 0, 0, 0, 1, 0x0a, 0x0a, 0, 0, 0, 2]);
+    c[4].2.splice(0..0, undefined);
+    let (_, l) = run(&c, Verbosity::Debug, &[]);
+    assert_eq!(
+        l[4][f::HTTP]["frames"][0]["settings"],
+        serde_json::json!({"0x7": 1, "0xa0a": 2}),
+        "{}",
+        l[4][f::HTTP]
+    );
+}

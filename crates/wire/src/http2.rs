@@ -168,9 +168,15 @@ pub fn error_name(code: u32) -> &'static str {
     }
 }
 
-/// Name of a SETTINGS parameter.
+/// Name of a SETTINGS parameter (`UNKNOWN` for an id not defined).
 pub fn setting_name(id: u16) -> &'static str {
-    match id {
+    defined_setting_name(id).unwrap_or("UNKNOWN")
+}
+
+/// Name of a SETTINGS parameter, when the id is defined (so a caller can say an undefined id
+/// another way than [`setting_name`]'s `UNKNOWN`).
+pub fn defined_setting_name(id: u16) -> Option<&'static str> {
+    Some(match id {
         1 => "HEADER_TABLE_SIZE",
         2 => "ENABLE_PUSH",
         3 => "MAX_CONCURRENT_STREAMS",
@@ -178,8 +184,8 @@ pub fn setting_name(id: u16) -> &'static str {
         5 => "MAX_FRAME_SIZE",
         6 => "MAX_HEADER_LIST_SIZE",
         8 => "ENABLE_CONNECT_PROTOCOL",
-        _ => "UNKNOWN",
-    }
+        _ => return None,
+    })
 }
 
 /// A frame-header rule a frame breaks ([`Frame::check`], [`Frame::check_strict`]). These are

@@ -92,24 +92,48 @@ impl Flags {
         self.has(Self::NS)
     }
 
+    /// Each flag bit with its name, in bit order (entry `i` is bit `1 << i`): the one table of
+    /// flag names (the text of [`Flags::names`] and the keys of the JSON flag map).
+    pub const NAMED: [(u16, &'static str); 9] = [
+        (Flags::FIN, "FIN"),
+        (Flags::SYN, "SYN"),
+        (Flags::RST, "RST"),
+        (Flags::PSH, "PSH"),
+        (Flags::ACK, "ACK"),
+        (Flags::URG, "URG"),
+        (Flags::ECE, "ECE"),
+        (Flags::CWR, "CWR"),
+        (Flags::NS, "NS"),
+    ];
+
+    /// `(name, set)` for each flag bit of `order`, in that order (bits without a name in
+    /// [`Flags::NAMED`] are skipped).
+    pub fn each(self, order: &[u16]) -> impl Iterator<Item = (&'static str, bool)> + '_ {
+        order.iter().filter_map(move |&bit| {
+            Self::NAMED
+                .get(bit.trailing_zeros() as usize)
+                .filter(|(b, _)| *b == bit)
+                .map(|&(_, name)| (name, self.has(bit)))
+        })
+    }
+
     /// Names of the set flags in a fixed order with ACK last (`SYN|ACK`, `PSH|ACK`,
     /// `FIN|PSH|ACK`), so the same bits always give the same text.
     pub fn names(self) -> impl Iterator<Item = &'static str> {
-        const ORDER: [(u16, &str); 9] = [
-            (Flags::SYN, "SYN"),
-            (Flags::FIN, "FIN"),
-            (Flags::RST, "RST"),
-            (Flags::PSH, "PSH"),
-            (Flags::URG, "URG"),
-            (Flags::ECE, "ECE"),
-            (Flags::CWR, "CWR"),
-            (Flags::NS, "NS"),
-            (Flags::ACK, "ACK"),
+        const ORDER: [u16; 9] = [
+            Flags::SYN,
+            Flags::FIN,
+            Flags::RST,
+            Flags::PSH,
+            Flags::URG,
+            Flags::ECE,
+            Flags::CWR,
+            Flags::NS,
+            Flags::ACK,
         ];
-        ORDER
-            .into_iter()
-            .filter(move |(bit, _)| self.0 & bit != 0)
-            .map(|(_, name)| name)
+        self.each(&ORDER)
+            .filter(|&(_, set)| set)
+            .map(|(name, _)| name)
     }
 }
 
@@ -403,6 +427,19 @@ mod tests {
             ]
         );
         assert!(p.payload().is_empty());
+    }
+
+    #[test]
+    fn one_name_per_flag_bit() {
+        // Every bit below the reserved ones, once, in bit order.
+        assert_eq!(Flags::NAMED.len(), 9);
+        for (i, &(bit, _)) in Flags::NAMED.iter().enumerate() {
+            assert_eq!(bit, 1 << i, "entry {i} out of bit order");
+        }
+        let named: Vec<_> = Flags(Flags::SYN)
+            .each(&[Flags::ACK, Flags::RESERVED, 0, Flags::SYN])
+            .collect();
+        assert_eq!(named, [("ACK", false), ("SYN", true)]);
     }
 
     #[test]

@@ -212,13 +212,16 @@ impl Serialize for RecordJson<'_> {
     }
 }
 
-#[derive(Serialize)]
 struct Mx<N: Serialize> {
     preference: u16,
     host: N,
 }
 
-#[derive(Serialize)]
+f::serialize_with_keys!([N: Serialize] Mx<N> {
+    preference: f::PREFERENCE,
+    host: f::HOST,
+});
+
 struct Soa<N: Serialize> {
     mname: N,
     rname: N,
@@ -229,7 +232,16 @@ struct Soa<N: Serialize> {
     minimum: u32,
 }
 
-#[derive(Serialize)]
+f::serialize_with_keys!([N: Serialize] Soa<N> {
+    mname: f::MNAME,
+    rname: f::RNAME,
+    serial: f::SERIAL,
+    refresh: f::REFRESH,
+    retry: f::RETRY,
+    expire: f::EXPIRE,
+    minimum: f::MINIMUM,
+});
+
 struct Srv<N: Serialize> {
     priority: u16,
     weight: u16,
@@ -237,12 +249,24 @@ struct Srv<N: Serialize> {
     target: N,
 }
 
-#[derive(Serialize)]
+f::serialize_with_keys!([N: Serialize] Srv<N> {
+    priority: f::PRIORITY,
+    weight: f::WEIGHT,
+    port: f::PORT,
+    target: f::TARGET,
+});
+
 struct Caa<T: Serialize> {
     flags: u8,
     tag: T,
     value: T,
 }
+
+f::serialize_with_keys!([T: Serialize] Caa<T> {
+    flags: f::FLAGS,
+    tag: f::TAG,
+    value: f::VALUE,
+});
 
 struct Txt<'a>(dns::CharStrings<'a>);
 
@@ -278,5 +302,55 @@ impl Serialize for EdnsOpts<'_> {
                 .take(MAX_DNS_RECORDS)
                 .map(|(code, _)| dns::edns_option_name(code)),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json<T: Serialize>(v: T) -> String {
+        serde_json::to_string(&v).unwrap()
+    }
+
+    #[test]
+    fn record_objects() {
+        let mx = Mx {
+            preference: 10,
+            host: "mail.example",
+        };
+        assert_eq!(json(mx), r#"{"preference":10,"host":"mail.example"}"#);
+        let soa = Soa {
+            mname: "ns1",
+            rname: "admin",
+            serial: 1,
+            refresh: 2,
+            retry: 3,
+            expire: 4,
+            minimum: 5,
+        };
+        assert_eq!(
+            json(soa),
+            r#"{"mname":"ns1","rname":"admin","serial":1,"refresh":2,"retry":3,"expire":4,"minimum":5}"#
+        );
+        let srv = Srv {
+            priority: 1,
+            weight: 2,
+            port: 5060,
+            target: "sip",
+        };
+        assert_eq!(
+            json(srv),
+            r#"{"priority":1,"weight":2,"port":5060,"target":"sip"}"#
+        );
+        let caa = Caa {
+            flags: 128,
+            tag: "issue",
+            value: "ca.example",
+        };
+        assert_eq!(
+            json(caa),
+            r#"{"flags":128,"tag":"issue","value":"ca.example"}"#
+        );
     }
 }

@@ -29,11 +29,15 @@ impl Serialize for Pcap<'_> {
     }
 }
 
-#[derive(Serialize)]
 pub(super) struct Timestamp {
     pub(super) seconds: i64,
     pub(super) nanos: u32,
 }
+
+f::serialize_with_keys!([] Timestamp {
+    seconds: f::SECONDS,
+    nanos: f::NANOS,
+});
 
 pub(super) struct Meta<'a> {
     pub(super) e: &'a Entry<'a>,

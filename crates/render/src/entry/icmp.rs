@@ -136,12 +136,17 @@ impl Serialize for Icmp6Json<'_> {
     }
 }
 
-#[derive(Serialize)]
 struct RaJson {
     hops: u8,
     flags: u8,
     lifetime: u16,
 }
+
+f::serialize_with_keys!([] RaJson {
+    hops: f::HOPS,
+    flags: f::FLAGS,
+    lifetime: f::LIFETIME,
+});
 
 struct NdOpts<'a>(icmpv6::Packet<'a>);
 
@@ -188,5 +193,23 @@ impl Serialize for Embedded6<'_> {
             m.serialize_entry(f::DPORT, &dp)?;
         }
         m.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn router_advertisement_fields() {
+        let ra = RaJson {
+            hops: 64,
+            flags: 0xc0,
+            lifetime: 1800,
+        };
+        assert_eq!(
+            serde_json::to_string(&ra).unwrap(),
+            r#"{"hops":64,"flags":192,"lifetime":1800}"#
+        );
     }
 }

@@ -362,8 +362,12 @@ impl Serialize for Entry<'_> {
 }
 
 /// `L7` of a segment of an HTTP flow not parsed now (already seen, or held out of order).
-#[derive(serde::Serialize)]
 struct StreamJson {
     length: usize,
     stream: &'static str,
 }
+
+f::serialize_with_keys!([] StreamJson {
+    length: f::LENGTH,
+    stream: f::STREAM,
+});

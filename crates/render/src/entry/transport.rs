@@ -99,23 +99,27 @@ impl Serialize for TcpFlags {
     }
 }
 
+/// `L4.flags.map`: every flag by its wire name, in the original's order.
 struct FlagMap(Flags);
+
+impl FlagMap {
+    const ORDER: [u16; 9] = [
+        Flags::SYN,
+        Flags::ACK,
+        Flags::PSH,
+        Flags::FIN,
+        Flags::RST,
+        Flags::URG,
+        Flags::ECE,
+        Flags::CWR,
+        Flags::NS,
+    ];
+}
 
 impl Serialize for FlagMap {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let fl = self.0;
-        let mut m = s.serialize_map(Some(9))?;
-        for (name, on) in [
-            ("SYN", fl.syn()),
-            ("ACK", fl.ack()),
-            ("PSH", fl.psh()),
-            ("FIN", fl.fin()),
-            ("RST", fl.rst()),
-            ("URG", fl.urg()),
-            ("ECE", fl.ece()),
-            ("CWR", fl.cwr()),
-            ("NS", fl.ns()),
-        ] {
+        let mut m = s.serialize_map(Some(Self::ORDER.len()))?;
+        for (name, on) in self.0.each(&Self::ORDER) {
             m.serialize_entry(name, &on)?;
         }
         m.end()
@@ -184,13 +188,13 @@ impl Serialize for TcpOpt<'_> {
                 s.serialize_str(o.name())
             }
             TcpOption::Mss(v) => OneKey(
-                "MSS",
+                o.name(),
                 [Disp(format_args!("{v}")), Disp(format_args!("0x{v:04x}"))],
             )
             .serialize(s),
-            TcpOption::WindowScale(v) => OneKey("WindowScale", [WindowScale(v)]).serialize(s),
+            TcpOption::WindowScale(v) => OneKey(o.name(), [WindowScale(v)]).serialize(s),
             TcpOption::Timestamps { tsval, tsecr } => OneKey(
-                "Timestamps",
+                o.name(),
                 [
                     Disp(format_args!("{tsval}")),
                     Disp(format_args!("{tsecr}")),
@@ -198,8 +202,8 @@ impl Serialize for TcpOpt<'_> {
                 ],
             )
             .serialize(s),
-            TcpOption::Sack(_) => OneKey("SACK", SackBlocks(o)).serialize(s),
-            TcpOption::UserTimeout(v) => OneKey("UserTimeout", [v]).serialize(s),
+            TcpOption::Sack(_) => OneKey(o.name(), SackBlocks(o)).serialize(s),
+            TcpOption::UserTimeout(v) => OneKey(o.name(), [v]).serialize(s),
             TcpOption::Md5(d) | TcpOption::Ao(d) | TcpOption::Mptcp(d) | TcpOption::FastOpen(d) => {
                 OneKey(o.name(), HexData(d)).serialize(s)
             }
@@ -237,5 +241,57 @@ impl Serialize for UdpJson<'_> {
         m.serialize_entry(f::FLOW, &fast::dec(self.e.flow.port_pair))?;
         m.serialize_entry(f::ENDPOINTS, &PortEndpoints(u.src_port(), u.dst_port()))?;
         m.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json<T: Serialize>(v: T) -> String {
+        serde_json::to_string(&v).unwrap()
+    }
+
+    #[test]
+    fn flag_map_keeps_the_original_order() {
+        assert_eq!(
+            json(FlagMap(Flags(Flags::SYN | Flags::NS))),
+            r#"{"SYN":true,"ACK":false,"PSH":false,"FIN":false,"RST":false,"URG":false,"ECE":false,"CWR":false,"NS":true}"#
+        );
+        // The reserved bits have no name: `res` says them, not the map.
+        assert_eq!(
+            json(FlagMap(Flags(0xfff))),
+            r#"{"SYN":true,"ACK":true,"PSH":true,"FIN":true,"RST":true,"URG":true,"ECE":true,"CWR":true,"NS":true}"#
+        );
+    }
+
+    #[test]
+    fn every_option_keyed_by_its_name() {
+        let sack = [0, 0, 0, 1, 0, 0, 0, 9, 0, 0, 1, 0, 0, 0, 2, 0];
+        for (o, want) in [
+            (TcpOption::Nop, r#""NOP""#),
+            (TcpOption::SackPermitted, r#""SACKPermitted""#),
+            (TcpOption::Mss(1460), r#"{"MSS":["1460","0x05b4"]}"#),
+            (
+                TcpOption::WindowScale(7),
+                r#"{"WindowScale":[{"hex":"0x07","dec":7,"scale":"128"}]}"#,
+            ),
+            (
+                TcpOption::Timestamps { tsval: 1, tsecr: 2 },
+                r#"{"Timestamps":["1","2","0x0000000100000002"]}"#,
+            ),
+            (TcpOption::Sack(&sack), r#"{"SACK":["1->9","256->512"]}"#),
+            (TcpOption::UserTimeout(600), r#"{"UserTimeout":[600]}"#),
+            (TcpOption::FastOpen(&[0xab]), r#"{"FastOpen":["0xab"]}"#),
+            (
+                TcpOption::Unknown {
+                    kind: 99,
+                    data: &[1],
+                },
+                r#"{"Unknown(99)":["0x01"]}"#,
+            ),
+        ] {
+            assert_eq!(json(TcpOpt(o)), want);
+        }
     }
 }

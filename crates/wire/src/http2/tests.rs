@@ -139,6 +139,9 @@ fn header_fields() {
     assert_eq!(fs[0].payload().len(), 12);
     assert_eq!(error_name(0xb), "ENHANCE_YOUR_CALM");
     assert_eq!(setting_name(4), "INITIAL_WINDOW_SIZE");
+    assert_eq!(setting_name(7), "UNKNOWN");
+    assert_eq!(defined_setting_name(8), Some("ENABLE_CONNECT_PROTOCOL"));
+    assert_eq!(defined_setting_name(7), None);
     assert_eq!(
         Frame::new_checked(&b[..8]).unwrap_err(),
         Error::new(ErrorKind::Truncated, 8)
