@@ -265,7 +265,7 @@ impl FlowKey {
 
 /// Direction-independent hash of a packet's flow, computed from its headers only (no L7):
 /// the daemon routes all packets of one connection to the same worker with it. It equals the
-/// flow id the translator reports; packets that cannot be decoded hash to 0.
+/// entry's `flow` id (the translator's [`FlowKey::id`]); packets that cannot be decoded hash to 0.
 pub fn shard_key(linktype: LinkType, data: &[u8]) -> u64 {
     let d = decode(linktype, data, data.len() as u32);
     FlowKey::of(&d).map(|(k, _)| k.id()).unwrap_or(0)

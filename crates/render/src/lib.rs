@@ -53,6 +53,7 @@ use cloud_logging::Severity;
 use cloud_logging::Verbosity;
 use wire::LinkType;
 
+pub use analyze::flow::shard_key;
 pub use limits::{Counter, Limits};
 pub use translator::{Notable, TranslateCounters, Translator};
 
@@ -145,9 +146,3 @@ pub struct Outcome {
     pub decode_error: bool,
 }
 
-/// Direction-independent hash of the packet's flow, computed from its headers without L7
-/// analysis; the daemon routes all packets of one connection to the same worker with it.
-/// It equals the entry's `flow` id; undecodable packets hash to 0.
-pub fn shard_key(linktype: LinkType, data: &[u8]) -> u64 {
-    analyze::flow::shard_key(linktype, data)
-}
