@@ -41,6 +41,7 @@ use std::time::Duration;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
+use testbed::pcapfile::{Writer, START_MICROS};
 use testbed::rng::Rng;
 use testbed::{ChildGuard, MetadataConfig, MetadataServer, TestNet};
 
@@ -382,23 +383,16 @@ fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 /// A synthetic closed pcap file (the backlog fault): `packets` records of 1000 bytes.
 fn synthetic_pcap(seed: u64, packets: usize) -> Vec<u8> {
     let mut rng = Rng::from_state(seed | 1);
-    let mut out = Vec::with_capacity(24 + packets * 1016);
-    out.extend_from_slice(&wire::pcapfile::global_header(
-        65_535,
-        wire::LinkType::Ethernet,
-    ));
+    let out = Vec::with_capacity(24 + packets * 1016);
+    let mut pcap = Writer::new(out, 65_535)
+        .unwrap()
+        .clock(START_MICROS, 1_000_000);
     let mut data = [0u8; 1000];
-    for i in 0..packets {
-        out.extend_from_slice(&wire::pcapfile::record_header(
-            1_767_225_600 + i as u32,
-            0,
-            1000,
-            1000,
-        ));
+    for _ in 0..packets {
         rng.fill(&mut data);
-        out.extend_from_slice(&data);
+        pcap.frame(&data).unwrap();
     }
-    out
+    pcap.finish().unwrap()
 }
 
 #[derive(Debug, Default)]

@@ -94,19 +94,12 @@ impl Capture {
     }
 
     fn write(&self, file: &Path) {
-        let recs: Vec<(u32, u32, &[u8], u32)> = self
-            .records
-            .iter()
-            .map(|(t, p)| {
-                (
-                    (t / 1_000_000) as u32,
-                    (t % 1_000_000) as u32,
-                    p.as_slice(),
-                    p.len() as u32,
-                )
-            })
-            .collect();
-        std::fs::write(file, wire::pcapfile::write(wire::LinkType::Ethernet, &recs)).unwrap();
+        let out = std::io::BufWriter::new(std::fs::File::create(file).unwrap());
+        let mut pcap = testbed::pcapfile::Writer::new(out, 262_144).unwrap();
+        for (t, p) in &self.records {
+            pcap.frame_at(*t, p).unwrap();
+        }
+        pcap.finish().unwrap();
     }
 }
 

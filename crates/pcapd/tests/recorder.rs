@@ -635,15 +635,10 @@ fn hour_of_traffic(
     (seconds, per_sec, body_len): (u64, u64, usize),
     incidents: &[(u64, u64)],
 ) -> u64 {
-    use std::io::Write;
+    use testbed::pcapfile::{Writer, START_MICROS};
     use testbed::synth::{tcp, Ip, ACK, FIN, PSH, SYN};
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    out.write_all(&wire::pcapfile::global_header(
-        65_535,
-        wire::LinkType::Ethernet,
-    ))
-    .unwrap();
-    let start_us: u64 = 1_767_225_600_000_000; // 2026-01-01T00:00:00Z
+    let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut out = Writer::new(file, 65_535).unwrap();
     let client = std::net::Ipv4Addr::new(10, 0, 0, 2);
     let server = std::net::Ipv4Addr::new(10, 0, 0, 1);
     let mut failing = 0;
@@ -653,7 +648,7 @@ fn hour_of_traffic(
             .iter()
             .any(|(at, len)| (*at..at + len).contains(&second));
         failing += u64::from(fail);
-        let mut t = start_us + n * 1_000_000 / per_sec;
+        let mut t = START_MICROS + n * 1_000_000 / per_sec;
         let sport = 20_000 + (n % 40_000) as u16;
         let (c, s) = (1_000u32, 9_000u32);
         let to = Ip::V4(client, server);
@@ -704,18 +699,11 @@ fn hour_of_traffic(
             tcp(to, sport, 8080, c + 2 + rq, s + 2 + rs, ACK, &[], 6),
         ];
         for p in packets {
-            out.write_all(&wire::pcapfile::record_header(
-                (t / 1_000_000) as u32,
-                (t % 1_000_000) as u32,
-                p.len() as u32,
-                p.len() as u32,
-            ))
-            .unwrap();
-            out.write_all(&p).unwrap();
+            out.frame_at(t, &p).unwrap();
             t += 2_000;
         }
     }
-    out.flush().unwrap();
+    out.finish().unwrap();
     failing
 }
 

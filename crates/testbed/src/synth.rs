@@ -548,16 +548,12 @@ fn write_pcap_with(
     seed: u64,
     conversation: fn(&mut Rng, u64) -> Conversation,
 ) -> io::Result<()> {
-    out.write_all(&wire::pcapfile::global_header(
-        65_535,
-        wire::LinkType::Ethernet,
-    ))?;
+    let mut pcap = crate::pcapfile::Writer::new(out, 65_535)?;
     let mut rng = Rng::from_state(seed);
     let mut open: Vec<Conversation> = Vec::new();
     let mut started = 0u64;
-    let mut micros: u64 = 1_767_225_600_000_000; // 2026-01-01T00:00:00Z
-    let mut written = 0u64;
-    while written < count {
+    let mut micros = crate::pcapfile::START_MICROS;
+    while pcap.packets() < count {
         // Keep about 16 conversations open so flows interleave.
         while open.len() < 16 {
             open.push(conversation(&mut rng, started));
@@ -569,16 +565,7 @@ fn write_pcap_with(
             continue;
         };
         micros += 1 + rng.below(40);
-        let mut record = Vec::with_capacity(16 + frame.len());
-        record.extend_from_slice(&wire::pcapfile::record_header(
-            (micros / 1_000_000) as u32,
-            (micros % 1_000_000) as u32,
-            frame.len() as u32,
-            frame.len() as u32,
-        ));
-        record.extend_from_slice(&frame);
-        out.write_all(&record)?;
-        written += 1;
+        pcap.frame_at(micros, &frame)?;
     }
     Ok(())
 }
