@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::live::clean_env;
 use testbed::pcapfile::{Writer, START_MICROS};
 use testbed::synth::{self, Ip, ACK, FIN, PSH, SYN};
 
@@ -581,16 +582,12 @@ pub fn read_measured(
     let rss_file = rss_dir.path().join("maxrss");
     // Killed and reaped if the test fails half-way (pcapd then meets a closed stdout).
     let mut child = testbed::ChildGuard::new(
-        Command::new("/usr/bin/time")
+        clean_env(&mut Command::new("/usr/bin/time"))
             .arg("-f")
             .arg("%M")
             .arg("-o")
             .arg(&rss_file)
             .arg(under_test(bin))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("PCAP_RUN_DIR", "/tmp/pcapd-test-run")
-            .env("GCS_MOUNT", "/tmp/pcapd-test-mount")
             .envs(env.iter().copied())
             .arg("--read")
             .arg(file)
