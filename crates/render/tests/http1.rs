@@ -378,31 +378,8 @@ fn trace_fields_do_not_depend_on_interleaving_between_flows() {
 }
 
 fn run_raw(packets: &[(bool, u8, &[u8])], v: Verbosity) -> (Vec<u8>, Vec<Value>) {
-    let iface = iface();
     let mut t = Translator::new(settings(v, Some("hand")));
-    let mut out = Vec::new();
-    let mut lines = Vec::new();
-    // Each direction's sequence numbers advance by what it sent (the parsers read streams).
-    let mut seq = [1000u32, 5000u32];
-    for (i, (client, flags, payload)) in packets.iter().enumerate() {
-        let next = &mut seq[usize::from(!*client)];
-        let data = common::tcp_packet(80, *client, *flags, *next, payload);
-        *next = next.wrapping_add(payload.len() as u32);
-        let p = CapturedPacket {
-            interface: &iface,
-            linktype: wire::LinkType::Raw.number(),
-            timestamp: chrono::Utc
-                .timestamp_opt(1_700_000_000, (i as u32) * 1_000_000)
-                .unwrap(),
-            wire_len: data.len() as u32,
-            num: i as u64,
-            data: &data,
-        };
-        let start = out.len();
-        t.translate(&p, &mut out);
-        lines.push(serde_json::from_slice(&out[start..]).unwrap());
-    }
-    (out, lines)
+    common::translate_connection(&mut t, &iface(), 80, packets.iter().copied())
 }
 
 const PSH_ACK: u8 = 0x18;

@@ -8,9 +8,8 @@
 use std::net::IpAddr;
 
 use analyze::hpack::encode_literal;
-use chrono::TimeZone;
 use cloud_logging::Verbosity;
-use render::{fields as f, CapturedPacket, Interface, Translator, TranslatorSettings};
+use render::{fields as f, Interface, Translator, TranslatorSettings};
 use serde_json::Value;
 
 mod common;
@@ -54,36 +53,14 @@ const END_STREAM: u8 = 1;
 const END_HEADERS: u8 = 4;
 
 fn run(packets: &[(bool, u8, Vec<u8>)], v: Verbosity, redact: &[&str]) -> (Vec<u8>, Vec<Value>) {
-    let iface = iface();
     let mut t = Translator::new(TranslatorSettings {
         project_id: Some("proj".into()),
         verbosity: v,
         redact_headers: redact.iter().map(|s| s.to_string()).collect(),
         ..TranslatorSettings::default()
     });
-    let mut out = Vec::new();
-    let mut lines = Vec::new();
-    // Consistent sequence numbers per direction, so the TCP analysis finds nothing to say.
-    let mut next = [1000u32, 5000u32];
-    for (i, (client, flags, payload)) in packets.iter().enumerate() {
-        let seq = &mut next[usize::from(!*client)];
-        let data = common::tcp_packet(8080, *client, *flags, *seq, payload);
-        *seq += payload.len() as u32 + u32::from(flags & 0x03 != 0);
-        let p = CapturedPacket {
-            interface: &iface,
-            linktype: wire::LinkType::Raw.number(),
-            timestamp: chrono::Utc
-                .timestamp_opt(1_700_000_000, (i as u32) * 1_000_000)
-                .unwrap(),
-            wire_len: data.len() as u32,
-            num: i as u64,
-            data: &data,
-        };
-        let start = out.len();
-        t.translate(&p, &mut out);
-        lines.push(serde_json::from_slice(&out[start..]).unwrap());
-    }
-    (out, lines)
+    let packets = packets.iter().map(|(c, f, p)| (*c, *f, p.as_slice()));
+    common::translate_connection(&mut t, &iface(), 8080, packets)
 }
 
 fn sv(v: &Value) -> &str {

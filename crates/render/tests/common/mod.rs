@@ -1,5 +1,9 @@
 //! Packet building shared by the render integration tests.
 
+use chrono::TimeZone;
+use render::{CapturedPacket, Interface, Translator};
+use serde_json::Value;
+
 /// Writes into `out` (cleared first) a raw IPv4/TCP packet (LINKTYPE_RAW) from `src` to
 /// `dst` (address, port) with sequence number `seq`, ACK number 1, `flags` and `payload`.
 /// Checksums are left zero: the translator reports them, it does not require them.
@@ -46,4 +50,41 @@ pub fn tcp_packet(port: u16, client: bool, flags: u8, seq: u32, payload: &[u8]) 
     let mut out = Vec::new();
     write_tcp(&mut out, from, to, seq, flags, payload);
     out
+}
+
+/// Translates with `t` one TCP connection of [`tcp_packet`]s to server `port` on `iface`:
+/// `packets` are (from the client, TCP flags, payload), a second apart from 1_700_000_000 s.
+/// Each direction's sequence numbers advance by what it sent (SYN and FIN count one), so the
+/// TCP analysis finds nothing to say. The output, and its lines parsed.
+#[allow(dead_code)] // not every test file translates connections
+pub fn translate_connection<'p>(
+    t: &mut Translator,
+    iface: &Interface,
+    port: u16,
+    packets: impl IntoIterator<Item = (bool, u8, &'p [u8])>,
+) -> (Vec<u8>, Vec<Value>) {
+    let mut out = Vec::new();
+    let mut lines = Vec::new();
+    let mut next = [1000u32, 5000u32];
+    for (i, (client, flags, payload)) in packets.into_iter().enumerate() {
+        let seq = &mut next[usize::from(!client)];
+        let data = tcp_packet(port, client, flags, *seq, payload);
+        *seq = seq
+            .wrapping_add(payload.len() as u32)
+            .wrapping_add(u32::from(flags & 0x03 != 0));
+        let p = CapturedPacket {
+            interface: iface,
+            linktype: wire::LinkType::Raw.number(),
+            timestamp: chrono::Utc
+                .timestamp_opt(1_700_000_000, (i as u32) * 1_000_000)
+                .unwrap(),
+            wire_len: data.len() as u32,
+            num: i as u64,
+            data: &data,
+        };
+        let start = out.len();
+        t.translate(&p, &mut out);
+        lines.push(serde_json::from_slice(&out[start..]).unwrap());
+    }
+    (out, lines)
 }
