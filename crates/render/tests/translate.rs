@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::net::IpAddr;
 
 use chrono::TimeZone;
@@ -40,61 +42,17 @@ fn settings(v: Verbosity) -> TranslatorSettings {
 
 /// Translates every packet of a capture; returns the parsed lines and raw line lengths.
 fn translate_all(file: &[u8], v: Verbosity) -> (Vec<Value>, Vec<usize>) {
-    let pcap = wire::pcapfile::File::new(file).unwrap();
-    let iface = iface();
     let mut t = Translator::new(settings(v));
-    let mut out = Vec::new();
-    let mut lens = Vec::new();
-    for (num, r) in pcap.records().enumerate() {
-        let r = r.unwrap();
-        let p = CapturedPacket {
-            interface: &iface,
-            linktype: pcap.linktype().number(),
-            timestamp: chrono::Utc
-                .timestamp_opt(i64::from(r.ts_sec), r.ts_nsec)
-                .unwrap(),
-            wire_len: r.orig_len,
-            num: num as u64,
-            data: r.data,
-        };
-        let before = out.len();
-        let o = t.translate(&p, &mut out);
-        assert_eq!(o.bytes, out.len() - before);
-        lens.push(o.bytes);
-    }
-    let text = String::from_utf8(out).unwrap();
-    let lines: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (out, lens) = common::translate_pcap(&mut t, &iface(), file);
+    let lines = common::parse_lines(&out);
     assert_eq!(lines.len(), lens.len(), "one line per packet");
     (lines, lens)
 }
 
 fn translate_with(file: &[u8], v: Verbosity, iface: &Interface) -> (Vec<Value>, Translator) {
-    let pcap = wire::pcapfile::File::new(file).unwrap();
     let mut t = Translator::new(settings(v));
-    let mut out = Vec::new();
-    for (num, r) in pcap.records().enumerate() {
-        let r = r.unwrap();
-        let p = CapturedPacket {
-            interface: iface,
-            linktype: pcap.linktype().number(),
-            timestamp: chrono::Utc
-                .timestamp_opt(i64::from(r.ts_sec), r.ts_nsec)
-                .unwrap(),
-            wire_len: r.orig_len,
-            num: num as u64,
-            data: r.data,
-        };
-        t.translate(&p, &mut out);
-    }
-    let lines = String::from_utf8(out)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    (lines, t)
+    let (out, _) = common::translate_pcap(&mut t, iface, file);
+    (common::parse_lines(&out), t)
 }
 
 fn s(v: &Value) -> &str {

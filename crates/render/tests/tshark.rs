@@ -4,10 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::path::Path;
 
-use chrono::TimeZone;
-use render::{fields as f, CapturedPacket, Interface, Translator, TranslatorSettings};
+use render::{fields as f, Interface, Translator, TranslatorSettings};
 use serde_json::Value;
 
 const FIELDS: [&str; 20] = [
@@ -34,35 +35,14 @@ const FIELDS: [&str; 20] = [
 ];
 
 fn ours(file: &[u8]) -> Vec<Value> {
-    let pcap = wire::pcapfile::File::new(file).unwrap();
     let iface = Interface {
         index: 1,
         name: "eth0".into(),
         addrs: vec![],
     };
     let mut t = Translator::new(TranslatorSettings::default());
-    let mut out = Vec::new();
-    for (num, r) in pcap.records().enumerate() {
-        let r = r.unwrap();
-        t.translate(
-            &CapturedPacket {
-                interface: &iface,
-                linktype: pcap.linktype().number(),
-                timestamp: chrono::Utc
-                    .timestamp_opt(i64::from(r.ts_sec), r.ts_nsec)
-                    .unwrap(),
-                wire_len: r.orig_len,
-                num: num as u64,
-                data: r.data,
-            },
-            &mut out,
-        );
-    }
-    String::from_utf8(out)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    let (out, _) = common::translate_pcap(&mut t, &iface, file);
+    common::parse_lines(&out)
 }
 
 /// Our value as tshark prints it ("" when absent).

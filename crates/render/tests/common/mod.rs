@@ -1,4 +1,7 @@
-//! Packet building shared by the render integration tests.
+//! Packet building and translation shared by the render integration tests.
+
+// Each test binary compiles this module and uses a subset of it.
+#![allow(dead_code)]
 
 use chrono::TimeZone;
 use render::{CapturedPacket, Interface, Translator};
@@ -43,7 +46,6 @@ pub fn write_tcp(
 
 /// [`write_tcp`] between the test client 10.88.0.1:40000 and the server 10.88.0.2:`port`,
 /// in the direction `client` says.
-#[allow(dead_code)] // not every test file uses both builders
 pub fn tcp_packet(port: u16, client: bool, flags: u8, seq: u32, payload: &[u8]) -> Vec<u8> {
     let (c, s) = (([10, 88, 0, 1], 40000), ([10, 88, 0, 2], port));
     let (from, to) = if client { (c, s) } else { (s, c) };
@@ -56,7 +58,6 @@ pub fn tcp_packet(port: u16, client: bool, flags: u8, seq: u32, payload: &[u8]) 
 /// `packets` are (from the client, TCP flags, payload), a second apart from 1_700_000_000 s.
 /// Each direction's sequence numbers advance by what it sent (SYN and FIN count one), so the
 /// TCP analysis finds nothing to say. The output, and its lines parsed.
-#[allow(dead_code)] // not every test file translates connections
 pub fn translate_connection<'p>(
     t: &mut Translator,
     iface: &Interface,
@@ -87,4 +88,39 @@ pub fn translate_connection<'p>(
         lines.push(serde_json::from_slice(&out[start..]).unwrap());
     }
     (out, lines)
+}
+
+/// Translates with `t` every record of the pcap file `file`, captured on `iface`; the output
+/// and each packet's bytes of it (as the translator reports them, checked).
+pub fn translate_pcap(t: &mut Translator, iface: &Interface, file: &[u8]) -> (Vec<u8>, Vec<usize>) {
+    let pcap = wire::pcapfile::File::new(file).unwrap();
+    let mut out = Vec::new();
+    let mut lens = Vec::new();
+    for (num, r) in pcap.records().enumerate() {
+        let r = r.unwrap();
+        let p = CapturedPacket {
+            interface: iface,
+            linktype: pcap.linktype().number(),
+            timestamp: chrono::Utc
+                .timestamp_opt(i64::from(r.ts_sec), r.ts_nsec)
+                .unwrap(),
+            wire_len: r.orig_len,
+            num: num as u64,
+            data: r.data,
+        };
+        let before = out.len();
+        let o = t.translate(&p, &mut out);
+        assert_eq!(o.bytes, out.len() - before);
+        lens.push(o.bytes);
+    }
+    (out, lens)
+}
+
+/// The JSON lines of `out`, parsed.
+pub fn parse_lines(out: &[u8]) -> Vec<Value> {
+    std::str::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
