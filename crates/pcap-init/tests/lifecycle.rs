@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -12,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+
+use common::{clean_env, BIN};
 
 struct Init {
     child: Child,
@@ -34,16 +38,7 @@ impl Init {
         std::fs::write(&graph_file, graph).unwrap();
         // No metadata server: connections refused at once, as on a laptop.
         let no_metadata = testbed::ClosedPort::new().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pcap-init"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("PCAP_SUPERVISOR_FILE", &graph_file)
-            .env("PCAP_RUN_DIR", dir.join("run"))
-            .env("GCS_MOUNT", dir.join("pcap"))
-            .env("GCE_METADATA_HOST", no_metadata.address())
-            .env("K_SERVICE", "svc")
-            .env("K_REVISION", "svc-001")
-            .env("PCAP_SHUTDOWN_SECS", "5")
+        let mut child = clean_env(&mut Command::new(BIN), dir, &no_metadata.address())
             .envs(extra.iter().copied())
             .stdout(Stdio::piped())
             .spawn()
