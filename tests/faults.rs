@@ -46,7 +46,7 @@ use testbed::rng::Rng;
 use testbed::{ChildGuard, MetadataConfig, MetadataServer, TestNet};
 
 mod common;
-use common::{bin_dir, message, read_bucket, APP_PORT, REVISION, SERVICE};
+use common::{bin_dir, children_of, message, read_bucket, APP_PORT, REVISION, SERVICE};
 
 const BUCKET: &str = "fault-bucket";
 const HC_PORT: u16 = 8022;
@@ -275,31 +275,6 @@ impl Drop for SmallTmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
-}
-
-/// Pids of the processes named `comm` whose parent is `parent`.
-fn children_of(parent: u32, comm: &str) -> Vec<u32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let Some((head, tail)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let name = head.split_once('(').map(|(_, n)| n).unwrap_or_default();
-        let ppid = tail
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse::<u32>().ok());
-        if name == comm && ppid == Some(parent) {
-            pids.push(pid);
-        }
-    }
-    pids
 }
 
 /// `kill -9` every pid (not short-circuiting); whether any signal was sent.

@@ -158,6 +158,44 @@ pub fn gunzip(bytes: &[u8], what: &str) -> Vec<u8> {
 }
 
 /// Capture file names (`sidecar_core::naming`), as exported: `<iface>_part_<UTC>Z[-n].<ext>.gz`.
+/// Merges the pcap files `inputs` into the classic pcap file `merged` (mergecap).
+pub fn mergecap(merged: &Path, inputs: &[PathBuf]) {
+    testbed::run(
+        Command::new("mergecap")
+            .arg("-w")
+            .arg(merged)
+            .args(["-F", "pcap"])
+            .args(inputs),
+    )
+    .expect("mergecap merges the exported pcaps");
+}
+
+/// Pids of the processes named `comm` whose parent is `parent`.
+pub fn children_of(parent: u32, comm: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid …`; comm may contain spaces, so split at the last ')'.
+        let Some((head, tail)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let name = head.split_once('(').map(|(_, n)| n).unwrap_or_default();
+        let ppid = tail
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok());
+        if name == comm && ppid == Some(parent) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
 pub fn is_capture_name(name: &str, ext: &str) -> bool {
     let Some(rest) = name.strip_prefix("eth0_part_") else {
         return false;
@@ -281,14 +319,7 @@ pub fn check_exports(
         inputs.push(path);
     }
     let merged = work.join("merged.pcap");
-    testbed::run(
-        Command::new("mergecap")
-            .arg("-w")
-            .arg(&merged)
-            .args(["-F", "pcap"])
-            .args(&inputs),
-    )
-    .expect("mergecap merges the exported pcaps");
+    mergecap(&merged, &inputs);
 
     // Every packet of the app's traffic the reference saw is in the merged capture.
     let filter = format!("tcp port {APP_PORT}");
