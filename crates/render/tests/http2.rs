@@ -11,6 +11,7 @@ use analyze::hpack::encode_literal;
 use cloud_logging::Verbosity;
 use render::{fields as f, Interface, Translator, TranslatorSettings};
 use serde_json::Value;
+use testbed::synth::h2_frame_of as frame;
 
 mod common;
 
@@ -29,16 +30,6 @@ fn iface() -> Interface {
         name: "vc0".into(),
         addrs: vec!["10.88.0.2".parse::<IpAddr>().unwrap()],
     }
-}
-
-fn frame(t: u8, fl: u8, sid: u32, payload: &[u8]) -> Vec<u8> {
-    let len = payload.len() as u32;
-    let mut v = len.to_be_bytes()[1..].to_vec();
-    v.push(t);
-    v.push(fl);
-    v.extend_from_slice(&sid.to_be_bytes());
-    v.extend_from_slice(payload);
-    v
 }
 
 fn block(fields: &[(&str, &str)]) -> Vec<u8> {

@@ -405,6 +405,13 @@ pub fn h2_frame(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u32, payload: &[
     out.extend_from_slice(payload);
 }
 
+/// [`h2_frame`] as a buffer of its own.
+pub fn h2_frame_of(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9 + payload.len());
+    h2_frame(&mut out, kind, flags, stream, payload);
+    out
+}
+
 /// A trace header (traceparent, X-Cloud-Trace-Context, or none), one third each.
 fn trace_header(rng: &mut Rng) -> Option<(&'static str, String)> {
     let id = u128::from(rng.next()) << 64 | u128::from(rng.next()) | 1;

@@ -1,18 +1,9 @@
 use super::*;
 use crate::hpack::{self, encode_literal, Field};
 use testbed::rng::Rng;
+use testbed::synth::h2_frame_of as frame;
 
 const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-
-fn frame(t: u8, fl: u8, sid: u32, payload: &[u8]) -> Vec<u8> {
-    let len = payload.len() as u32;
-    let mut v = len.to_be_bytes()[1..].to_vec();
-    v.push(t);
-    v.push(fl);
-    v.extend_from_slice(&sid.to_be_bytes());
-    v.extend_from_slice(payload);
-    v
-}
 
 fn block(fields: &[(&str, &str)], index: bool) -> Vec<u8> {
     let mut b = Vec::new();
