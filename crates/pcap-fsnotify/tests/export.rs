@@ -71,6 +71,17 @@ impl Daemon {
         daemon
     }
 
+    /// An exporter with a 1 MiB backlog budget, copying files as they are (no gzip).
+    fn start_over_budget(root: &Path) -> Daemon {
+        Daemon::start(
+            root,
+            &[
+                ("PCAP_BACKLOG_MB", "1".into()),
+                ("PCAP_COMPRESS", "false".into()),
+            ],
+        )
+    }
+
     fn capture_dir(&self) -> PathBuf {
         self.root.join("pcap-tmp")
     }
@@ -481,6 +492,21 @@ fn fuse_mount_destination_puts_every_file_in_the_bucket_and_survives_an_unmount(
     assert!(daemon.wait_exit(Duration::from_secs(10)).success());
 }
 
+/// The environment of an upload through the JSON API to `bucket` of the emulator `gcs`,
+/// with credentials from `metadata`.
+fn api_env(
+    bucket: &str,
+    gcs: &GcsEmulator,
+    metadata: &MetadataServer,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("PCAP_GCS_BUCKET", bucket.into()),
+        ("PCAP_GCS_FUSE", "false".into()),
+        ("STORAGE_EMULATOR_HOST", gcs.endpoint()),
+        ("GCE_METADATA_HOST", metadata.host()),
+    ]
+}
+
 #[test]
 fn api_destination_uploads_once_never_overwrites_and_survives_20_s_outage() {
     let root = tempfile::tempdir().unwrap();
@@ -489,16 +515,9 @@ fn api_destination_uploads_once_never_overwrites_and_survives_20_s_outage() {
     // An object that already holds the first file's name with other content.
     let taken = format!("{BUCKET_PATH}/{}.gz", name("eth0", 1));
     gcs.upload_object(&taken, b"someone else's object").unwrap();
-    let mut daemon = Daemon::start(
-        root.path(),
-        &[
-            ("PCAP_GCS_BUCKET", "api-bucket".into()),
-            ("PCAP_GCS_FUSE", "false".into()),
-            ("PCAP_COMPRESS", "true".into()),
-            ("STORAGE_EMULATOR_HOST", gcs.endpoint()),
-            ("GCE_METADATA_HOST", metadata.host()),
-        ],
-    );
+    let mut env = api_env("api-bucket", &gcs, &metadata);
+    env.push(("PCAP_COMPRESS", "true".into()));
+    let mut daemon = Daemon::start(root.path(), &env);
     let capture = daemon.capture_dir();
     let mut originals = BTreeMap::new();
     let write = |i: u32, originals: &mut BTreeMap<String, Vec<u8>>| {
@@ -622,13 +641,7 @@ fn over_budget_the_policy_drops_the_oldest_waiting_files_and_names_them() {
 #[test]
 fn a_file_being_written_over_budget_does_not_make_a_healthy_exporter_drop_completed_files() {
     let root = tempfile::tempdir().unwrap();
-    let mut daemon = Daemon::start(
-        root.path(),
-        &[
-            ("PCAP_BACKLOG_MB", "1".into()),
-            ("PCAP_COMPRESS", "false".into()),
-        ],
-    );
+    let mut daemon = Daemon::start_over_budget(root.path());
     let capture = daemon.capture_dir();
     let export = daemon.export_dir();
     // One export succeeds first: the exporter is keeping up.
@@ -665,13 +678,7 @@ fn a_file_being_written_over_budget_does_not_make_a_healthy_exporter_drop_comple
 #[test]
 fn issue_14_an_open_file_over_budget_alone_does_not_make_the_policy_delete_every_completed_file() {
     let root = tempfile::tempdir().unwrap();
-    let mut daemon = Daemon::start(
-        root.path(),
-        &[
-            ("PCAP_BACKLOG_MB", "1".into()),
-            ("PCAP_COMPRESS", "false".into()),
-        ],
-    );
+    let mut daemon = Daemon::start_over_budget(root.path());
     let capture = daemon.capture_dir();
     let export = daemon.export_dir();
     // Nothing exported yet, and a file still being written exceeds the budget on its own.
@@ -1028,16 +1035,9 @@ fn issue_14_when_the_bucket_refuses_the_last_manifest_part_its_records_are_logge
     let root = tempfile::tempdir().unwrap();
     let mut gcs = GcsEmulator::start("gone-bucket").unwrap();
     let metadata = MetadataServer::start().unwrap();
-    let mut daemon = Daemon::start(
-        root.path(),
-        &[
-            ("PCAP_GCS_BUCKET", "gone-bucket".into()),
-            ("PCAP_GCS_FUSE", "false".into()),
-            ("PCAP_SHUTDOWN_SECS", "2".into()),
-            ("STORAGE_EMULATOR_HOST", gcs.endpoint()),
-            ("GCE_METADATA_HOST", metadata.host()),
-        ],
-    );
+    let mut env = api_env("gone-bucket", &gcs, &metadata);
+    env.push(("PCAP_SHUTDOWN_SECS", "2".into()));
+    let mut daemon = Daemon::start(root.path(), &env);
     let capture = daemon.capture_dir();
     let (first, second) = (name("eth0", 1), name("eth0", 2));
     write_capture(&capture, &first, &pcapgen::pcap_bytes(1, 50_000));
