@@ -186,13 +186,9 @@ fn rotation_produces_several_valid_files_and_loses_nothing() {
     let mut sidecar = Sidecar::start(net.app(), &env, &[]);
     sidecar.wait_ready();
     // 20 pings over about 4 seconds.
-    let output = net
-        .app()
-        .command("ping")
-        .args(["-n", "-q", "-c", "20", "-i", "0.2", PEER])
-        .output()
+    net.app()
+        .ping_every(PEER, 20, Duration::from_millis(200))
         .unwrap();
-    assert!(output.status.success());
     assert!(sidecar.terminate().success());
     let files = sidecar.files("pcap");
     assert!(files.len() >= 3, "{files:?}");
@@ -221,13 +217,9 @@ fn cron_runs_capture_only_inside_their_windows() {
     sidecar.wait_ready();
     assert!(sidecar.find("capture schedule armed").is_some());
     // Pings every 100 ms for about 11 s: they span windows and the gaps between them.
-    let output = net
-        .app()
-        .command("ping")
-        .args(["-n", "-q", "-c", "110", "-i", "0.1", PEER])
-        .output()
+    net.app()
+        .ping_every(PEER, 110, Duration::from_millis(100))
         .unwrap();
-    assert!(output.status.success());
     assert!(sidecar.terminate().success());
 
     let files = sidecar.files("pcap");
@@ -355,13 +347,9 @@ fn sigterm_leaves_a_complete_last_file_and_readiness_follows_capture() {
         "listening at line {listening}, ready at {ready}"
     );
     // The last packets right before the signal.
-    let output = net
-        .app()
-        .command("ping")
-        .args(["-n", "-q", "-c", "5", "-i", "0.01", PEER])
-        .output()
+    net.app()
+        .ping_every(PEER, 5, Duration::from_millis(10))
         .unwrap();
-    assert!(output.status.success());
     let status = sidecar.terminate();
     assert_eq!(status.code(), Some(0), "{}", sidecar.log_text());
     assert_eq!(readiness::check(&sidecar.run_dir()), Readiness::NotReady);
