@@ -1076,24 +1076,39 @@ mod tests {
 
     #[test]
     fn connect_tunnel_and_101_switch_are_not_bodies() {
-        // (request, response, its request's method and URL, a later server segment)
-        let cases: [(&[u8], &[u8], &str, &str, &[u8]); 2] = [
-            (
-                b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
-                b"HTTP/1.1 200 Connection Established\r\n\r\n",
-                "CONNECT",
-                "example.com:443",
-                b"\x16\x03\x03\x00\x10tunnelled",
-            ),
-            (
-                b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
-                "GET",
-                "/ws",
-                b"\x81\x05hello",
-            ),
+        /// A request, its response, the request the response answers, and a later server
+        /// segment that is no body.
+        struct Case {
+            request: &'static [u8],
+            response: &'static [u8],
+            method: &'static str,
+            url: &'static str,
+            after: &'static [u8],
+        }
+        let cases = [
+            Case {
+                request: b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+                response: b"HTTP/1.1 200 Connection Established\r\n\r\n",
+                method: "CONNECT",
+                url: "example.com:443",
+                after: b"\x16\x03\x03\x00\x10tunnelled",
+            },
+            Case {
+                request: b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+                response: b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
+                method: "GET",
+                url: "/ws",
+                after: b"\x81\x05hello",
+            },
         ];
-        for (request, response, method, url, after) in cases {
+        for Case {
+            request,
+            response,
+            method,
+            url,
+            after,
+        } in cases
+        {
             let mut c = Conn::default();
             c.on_segment(Side::A, 0, request);
             let r = c.on_segment(Side::B, 1, response).unwrap();

@@ -103,6 +103,7 @@ impl Capture {
 
 /// Makers of the client's and the server's segments of a connection from `ip` port `cp` to
 /// port `sp`: (sequence, acknowledgement, flags, payload).
+#[allow(clippy::type_complexity, reason = "two closures of one signature")]
 fn segments(
     ip: Ip,
     cp: u16,
