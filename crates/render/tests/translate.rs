@@ -491,17 +491,7 @@ fn info_tcp_median_size() {
     let mut sizes = Vec::new();
     let mut out = Vec::new();
     for (num, r) in pcap.records().enumerate() {
-        let r = r.unwrap();
-        let p = CapturedPacket {
-            interface: &iface,
-            linktype: wire::LinkType::Ethernet.number(),
-            timestamp: chrono::Utc
-                .timestamp_opt(i64::from(r.ts_sec), r.ts_nsec)
-                .unwrap(),
-            wire_len: r.orig_len,
-            num: num as u64,
-            data: r.data,
-        };
+        let p = common::captured(&iface, wire::LinkType::Ethernet, num, &r.unwrap());
         out.clear();
         let o = t.translate(&p, &mut out);
         let v: Value = serde_json::from_slice(&out).unwrap();

@@ -97,17 +97,7 @@ pub fn translate_pcap(t: &mut Translator, iface: &Interface, file: &[u8]) -> (Ve
     let mut out = Vec::new();
     let mut lens = Vec::new();
     for (num, r) in pcap.records().enumerate() {
-        let r = r.unwrap();
-        let p = CapturedPacket {
-            interface: iface,
-            linktype: pcap.linktype().number(),
-            timestamp: chrono::Utc
-                .timestamp_opt(i64::from(r.ts_sec), r.ts_nsec)
-                .unwrap(),
-            wire_len: r.orig_len,
-            num: num as u64,
-            data: r.data,
-        };
+        let p = captured(iface, pcap.linktype(), num, &r.unwrap());
         let before = out.len();
         let o = t.translate(&p, &mut out);
         assert_eq!(o.bytes, out.len() - before);
@@ -123,4 +113,23 @@ pub fn parse_lines(out: &[u8]) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
+}
+
+/// Record `num` (from 0) of a pcap file of `linktype`, captured on `iface`.
+pub fn captured<'a>(
+    iface: &'a Interface,
+    linktype: wire::LinkType,
+    num: usize,
+    r: &wire::pcapfile::Record<'a>,
+) -> CapturedPacket<'a> {
+    CapturedPacket {
+        interface: iface,
+        linktype: linktype.number(),
+        timestamp: chrono::Utc
+            .timestamp_opt(i64::from(r.ts_sec), r.ts_nsec)
+            .unwrap(),
+        wire_len: r.orig_len,
+        num: num as u64,
+        data: r.data,
+    }
 }
