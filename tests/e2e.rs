@@ -28,8 +28,8 @@ use testbed::{ChildGuard, MetadataConfig, MetadataServer, TestNet};
 mod common;
 use common::{
     assert_bucket_path, bin_dir, check_exports, check_manifest, check_summary, children_of, gunzip,
-    is_capture_name, mergecap, message, packets, read_bucket, under_prefix, Reference, APP_PORT,
-    REVISION, SERVICE,
+    is_capture_name, mergecap, message, packets, read_bucket, start_app, under_prefix, Reference,
+    APP_PORT, REVISION, SERVICE,
 };
 
 const HC_PORT: u16 = 8022;
@@ -51,27 +51,7 @@ impl World {
             .prefix("e2e-")
             .tempdir()
             .expect("tempdir");
-        let www = dir.path().join("www");
-        std::fs::create_dir_all(&www).unwrap();
-        std::fs::write(www.join("index.html"), "hello from the app\n").unwrap();
-        let app = ChildGuard::spawn(
-            net.app()
-                .command("python3")
-                .args(["-m", "http.server", &APP_PORT.to_string(), "--bind"])
-                .arg(net.app().ipv4().to_string())
-                .arg("--directory")
-                .arg(&www)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        )
-        .expect("start the app");
-        let target = SocketAddr::from((net.app().ipv4(), APP_PORT));
-        testbed::wait_until(Duration::from_secs(30), Duration::from_millis(100), || {
-            net.peer()
-                .can_connect(target, Duration::from_secs(1))
-                .unwrap_or(false)
-        })
-        .expect("the app listens");
+        let app = start_app(&net, &dir.path().join("www"), "hello from the app\n");
         World {
             _app: app,
             metadata,

@@ -46,7 +46,7 @@ use testbed::rng::Rng;
 use testbed::{ChildGuard, MetadataConfig, MetadataServer, TestNet};
 
 mod common;
-use common::{bin_dir, children_of, message, read_bucket, APP_PORT, REVISION, SERVICE};
+use common::{bin_dir, children_of, message, read_bucket, start_app, APP_PORT, REVISION, SERVICE};
 
 const BUCKET: &str = "fault-bucket";
 const HC_PORT: u16 = 8022;
@@ -413,27 +413,7 @@ fn one_run(index: usize, rng: &mut Rng, tally: &mut Tally) {
         .prefix("faults-")
         .tempdir()
         .unwrap();
-    let www = dir.path().join("www");
-    std::fs::create_dir_all(&www).unwrap();
-    std::fs::write(www.join("index.html"), "hello\n").unwrap();
-    let _app = ChildGuard::spawn(
-        net.app()
-            .command("python3")
-            .args(["-m", "http.server", &APP_PORT.to_string(), "--bind"])
-            .arg(net.app().ipv4().to_string())
-            .arg("--directory")
-            .arg(&www)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    )
-    .unwrap();
-    let target = SocketAddr::from((net.app().ipv4(), APP_PORT));
-    testbed::wait_until(Duration::from_secs(30), Duration::from_millis(100), || {
-        net.peer()
-            .can_connect(target, Duration::from_secs(1))
-            .unwrap_or(false)
-    })
-    .expect("the app listens");
+    let _app = start_app(&net, &dir.path().join("www"), "hello\n");
 
     let mount = dir.path().join("pcap");
     let capture = dir.path().join("pcap-tmp");

@@ -158,6 +158,32 @@ pub fn gunzip(bytes: &[u8], what: &str) -> Vec<u8> {
 }
 
 /// Capture file names (`sidecar_core::naming`), as exported: `<iface>_part_<UTC>Z[-n].<ext>.gz`.
+/// The app: `python3 -m http.server` on the app's address port [`APP_PORT`], serving `www`
+/// (created, with an `index.html` of `index`), once the peer can connect to it.
+pub fn start_app(net: &TestNet, www: &Path, index: &str) -> ChildGuard {
+    std::fs::create_dir_all(www).unwrap();
+    std::fs::write(www.join("index.html"), index).unwrap();
+    let app = ChildGuard::spawn(
+        net.app()
+            .command("python3")
+            .args(["-m", "http.server", &APP_PORT.to_string(), "--bind"])
+            .arg(net.app().ipv4().to_string())
+            .arg("--directory")
+            .arg(www)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .expect("start the app");
+    let target = std::net::SocketAddr::from((net.app().ipv4(), APP_PORT));
+    testbed::wait_until(Duration::from_secs(30), Duration::from_millis(100), || {
+        net.peer()
+            .can_connect(target, Duration::from_secs(1))
+            .unwrap_or(false)
+    })
+    .expect("the app listens");
+    app
+}
+
 /// Merges the pcap files `inputs` into the classic pcap file `merged` (mergecap).
 pub fn mergecap(merged: &Path, inputs: &[PathBuf]) {
     testbed::run(

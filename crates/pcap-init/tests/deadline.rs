@@ -13,16 +13,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
-use testbed::ChildGuard;
 
-use common::{assert_fsnotify_built, clean_env, BIN};
+use common::{assert_fsnotify_built, json_lines, start};
 
 #[test]
 fn issue_14_the_exporter_reports_every_unexported_file_before_pcap_init_kills_it() {
@@ -60,26 +57,8 @@ stop_order = 1
     for file in files {
         std::fs::write(capture_dir.join(file), vec![7u8; 100_000]).unwrap();
     }
-    let closed_port = testbed::free_port().unwrap();
-    // Killed on drop, so a failing assertion leaves no pcap-init behind.
-    let mut init = ChildGuard::spawn(
-        clean_env(
-            &mut Command::new(BIN),
-            dir.path(),
-            &format!("127.0.0.1:{closed_port}"),
-        )
-        .env("PCAP_GCS_BUCKET", "never-mounted")
-        .stdout(Stdio::piped()),
-    )
-    .unwrap();
-    let stdout = init.child_mut().stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .map(|l| serde_json::from_str::<Value>(&l).unwrap())
-            .collect::<Vec<Value>>()
-    });
+    let mut init = start(dir.path(), &[("PCAP_GCS_BUCKET", "never-mounted")]);
+    let reader = json_lines(init.child_mut().stdout.take().unwrap());
     let deadline = Instant::now() + Duration::from_secs(60);
     while !started.exists() {
         assert!(Instant::now() < deadline, "the graph did not start");
@@ -161,25 +140,8 @@ path = "fsnotify.ready"
 timeout_secs = 20
 "#;
     std::fs::write(dir.path().join("graph.toml"), graph).unwrap();
-    let closed_port = testbed::free_port().unwrap();
-    // Killed on drop, so a failing assertion leaves no pcap-init behind.
-    let mut init = ChildGuard::spawn(
-        clean_env(
-            &mut Command::new(BIN),
-            dir.path(),
-            &format!("127.0.0.1:{closed_port}"),
-        )
-        .stdout(Stdio::piped()),
-    )
-    .unwrap();
-    let stdout = init.child_mut().stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .map(|l| serde_json::from_str::<Value>(&l).unwrap())
-            .collect::<Vec<Value>>()
-    });
+    let mut init = start(dir.path(), &[]);
+    let reader = json_lines(init.child_mut().stdout.take().unwrap());
     let ready = dir.path().join("run/fsnotify.ready");
     let deadline = Instant::now() + Duration::from_secs(60);
     while !ready.exists() {

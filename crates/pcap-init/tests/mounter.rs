@@ -8,15 +8,14 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use testbed::ChildGuard;
 
-use common::{clean_env, BIN};
+use common::start;
 
 fn wait(what: &str, lines: &Mutex<Vec<String>>, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -67,18 +66,7 @@ timeout_secs = 30
         endpoint = emulator.endpoint(),
     );
     std::fs::write(dir.path().join("graph.toml"), graph).unwrap();
-    let closed_port = testbed::free_port().unwrap();
-    // Killed on drop, so a failing assertion leaves no pcap-init behind.
-    let mut init = ChildGuard::spawn(
-        clean_env(
-            &mut Command::new(BIN),
-            dir.path(),
-            &format!("127.0.0.1:{closed_port}"),
-        )
-        .env("PCAP_GCS_BUCKET", "pcap-bucket")
-        .stdout(Stdio::piped()),
-    )
-    .unwrap();
+    let mut init = start(dir.path(), &[("PCAP_GCS_BUCKET", "pcap-bucket")]);
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&lines);
     let stdout = init.child_mut().stdout.take().unwrap();

@@ -3,8 +3,13 @@
 // Each test binary compiles this module and uses a subset of it.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Command;
+use std::process::{ChildStdout, Command, Stdio};
+use std::thread::JoinHandle;
+
+use serde_json::Value;
+use testbed::ChildGuard;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_pcap-init");
 
@@ -32,4 +37,31 @@ pub fn assert_fsnotify_built() {
         bin_dir.join("pcap-fsnotify").exists(),
         "run `cargo build -p pcap-fsnotify` first"
     );
+}
+
+/// pcap-init in `dir` ([`clean_env`], metadata at a port nothing listens on) with `env` on
+/// top, stdout piped; killed on drop, so a failing assertion leaves none behind.
+pub fn start(dir: &Path, env: &[(&str, &str)]) -> ChildGuard {
+    let closed_port = testbed::free_port().unwrap();
+    ChildGuard::spawn(
+        clean_env(
+            &mut Command::new(BIN),
+            dir,
+            &format!("127.0.0.1:{closed_port}"),
+        )
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped()),
+    )
+    .unwrap()
+}
+
+/// Every line of `stdout`, parsed, once it ends.
+pub fn json_lines(stdout: ChildStdout) -> JoinHandle<Vec<Value>> {
+    std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .map(|l| serde_json::from_str::<Value>(&l).unwrap())
+            .collect()
+    })
 }
