@@ -379,21 +379,27 @@ fn conversation(rng: &mut Rng, n: u64) -> Conversation {
 pub fn hpack_literal(out: &mut Vec<u8>, name: &str, value: &str) {
     out.push(0x00);
     for s in [name, value] {
-        // §5.1 integer, 7-bit prefix, Huffman bit clear.
-        let mut len = s.len();
-        if len < 127 {
-            out.push(len as u8);
-        } else {
-            out.push(127);
-            len -= 127;
-            while len >= 128 {
-                out.push((len % 128) as u8 | 0x80);
-                len /= 128;
-            }
-            out.push(len as u8);
-        }
+        // 7-bit prefix, Huffman bit clear.
+        hpack_integer(out, 0, 7, s.len());
         out.extend_from_slice(s.as_bytes());
     }
+}
+
+/// Appends `v` as an HPACK integer (RFC 7541 §5.1) with an `n`-bit prefix, the first
+/// byte's other bits `first`.
+pub fn hpack_integer(out: &mut Vec<u8>, first: u8, n: u32, v: usize) {
+    let max = (1usize << n) - 1;
+    if v < max {
+        out.push(first | v as u8);
+        return;
+    }
+    out.push(first | max as u8);
+    let mut v = v - max;
+    while v >= 128 {
+        out.push((v % 128) as u8 | 0x80);
+        v /= 128;
+    }
+    out.push(v as u8);
 }
 
 /// Appends an HTTP/2 frame (RFC 9113 §4.1).

@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use super::live::clean_env;
 use testbed::pcapfile::{Writer, START_MICROS};
-use testbed::synth::{self, Ip, ACK, FIN, PSH, SYN};
+use testbed::synth::{self, h2_frame, hpack_integer, Ip, ACK, FIN, PSH, SYN};
 
 /// Creates `path` and runs `f` with a pcap writer (snap length 256 KiB, frames 10 µs apart);
 /// returns the packets written.
@@ -156,14 +156,6 @@ impl Tcp {
 
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-pub fn h2_frame(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
-    out.extend_from_slice(&(payload.len() as u32).to_be_bytes()[1..]);
-    out.push(kind);
-    out.push(flags);
-    out.extend_from_slice(&stream.to_be_bytes());
-    out.extend_from_slice(payload);
-}
-
 pub const HEADERS: u8 = 1;
 pub const RST_STREAM: u8 = 3;
 pub const SETTINGS: u8 = 4;
@@ -171,28 +163,12 @@ pub const CONTINUATION: u8 = 9;
 pub const END_STREAM: u8 = 1;
 pub const END_HEADERS: u8 = 4;
 
-/// HPACK §5.1 integer.
-pub fn hpack_int(out: &mut Vec<u8>, first: u8, n: u32, v: usize) {
-    let max = (1usize << n) - 1;
-    if v < max {
-        out.push(first | v as u8);
-        return;
-    }
-    out.push(first | max as u8);
-    let mut v = v - max;
-    while v >= 128 {
-        out.push((v % 128) as u8 | 0x80);
-        v /= 128;
-    }
-    out.push(v as u8);
-}
-
 /// Literal with incremental indexing, new name, raw strings.
 pub fn hpack_literal(out: &mut Vec<u8>, name: &str, value: &[u8]) {
     out.push(0x40);
-    hpack_int(out, 0, 7, name.len());
+    hpack_integer(out, 0, 7, name.len());
     out.extend_from_slice(name.as_bytes());
-    hpack_int(out, 0, 7, value.len());
+    hpack_integer(out, 0, 7, value.len());
     out.extend_from_slice(value);
 }
 
@@ -204,7 +180,7 @@ pub fn h2_setup(name: &str, value: &[u8]) -> Vec<u8> {
     settings.extend_from_slice(&65_536u32.to_be_bytes());
     h2_frame(&mut seg, SETTINGS, 0, 0, &settings);
     let mut block = Vec::new();
-    hpack_int(&mut block, 0x20, 5, 65_536);
+    hpack_integer(&mut block, 0x20, 5, 65_536);
     block.extend_from_slice(&[0x82, 0x86, 0x84]); // :method GET, :scheme http, :path /
     hpack_literal(&mut block, name, value);
     h2_frame(&mut seg, HEADERS, END_HEADERS | END_STREAM, 1, &block);
@@ -248,22 +224,22 @@ pub fn hpack_games<W: Write>(w: &mut Writer<W>, segments: u32) {
     let zeros = vec![0u8; 12_000];
     for i in 0..segments {
         let mut block = Vec::new();
-        hpack_int(&mut block, 0x20, 5, 0);
-        hpack_int(&mut block, 0x20, 5, 65_536);
+        hpack_integer(&mut block, 0x20, 5, 0);
+        hpack_integer(&mut block, 0x20, 5, 65_536);
         match i % 3 {
             0 => {
                 // Literal, indexed name, Huffman value of 19,200 symbols.
                 block.push(0x40 | 58); // user-agent
-                hpack_int(&mut block, 0x80, 7, zeros.len());
+                hpack_integer(&mut block, 0x80, 7, zeros.len());
                 block.extend_from_slice(&zeros);
                 block.extend_from_slice(&[0xbe; 64]);
             }
             1 => {
                 // 30-bit codes (symbols 10, 13, 22) until the padding: a bad string.
                 block.push(0x40);
-                hpack_int(&mut block, 0, 7, 1);
+                hpack_integer(&mut block, 0, 7, 1);
                 block.push(b'n');
-                hpack_int(&mut block, 0x80, 7, 4_000);
+                hpack_integer(&mut block, 0x80, 7, 4_000);
                 block.extend(std::iter::repeat_n(0xff, 3_999));
                 block.push(0xf0);
             }
@@ -715,8 +691,8 @@ pub fn redaction_corpus<W: Write>(w: &mut Writer<W>, s: &[String; 5]) {
         (23u8, format!("Bearer {}", s[0])),
         (32, format!("sid={}", s[1])),
     ] {
-        hpack_int(&mut block, 0x40, 6, usize::from(index));
-        hpack_int(&mut block, 0, 7, value.len());
+        hpack_integer(&mut block, 0x40, 6, usize::from(index));
+        hpack_integer(&mut block, 0, 7, value.len());
         block.extend_from_slice(value.as_bytes());
     }
     hpack_literal(&mut block, "x-api-key", s[2].as_bytes());
@@ -733,8 +709,8 @@ pub fn redaction_corpus<W: Write>(w: &mut Writer<W>, s: &[String; 5]) {
     h2_frame(&mut server, SETTINGS, 0, 0, &[]);
     let mut block = vec![0x88];
     let value = format!("sid={}; Path=/", s[3]);
-    hpack_int(&mut block, 0x40, 6, 55);
-    hpack_int(&mut block, 0, 7, value.len());
+    hpack_integer(&mut block, 0x40, 6, 55);
+    hpack_integer(&mut block, 0, 7, value.len());
     block.extend_from_slice(value.as_bytes());
     hpack_literal(&mut block, "x-api-key", s[4].as_bytes());
     h2_frame(&mut server, HEADERS, END_HEADERS | END_STREAM, 1, &block);
@@ -799,8 +775,8 @@ pub fn redaction_corpus<W: Write>(w: &mut Writer<W>, s: &[String; 5]) {
     h2_frame(&mut h2, SETTINGS, 0, 0, &[]);
     let mut block = vec![0x82, 0x86, 0x84];
     hpack_literal(&mut block, "x-pad", "p".repeat(70_000).as_bytes());
-    hpack_int(&mut block, 0x40, 6, 23);
-    hpack_int(&mut block, 0, 7, s[0].len());
+    hpack_integer(&mut block, 0x40, 6, 23);
+    hpack_integer(&mut block, 0, 7, s[0].len());
     block.extend_from_slice(s[0].as_bytes());
     hpack_literal(&mut block, "x-api-key", s[2].as_bytes());
     let chunks: Vec<&[u8]> = block.chunks(16_000).collect();
