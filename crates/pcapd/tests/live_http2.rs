@@ -20,7 +20,7 @@ use testbed::{ChildGuard, Netns, TestNet};
 
 mod common;
 use common::live::{
-    self, is_packet, listening, nghttpd, parse, ready_line, reference_tcpdump, stop, Running,
+    self, is_packet, listening, nghttpd, read_lines, ready_line, reference_tcpdump, stop, Running,
 };
 
 const APP_V4: &str = "198.51.100.1";
@@ -131,17 +131,8 @@ fn curl(net: &TestNet, path: &str, headers: &[&str]) {
 
 /// `(pcap.num, trace, span, sampled)` of every traced entry of `pcapd --read FILE ARGS`.
 fn read_traces(ns: &Netns, file: &Path, args: &[&str]) -> BTreeMap<String, (String, String, bool)> {
-    let out = pcapd_command(ns)
-        .arg("--read")
-        .arg(file)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(parse)
+    read_lines(pcapd_command(ns).args(args), file)
+        .into_iter()
         .filter_map(|v| Some((v[f::PCAP][f::NUM].as_str()?.to_string(), trace(&v)?)))
         .collect()
 }

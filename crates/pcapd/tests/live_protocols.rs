@@ -18,7 +18,7 @@ use testbed::{ChildGuard, Netns, TestNet};
 
 mod common;
 use common::live::{
-    dnsmasq, is_packet, listening, parse, pcapd_command, ready_line, reference_tcpdump, stop,
+    dnsmasq, is_packet, listening, pcapd_command, read_lines, ready_line, reference_tcpdump, stop,
     tshark_count, Running,
 };
 
@@ -378,17 +378,7 @@ fn live_arp_dns_tls_and_icmp_are_decoded_field_by_field_and_counted_like_tshark(
         "pcapd live vs tshark -r on the reference"
     );
     assert_eq!(stats["received"], expected, "{stats}");
-    let read = pcapd_command(Some(net.app()))
-        .arg("--read")
-        .arg(&reference)
-        .output()
-        .unwrap();
-    assert!(read.status.success());
-    let read_lines: Vec<Value> = String::from_utf8(read.stdout)
-        .unwrap()
-        .lines()
-        .map(parse)
-        .collect();
+    let read_lines = read_lines(&mut pcapd_command(Some(net.app())), &reference);
     assert!(read_lines.iter().all(is_packet));
     assert_eq!(read_lines.len(), expected, "pcapd --read vs tshark -r");
 

@@ -25,7 +25,9 @@ use testbed::synth::{self, Ip, ACK, FIN, PSH, SYN};
 use testbed::{ChildGuard, TestNet};
 
 mod common;
-use common::live::{clean_env, impair, listening, nghttpd, spawn_ready, stop, tcpdump_on};
+use common::live::{
+    clean_env, impair, listening, nghttpd, read_lines, spawn_ready, stop, tcpdump_on,
+};
 use common::reorder::{self, Crafting, Partner};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pcapd");
@@ -50,19 +52,13 @@ fn read(file: &Path) -> Vec<Value> {
 fn read_at(file: &Path, verbosity: &str) -> Vec<Value> {
     // `REASSEMBLY_PCAPD`: another binary to read with (to see what an older one made of it).
     let bin = std::env::var("REASSEMBLY_PCAPD").unwrap_or_else(|_| BIN.to_string());
-    let out = clean_env(&mut Command::new(bin))
+    let mut command = Command::new(bin);
+    clean_env(&mut command)
         .env("PCAP_VERBOSITY", verbosity)
-        .arg("--read")
-        .arg(file)
-        .stderr(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    out.stdout
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).unwrap())
-        .filter(|v: &Value| v["pcap"].is_object())
+        .stderr(Stdio::null());
+    read_lines(&mut command, file)
+        .into_iter()
+        .filter(|v| v["pcap"].is_object())
         .collect()
 }
 

@@ -25,7 +25,7 @@ use serde_json::Value;
 use testbed::{ChildGuard, TestNet};
 
 mod common;
-use common::live::{clean_env, impair, reference_tcpdump, spawn_ready, stop};
+use common::live::{clean_env, impair, read_lines, reference_tcpdump, spawn_ready, stop};
 use common::reorder::{self, Crafting, Partner};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pcapd");
@@ -95,16 +95,10 @@ type Fields = BTreeMap<String, String>;
 
 /// `pcapd --read`: each TCP packet's `L4.analysis` by frame number (tshark's, from 1).
 fn ours(file: &Path) -> BTreeMap<u64, Fields> {
-    let out = clean_env(&mut Command::new(BIN))
-        .arg("--read")
-        .arg(file)
-        .stderr(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    let mut command = Command::new(BIN);
+    clean_env(&mut command).stderr(Stdio::null());
     let mut map = BTreeMap::new();
-    for line in out.stdout.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        let v: Value = serde_json::from_slice(line).unwrap();
+    for v in read_lines(&mut command, file) {
         let Some(num) = v["pcap"]["num"].as_str() else {
             continue;
         };

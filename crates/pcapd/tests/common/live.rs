@@ -149,6 +149,18 @@ pub fn dnsmasq(ns: &Netns, pid_file: &Path, extra: &[&str]) -> Command {
     command
 }
 
+/// `command` (a pcapd) reading `file`: every line it writes, parsed; fails unless it exits
+/// with success.
+pub fn read_lines(command: &mut Command, file: &Path) -> Vec<Value> {
+    let out = command.arg("--read").arg(file).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(parse)
+        .collect()
+}
+
 /// pcapd in `ns` (or in the test's own namespace) with [`clean_env`].
 pub fn pcapd_command(ns: Option<&Netns>) -> Command {
     let mut command = match ns {
