@@ -22,15 +22,33 @@ const PEER: &str = "198.51.100.2";
 /// A second address of the peer, to tell address filters apart.
 const PEER2: &str = "198.51.100.3";
 
-/// Every packet of the `.pcap` files, as tshark decodes them.
+/// The packets of the `.pcap` files, as tshark decodes them.
 trait Packets {
+    /// Every packet.
     fn packets(&self) -> Vec<Packet>;
+    /// The packets of `iface`'s files.
+    fn packets_of(&self, iface: &str) -> Vec<Packet>;
 }
 
 impl Packets for Sidecar {
     fn packets(&self) -> Vec<Packet> {
         self.files("pcap")
             .iter()
+            .flat_map(|f| read_packets(f))
+            .collect()
+    }
+
+    fn packets_of(&self, iface: &str) -> Vec<Packet> {
+        let prefix = format!("{iface}_part_");
+        self.files("pcap")
+            .iter()
+            .filter(|f| {
+                f.file_name()
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .starts_with(&prefix)
+            })
             .flat_map(|f| read_packets(f))
             .collect()
     }
@@ -366,14 +384,22 @@ fn sigterm_leaves_a_complete_last_file_and_readiness_follows_capture() {
         "the replies too: {packets:?}"
     );
     // tcpdump was stopped by SIGTERM and ended cleanly.
+    let stopped = stopped_cleanly(&sidecar, "tcpdump");
+    let last = stopped["last_file"].as_str().unwrap();
+    assert_eq!(files[0].file_name().unwrap().to_str().unwrap(), last);
+}
+
+/// The log line saying that `program` on eth0 was stopped at shutdown, which must say it
+/// exited with code 0.
+fn stopped_cleanly(sidecar: &Sidecar, program: &str) -> Value {
+    let message = format!("{program}[eth0] stopped (shutdown)");
     let stopped = sidecar
         .lines()
         .into_iter()
-        .find(|l| l["message"] == "tcpdump[eth0] stopped (shutdown)")
-        .unwrap();
+        .find(|l| l["message"] == message.as_str())
+        .unwrap_or_else(|| panic!("no {message:?}\n{}", sidecar.log_text()));
     assert_eq!(stopped["exit"], "exit code 0");
-    let last = stopped["last_file"].as_str().unwrap();
-    assert_eq!(files[0].file_name().unwrap().to_str().unwrap(), last);
+    stopped
 }
 
 fn interface_choice(sidecar: &Sidecar, name: &str) -> Value {
@@ -405,18 +431,7 @@ fn loopback_is_captured_only_when_asked_for() {
         assert_eq!(interface_choice(&sidecar, "eth0")["selected"], true);
         tcp_attempt(net.app(), "127.0.0.1", 9);
         assert!(sidecar.terminate().success());
-        let lo_packets: Vec<Packet> = sidecar
-            .files("pcap")
-            .iter()
-            .filter(|f| {
-                f.file_name()
-                    .unwrap()
-                    .to_str()
-                    .unwrap()
-                    .starts_with("lo_part_")
-            })
-            .flat_map(|f| read_packets(f))
-            .collect();
+        let lo_packets: Vec<Packet> = sidecar.packets_of("lo");
         if expected {
             assert!(
                 lo_packets.iter().any(|p| p.syn && p.ports.contains(&9)),
@@ -539,18 +554,7 @@ fn interfaces_that_appear_later_are_captured() {
     .unwrap();
     net.app().ping("198.51.101.2", 3).unwrap();
     assert!(sidecar.terminate().success());
-    let eth1: Vec<Packet> = sidecar
-        .files("pcap")
-        .iter()
-        .filter(|f| {
-            f.file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .starts_with("eth1_part_")
-        })
-        .flat_map(|f| read_packets(f))
-        .collect();
+    let eth1: Vec<Packet> = sidecar.packets_of("eth1");
     assert!(echo_requests_to(&eth1, "198.51.101.2") >= 3, "{eth1:?}");
 }
 
@@ -667,12 +671,7 @@ fn json_output_runs_pcapd_beside_tcpdump_with_the_same_filter() {
             "{entry}"
         );
     }
-    let stopped = sidecar
-        .lines()
-        .into_iter()
-        .find(|l| l["message"] == "pcapd[eth0] stopped (shutdown)")
-        .unwrap();
-    assert_eq!(stopped["exit"], "exit code 0");
+    stopped_cleanly(&sidecar, "pcapd");
 }
 
 #[test]
