@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,9 +27,9 @@ use testbed::{ChildGuard, MetadataConfig, MetadataServer, TestNet};
 
 mod common;
 use common::{
-    assert_bucket_path, bin_dir, check_exports, check_manifest, check_summary, gunzip,
-    is_capture_name, message, packets, read_bucket, under_prefix, Reference, APP_PORT, REVISION,
-    SERVICE,
+    assert_bucket_path, bin_dir, check_exports, check_manifest, check_summary, children_of, gunzip,
+    is_capture_name, mergecap, message, packets, read_bucket, start_app, under_prefix, Reference,
+    APP_PORT, REVISION, SERVICE,
 };
 
 const HC_PORT: u16 = 8022;
@@ -51,27 +51,7 @@ impl World {
             .prefix("e2e-")
             .tempdir()
             .expect("tempdir");
-        let www = dir.path().join("www");
-        std::fs::create_dir_all(&www).unwrap();
-        std::fs::write(www.join("index.html"), "hello from the app\n").unwrap();
-        let app = ChildGuard::spawn(
-            net.app()
-                .command("python3")
-                .args(["-m", "http.server", &APP_PORT.to_string(), "--bind"])
-                .arg(net.app().ipv4().to_string())
-                .arg("--directory")
-                .arg(&www)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        )
-        .expect("start the app");
-        let target = SocketAddr::from((net.app().ipv4(), APP_PORT));
-        testbed::wait_until(Duration::from_secs(30), Duration::from_millis(100), || {
-            net.peer()
-                .can_connect(target, Duration::from_secs(1))
-                .unwrap_or(false)
-        })
-        .expect("the app listens");
+        let app = start_app(&net, &dir.path().join("www"), "hello from the app\n");
         World {
             _app: app,
             metadata,
@@ -548,32 +528,6 @@ fn api_upload_end_to_end() {
     check_exports(world.dir.path(), &files, &ref_path, &ref_log, &traces);
 }
 
-/// Pids of the processes named `comm` whose parent is `parent`.
-fn children_of(parent: u32, comm: &str) -> Vec<u32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // `pid (comm) state ppid …`; comm may contain spaces, so split at the last ')'.
-        let Some((head, tail)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let name = head.split_once('(').map(|(_, n)| n).unwrap_or_default();
-        let ppid = tail
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse::<u32>().ok());
-        if name == comm && ppid == Some(parent) {
-            pids.push(pid);
-        }
-    }
-    pids
-}
-
 fn pid_of(line: &Value) -> u32 {
     u32::try_from(line["pid"].as_u64().expect("pid field")).unwrap()
 }
@@ -691,14 +645,7 @@ fn killed_daemons_are_restarted_and_no_file_is_lost() {
         }
     }
     let merged = world.dir.path().join("merged.pcap");
-    testbed::run(
-        Command::new("mergecap")
-            .arg("-w")
-            .arg(&merged)
-            .args(["-F", "pcap"])
-            .args(&inputs),
-    )
-    .expect("mergecap");
+    mergecap(&merged, &inputs);
     let expected: Vec<usize> = (0..sent).collect();
     assert_eq!(
         requests_in(&merged),

@@ -41,11 +41,12 @@ use std::time::Duration;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
+use testbed::pcapfile::{Writer, START_MICROS};
 use testbed::rng::Rng;
 use testbed::{ChildGuard, MetadataConfig, MetadataServer, TestNet};
 
 mod common;
-use common::{bin_dir, message, read_bucket, APP_PORT, REVISION, SERVICE};
+use common::{bin_dir, children_of, message, read_bucket, start_app, APP_PORT, REVISION, SERVICE};
 
 const BUCKET: &str = "fault-bucket";
 const HC_PORT: u16 = 8022;
@@ -276,31 +277,6 @@ impl Drop for SmallTmpfs {
     }
 }
 
-/// Pids of the processes named `comm` whose parent is `parent`.
-fn children_of(parent: u32, comm: &str) -> Vec<u32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let Some((head, tail)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let name = head.split_once('(').map(|(_, n)| n).unwrap_or_default();
-        let ppid = tail
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse::<u32>().ok());
-        if name == comm && ppid == Some(parent) {
-            pids.push(pid);
-        }
-    }
-    pids
-}
-
 /// `kill -9` every pid (not short-circuiting); whether any signal was sent.
 fn kill_all(pids: impl IntoIterator<Item = u32>) -> bool {
     let mut any = false;
@@ -382,23 +358,16 @@ fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 /// A synthetic closed pcap file (the backlog fault): `packets` records of 1000 bytes.
 fn synthetic_pcap(seed: u64, packets: usize) -> Vec<u8> {
     let mut rng = Rng::from_state(seed | 1);
-    let mut out = Vec::with_capacity(24 + packets * 1016);
-    out.extend_from_slice(&wire::pcapfile::global_header(
-        65_535,
-        wire::LinkType::Ethernet,
-    ));
+    let out = Vec::with_capacity(24 + packets * 1016);
+    let mut pcap = Writer::new(out, 65_535)
+        .unwrap()
+        .clock(START_MICROS, 1_000_000);
     let mut data = [0u8; 1000];
-    for i in 0..packets {
-        out.extend_from_slice(&wire::pcapfile::record_header(
-            1_767_225_600 + i as u32,
-            0,
-            1000,
-            1000,
-        ));
+    for _ in 0..packets {
         rng.fill(&mut data);
-        out.extend_from_slice(&data);
+        pcap.frame(&data).unwrap();
     }
-    out
+    pcap.finish().unwrap()
 }
 
 #[derive(Debug, Default)]
@@ -444,27 +413,7 @@ fn one_run(index: usize, rng: &mut Rng, tally: &mut Tally) {
         .prefix("faults-")
         .tempdir()
         .unwrap();
-    let www = dir.path().join("www");
-    std::fs::create_dir_all(&www).unwrap();
-    std::fs::write(www.join("index.html"), "hello\n").unwrap();
-    let _app = ChildGuard::spawn(
-        net.app()
-            .command("python3")
-            .args(["-m", "http.server", &APP_PORT.to_string(), "--bind"])
-            .arg(net.app().ipv4().to_string())
-            .arg("--directory")
-            .arg(&www)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    )
-    .unwrap();
-    let target = SocketAddr::from((net.app().ipv4(), APP_PORT));
-    testbed::wait_until(Duration::from_secs(30), Duration::from_millis(100), || {
-        net.peer()
-            .can_connect(target, Duration::from_secs(1))
-            .unwrap_or(false)
-    })
-    .expect("the app listens");
+    let _app = start_app(&net, &dir.path().join("www"), "hello\n");
 
     let mount = dir.path().join("pcap");
     let capture = dir.path().join("pcap-tmp");

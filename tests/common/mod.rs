@@ -158,6 +158,70 @@ pub fn gunzip(bytes: &[u8], what: &str) -> Vec<u8> {
 }
 
 /// Capture file names (`sidecar_core::naming`), as exported: `<iface>_part_<UTC>Z[-n].<ext>.gz`.
+/// The app: `python3 -m http.server` on the app's address port [`APP_PORT`], serving `www`
+/// (created, with an `index.html` of `index`), once the peer can connect to it.
+pub fn start_app(net: &TestNet, www: &Path, index: &str) -> ChildGuard {
+    std::fs::create_dir_all(www).unwrap();
+    std::fs::write(www.join("index.html"), index).unwrap();
+    let app = ChildGuard::spawn(
+        net.app()
+            .command("python3")
+            .args(["-m", "http.server", &APP_PORT.to_string(), "--bind"])
+            .arg(net.app().ipv4().to_string())
+            .arg("--directory")
+            .arg(www)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .expect("start the app");
+    let target = std::net::SocketAddr::from((net.app().ipv4(), APP_PORT));
+    testbed::wait_until(Duration::from_secs(30), Duration::from_millis(100), || {
+        net.peer()
+            .can_connect(target, Duration::from_secs(1))
+            .unwrap_or(false)
+    })
+    .expect("the app listens");
+    app
+}
+
+/// Merges the pcap files `inputs` into the classic pcap file `merged` (mergecap).
+pub fn mergecap(merged: &Path, inputs: &[PathBuf]) {
+    testbed::run(
+        Command::new("mergecap")
+            .arg("-w")
+            .arg(merged)
+            .args(["-F", "pcap"])
+            .args(inputs),
+    )
+    .expect("mergecap merges the exported pcaps");
+}
+
+/// Pids of the processes named `comm` whose parent is `parent`.
+pub fn children_of(parent: u32, comm: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid …`; comm may contain spaces, so split at the last ')'.
+        let Some((head, tail)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let name = head.split_once('(').map(|(_, n)| n).unwrap_or_default();
+        let ppid = tail
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok());
+        if name == comm && ppid == Some(parent) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
 pub fn is_capture_name(name: &str, ext: &str) -> bool {
     let Some(rest) = name.strip_prefix("eth0_part_") else {
         return false;
@@ -281,14 +345,7 @@ pub fn check_exports(
         inputs.push(path);
     }
     let merged = work.join("merged.pcap");
-    testbed::run(
-        Command::new("mergecap")
-            .arg("-w")
-            .arg(&merged)
-            .args(["-F", "pcap"])
-            .args(&inputs),
-    )
-    .expect("mergecap merges the exported pcaps");
+    mergecap(&merged, &inputs);
 
     // Every packet of the app's traffic the reference saw is in the merged capture.
     let filter = format!("tcp port {APP_PORT}");

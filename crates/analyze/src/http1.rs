@@ -851,6 +851,13 @@ mod tests {
 
     const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
+    /// The message of `payload`, bytes delivered on `side` at `now` (nanoseconds) that were
+    /// all captured at `captured`.
+    fn bytes_at(c: &mut Conn, side: Side, (now, captured): (u64, u64), payload: &[u8]) -> Message {
+        c.on_bytes(side, now, &Stamps::at_once(captured), payload)
+            .unwrap()
+    }
+
     #[test]
     fn traceparent_and_cloud_trace() {
         let t = parse_traceparent(TP.as_bytes()).unwrap();
@@ -1069,36 +1076,51 @@ mod tests {
 
     #[test]
     fn connect_tunnel_and_101_switch_are_not_bodies() {
-        let mut c = Conn::default();
-        c.on_segment(
-            Side::A,
-            0,
-            b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
-        );
-        let r = c
-            .on_segment(Side::B, 1, b"HTTP/1.1 200 Connection Established\r\n\r\n")
-            .unwrap();
-        assert_eq!(r.request.unwrap().method, "CONNECT");
-        assert!(!r.fragmented);
-        assert!(c
-            .on_segment(Side::B, 2, b"\x16\x03\x03\x00\x10tunnelled")
-            .is_none());
-        let mut c = Conn::default();
-        c.on_segment(
-            Side::A,
-            0,
-            b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
-        );
-        let r = c
-            .on_segment(
-                Side::B,
-                1,
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
-            )
-            .unwrap();
-        assert_eq!(r.request.unwrap().url, "/ws");
-        assert_eq!(c.pending(), 0);
-        assert!(c.on_segment(Side::B, 2, b"\x81\x05hello").is_none());
+        /// A request, its response, the request the response answers, and a later server
+        /// segment that is no body.
+        struct Case {
+            request: &'static [u8],
+            response: &'static [u8],
+            method: &'static str,
+            url: &'static str,
+            after: &'static [u8],
+        }
+        let cases = [
+            Case {
+                request: b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+                response: b"HTTP/1.1 200 Connection Established\r\n\r\n",
+                method: "CONNECT",
+                url: "example.com:443",
+                after: b"\x16\x03\x03\x00\x10tunnelled",
+            },
+            Case {
+                request: b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+                response: b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
+                method: "GET",
+                url: "/ws",
+                after: b"\x81\x05hello",
+            },
+        ];
+        for Case {
+            request,
+            response,
+            method,
+            url,
+            after,
+        } in cases
+        {
+            let mut c = Conn::default();
+            c.on_segment(Side::A, 0, request);
+            let r = c.on_segment(Side::B, 1, response).unwrap();
+            let answered = r.request.unwrap();
+            assert_eq!(
+                (answered.method.as_str(), answered.url.as_str()),
+                (method, url)
+            );
+            assert!(!r.fragmented, "{method}");
+            assert_eq!(c.pending(), 0, "{method}");
+            assert!(c.on_segment(Side::B, 2, after).is_none(), "{method}");
+        }
     }
 
     #[test]
@@ -1117,14 +1139,12 @@ mod tests {
         // Bytes 4..7 of the body never seen; the body's end and the next response come in
         // one delivery.
         c.on_gap(Side::B, 3);
-        let m = c
-            .on_bytes(
-                Side::B,
-                40,
-                &Stamps::at_once(30),
-                b"789HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
-            )
-            .unwrap();
+        let m = bytes_at(
+            &mut c,
+            Side::B,
+            (40, 30),
+            b"789HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+        );
         assert_eq!((m.kind, m.code, m.skipped), (Kind::Response, 404, 0));
         assert_eq!(m.request.unwrap().url, "/b");
         // First byte of the request (20) to the response's first byte (30).
@@ -1139,38 +1159,32 @@ mod tests {
         // The response to /lost lost its start: the rest is skipped, the response found
         // after it answers the newest request.
         c.on_gap(Side::B, 17);
-        let m = c
-            .on_bytes(
-                Side::B,
-                5,
-                &Stamps::at_once(5),
-                b"h: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
-            )
-            .unwrap();
+        let m = bytes_at(
+            &mut c,
+            Side::B,
+            (5, 5),
+            b"h: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        );
         // "okHTTP/1.1" does not start a line: the resync waits for a line start.
         assert_eq!(m.kind, Kind::Skipped);
-        let m = c
-            .on_bytes(
-                Side::B,
-                6,
-                &Stamps::at_once(6),
-                b"x\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
-            )
-            .unwrap();
+        let m = bytes_at(
+            &mut c,
+            Side::B,
+            (6, 6),
+            b"x\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        );
         assert_eq!((m.kind, m.code, m.skipped), (Kind::Response, 200, 3));
         assert_eq!(m.request.unwrap().url, "/next");
         assert_eq!(c.pending(), 0);
         // A header block cut by a gap is dropped, then parsing resumes at the next request.
         c.on_segment(Side::A, 7, b"GET /cut HTTP/1.1\r\nHo");
         c.on_gap(Side::A, 5);
-        let m = c
-            .on_bytes(
-                Side::A,
-                8,
-                &Stamps::at_once(8),
-                b"\r\n\r\nGET /whole HTTP/1.1\r\n\r\n",
-            )
-            .unwrap();
+        let m = bytes_at(
+            &mut c,
+            Side::A,
+            (8, 8),
+            b"\r\n\r\nGET /whole HTTP/1.1\r\n\r\n",
+        );
         assert_eq!(
             (m.kind, m.url.as_str(), m.skipped),
             (Kind::Request, "/whole", 4)

@@ -68,6 +68,25 @@ fn uploads_verifies_recognises_repeats_and_never_overwrites() {
     assert_eq!(gcs.read_object("p/s/raw.pcap").unwrap(), b"other bytes");
 }
 
+/// A one-byte file `dir/f` delivered uncompressed as object `f`, which must fail: the file
+/// and the error.
+fn deliver_fails(
+    destination: &GcsApiDestination,
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, ExportError) {
+    let source = dir.join("f");
+    std::fs::write(&source, b"x").unwrap();
+    let error = destination
+        .deliver(&Export {
+            source: &source,
+            object: "f",
+            compression: Compression::None,
+            gate: None,
+        })
+        .unwrap_err();
+    (source, error)
+}
+
 #[test]
 fn an_unreachable_api_is_a_retryable_failure() {
     let closed = testbed::ClosedPort::new().unwrap();
@@ -78,16 +97,7 @@ fn an_unreachable_api_is_a_retryable_failure() {
     ))
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let source = dir.path().join("f");
-    std::fs::write(&source, b"x").unwrap();
-    let error = destination
-        .deliver(&Export {
-            source: &source,
-            object: "f",
-            compression: Compression::None,
-            gate: None,
-        })
-        .unwrap_err();
+    let (source, error) = deliver_fails(&destination, dir.path());
     assert!(error.is_retryable(), "{error}");
     assert!(source.exists());
 }
@@ -147,16 +157,7 @@ fn an_untrusted_certificate_is_refused() {
         false,
     ))
     .unwrap();
-    let source = dir.path().join("f");
-    std::fs::write(&source, b"x").unwrap();
-    let error = destination
-        .deliver(&Export {
-            source: &source,
-            object: "f",
-            compression: Compression::None,
-            gate: None,
-        })
-        .unwrap_err();
+    let (source, error) = deliver_fails(&destination, dir.path());
     let text = error.to_string().to_lowercase();
     assert!(
         matches!(error, ExportError::Transport { .. }) && text.contains("certificate"),

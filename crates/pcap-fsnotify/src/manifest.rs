@@ -477,14 +477,12 @@ mod tests {
     use super::*;
 
     fn pcap(records: &[(u32, u32, usize)]) -> Vec<u8> {
-        let mut out = wire::pcapfile::global_header(65535, wire::LinkType::Ethernet).to_vec();
+        let mut pcap = testbed::pcapfile::Writer::new(Vec::new(), 65535).unwrap();
         for &(sec, usec, len) in records {
-            out.extend_from_slice(&wire::pcapfile::record_header(
-                sec, usec, len as u32, len as u32,
-            ));
-            out.extend(std::iter::repeat_n(0u8, len));
+            let micros = u64::from(sec) * 1_000_000 + u64::from(usec);
+            pcap.frame_at(micros, &vec![0u8; len]).unwrap();
         }
-        out
+        pcap.finish().unwrap()
     }
 
     #[test]

@@ -71,6 +71,17 @@ impl Daemon {
         daemon
     }
 
+    /// An exporter with a 1 MiB backlog budget, copying files as they are (no gzip).
+    fn start_over_budget(root: &Path) -> Daemon {
+        Daemon::start(
+            root,
+            &[
+                ("PCAP_BACKLOG_MB", "1".into()),
+                ("PCAP_COMPRESS", "false".into()),
+            ],
+        )
+    }
+
     fn capture_dir(&self) -> PathBuf {
         self.root.join("pcap-tmp")
     }
@@ -121,6 +132,18 @@ impl Daemon {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// SIGTERM, then the exit status (within `timeout`) and the final summary line.
+    fn stop(&mut self, timeout: Duration) -> (ExitStatus, Value) {
+        self.sigterm();
+        let status = self.wait_exit(timeout);
+        (status, self.summary())
+    }
+
+    /// Waits (`timeout` at most) until `n` files are exported into `export`.
+    fn wait_finished(&self, what: &str, export: &Path, n: usize, timeout: Duration) {
+        self.wait(what, timeout, || finished(export) == n);
     }
 
     /// The final summary line.
@@ -226,9 +249,7 @@ fn directory_destination_exports_each_closed_file_once_and_waits_for_open_ones()
     }
     fs::write(capture.join("notes.txt"), b"not a capture file").unwrap();
     let export = daemon.export_dir();
-    daemon.wait("5 exported files", Duration::from_secs(30), || {
-        finished(&export) == 5
-    });
+    daemon.wait_finished("5 exported files", &export, 5, Duration::from_secs(30));
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         !export.join(format!("{open_name}.gz")).exists(),
@@ -237,9 +258,7 @@ fn directory_destination_exports_each_closed_file_once_and_waits_for_open_ones()
     writer.write_all(&open_bytes[100_000..]).unwrap();
     drop(writer);
     originals.insert(open_name.clone(), open_bytes);
-    daemon.wait("the closed file", Duration::from_secs(30), || {
-        finished(&export) == 6
-    });
+    daemon.wait_finished("the closed file", &export, 6, Duration::from_secs(30));
     let exported = tree(&export);
     assert_eq!(
         exported.keys().cloned().collect::<Vec<_>>(),
@@ -255,10 +274,8 @@ fn directory_destination_exports_each_closed_file_once_and_waits_for_open_ones()
     daemon.wait("local files deleted", Duration::from_secs(10), || {
         capture_files(&capture) == vec!["notes.txt".to_string()]
     });
-    daemon.sigterm();
-    let status = daemon.wait_exit(Duration::from_secs(10));
+    let (status, summary) = daemon.stop(Duration::from_secs(10));
     assert!(status.success(), "{status:?}");
-    let summary = daemon.summary();
     assert_eq!(summary["exported"], 6);
     assert_eq!(summary["not_exported"], serde_json::json!([]));
     assert_eq!(summary["severity"], "NOTICE");
@@ -324,13 +341,9 @@ fn unreadable_files_are_reported_and_the_others_still_exported() {
     }
     // The FIFO and the directory emit no close event: the periodic/shutdown scan finds them.
     let export = daemon.export_dir();
-    daemon.wait("3 exported files", Duration::from_secs(30), || {
-        finished(&export) == 3
-    });
-    daemon.sigterm();
-    let status = daemon.wait_exit(Duration::from_secs(10));
+    daemon.wait_finished("3 exported files", &export, 3, Duration::from_secs(30));
+    let (status, summary) = daemon.stop(Duration::from_secs(10));
     assert_eq!(status.code(), Some(1), "something was not exported");
-    let summary = daemon.summary();
     assert_eq!(summary["exported"], 3);
     let mut missing: Vec<String> = summary["not_exported"]
         .as_array()
@@ -481,6 +494,21 @@ fn fuse_mount_destination_puts_every_file_in_the_bucket_and_survives_an_unmount(
     assert!(daemon.wait_exit(Duration::from_secs(10)).success());
 }
 
+/// The environment of an upload through the JSON API to `bucket` of the emulator `gcs`,
+/// with credentials from `metadata`.
+fn api_env(
+    bucket: &str,
+    gcs: &GcsEmulator,
+    metadata: &MetadataServer,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("PCAP_GCS_BUCKET", bucket.into()),
+        ("PCAP_GCS_FUSE", "false".into()),
+        ("STORAGE_EMULATOR_HOST", gcs.endpoint()),
+        ("GCE_METADATA_HOST", metadata.host()),
+    ]
+}
+
 #[test]
 fn api_destination_uploads_once_never_overwrites_and_survives_20_s_outage() {
     let root = tempfile::tempdir().unwrap();
@@ -489,16 +517,9 @@ fn api_destination_uploads_once_never_overwrites_and_survives_20_s_outage() {
     // An object that already holds the first file's name with other content.
     let taken = format!("{BUCKET_PATH}/{}.gz", name("eth0", 1));
     gcs.upload_object(&taken, b"someone else's object").unwrap();
-    let mut daemon = Daemon::start(
-        root.path(),
-        &[
-            ("PCAP_GCS_BUCKET", "api-bucket".into()),
-            ("PCAP_GCS_FUSE", "false".into()),
-            ("PCAP_COMPRESS", "true".into()),
-            ("STORAGE_EMULATOR_HOST", gcs.endpoint()),
-            ("GCE_METADATA_HOST", metadata.host()),
-        ],
-    );
+    let mut env = api_env("api-bucket", &gcs, &metadata);
+    env.push(("PCAP_COMPRESS", "true".into()));
+    let mut daemon = Daemon::start(root.path(), &env);
     let capture = daemon.capture_dir();
     let mut originals = BTreeMap::new();
     let write = |i: u32, originals: &mut BTreeMap<String, Vec<u8>>| {
@@ -593,10 +614,8 @@ fn over_budget_the_policy_drops_the_oldest_waiting_files_and_names_them() {
             l["message"] == "export failed; will retry" && l["file"] == name("eth0", 4).as_str()
         })
     });
-    daemon.sigterm();
-    let status = daemon.wait_exit(Duration::from_secs(15));
+    let (status, summary) = daemon.stop(Duration::from_secs(15));
     assert_eq!(status.code(), Some(1), "data was lost, so not 0");
-    let summary = daemon.summary();
     assert_eq!(
         summary["dropped"],
         serde_json::json!([name("eth0", 1), name("eth0", 2)])
@@ -622,20 +641,12 @@ fn over_budget_the_policy_drops_the_oldest_waiting_files_and_names_them() {
 #[test]
 fn a_file_being_written_over_budget_does_not_make_a_healthy_exporter_drop_completed_files() {
     let root = tempfile::tempdir().unwrap();
-    let mut daemon = Daemon::start(
-        root.path(),
-        &[
-            ("PCAP_BACKLOG_MB", "1".into()),
-            ("PCAP_COMPRESS", "false".into()),
-        ],
-    );
+    let mut daemon = Daemon::start_over_budget(root.path());
     let capture = daemon.capture_dir();
     let export = daemon.export_dir();
     // One export succeeds first: the exporter is keeping up.
     write_capture(&capture, &name("eth0", 1), &pcapgen::pcap_bytes(1, 10_000));
-    daemon.wait("the first export", Duration::from_secs(20), || {
-        finished(&export) == 1
-    });
+    daemon.wait_finished("the first export", &export, 1, Duration::from_secs(20));
     // A file still being written holds the directory over its 1 MiB budget on its own
     // (like DEBUG JSON under heavy traffic) …
     let open_name = name("eth0", 2);
@@ -644,17 +655,16 @@ fn a_file_being_written_over_budget_does_not_make_a_healthy_exporter_drop_comple
     writer.write_all(&big).unwrap();
     // … while a completed file arrives: a worker is free, so it is exported, not dropped.
     write_capture(&capture, &name("eth0", 3), &pcapgen::pcap_bytes(3, 400_000));
-    daemon.wait("the completed file", Duration::from_secs(20), || {
-        finished(&export) == 2
-    });
+    daemon.wait_finished("the completed file", &export, 2, Duration::from_secs(20));
     drop(writer);
-    daemon.wait("the big file once closed", Duration::from_secs(20), || {
-        finished(&export) == 3
-    });
-    daemon.sigterm();
-    let status = daemon.wait_exit(Duration::from_secs(15));
+    daemon.wait_finished(
+        "the big file once closed",
+        &export,
+        3,
+        Duration::from_secs(20),
+    );
+    let (status, summary) = daemon.stop(Duration::from_secs(15));
     assert_eq!(status.code(), Some(0), "nothing lost");
-    let summary = daemon.summary();
     assert_eq!(summary["exported"], 3);
     assert_eq!(summary["dropped"], serde_json::json!([]));
 }
@@ -665,13 +675,7 @@ fn a_file_being_written_over_budget_does_not_make_a_healthy_exporter_drop_comple
 #[test]
 fn issue_14_an_open_file_over_budget_alone_does_not_make_the_policy_delete_every_completed_file() {
     let root = tempfile::tempdir().unwrap();
-    let mut daemon = Daemon::start(
-        root.path(),
-        &[
-            ("PCAP_BACKLOG_MB", "1".into()),
-            ("PCAP_COMPRESS", "false".into()),
-        ],
-    );
+    let mut daemon = Daemon::start_over_budget(root.path());
     let capture = daemon.capture_dir();
     let export = daemon.export_dir();
     // Nothing exported yet, and a file still being written exceeds the budget on its own.
@@ -693,9 +697,7 @@ fn issue_14_an_open_file_over_budget_alone_does_not_make_the_policy_delete_every
         finished(&export) >= 1
     });
     drop(writer);
-    daemon.sigterm();
-    let status = daemon.wait_exit(Duration::from_secs(15));
-    let summary = daemon.summary();
+    let (status, summary) = daemon.stop(Duration::from_secs(15));
     // Whatever the policy gave up is named; everything else is in the export directory.
     let dropped = summary["dropped"].as_array().unwrap().len();
     assert_eq!(
@@ -864,9 +866,7 @@ fn issue_14_the_manifest_lists_every_file_and_verify_bucket_checks_a_folder_agai
         write_capture(&capture, &name("eth0", i), &bytes);
         originals.insert(name("eth0", i), bytes);
     }
-    daemon.wait("3 files exported", Duration::from_secs(30), || {
-        finished(&export) == 3
-    });
+    daemon.wait_finished("3 files exported", &export, 3, Duration::from_secs(30));
     daemon.wait("the FIFO rejected", Duration::from_secs(20), || {
         daemon
             .logs()
@@ -1004,9 +1004,12 @@ fn issue_14_manifest_parts_reach_the_bucket_without_a_drain() {
     // The exporter restarted in the same instance delivers the next part.
     write_capture(&capture, &name("eth0", 3), &pcapgen::pcap_bytes(3, 50_000));
     let mut daemon = Daemon::start(root.path(), &env);
-    daemon.wait("the third file exported", Duration::from_secs(30), || {
-        finished(&export) == 3
-    });
+    daemon.wait_finished(
+        "the third file exported",
+        &export,
+        3,
+        Duration::from_secs(30),
+    );
     daemon.sigterm();
     assert!(daemon.wait_exit(Duration::from_secs(15)).success());
     let (code, line) = verify_bucket(&export);
@@ -1028,16 +1031,9 @@ fn issue_14_when_the_bucket_refuses_the_last_manifest_part_its_records_are_logge
     let root = tempfile::tempdir().unwrap();
     let mut gcs = GcsEmulator::start("gone-bucket").unwrap();
     let metadata = MetadataServer::start().unwrap();
-    let mut daemon = Daemon::start(
-        root.path(),
-        &[
-            ("PCAP_GCS_BUCKET", "gone-bucket".into()),
-            ("PCAP_GCS_FUSE", "false".into()),
-            ("PCAP_SHUTDOWN_SECS", "2".into()),
-            ("STORAGE_EMULATOR_HOST", gcs.endpoint()),
-            ("GCE_METADATA_HOST", metadata.host()),
-        ],
-    );
+    let mut env = api_env("gone-bucket", &gcs, &metadata);
+    env.push(("PCAP_SHUTDOWN_SECS", "2".into()));
+    let mut daemon = Daemon::start(root.path(), &env);
     let capture = daemon.capture_dir();
     let (first, second) = (name("eth0", 1), name("eth0", 2));
     write_capture(&capture, &first, &pcapgen::pcap_bytes(1, 50_000));

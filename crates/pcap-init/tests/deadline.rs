@@ -11,45 +11,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Command, Stdio};
+mod common;
+
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-
-/// The pcap-init under test, killed (and reaped) when dropped.
-struct Guard(std::process::Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl std::ops::Deref for Guard {
-    type Target = std::process::Child;
-    fn deref(&self) -> &std::process::Child {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Guard {
-    fn deref_mut(&mut self) -> &mut std::process::Child {
-        &mut self.0
-    }
-}
 use serde_json::Value;
+
+use common::{assert_fsnotify_built, json_lines, start};
 
 #[test]
 fn issue_14_the_exporter_reports_every_unexported_file_before_pcap_init_kills_it() {
-    let bin_dir = Path::new(env!("CARGO_BIN_EXE_pcap-init")).parent().unwrap();
-    assert!(
-        bin_dir.join("pcap-fsnotify").exists(),
-        "run `cargo build -p pcap-fsnotify` first"
-    );
+    assert_fsnotify_built();
     let dir = tempfile::tempdir().unwrap();
     let started = dir.path().join("capture.started");
     // The bucket is never mounted: every export fails (retryably) until the deadline.
@@ -83,31 +57,8 @@ stop_order = 1
     for file in files {
         std::fs::write(capture_dir.join(file), vec![7u8; 100_000]).unwrap();
     }
-    let closed_port = testbed::free_port().unwrap();
-    let init = Command::new(env!("CARGO_BIN_EXE_pcap-init"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("PCAP_SUPERVISOR_FILE", dir.path().join("graph.toml"))
-        .env("PCAP_RUN_DIR", dir.path().join("run"))
-        .env("GCS_MOUNT", dir.path().join("pcap"))
-        .env("PCAP_GCS_BUCKET", "never-mounted")
-        .env("GCE_METADATA_HOST", format!("127.0.0.1:{closed_port}"))
-        .env("K_SERVICE", "svc")
-        .env("K_REVISION", "svc-001")
-        .env("PCAP_SHUTDOWN_SECS", "5")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Killed on drop, so a failing assertion leaves no pcap-init behind.
-    let mut init = Guard(init);
-    let stdout = init.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .map(|l| serde_json::from_str::<Value>(&l).unwrap())
-            .collect::<Vec<Value>>()
-    });
+    let mut init = start(dir.path(), &[("PCAP_GCS_BUCKET", "never-mounted")]);
+    let reader = json_lines(init.child_mut().stdout.take().unwrap());
     let deadline = Instant::now() + Duration::from_secs(60);
     while !started.exists() {
         assert!(Instant::now() < deadline, "the graph did not start");
@@ -116,7 +67,7 @@ stop_order = 1
     std::thread::sleep(Duration::from_millis(500));
     let signalled = Instant::now();
     kill(Pid::from_raw(init.id() as i32), Signal::SIGTERM).unwrap();
-    let status = init.wait().unwrap();
+    let status = init.child_mut().wait().unwrap();
     let took = signalled.elapsed();
     let lines = reader.join().unwrap();
     let text = || {
@@ -175,11 +126,7 @@ stop_order = 1
 /// every file left unexported. A program marked `drain` is started once more to drain.
 #[test]
 fn issue_14_an_exporter_killed_just_before_sigterm_is_started_again_to_drain() {
-    let bin_dir = Path::new(env!("CARGO_BIN_EXE_pcap-init")).parent().unwrap();
-    assert!(
-        bin_dir.join("pcap-fsnotify").exists(),
-        "run `cargo build -p pcap-fsnotify` first"
-    );
+    assert_fsnotify_built();
     let dir = tempfile::tempdir().unwrap();
     let graph = r#"
 [[program]]
@@ -193,30 +140,8 @@ path = "fsnotify.ready"
 timeout_secs = 20
 "#;
     std::fs::write(dir.path().join("graph.toml"), graph).unwrap();
-    let closed_port = testbed::free_port().unwrap();
-    let init = Command::new(env!("CARGO_BIN_EXE_pcap-init"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("PCAP_SUPERVISOR_FILE", dir.path().join("graph.toml"))
-        .env("PCAP_RUN_DIR", dir.path().join("run"))
-        .env("GCS_MOUNT", dir.path().join("pcap"))
-        .env("GCE_METADATA_HOST", format!("127.0.0.1:{closed_port}"))
-        .env("K_SERVICE", "svc")
-        .env("K_REVISION", "svc-001")
-        .env("PCAP_SHUTDOWN_SECS", "5")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Killed on drop, so a failing assertion leaves no pcap-init behind.
-    let mut init = Guard(init);
-    let stdout = init.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .map(|l| serde_json::from_str::<Value>(&l).unwrap())
-            .collect::<Vec<Value>>()
-    });
+    let mut init = start(dir.path(), &[]);
+    let reader = json_lines(init.child_mut().stdout.take().unwrap());
     let ready = dir.path().join("run/fsnotify.ready");
     let deadline = Instant::now() + Duration::from_secs(60);
     while !ready.exists() {
@@ -236,7 +161,7 @@ timeout_secs = 20
         std::fs::write(capture_dir.join(file), vec![7u8; 100_000]).unwrap();
     }
     kill(Pid::from_raw(init.id() as i32), Signal::SIGTERM).unwrap();
-    let status = init.wait().unwrap();
+    let status = init.child_mut().wait().unwrap();
     let lines = reader.join().unwrap();
     let text = lines
         .iter()

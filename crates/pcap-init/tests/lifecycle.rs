@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -12,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+
+use common::{clean_env, BIN};
 
 struct Init {
     child: Child,
@@ -34,16 +38,7 @@ impl Init {
         std::fs::write(&graph_file, graph).unwrap();
         // No metadata server: connections refused at once, as on a laptop.
         let no_metadata = testbed::ClosedPort::new().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pcap-init"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("PCAP_SUPERVISOR_FILE", &graph_file)
-            .env("PCAP_RUN_DIR", dir.join("run"))
-            .env("GCS_MOUNT", dir.join("pcap"))
-            .env("GCE_METADATA_HOST", no_metadata.address())
-            .env("K_SERVICE", "svc")
-            .env("K_REVISION", "svc-001")
-            .env("PCAP_SHUTDOWN_SECS", "5")
+        let mut child = clean_env(&mut Command::new(BIN), dir, &no_metadata.address())
             .envs(extra.iter().copied())
             .stdout(Stdio::piped())
             .spawn()
@@ -108,6 +103,20 @@ fn message(line: &serde_json::Value) -> &str {
     line["message"].as_str().unwrap_or("")
 }
 
+/// A `[[program]]` table running `/bin/sh script`, stopped `stop_order`th, with `more` (its
+/// other keys, or its `[program.ready]` table).
+fn sh_program(name: &str, script: &Path, stop_order: u32, more: &str) -> String {
+    format!(
+        "\n[[program]]\nname = \"{name}\"\ncommand = [\"/bin/sh\", \"{}\"]\nstop_order = {stop_order}\n{more}",
+        script.display()
+    )
+}
+
+/// A `[program.ready]` table: the file `path` in the run directory, within `secs`.
+fn ready_file(path: &str, secs: u32) -> String {
+    format!("[program.ready]\nkind = \"file\"\npath = \"{path}\"\ntimeout_secs = {secs}\n")
+}
+
 /// A shell program that records its start and stop in `journal`, optionally raises a
 /// readiness file after a delay, and waits for SIGTERM.
 fn script(dir: &Path, name: &str, journal: &Path, ready_file: Option<&str>) -> PathBuf {
@@ -154,25 +163,11 @@ fn starts_in_order_after_readiness_and_stops_in_stop_order() {
     let log = dir.path().join("journal");
     let first = script(dir.path(), "first", &log, Some("first.ready"));
     let second = script(dir.path(), "second", &log, None);
-    let graph = format!(
-        r#"
-[[program]]
-name = "first"
-command = ["/bin/sh", "{first}"]
-stop_order = 2
-[program.ready]
-kind = "file"
-path = "first.ready"
-timeout_secs = 10
-
-[[program]]
-name = "second"
-command = ["/bin/sh", "{second}"]
-stop_order = 1
-"#,
-        first = first.display(),
-        second = second.display()
-    );
+    let graph = [
+        sh_program("first", &first, 2, &ready_file("first.ready", 10)),
+        sh_program("second", &second, 1, ""),
+    ]
+    .concat();
     let mut init = Init::start(dir.path(), &graph, &[]);
     let located = init.wait_line("PCAP files available at: ");
     assert!(message(&located).contains("/pcap/unknown-project/svc/unknown-region/svc-001/"));
@@ -213,26 +208,12 @@ fn a_program_that_never_gets_ready_fails_start_up_with_the_hint() {
     let log = dir.path().join("journal");
     let first = script(dir.path(), "first", &log, None);
     let never = script(dir.path(), "never", &log, None);
-    let graph = format!(
-        r#"
-[[program]]
-name = "first"
-command = ["/bin/sh", "{first}"]
-stop_order = 1
-
-[[program]]
-name = "never"
-command = ["/bin/sh", "{never}"]
-stop_order = 2
-[program.ready]
-kind = "file"
-path = "never.ready"
-timeout_secs = 1
-hint = "check the never variable"
-"#,
-        first = first.display(),
-        never = never.display()
-    );
+    let never_ready = ready_file("never.ready", 1) + "hint = \"check the never variable\"\n";
+    let graph = [
+        sh_program("first", &first, 1, ""),
+        sh_program("never", &never, 2, &never_ready),
+    ]
+    .concat();
     let started = Instant::now();
     let mut init = Init::start(dir.path(), &graph, &[]);
     let code = init.wait_exit(Duration::from_secs(15));
@@ -261,29 +242,17 @@ fn crashed_programs_restart_and_a_program_that_gives_up_closes_the_gate() {
         ),
     )
     .unwrap();
-    let graph = format!(
-        r#"
-[[program]]
-name = "steady"
-command = ["/bin/sh", "{steady}"]
-stop_order = 1
-
-[[program]]
-name = "flaky"
-command = ["/bin/sh", "{flaky}"]
-output = "wrap"
-restart = {{ max_failures = 1 }}
-stop_order = 2
-
-[[program]]
-name = "hc-probe"
-command = ["/bin/sh", "{gate}"]
-stop_order = 3
-"#,
-        steady = steady.display(),
-        flaky = flaky.display(),
-        gate = gate.display()
-    );
+    let graph = [
+        sh_program("steady", &steady, 1, ""),
+        sh_program(
+            "flaky",
+            &flaky,
+            2,
+            "output = \"wrap\"\nrestart = { max_failures = 1 }\n",
+        ),
+        sh_program("hc-probe", &gate, 3, ""),
+    ]
+    .concat();
     let mut init = Init::start(dir.path(), &graph, &[]);
     init.wait_line("all programs started");
     let first = init.wait_line("started steady");
@@ -352,16 +321,10 @@ stop_order = 2
 kind = "mount"
 path = "${{GCS_MOUNT}}"
 timeout_secs = 30
-
-[[program]]
-name = "worker"
-command = ["/bin/sh", "{worker}"]
-stop_order = 1
 "#,
         endpoint = emulator.endpoint(),
         cache = dir.path().join("rclone-cache").display(),
-        worker = worker.display()
-    );
+    ) + &sh_program("worker", &worker, 1, "");
     let mut init = Init::start(
         dir.path(),
         &graph,
@@ -424,8 +387,7 @@ fn without_fuse_the_mounter_is_skipped() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("journal");
     let worker = script(dir.path(), "worker", &log, None);
-    let graph = format!(
-        r#"
+    let graph = r#"
 [[program]]
 name = "mounter"
 when = "fuse"
@@ -433,15 +395,10 @@ command = ["/bin/false"]
 stop_order = 2
 [program.ready]
 kind = "mount"
-path = "${{GCS_MOUNT}}"
-
-[[program]]
-name = "worker"
-command = ["/bin/sh", "{worker}"]
-stop_order = 1
-"#,
-        worker = worker.display()
-    );
+path = "${GCS_MOUNT}"
+"#
+    .to_string()
+        + &sh_program("worker", &worker, 1, "");
     let mut init = Init::start(
         dir.path(),
         &graph,
@@ -473,15 +430,7 @@ fn an_unknown_variable_is_reported_once_for_the_whole_sidecar() {
         ),
     )
     .unwrap();
-    let graph = format!(
-        r#"
-[[program]]
-name = "worker"
-command = ["/bin/sh", "{worker}"]
-stop_order = 1
-"#,
-        worker = worker.display()
-    );
+    let graph = sh_program("worker", &worker, 1, "");
     let mut init = Init::start(dir.path(), &graph, &[("PCAP_ORDER", "true")]);
     init.wait_line("all programs started");
     wait_journal(&log, "start worker");

@@ -5,36 +5,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-/// The pcap-init under test, killed (and reaped) when dropped.
-struct Guard(std::process::Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl std::ops::Deref for Guard {
-    type Target = std::process::Child;
-    fn deref(&self) -> &std::process::Child {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Guard {
-    fn deref_mut(&mut self) -> &mut std::process::Child {
-        &mut self.0
-    }
-}
+use common::start;
 
 fn wait(what: &str, lines: &Mutex<Vec<String>>, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -85,26 +66,10 @@ timeout_secs = 30
         endpoint = emulator.endpoint(),
     );
     std::fs::write(dir.path().join("graph.toml"), graph).unwrap();
-    let closed_port = testbed::free_port().unwrap();
-    let init = Command::new(env!("CARGO_BIN_EXE_pcap-init"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("PCAP_SUPERVISOR_FILE", dir.path().join("graph.toml"))
-        .env("PCAP_RUN_DIR", dir.path().join("run"))
-        .env("GCS_MOUNT", &mount)
-        .env("PCAP_GCS_BUCKET", "pcap-bucket")
-        .env("GCE_METADATA_HOST", format!("127.0.0.1:{closed_port}"))
-        .env("K_SERVICE", "svc")
-        .env("K_REVISION", "svc-001")
-        .env("PCAP_SHUTDOWN_SECS", "5")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Killed on drop, so a failing assertion leaves no pcap-init behind.
-    let mut init = Guard(init);
+    let mut init = start(dir.path(), &[("PCAP_GCS_BUCKET", "pcap-bucket")]);
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&lines);
-    let stdout = init.stdout.take().unwrap();
+    let stdout = init.child_mut().stdout.take().unwrap();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             sink.lock().unwrap().push(line);
@@ -142,7 +107,7 @@ timeout_secs = 30
                 .is_ok_and(|o| o.iter().any(|o| o.name == "probe.txt"))
     });
     kill(Pid::from_raw(init.id() as i32), Signal::SIGTERM).unwrap();
-    let status = init.wait().unwrap();
+    let status = init.child_mut().wait().unwrap();
     assert!(status.success(), "{}", lines.lock().unwrap().join("\n"));
     assert!(!testbed::is_mounted(&mount));
 }

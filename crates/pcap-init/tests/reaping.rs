@@ -8,12 +8,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+
+use common::{clean_env, BIN};
 
 struct Init {
     unshare: Child,
@@ -32,21 +36,17 @@ impl Init {
         let graph_file = dir.join("graph.toml");
         std::fs::write(&graph_file, graph).unwrap();
         let closed_port = testbed::free_port().unwrap();
-        let unshare = Command::new("unshare")
-            .args(["--pid", "--fork", "--kill-child", "--"])
-            .arg(env!("CARGO_BIN_EXE_pcap-init"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("PCAP_SUPERVISOR_FILE", &graph_file)
-            .env("PCAP_RUN_DIR", dir.join("run"))
-            .env("GCS_MOUNT", dir.join("pcap"))
-            .env("GCE_METADATA_HOST", format!("127.0.0.1:{closed_port}"))
-            .env("K_SERVICE", "svc")
-            .env("K_REVISION", "svc-001")
-            .env("PCAP_SHUTDOWN_SECS", "8")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
+        let unshare = clean_env(
+            &mut Command::new("unshare"),
+            dir,
+            &format!("127.0.0.1:{closed_port}"),
+        )
+        .args(["--pid", "--fork", "--kill-child", "--"])
+        .arg(BIN)
+        .env("PCAP_SHUTDOWN_SECS", "8")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
         Init { unshare }
     }
 

@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use common::hostile::{self, assert_bounded, read_measured, under_test, write_file};
+use common::live::clean_env;
 use testbed::synth;
 
 const BIN: &str = env!("CARGO_BIN_EXE_pcapd");
@@ -41,11 +42,7 @@ fn offline_read_translates_everything_read_even_after_sigterm_and_a_slow_reader(
     std::io::Write::flush(&mut out).unwrap();
     drop(out);
     let mut child = testbed::ChildGuard::new(
-        Command::new(under_test(BIN))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("PCAP_RUN_DIR", "/tmp/pcapd-test-run")
-            .env("GCS_MOUNT", "/tmp/pcapd-test-mount")
+        clean_env(&mut Command::new(under_test(BIN)))
             .args(["--queue-mib", "1", "--drain-ms", "10", "--read"])
             .arg(&path)
             .stdout(Stdio::piped())
@@ -318,11 +315,7 @@ fn redaction_holds_at_every_cut_point_http1_and_h2c() {
     let secrets = hostile::secrets(13);
     let packets = write_file(&path, |w| hostile::redaction_corpus(w, &secrets));
     for verbosity in ["DEBUG", "INFO"] {
-        let out = Command::new(under_test(BIN))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("PCAP_RUN_DIR", "/tmp/pcapd-test-run")
-            .env("GCS_MOUNT", "/tmp/pcapd-test-mount")
+        let out = clean_env(&mut Command::new(under_test(BIN)))
             .env("PCAP_REDACT_HEADERS", "X-Api-Key")
             .env("PCAP_VERBOSITY", verbosity)
             .arg("--read")

@@ -19,9 +19,10 @@ use serde_json::Value;
 use testbed::{ChildGuard, Netns, TestNet};
 
 mod common;
-use common::live::{is_packet, parse, ready_line, reference_tcpdump, stop, Running};
+use common::live::{
+    self, is_packet, listening, nghttpd, read_lines, ready_line, reference_tcpdump, stop, Running,
+};
 
-const BIN: &str = env!("CARGO_BIN_EXE_pcapd");
 const APP_V4: &str = "198.51.100.1";
 const PORT: u16 = 8080;
 const WAIT: Duration = Duration::from_secs(20);
@@ -39,19 +40,9 @@ fn resources() -> PathBuf {
 }
 
 fn pcapd_command(ns: &Netns) -> Command {
-    let mut command = ns.command(BIN);
+    let mut command = live::pcapd_command(Some(ns));
+    command.env("GOOGLE_CLOUD_PROJECT", "h2-project");
     command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("PCAP_RUN_DIR", "/tmp/pcapd-test-run")
-        .env("GCS_MOUNT", "/tmp/pcapd-test-mount")
-        .env("GOOGLE_CLOUD_PROJECT", "h2-project");
-    command
-}
-
-fn listening(ns: &Netns, port: u16) -> bool {
-    ns.run("ss", ["-Hlnt", "sport", "=", &format!(":{port}")])
-        .is_ok_and(|out| !out.stdout.is_empty())
 }
 
 /// pcapd capturing `filter` on eth0 of the app namespace, ready.
@@ -140,17 +131,8 @@ fn curl(net: &TestNet, path: &str, headers: &[&str]) {
 
 /// `(pcap.num, trace, span, sampled)` of every traced entry of `pcapd --read FILE ARGS`.
 fn read_traces(ns: &Netns, file: &Path, args: &[&str]) -> BTreeMap<String, (String, String, bool)> {
-    let out = pcapd_command(ns)
-        .arg("--read")
-        .arg(file)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(parse)
+    read_lines(pcapd_command(ns).args(args), file)
+        .into_iter()
         .filter_map(|v| Some((v[f::PCAP][f::NUM].as_str()?.to_string(), trace(&v)?)))
         .collect()
 }
@@ -172,17 +154,7 @@ fn live_h2c_nghttpd_curl_nghttp_streams_traces_continuation_and_secrets() {
     ] {
         std::fs::write(docs.join(name), format!("content of {name}\n")).unwrap();
     }
-    let _nghttpd = ChildGuard::spawn(
-        net.app()
-            .command("nghttpd")
-            .args(["--no-tls", "-d"])
-            .arg(&docs)
-            .arg(PORT.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    )
-    .unwrap();
-    testbed::wait_until(WAIT, POLL, || listening(net.app(), PORT)).expect("nghttpd listens");
+    let _nghttpd = nghttpd(net.app(), &docs, PORT);
     let filter = format!("tcp port {PORT}");
     let pcapd = start_pcapd(net.app(), dir.path(), &filter);
     let reference = dir.path().join("reference.pcap");
@@ -421,7 +393,8 @@ fn live_grpc_over_h2c_service_method_status_and_message() {
             .stderr(Stdio::null()),
     )
     .unwrap();
-    testbed::wait_until(WAIT, POLL, || listening(net.app(), 50051)).expect("gRPC server listens");
+    testbed::wait_until(WAIT, POLL, || listening(net.app(), "t", 50051))
+        .expect("gRPC server listens");
     let pcapd = start_pcapd(net.app(), dir.path(), "tcp port 50051");
     let out = net
         .peer()
@@ -444,47 +417,41 @@ fn live_grpc_over_h2c_service_method_status_and_message() {
         .filter(|v| http(v)["grpc"]["status"].is_u64())
         .collect();
     assert_eq!(grpc.len(), 2, "{grpc:?}");
-    let ok = grpc
-        .iter()
-        .find(|v| http(v)["grpc"]["method"] == "Say")
-        .expect("Say");
-    let g = &http(ok)["grpc"];
-    assert_eq!(
+    // Each call: its status and severity, and the trace of its request.
+    let calls = [
+        ("Say", (Some("pkg.Echo"), Some(0), Some("OK")), "INFO"),
         (
-            g["service"].as_str(),
-            g["status"].as_u64(),
-            g["status_name"].as_str()
+            "Missing",
+            (Some("pkg.Echo"), Some(5), Some("NOT_FOUND")),
+            "ERROR",
         ),
-        (Some("pkg.Echo"), Some(0), Some("OK"))
-    );
-    assert_eq!(ok[f::SEVERITY], "INFO");
-    expect_trace(
-        ok,
-        "66666666666666666666666666666666",
-        "6666666666666666",
-        true,
-    );
-    let err = grpc
-        .iter()
-        .find(|v| http(v)["grpc"]["method"] == "Missing")
-        .expect("Missing");
-    let g = &http(err)["grpc"];
-    assert_eq!(
-        (
-            g["service"].as_str(),
-            g["status"].as_u64(),
-            g["status_name"].as_str()
-        ),
-        (Some("pkg.Echo"), Some(5), Some("NOT_FOUND"))
-    );
-    assert_eq!(g["message"], "no such key: k1");
-    assert_eq!(err[f::SEVERITY], "ERROR");
-    expect_trace(
-        err,
-        "66666666666666666666666666666666",
-        "6666666666666666",
-        true,
-    );
+    ];
+    for (method, status, severity) in calls {
+        let v = grpc
+            .iter()
+            .find(|v| http(v)["grpc"]["method"] == method)
+            .unwrap_or_else(|| panic!("{method}"));
+        let g = &http(v)["grpc"];
+        assert_eq!(
+            (
+                g["service"].as_str(),
+                g["status"].as_u64(),
+                g["status_name"].as_str()
+            ),
+            status,
+            "{method}"
+        );
+        if method == "Missing" {
+            assert_eq!(g["message"], "no such key: k1");
+        }
+        assert_eq!(v[f::SEVERITY], severity, "{method}");
+        expect_trace(
+            v,
+            "66666666666666666666666666666666",
+            "6666666666666666",
+            true,
+        );
+    }
     // The requests were recognised as gRPC too.
     assert!(packets
         .iter()
@@ -503,17 +470,7 @@ fn live_capture_started_mid_connection_decodes_what_it_can() {
     let docs = dir.path().join("docs");
     std::fs::create_dir(&docs).unwrap();
     std::fs::write(docs.join("index.html"), "hello\n").unwrap();
-    let _nghttpd = ChildGuard::spawn(
-        net.app()
-            .command("nghttpd")
-            .args(["--no-tls", "-d"])
-            .arg(&docs)
-            .arg(PORT.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    )
-    .unwrap();
-    testbed::wait_until(WAIT, POLL, || listening(net.app(), PORT)).expect("nghttpd listens");
+    let _nghttpd = nghttpd(net.app(), &docs, PORT);
     let go = dir.path().join("go");
     let mut client = net.peer().command("python3");
     client

@@ -17,9 +17,10 @@ use serde_json::Value;
 use testbed::{ChildGuard, Netns, TestNet};
 
 mod common;
-use common::live::{is_packet, parse, ready_line, reference_tcpdump, stop, tshark_count, Running};
-
-const BIN: &str = env!("CARGO_BIN_EXE_pcapd");
+use common::live::{
+    dnsmasq, is_packet, listening, pcapd_command, read_lines, ready_line, reference_tcpdump, stop,
+    tshark_count, Running,
+};
 
 /// The server side (dnsmasq, s_server) runs in the app namespace, where pcapd captures.
 const APP_V4: &str = "198.51.100.1";
@@ -41,33 +42,12 @@ const FILTER: &str = "not ip6 multicast";
 const WAIT: Duration = Duration::from_secs(20);
 const POLL: Duration = Duration::from_millis(50);
 
-/// `pcapd` with a clean environment (the developer's PCAP_* variables must not leak in).
-fn pcapd_command(ns: &Netns) -> Command {
-    let mut command = ns.command(BIN);
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("PCAP_RUN_DIR", "/tmp/pcapd-test-run")
-        .env("GCS_MOUNT", "/tmp/pcapd-test-mount");
-    command
-}
-
 fn tshark_fields(file: &Path, filter: &str, fields: &[&str]) -> Vec<Vec<String>> {
     testbed::tshark::filtered(file, filter, fields).unwrap()
 }
 
 fn tshark_number(text: &str) -> u64 {
     testbed::tshark::number(text).unwrap_or_else(|| panic!("tshark number {text:?}"))
-}
-
-/// Whether something listens on `port` (`proto` "t" or "u") in `ns`; asks the kernel, sends
-/// nothing, so the readiness probes leave no packets behind.
-fn listening(ns: &Netns, proto: &str, port: u16) -> bool {
-    ns.run(
-        "ss",
-        [&format!("-Hln{proto}"), "sport", "=", &format!(":{port}")],
-    )
-    .is_ok_and(|out| !out.stdout.is_empty())
 }
 
 /// Makes `ns` know `other`'s link-layer address for good (`nud permanent`), for IPv4 and IPv6:
@@ -280,26 +260,18 @@ fn live_arp_dns_tls_and_icmp_are_decoded_field_by_field_and_counted_like_tshark(
         ),
     )
     .unwrap();
-    let mut dnsmasq_command = net.app().command("dnsmasq");
-    dnsmasq_command
-        .args([
-            "--no-daemon",
-            "--conf-file=/dev/null",
-            "--no-resolv",
-            "--no-hosts",
-            "--bind-interfaces",
-            "--listen-address=198.51.100.1",
-            "--port=53",
-            "--local=/example.test/",
+    let addn_hosts = format!("--addn-hosts={}", path("hosts"));
+    let _dnsmasq = ChildGuard::spawn(&mut dnsmasq(
+        net.app(),
+        Path::new(&path("dnsmasq.pid")),
+        &[
             "--cname=alias.example.test,www.example.test",
             "--mx-host=example.test,mail.example.test,10",
             "--txt-record=example.test,v=spf1 -all,second string",
-        ])
-        .arg(format!("--addn-hosts={}", path("hosts")))
-        .arg(format!("--pid-file={}", path("dnsmasq.pid")))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let _dnsmasq = ChildGuard::spawn(&mut dnsmasq_command).unwrap();
+            &addn_hosts,
+        ],
+    ))
+    .unwrap();
     let keygen = Command::new("openssl")
         .args([
             "req",
@@ -337,7 +309,7 @@ fn live_arp_dns_tls_and_icmp_are_decoded_field_by_field_and_counted_like_tshark(
 
     // pcapd first, then the reference; the reference stops first.
     let run_dir = dir.path().join("ready");
-    let mut command = pcapd_command(net.app());
+    let mut command = pcapd_command(Some(net.app()));
     command
         .args(["--iface", "eth0", "--json-log", "--filter", FILTER])
         .arg("--ready-dir")
@@ -406,17 +378,7 @@ fn live_arp_dns_tls_and_icmp_are_decoded_field_by_field_and_counted_like_tshark(
         "pcapd live vs tshark -r on the reference"
     );
     assert_eq!(stats["received"], expected, "{stats}");
-    let read = pcapd_command(net.app())
-        .arg("--read")
-        .arg(&reference)
-        .output()
-        .unwrap();
-    assert!(read.status.success());
-    let read_lines: Vec<Value> = String::from_utf8(read.stdout)
-        .unwrap()
-        .lines()
-        .map(parse)
-        .collect();
+    let read_lines = read_lines(&mut pcapd_command(Some(net.app())), &reference);
     assert!(read_lines.iter().all(is_packet));
     assert_eq!(read_lines.len(), expected, "pcapd --read vs tshark -r");
 

@@ -12,26 +12,12 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use testbed::{ChildGuard, Netns, TestNet};
+use testbed::{ChildGuard, TestNet};
 
-use common::live::{is_packet, parse, ready_line, reference_tcpdump, stop, tshark_count, Running};
+use common::live::{
+    is_packet, parse, pcapd_command, ready_line, reference_tcpdump, stop, tshark_count, Running,
+};
 use testbed::synth;
-
-const BIN: &str = env!("CARGO_BIN_EXE_pcapd");
-
-/// `pcapd` with a clean environment (the developer's PCAP_* variables must not leak in).
-fn pcapd_command(program_in: Option<&Netns>) -> Command {
-    let mut command = match program_in {
-        Some(ns) => ns.command(BIN),
-        None => Command::new(BIN),
-    };
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("PCAP_RUN_DIR", "/tmp/pcapd-test-run")
-        .env("GCS_MOUNT", "/tmp/pcapd-test-mount");
-    command
-}
 
 fn generate(dir: &Path, name: &str, packets: u64) -> PathBuf {
     let path = dir.join(name);

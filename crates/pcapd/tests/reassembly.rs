@@ -15,7 +15,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -23,10 +22,13 @@ use std::time::Duration;
 
 use serde_json::Value;
 use testbed::synth::{self, Ip, ACK, FIN, PSH, SYN};
-use testbed::{ChildGuard, Netns, TestNet};
+use testbed::{ChildGuard, TestNet};
 
 mod common;
-use common::live::stop;
+use common::live::{
+    clean_env, impair, listening, nghttpd, read_lines, spawn_ready, stop, tcpdump_on,
+};
+use common::reorder::{self, Crafting, Partner};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pcapd");
 
@@ -50,21 +52,13 @@ fn read(file: &Path) -> Vec<Value> {
 fn read_at(file: &Path, verbosity: &str) -> Vec<Value> {
     // `REASSEMBLY_PCAPD`: another binary to read with (to see what an older one made of it).
     let bin = std::env::var("REASSEMBLY_PCAPD").unwrap_or_else(|_| BIN.to_string());
-    let out = Command::new(bin)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
+    let mut command = Command::new(bin);
+    clean_env(&mut command)
         .env("PCAP_VERBOSITY", verbosity)
-        .arg("--read")
-        .arg(file)
-        .stderr(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    out.stdout
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).unwrap())
-        .filter(|v: &Value| v["pcap"].is_object())
+        .stderr(Stdio::null());
+    read_lines(&mut command, file)
+        .into_iter()
+        .filter(|v| v["pcap"].is_object())
         .collect()
 }
 
@@ -94,19 +88,49 @@ impl Capture {
     }
 
     fn write(&self, file: &Path) {
-        let recs: Vec<(u32, u32, &[u8], u32)> = self
-            .records
-            .iter()
-            .map(|(t, p)| {
-                (
-                    (t / 1_000_000) as u32,
-                    (t % 1_000_000) as u32,
-                    p.as_slice(),
-                    p.len() as u32,
-                )
-            })
-            .collect();
-        std::fs::write(file, wire::pcapfile::write(wire::LinkType::Ethernet, &recs)).unwrap();
+        let out = std::io::BufWriter::new(std::fs::File::create(file).unwrap());
+        let mut pcap = testbed::pcapfile::Writer::new(out, 262_144).unwrap();
+        for (t, p) in &self.records {
+            pcap.frame_at(*t, p).unwrap();
+        }
+        pcap.finish().unwrap();
+    }
+}
+
+/// Makers of the client's and the server's segments of a connection from `ip` port `cp` to
+/// port `sp`: (sequence, acknowledgement, flags, payload).
+#[allow(clippy::type_complexity, reason = "two closures of one signature")]
+fn segments(
+    ip: Ip,
+    cp: u16,
+    sp: u16,
+) -> (
+    impl Fn(u32, u32, u8, &[u8]) -> Vec<u8>,
+    impl Fn(u32, u32, u8, &[u8]) -> Vec<u8>,
+) {
+    let back = ip.reversed();
+    (
+        move |c: u32, s: u32, flags: u8, p: &[u8]| synth::tcp(ip, cp, sp, c, s, flags, p, 1),
+        move |s: u32, c: u32, flags: u8, p: &[u8]| synth::tcp(back, sp, cp, s, c, flags, p, 2),
+    )
+}
+
+impl Capture {
+    /// A capture of the handshake (at [`T0`]) of the connection whose segments `cseg` and
+    /// `sseg` make, with initial sequence numbers `c` and `s`; then the next ones.
+    fn handshake(
+        cseg: impl Fn(u32, u32, u8, &[u8]) -> Vec<u8>,
+        sseg: impl Fn(u32, u32, u8, &[u8]) -> Vec<u8>,
+        c: u32,
+        s: u32,
+    ) -> (Capture, u32, u32) {
+        let mut cap = Capture {
+            records: Vec::new(),
+        };
+        cap.push(T0, cseg(c, 0, SYN, b""));
+        cap.push(T0 + 1, sseg(s, c + 1, SYN | ACK, b""));
+        cap.push(T0 + 2, cseg(c + 1, s + 1, ACK, b""));
+        (cap, c + 1, s + 1)
     }
 }
 
@@ -116,19 +140,8 @@ const MS: u64 = 1000;
 #[test]
 fn crafted_http1_reordered_retransmitted_and_gaps() {
     let ip = Ip::V4(Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
-    let back = ip.reversed();
-    let (cp, sp) = (40000u16, 8080u16);
-    let (mut c, mut s) = (1000u32, 5000u32);
-    let mut cap = Capture {
-        records: Vec::new(),
-    };
-    let cseg = |c: u32, s: u32, flags: u8, p: &[u8]| synth::tcp(ip, cp, sp, c, s, flags, p, 1);
-    let sseg = |s: u32, c: u32, flags: u8, p: &[u8]| synth::tcp(back, sp, cp, s, c, flags, p, 2);
-    cap.push(T0, cseg(c, 0, SYN, b""));
-    cap.push(T0 + 1, sseg(s, c + 1, SYN | ACK, b""));
-    c += 1;
-    s += 1;
-    cap.push(T0 + 2, cseg(c, s, ACK, b""));
+    let (cseg, sseg) = segments(ip, 40000, 8080);
+    let (mut cap, mut c, mut s) = Capture::handshake(&cseg, &sseg, 1000, 5000);
     let req = |path: &str, n: u32| {
         format!(
             "GET {path} HTTP/1.1\r\nHost: x\r\ntraceparent: {}\r\n\r\n",
@@ -348,19 +361,8 @@ fn crafted_dns_pairs_are_exchanges_with_latency() {
 #[test]
 fn crafted_h2c_reordered_and_retransmitted_frames() {
     let ip = Ip::V4(Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
-    let back = ip.reversed();
-    let (cp, sp) = (40001u16, 8081u16);
-    let (mut c, mut s) = (7000u32, 9000u32);
-    let mut cap = Capture {
-        records: Vec::new(),
-    };
-    let cseg = |c: u32, s: u32, flags: u8, p: &[u8]| synth::tcp(ip, cp, sp, c, s, flags, p, 1);
-    let sseg = |s: u32, c: u32, flags: u8, p: &[u8]| synth::tcp(back, sp, cp, s, c, flags, p, 2);
-    cap.push(T0, cseg(c, 0, SYN, b""));
-    cap.push(T0 + 1, sseg(s, c + 1, SYN | ACK, b""));
-    c += 1;
-    s += 1;
-    cap.push(T0 + 2, cseg(c, s, ACK, b""));
+    let (cseg, sseg) = segments(ip, 40001, 8081);
+    let (mut cap, mut c, mut s) = Capture::handshake(&cseg, &sseg, 7000, 9000);
     let mut preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
     synth::h2_frame(&mut preface, 4, 0, 0, &[]);
     cap.push(T0 + 10 * MS, cseg(c, s, ACK | PSH, &preface));
@@ -461,39 +463,6 @@ const SERVER: &str = concat!(
 );
 const GRPC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/resources/grpc_h2c.py");
 
-/// Random loss on INPUT and OUTPUT of `ns` (half of the loss per direction each), and
-/// MTU-sized segments so responses span several.
-fn impair(ns: &Netns, each: &str) {
-    ns.run("ip", ["link", "set", "eth0", "gso_max_size", "1500"])
-        .unwrap();
-    for chain in ["INPUT", "OUTPUT"] {
-        ns.run(
-            "iptables",
-            [
-                "-A",
-                chain,
-                "-p",
-                "tcp",
-                "-m",
-                "statistic",
-                "--mode",
-                "random",
-                "--probability",
-                each,
-                "-j",
-                "DROP",
-            ],
-        )
-        .unwrap();
-    }
-}
-
-fn listening(ns: &Netns, port: u16) -> bool {
-    ns.run("ss", ["-ltnH"])
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains(&format!(":{port} ")))
-        .unwrap_or(false)
-}
-
 /// What one workload request is: its path, the status the server gives, its trace.
 struct Expect {
     path: String,
@@ -557,57 +526,17 @@ fn curl(net: &TestNet, port: u16, h2: bool, work: &[Expect]) {
     assert!(out.status.success(), "curl: {out:?}");
 }
 
-/// tcpdump on the app side with a 64 MiB buffer (with the default 2 MiB, a loaded machine
-/// made the capture itself drop packets: gaps no retransmission fills, exchanges missing),
-/// in immediate mode so nothing is left in the ring at the end.
-fn capture_tcpdump(ns: &Netns, file: &Path) -> ChildGuard {
-    let mut command = ns.command("tcpdump");
-    command
-        .args([
-            "-i",
-            "eth0",
-            "-n",
-            "-U",
-            "--immediate-mode",
-            "-B",
-            "65536",
-            "-Z",
-            "root",
-            "-w",
-        ])
-        .arg(file)
-        .arg("tcp")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = ChildGuard::spawn(&mut command).unwrap();
-    let stderr = child.child_mut().stderr.take().unwrap();
-    let mut reader = BufReader::new(stderr);
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
-    assert!(line.contains("listening on"), "tcpdump: {line}");
-    std::thread::spawn(move || {
-        for l in reader.lines().map_while(Result::ok) {
-            println!("tcpdump: {l}");
-        }
-    });
-    child
-}
-
 fn capture_workloads(file: &Path) {
     let net = TestNet::new("reasm").unwrap_or_else(|e| panic!("network namespaces: {e}"));
     // 2.5 % on each of the four chains: 5 % per direction.
     impair(net.app(), "0.025");
     impair(net.peer(), "0.025");
-    let mut h1 = net.app().command("python3");
-    h1.args([SERVER, APP_V4, &H1_PORT.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut h1 = ChildGuard::spawn(&mut h1).unwrap();
-    let mut ready = String::new();
-    BufReader::new(h1.child_mut().stdout.take().unwrap())
-        .read_line(&mut ready)
-        .unwrap();
-    assert_eq!(ready.trim(), "ready");
+    let mut h1 = spawn_ready(
+        net.app()
+            .command("python3")
+            .args([SERVER, APP_V4, &H1_PORT.to_string()])
+            .stderr(Stdio::null()),
+    );
     // h2c: nghttpd serves files (200) and answers 404 for the others.
     let docs = file.with_extension("docs");
     for e in h2_workload().iter().filter(|e| e.status == 200) {
@@ -616,16 +545,7 @@ fn capture_workloads(file: &Path) {
         let size: usize = e.path.split('/').nth(3).unwrap().parse().unwrap();
         std::fs::write(&f, vec![b'h'; size]).unwrap();
     }
-    let _h2 = ChildGuard::spawn(
-        net.app()
-            .command("nghttpd")
-            .args(["--no-tls", "-d"])
-            .arg(&docs)
-            .arg(H2_PORT.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    )
-    .unwrap();
+    let _h2 = nghttpd(net.app(), &docs, H2_PORT);
     let addr = format!("{APP_V4}:{GRPC_PORT}");
     let _grpc = ChildGuard::spawn(
         net.app()
@@ -636,10 +556,12 @@ fn capture_workloads(file: &Path) {
     )
     .unwrap();
     testbed::wait_until(Duration::from_secs(20), Duration::from_millis(50), || {
-        listening(net.app(), GRPC_PORT) && listening(net.app(), H2_PORT)
+        listening(net.app(), "t", GRPC_PORT)
     })
-    .expect("gRPC server and nghttpd listen");
-    let tcpdump = capture_tcpdump(net.app(), file);
+    .expect("gRPC server listens");
+    // A 64 MiB buffer: with the default 2 MiB, a loaded machine made the capture itself drop
+    // packets (gaps no retransmission fills, exchanges missing).
+    let tcpdump = tcpdump_on(net.app(), "eth0", file, "tcp", &["-B", "65536"]);
     curl(&net, H1_PORT, false, &h1_workload());
     // curl's prior-knowledge h2c does not survive `--next` here: one connection each.
     for e in h2_workload().chunks(1) {
@@ -655,69 +577,6 @@ fn capture_workloads(file: &Path) {
     std::thread::sleep(Duration::from_millis(1500));
     stop(tcpdump);
     h1.kill().unwrap();
-}
-
-/// A copy of `src` where, at every 8th TCP data segment, it and the last of the next few
-/// segments of the same direction are swapped (when that one carries data), and every 11th data segment is sent twice (timestamps stay in
-/// order, as a capture's would).
-fn craft_reordered(src: &Path, dst: &Path) -> (usize, usize) {
-    let bytes = std::fs::read(src).unwrap();
-    let le = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
-    let mut records = Vec::new();
-    let mut at = 24;
-    while at + 16 <= bytes.len() {
-        let len = le(at + 8) as usize;
-        records.push((le(at), le(at + 4), bytes[at + 16..at + 16 + len].to_vec()));
-        at += 16 + len;
-    }
-    let is_data = |d: &[u8]| {
-        let ihl = usize::from(d[14] & 0x0f) * 4;
-        let total = usize::from(u16::from_be_bytes([d[16], d[17]]));
-        let doff = usize::from(d[14 + ihl + 12] >> 4) * 4;
-        total > ihl + doff
-    };
-    let src_of = |d: &[u8]| d[26..30].to_vec();
-    let mut data: Vec<Vec<u8>> = records.iter().map(|r| r.2.clone()).collect();
-    let (mut n, mut i, mut swaps) = (0, 0, 0);
-    while i + 1 < data.len() {
-        if is_data(&data[i]) {
-            n += 1;
-            if n % 8 == 0 {
-                // Only past segments of the same direction: a segment never moves behind
-                // the peer's answer to it (the capture point sees causes before effects).
-                let same = |k: usize| src_of(&data[k]) == src_of(&data[i]);
-                let run = (i + 1..data.len().min(i + 6))
-                    .take_while(|&k| same(k))
-                    .last();
-                if let Some(j) = run.filter(|&j| is_data(&data[j])) {
-                    data.swap(i, j);
-                    swaps += 1;
-                    i = j;
-                }
-            }
-        }
-        i += 1;
-    }
-    let mut out = bytes[..24].to_vec();
-    let (mut count, mut dups) = (0, 0);
-    for ((sec, frac, _), d) in records.iter().zip(&data) {
-        let copies = if is_data(d) {
-            count += 1;
-            1 + u32::from(count % 11 == 0)
-        } else {
-            1
-        };
-        dups += copies as usize - 1;
-        for c in 0..copies {
-            out.extend_from_slice(&sec.to_le_bytes());
-            out.extend_from_slice(&(frac + c).min(999_999).to_le_bytes());
-            out.extend_from_slice(&(d.len() as u32).to_le_bytes());
-            out.extend_from_slice(&(d.len() as u32).to_le_bytes());
-            out.extend_from_slice(d);
-        }
-    }
-    std::fs::write(dst, out).unwrap();
-    (swaps, dups)
 }
 
 /// `m` contains `needle` not followed by more of a path.
@@ -827,7 +686,17 @@ fn live_http1_h2c_grpc_at_5_percent_loss_with_reordering() {
     let lossy = dir.path().join("lossy.pcap");
     capture_workloads(&lossy);
     let reordered = dir.path().join("reordered.pcap");
-    let (swaps, dups) = craft_reordered(&lossy, &reordered);
+    // At every 8th TCP data segment, it and the last of the next few segments of the same
+    // direction are swapped (when that one carries data); every 11th is sent twice.
+    let (swaps, dups) = reorder::craft(
+        &lossy,
+        &reordered,
+        Crafting {
+            swap_every: 8,
+            partner: Partner::RunEnd,
+            dup_every: 11,
+        },
+    );
     assert!(swaps > 10 && dups > 10, "{swaps} swaps, {dups} duplicates");
     if std::env::var_os("REASSEMBLY_KEEP").is_some() {
         for f in [&lossy, &reordered] {

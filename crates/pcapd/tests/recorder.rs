@@ -21,7 +21,7 @@ use testbed::gvisor::{restrict, Limits};
 use testbed::{ChildGuard, Netns, TestNet};
 
 mod common;
-use common::live::{is_packet, Running};
+use common::live::{dnsmasq, is_packet, listening, pcapd_command, Running};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pcapd");
 const APP_V4: &str = "198.51.100.1";
@@ -64,8 +64,7 @@ fn server(ns: &Netns) -> ChildGuard {
         .stderr(Stdio::null());
     let child = ChildGuard::spawn(&mut command).unwrap();
     testbed::wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
-        ns.run("ss", ["-Hlnt", "sport", "=", &format!(":{PORT}")])
-            .is_ok_and(|out| !out.stdout.is_empty())
+        listening(ns, "t", PORT)
     })
     .unwrap();
     child
@@ -75,10 +74,8 @@ fn server(ns: &Netns) -> ChildGuard {
 /// log every packet without the recorder.
 fn recorder(net: &TestNet, out: &Path, env: &[(&str, &str)], ring_less: bool) -> Running {
     let run_dir = out.join("run");
-    let mut command = net.app().command(BIN);
+    let mut command = pcapd_command(Some(net.app()));
     command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("PCAP_RUN_DIR", &run_dir)
         .env("GCS_MOUNT", out.join("mount"))
         .env("PCAP_IFACE", "eth0")
@@ -96,8 +93,35 @@ fn recorder(net: &TestNet, out: &Path, env: &[(&str, &str)], ring_less: bool) ->
     running
 }
 
+/// A namespace pair named `name` with the HTTP server in the app namespace, and a
+/// [`recorder`] there with `env` writing into a new temporary directory.
+fn with_recorder(
+    name: &str,
+    env: &[(&str, &str)],
+    ring_less: bool,
+) -> (TestNet, tempfile::TempDir, ChildGuard, Running) {
+    let net = TestNet::new(name).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let server = server(net.app());
+    let pcapd = recorder(&net, out.path(), env, ring_less);
+    (net, out, server, pcapd)
+}
+
 fn message_has(v: &Value, text: &str) -> bool {
     v["message"].as_str().is_some_and(|m| m.contains(text))
+}
+
+/// `curl -s` from `ns` with `args` to `url`, the body discarded, `max_secs` at most; what it
+/// wrote (what `-w` asks for).
+fn curl(ns: &Netns, max_secs: u32, args: &[&str], url: &str) -> String {
+    let out = ns
+        .command("curl")
+        .args(["-s", "-o", "/dev/null", "--max-time", &max_secs.to_string()])
+        .args(args)
+        .arg(url)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn get(net: &TestNet, path: &str, trace: bool) {
@@ -345,12 +369,8 @@ fn one_503_among_200s_exports_exactly_one_window_on_the_ring_less_path() {
 #[test]
 fn all_200_traffic_writes_and_logs_nothing() {
     for ring_less in [false, true] {
-        let net = TestNet::new("rec-200").unwrap();
-        let out = tempfile::tempdir().unwrap();
-        let _server = server(net.app());
-        let pcapd = recorder(
-            &net,
-            out.path(),
+        let (net, out, _server, pcapd) = with_recorder(
+            "rec-200",
             &[("PCAP_TRIGGER", "http:5xx,http:404,dns:servfail")],
             ring_less,
         );
@@ -454,46 +474,22 @@ fn the_manual_trigger_works_from_loopback_only_and_on_sigusr2(ring_less: bool) {
         .status()
         .unwrap();
     assert_eq!(refused.code(), Some(7), "curl: connection refused");
-    let local = net
-        .app()
-        .command("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "3",
-        ])
-        .arg(format!("http://127.0.0.1:{port}/trigger?reason=remote"))
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&local.stdout),
-        "405",
-        "GET is refused"
+    let local = curl(
+        net.app(),
+        3,
+        &["-w", "%{http_code}"],
+        &format!("http://127.0.0.1:{port}/trigger?reason=remote"),
     );
+    assert_eq!(local, "405", "GET is refused");
     steady(&net, Duration::from_millis(500), Duration::from_millis(100));
     for (n, address) in ["127.0.0.1", "[::1]"].into_iter().enumerate() {
-        let posted = net
-            .app()
-            .command("curl")
-            .args([
-                "-s",
-                "-X",
-                "POST",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "--max-time",
-                "3",
-            ])
-            .arg(format!("http://{address}:{port}/trigger?reason=deploy+v2"))
-            .output()
-            .unwrap();
-        assert_eq!(String::from_utf8_lossy(&posted.stdout), "202", "{address}");
+        let posted = curl(
+            net.app(),
+            3,
+            &["-X", "POST", "-w", "%{http_code}"],
+            &format!("http://{address}:{port}/trigger?reason=deploy+v2"),
+        );
+        assert_eq!(posted, "202", "{address}");
         pcapd.wait_for_lines("the window closed", n + 1, |v| {
             message_has(v, "window of manual closed")
         });
@@ -537,12 +533,8 @@ fn the_manual_trigger_works_from_loopback_only_and_on_sigusr2(ring_less: bool) {
 }
 
 fn a_storm_of_500s_respects_the_cooldown_and_the_hourly_cap(ring_less: bool) {
-    let net = TestNet::new("rec-storm").unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let _server = server(net.app());
-    let pcapd = recorder(
-        &net,
-        out.path(),
+    let (net, out, _server, pcapd) = with_recorder(
+        "rec-storm",
         &[
             ("PCAP_TRIGGER", "http:500"),
             ("PCAP_TRIGGER_BEFORE_SECS", "1"),
@@ -635,15 +627,10 @@ fn hour_of_traffic(
     (seconds, per_sec, body_len): (u64, u64, usize),
     incidents: &[(u64, u64)],
 ) -> u64 {
-    use std::io::Write;
+    use testbed::pcapfile::{Writer, START_MICROS};
     use testbed::synth::{tcp, Ip, ACK, FIN, PSH, SYN};
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    out.write_all(&wire::pcapfile::global_header(
-        65_535,
-        wire::LinkType::Ethernet,
-    ))
-    .unwrap();
-    let start_us: u64 = 1_767_225_600_000_000; // 2026-01-01T00:00:00Z
+    let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut out = Writer::new(file, 65_535).unwrap();
     let client = std::net::Ipv4Addr::new(10, 0, 0, 2);
     let server = std::net::Ipv4Addr::new(10, 0, 0, 1);
     let mut failing = 0;
@@ -653,7 +640,7 @@ fn hour_of_traffic(
             .iter()
             .any(|(at, len)| (*at..at + len).contains(&second));
         failing += u64::from(fail);
-        let mut t = start_us + n * 1_000_000 / per_sec;
+        let mut t = START_MICROS + n * 1_000_000 / per_sec;
         let sport = 20_000 + (n % 40_000) as u16;
         let (c, s) = (1_000u32, 9_000u32);
         let to = Ip::V4(client, server);
@@ -704,18 +691,11 @@ fn hour_of_traffic(
             tcp(to, sport, 8080, c + 2 + rq, s + 2 + rs, ACK, &[], 6),
         ];
         for p in packets {
-            out.write_all(&wire::pcapfile::record_header(
-                (t / 1_000_000) as u32,
-                (t % 1_000_000) as u32,
-                p.len() as u32,
-                p.len() as u32,
-            ))
-            .unwrap();
-            out.write_all(&p).unwrap();
+            out.frame_at(t, &p).unwrap();
             t += 2_000;
         }
     }
-    out.flush().unwrap();
+    out.finish().unwrap();
     failing
 }
 
@@ -826,25 +806,12 @@ fn every_packet_trigger_kind_writes_its_window(ring_less: bool) {
     let net = TestNet::new("rec-kinds").unwrap();
     let out = tempfile::tempdir().unwrap();
     let _server = server(net.app());
-    let mut dnsmasq = net.app().command("dnsmasq");
-    dnsmasq
-        .args([
-            "--no-daemon",
-            "--conf-file=/dev/null",
-            "--no-resolv",
-            "--no-hosts",
-            "--bind-interfaces",
-            "--listen-address=198.51.100.1",
-            "--port=53",
-            "--local=/example.test/",
-        ])
-        .arg(format!(
-            "--pid-file={}",
-            out.path().join("dnsmasq.pid").display()
-        ))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let _dnsmasq = ChildGuard::spawn(&mut dnsmasq).unwrap();
+    let _dnsmasq = ChildGuard::spawn(&mut dnsmasq(
+        net.app(),
+        &out.path().join("dnsmasq.pid"),
+        &[],
+    ))
+    .unwrap();
     let grpc_script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/resources/grpc_h2c.py");
     let grpc_addr = format!("{APP_V4}:50051");
     let _grpc = ChildGuard::spawn(
@@ -911,12 +878,7 @@ fn every_packet_trigger_kind_writes_its_window(ring_less: bool) {
     gap();
     get(&net, "/slow", false);
     gap();
-    let _ = net
-        .peer()
-        .command("curl")
-        .args(["-s", "-o", "/dev/null", "--max-time", "3"])
-        .arg(format!("http://{APP_V4}:{PORT}/reset"))
-        .status();
+    curl(net.peer(), 3, &[], &format!("http://{APP_V4}:{PORT}/reset"));
     gap();
     let grpc = net
         .peer()
@@ -939,12 +901,7 @@ fn every_packet_trigger_kind_writes_its_window(ring_less: bool) {
             ["-A", "INPUT", "-p", "tcp", "--dport", "9999", "-j", "DROP"],
         )
         .unwrap();
-    let _ = net
-        .peer()
-        .command("curl")
-        .args(["-s", "-o", "/dev/null", "--max-time", "2"])
-        .arg(format!("http://{APP_V4}:9999/"))
-        .status();
+    curl(net.peer(), 2, &[], &format!("http://{APP_V4}:9999/"));
     gap();
     // 15 connects to a port nothing listens on: 15 resets within a second or two.
     let _ = net
@@ -1129,12 +1086,8 @@ fn every_packet_trigger_kind_writes_its_window(ring_less: bool) {
 /// cooldown holds back the rest).
 #[test]
 fn a_slow_reader_fires_one_zero_window_burst_window() {
-    let net = TestNet::new("rec-zwin").unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let _server = server(net.app());
-    let pcapd = recorder(
-        &net,
-        out.path(),
+    let (net, out, _server, pcapd) = with_recorder(
+        "rec-zwin",
         &[
             ("PCAP_TRIGGER", "tcp:zero-window-burst:5/10s"),
             // The burst's whole span: its five zero windows are all in the window.

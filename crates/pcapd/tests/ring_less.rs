@@ -11,12 +11,13 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 use testbed::gvisor::{restrict, Limits};
-use testbed::{ChildGuard, Netns, TestNet};
+use testbed::{Netns, TestNet};
 
 mod common;
-use common::live::{is_packet, reference_tcpdump, stop, tshark_count, Running};
+use common::live::{
+    is_packet, pcapd_command, reference_tcpdump, stop, tcpdump_on, tshark_count, Running,
+};
 
-const BIN: &str = env!("CARGO_BIN_EXE_pcapd");
 const APP_V4: &str = "198.51.100.1";
 
 fn pcapd(ns: &Netns, out: &Path, env: &[(&str, &str)], gvisor: bool) -> Command {
@@ -24,12 +25,8 @@ fn pcapd(ns: &Netns, out: &Path, env: &[(&str, &str)], gvisor: bool) -> Command 
 }
 
 fn pcapd_with(ns: &Netns, out: &Path, env: &[(&str, &str)], limits: Option<Limits>) -> Command {
-    let mut command = ns.command(BIN);
+    let mut command = pcapd_command(Some(ns));
     command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("PCAP_RUN_DIR", "/tmp/pcapd-test-run")
-        .env("GCS_MOUNT", "/tmp/pcapd-test-mount")
         .env("PCAP_IFACE", "eth0")
         .env("PCAP_JSON_LOG", "true")
         .envs(env.iter().copied())
@@ -175,7 +172,7 @@ fn vlan_tags_are_restored_and_filtered_like_libpcap() {
     std::fs::create_dir_all(&any_dir).unwrap();
     let any_reference = out.path().join("any-reference.pcap");
     let any_filter = "udp port 4001";
-    let any_tcpdump = reference_tcpdump_on(net.app(), "any", &any_reference, any_filter);
+    let any_tcpdump = tcpdump_on(net.app(), "any", &any_reference, any_filter, &[]);
     let any_env = [("PCAP_FILTER", any_filter), ("PCAP_IFACE", "any")];
     let on_any = Running::start(pcapd(net.app(), &any_dir, &any_env, true));
     for running in [&under_seccomp, &forced, &on_any] {
@@ -227,38 +224,6 @@ fn vlan_tags_are_restored_and_filtered_like_libpcap() {
     let files = pcap_files(&any_dir);
     assert_eq!(files.len(), 1, "{files:?}");
     assert_eq!(tshark_rows(&files[0], &any_fields), expected, "any");
-}
-
-/// [`reference_tcpdump`] on another interface.
-fn reference_tcpdump_on(ns: &Netns, iface: &str, file: &Path, filter: &str) -> ChildGuard {
-    use std::io::BufRead;
-    let mut command = ns.command("tcpdump");
-    command
-        .args([
-            "-i",
-            iface,
-            "-n",
-            "-U",
-            "--immediate-mode",
-            "-Z",
-            "root",
-            "-w",
-        ])
-        .arg(file)
-        .arg(filter)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = ChildGuard::spawn(&mut command).unwrap();
-    let stderr = child.child_mut().stderr.take().unwrap();
-    let mut reader = std::io::BufReader::new(stderr);
-    // On `any` tcpdump says "data link type LINUX_SLL2" first.
-    let mut line = String::new();
-    while !line.contains("listening on") {
-        line.clear();
-        assert!(reader.read_line(&mut line).unwrap() > 0, "tcpdump ended");
-    }
-    std::thread::spawn(move || for _ in reader.lines() {});
-    child
 }
 
 /// A gVisor that also lacks `PACKET_AUXDATA`, `SO_TIMESTAMPNS` and `PACKET_STATISTICS`: the

@@ -17,16 +17,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use testbed::{ChildGuard, Netns, TestNet};
+use testbed::{ChildGuard, TestNet};
 
 mod common;
-use common::live::{reference_tcpdump, stop};
+use common::live::{clean_env, impair, read_lines, reference_tcpdump, spawn_ready, stop};
+use common::reorder::{self, Crafting, Partner};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pcapd");
 const WORKLOADS: &str = concat!(
@@ -63,50 +63,18 @@ const VALUES: [&str; 5] = [
     "initial_rtt",
 ];
 
-/// `loss`: the probability of a drop on each of the four chains (INPUT and OUTPUT of both
-/// namespaces).
-fn impair(ns: &Netns, loss: &str) {
-    ns.run("ip", ["link", "set", "eth0", "gso_max_size", "1500"])
-        .unwrap();
-    for chain in ["INPUT", "OUTPUT"] {
-        ns.run(
-            "iptables",
-            [
-                "-A",
-                chain,
-                "-p",
-                "tcp",
-                "-m",
-                "statistic",
-                "--mode",
-                "random",
-                "--probability",
-                loss,
-                "-j",
-                "DROP",
-            ],
-        )
-        .unwrap();
-    }
-}
-
 /// Records the workloads into `file`, with `loss` on each chain.
 fn capture(file: &Path, loss: &str) {
     let net = TestNet::new("tcp-analysis").unwrap_or_else(|e| panic!("network namespaces: {e}"));
     impair(net.app(), loss);
     impair(net.peer(), loss);
     let tcpdump = reference_tcpdump(net.app(), file, "tcp");
-    let mut server = net.app().command("python3");
-    server
-        .args([WORKLOADS, "server", APP_V4, PORT])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut server = ChildGuard::spawn(&mut server).unwrap();
-    let mut ready = String::new();
-    BufReader::new(server.child_mut().stdout.take().unwrap())
-        .read_line(&mut ready)
-        .unwrap();
-    assert_eq!(ready.trim(), "ready");
+    let mut server = spawn_ready(
+        net.app()
+            .command("python3")
+            .args([WORKLOADS, "server", APP_V4, PORT])
+            .stderr(Stdio::null()),
+    );
     let mut client = net.peer().command("python3");
     client
         .args([WORKLOADS, "client", APP_V4, PORT])
@@ -123,81 +91,14 @@ fn capture(file: &Path, loss: &str) {
     server.kill().unwrap();
 }
 
-/// A copy of `src` where, in every 40th TCP data segment, two neighbouring segments of the
-/// same direction are swapped, and every 57th data segment is sent twice (timestamps stay in
-/// order, as a capture's would).
-fn craft_reordered(src: &Path, dst: &Path) {
-    // tcpdump's own files: little-endian classic pcap, Ethernet.
-    let bytes = std::fs::read(src).unwrap();
-    let le = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
-    let mut records = Vec::new();
-    let mut at = 24;
-    while at + 16 <= bytes.len() {
-        let len = le(at + 8) as usize;
-        records.push((le(at), le(at + 4), bytes[at + 16..at + 16 + len].to_vec()));
-        at += 16 + len;
-    }
-    let is_data = |d: &[u8]| {
-        let ihl = usize::from(d[14] & 0x0f) * 4;
-        let total = usize::from(u16::from_be_bytes([d[16], d[17]]));
-        let doff = usize::from(d[14 + ihl + 12] >> 4) * 4;
-        total > ihl + doff
-    };
-    let src_of = |d: &[u8]| d[26..30].to_vec();
-    let mut data: Vec<Vec<u8>> = records.iter().map(|r| r.2.clone()).collect();
-    let (mut n, mut i) = (0, 0);
-    while i + 1 < data.len() {
-        if is_data(&data[i]) {
-            n += 1;
-            if n % 40 == 0 {
-                if let Some(j) = (i + 1..data.len().min(i + 6))
-                    .find(|&j| is_data(&data[j]) && src_of(&data[j]) == src_of(&data[i]))
-                {
-                    data.swap(i, j);
-                    i = j;
-                }
-            }
-        }
-        i += 1;
-    }
-    let mut out = bytes[..24].to_vec();
-    let mut count = 0;
-    // Each packet keeps its own length on the wire (captured whole: snap length 0).
-    for ((sec, frac, _), d) in records.iter().zip(&data) {
-        let copies = if is_data(d) {
-            count += 1;
-            1 + u32::from(count % 57 == 0)
-        } else {
-            1
-        };
-        for c in 0..copies {
-            out.extend_from_slice(&sec.to_le_bytes());
-            // The copy one tick later: timestamps stay in order, as a capture's would.
-            out.extend_from_slice(&(frac + c).min(999_999).to_le_bytes());
-            out.extend_from_slice(&(d.len() as u32).to_le_bytes());
-            out.extend_from_slice(&(d.len() as u32).to_le_bytes());
-            out.extend_from_slice(d);
-        }
-    }
-    std::fs::write(dst, out).unwrap();
-}
-
 type Fields = BTreeMap<String, String>;
 
 /// `pcapd --read`: each TCP packet's `L4.analysis` by frame number (tshark's, from 1).
 fn ours(file: &Path) -> BTreeMap<u64, Fields> {
-    let out = Command::new(BIN)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .arg("--read")
-        .arg(file)
-        .stderr(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    let mut command = Command::new(BIN);
+    clean_env(&mut command).stderr(Stdio::null());
     let mut map = BTreeMap::new();
-    for line in out.stdout.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        let v: Value = serde_json::from_slice(line).unwrap();
+    for v in read_lines(&mut command, file) {
         let Some(num) = v["pcap"]["num"].as_str() else {
             continue;
         };
@@ -363,7 +264,17 @@ fn tcp_analysis_agrees_with_tshark_on_impaired_kernel_tcp() {
     let crafted = dir.join("reordered.pcap");
     capture(&lossy, "0.03");
     capture(&lossier, "0.06");
-    craft_reordered(&lossy, &crafted);
+    // In every 40th TCP data segment, it and the next data segment of the same direction
+    // are swapped; every 57th is sent twice.
+    reorder::craft(
+        &lossy,
+        &crafted,
+        Crafting {
+            swap_every: 40,
+            partner: Partner::FirstData,
+            dup_every: 57,
+        },
+    );
     let mut seen = compare("3 % loss per chain", &lossy);
     for (name, file) in [
         ("6 % loss per chain", &lossier),

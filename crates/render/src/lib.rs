@@ -145,4 +145,3 @@ pub struct Outcome {
     /// so, and [`TranslateCounters::decode_errors`] counts it.
     pub decode_error: bool,
 }
-

@@ -23,7 +23,7 @@ use std::net::IpAddr;
 use cloud_logging::Verbosity;
 use render::{fields as f, Interface, Source, Translator, TranslatorSettings};
 use serde_json::Value;
-use wire::{Captured, CapturedPacket, LinkType};
+use wire::{Captured, LinkType};
 
 mod common;
 
@@ -35,14 +35,11 @@ const SECRETS: [&str; 4] = [
     "SPLITSECRET",
 ];
 
-fn source(linktype: LinkType) -> Source {
-    Source {
-        interface: Interface {
-            index: 2,
-            name: "vc0".into(),
-            addrs: vec!["10.88.0.1".parse::<IpAddr>().unwrap()],
-        },
-        linktype,
+fn iface() -> Interface {
+    Interface {
+        index: 2,
+        name: "vc0".into(),
+        addrs: vec!["10.88.0.1".parse::<IpAddr>().unwrap()],
     }
 }
 
@@ -67,7 +64,10 @@ fn records(file: &[u8]) -> (LinkType, Vec<Captured<Vec<u8>>>) {
 /// raw output and the parsed lines indexed by `num`.
 fn translate_order(t: &mut Translator, order: &[usize]) -> (Vec<u8>, Vec<Value>) {
     let (linktype, recs) = records(HTTP1);
-    let source = source(linktype);
+    let source = Source {
+        interface: iface(),
+        linktype,
+    };
     let mut out = Vec::new();
     let mut lines = vec![Value::Null; recs.len()];
     for &num in order {
@@ -363,28 +363,8 @@ fn trace_fields_do_not_depend_on_interleaving_between_flows() {
 }
 
 fn run_raw(packets: &[(bool, u8, &[u8])], v: Verbosity) -> (Vec<u8>, Vec<Value>) {
-    let source = source(LinkType::Raw);
     let mut t = Translator::new(settings(v, Some("hand")));
-    let mut out = Vec::new();
-    let mut lines = Vec::new();
-    // Each direction's sequence numbers advance by what it sent (the parsers read streams).
-    let mut seq = [1000u32, 5000u32];
-    for (i, (client, flags, payload)) in packets.iter().enumerate() {
-        let next = &mut seq[usize::from(!*client)];
-        let data = common::tcp_packet(80, *client, *flags, *next, payload);
-        *next = next.wrapping_add(payload.len() as u32);
-        let p = CapturedPacket {
-            ts_sec: 1_700_000_000,
-            ts_nsec: (i as u32) * 1_000_000,
-            wire_len: data.len() as u32,
-            num: i as u64,
-            data: &data,
-        };
-        let start = out.len();
-        t.translate(&source, &p, &mut out);
-        lines.push(serde_json::from_slice(&out[start..]).unwrap());
-    }
-    (out, lines)
+    common::translate_connection(&mut t, &iface(), 80, packets.iter().copied())
 }
 
 const PSH_ACK: u8 = 0x18;

@@ -9,9 +9,9 @@ use std::net::IpAddr;
 
 use analyze::hpack::encode_literal;
 use cloud_logging::Verbosity;
-use render::{fields as f, Interface, Source, Translator, TranslatorSettings};
+use render::{fields as f, Interface, Translator, TranslatorSettings};
 use serde_json::Value;
-use wire::{CapturedPacket, LinkType};
+use testbed::synth::h2_frame_of as frame;
 
 mod common;
 
@@ -24,25 +24,12 @@ const PSH_ACK: u8 = 0x18;
 const ACK: u8 = 0x10;
 const FIN_ACK: u8 = 0x11;
 
-fn source() -> Source {
-    Source {
-        interface: Interface {
-            index: 2,
-            name: "vc0".into(),
-            addrs: vec!["10.88.0.2".parse::<IpAddr>().unwrap()],
-        },
-        linktype: LinkType::Raw,
+fn iface() -> Interface {
+    Interface {
+        index: 2,
+        name: "vc0".into(),
+        addrs: vec!["10.88.0.2".parse::<IpAddr>().unwrap()],
     }
-}
-
-fn frame(t: u8, fl: u8, sid: u32, payload: &[u8]) -> Vec<u8> {
-    let len = payload.len() as u32;
-    let mut v = len.to_be_bytes()[1..].to_vec();
-    v.push(t);
-    v.push(fl);
-    v.extend_from_slice(&sid.to_be_bytes());
-    v.extend_from_slice(payload);
-    v
 }
 
 fn block(fields: &[(&str, &str)]) -> Vec<u8> {
@@ -57,33 +44,14 @@ const END_STREAM: u8 = 1;
 const END_HEADERS: u8 = 4;
 
 fn run(packets: &[(bool, u8, Vec<u8>)], v: Verbosity, redact: &[&str]) -> (Vec<u8>, Vec<Value>) {
-    let source = source();
     let mut t = Translator::new(TranslatorSettings {
         project_id: Some("proj".into()),
         verbosity: v,
         redact_headers: redact.iter().map(|s| s.to_string()).collect(),
         ..TranslatorSettings::default()
     });
-    let mut out = Vec::new();
-    let mut lines = Vec::new();
-    // Consistent sequence numbers per direction, so the TCP analysis finds nothing to say.
-    let mut next = [1000u32, 5000u32];
-    for (i, (client, flags, payload)) in packets.iter().enumerate() {
-        let seq = &mut next[usize::from(!*client)];
-        let data = common::tcp_packet(8080, *client, *flags, *seq, payload);
-        *seq += payload.len() as u32 + u32::from(flags & 0x03 != 0);
-        let p = CapturedPacket {
-            ts_sec: 1_700_000_000,
-            ts_nsec: (i as u32) * 1_000_000,
-            wire_len: data.len() as u32,
-            num: i as u64,
-            data: &data,
-        };
-        let start = out.len();
-        t.translate(&source, &p, &mut out);
-        lines.push(serde_json::from_slice(&out[start..]).unwrap());
-    }
-    (out, lines)
+    let packets = packets.iter().map(|(c, f, p)| (*c, *f, p.as_slice()));
+    common::translate_connection(&mut t, &iface(), 8080, packets)
 }
 
 fn sv(v: &Value) -> &str {
@@ -484,19 +452,4 @@ fn h2c_upgrade_switches_the_connection() {
     assert_eq!(hr["protocol"], "HTTP/2");
     assert!(trace(&l[3]).is_some());
     assert_eq!(l[4][f::HTTP]["preface"], true);
-}
-
-#[test]
-fn undefined_settings_are_keyed_by_their_hex_id() {
-    let mut c = conversation();
-    // The server's first SETTINGS frame also carries ids no RFC defines.
-    let undefined = frame(4, 0, 0, &[0, 7, 0, 0, 0, 1, 0x0a, 0x0a, 0, 0, 0, 2]);
-    c[4].2.splice(0..0, undefined);
-    let (_, l) = run(&c, Verbosity::Debug, &[]);
-    assert_eq!(
-        l[4][f::HTTP]["frames"][0]["settings"],
-        serde_json::json!({"0x7": 1, "0xa0a": 2}),
-        "{}",
-        l[4][f::HTTP]
-    );
 }

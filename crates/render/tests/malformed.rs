@@ -183,12 +183,12 @@ fn malformed_corpus() -> Vec<(i32, Vec<u8>, u32)> {
 #[test]
 fn malformed_capture_corpus_one_line_per_packet() {
     let corpus = malformed_corpus();
-    let records: Vec<(u32, u32, &[u8], u32)> = corpus
-        .iter()
-        .enumerate()
-        .map(|(i, (_, d, o))| (1_700_000_000 + i as u32, 0, d.as_slice(), *o))
-        .collect();
-    let file = wire::pcapfile::write(LinkType::Ethernet, &records);
+    let mut pcap = testbed::pcapfile::Writer::new(Vec::new(), 262_144).unwrap();
+    for (i, (_, data, orig)) in corpus.iter().enumerate() {
+        let micros = (1_700_000_000 + i as u64) * 1_000_000;
+        pcap.cut_at(micros, data, *orig).unwrap();
+    }
+    let file = pcap.finish().unwrap();
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/malformed.pcap");
     if std::env::var_os("REGENERATE_CORPUS").is_some() {
         std::fs::write(path, &file).unwrap();

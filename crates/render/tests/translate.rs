@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::net::IpAddr;
 
 use cloud_logging::Severity;
@@ -28,6 +30,14 @@ fn iface() -> Interface {
     }
 }
 
+/// `interface` capturing Ethernet.
+fn ethernet(interface: Interface) -> Source {
+    Source {
+        interface,
+        linktype: LinkType::Ethernet,
+    }
+}
+
 fn settings(v: Verbosity) -> TranslatorSettings {
     TranslatorSettings {
         run_id: "job/5b1c6f3e-2a44-4bd1-9a4e-0c3f6a1b2d7e".into(),
@@ -38,56 +48,19 @@ fn settings(v: Verbosity) -> TranslatorSettings {
     }
 }
 
-/// [`iface`] on Ethernet.
-fn ethernet() -> Source {
-    Source {
-        interface: iface(),
-        linktype: LinkType::Ethernet,
-    }
-}
-
 /// Translates every packet of a capture; returns the parsed lines and raw line lengths.
 fn translate_all(file: &[u8], v: Verbosity) -> (Vec<Value>, Vec<usize>) {
-    let pcap = wire::pcapfile::File::new(file).unwrap();
-    let source = Source {
-        interface: iface(),
-        linktype: pcap.linktype(),
-    };
     let mut t = Translator::new(settings(v));
-    let mut out = Vec::new();
-    let mut lens = Vec::new();
-    for r in pcap.records() {
-        let before = out.len();
-        let o = t.translate(&source, &r.unwrap(), &mut out);
-        assert_eq!(o.bytes, out.len() - before);
-        lens.push(o.bytes);
-    }
-    let text = String::from_utf8(out).unwrap();
-    let lines: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (out, lens) = common::translate_pcap(&mut t, &iface(), file);
+    let lines = common::parse_lines(&out);
     assert_eq!(lines.len(), lens.len(), "one line per packet");
     (lines, lens)
 }
 
-fn translate_with(file: &[u8], v: Verbosity, interface: Interface) -> (Vec<Value>, Translator) {
-    let pcap = wire::pcapfile::File::new(file).unwrap();
-    let source = Source {
-        interface,
-        linktype: pcap.linktype(),
-    };
+fn translate_with(file: &[u8], v: Verbosity, iface: &Interface) -> (Vec<Value>, Translator) {
     let mut t = Translator::new(settings(v));
-    let mut out = Vec::new();
-    for r in pcap.records() {
-        t.translate(&source, &r.unwrap(), &mut out);
-    }
-    let lines = String::from_utf8(out)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    (lines, t)
+    let (out, _) = common::translate_pcap(&mut t, iface, file);
+    (common::parse_lines(&out), t)
 }
 
 fn s(v: &Value) -> &str {
@@ -262,7 +235,7 @@ fn local_is_known_from_the_handshake() {
         name: "vB".into(),
         addrs: vec!["10.77.0.2".parse().unwrap()],
     };
-    let (lines, _) = translate_with(VETH, Verbosity::Debug, server);
+    let (lines, _) = translate_with(VETH, Verbosity::Debug, &server);
     assert_eq!(lines[51][f::LOCAL], true, "SYN-ACK from the server");
     assert_eq!(lines[55][f::LOCAL], true);
     assert_eq!(lines[53][f::LOCAL], false);
@@ -273,7 +246,7 @@ fn local_is_known_from_the_handshake() {
 
 #[test]
 fn rst_and_icmp_errors_are_warnings() {
-    let (lines, t) = translate_with(VETH, Verbosity::Debug, iface());
+    let (lines, t) = translate_with(VETH, Verbosity::Debug, &iface());
     let rst = &lines[96];
     assert_eq!(s(&rst[f::L4][f::FLAGS]["str"]), "RST|ACK");
     assert_eq!(s(&rst[f::SEVERITY]), "WARNING");
@@ -412,7 +385,7 @@ fn cooked_captures() {
 
 #[test]
 fn snaplen_truncation_is_said_not_an_error() {
-    let (lines, t) = translate_with(SNAP, Verbosity::Info, iface());
+    let (lines, t) = translate_with(SNAP, Verbosity::Info, &iface());
     let cut: Vec<&Value> = lines
         .iter()
         .filter(|l| l[f::META][f::TRUNC] == true)
@@ -433,7 +406,7 @@ fn malformed_layer_is_an_error_and_lower_layers_stay() {
     let mut t = Translator::new(settings(Verbosity::Debug));
     let mut out = Vec::new();
     let o = t.translate(
-        &ethernet(),
+        &ethernet(iface()),
         &CapturedPacket {
             ts_sec: 1_700_000_000,
             ts_nsec: 0,
@@ -482,7 +455,7 @@ fn dates_sort_as_text() {
 fn flow_table_is_bounded() {
     let mut s = settings(Verbosity::Info);
     s.max_flows = 64;
-    let source = ethernet();
+    let source = ethernet(iface());
     let mut t = Translator::new(s);
     let pcap = wire::pcapfile::File::new(VETH).unwrap();
     let syn = pcap.records().nth(50).unwrap().unwrap().data.to_vec();
@@ -514,14 +487,11 @@ fn flow_table_is_bounded() {
 #[test]
 fn info_tcp_median_size() {
     let pcap = wire::pcapfile::File::new(VETH).unwrap();
-    let source = Source {
-        interface: Interface {
-            index: 2,
-            name: "eth0".into(),
-            addrs: vec!["10.77.0.1".parse().unwrap()],
-        },
-        linktype: LinkType::Ethernet,
-    };
+    let source = ethernet(Interface {
+        index: 2,
+        name: "eth0".into(),
+        addrs: vec!["10.77.0.1".parse().unwrap()],
+    });
     let mut s = settings(Verbosity::Info);
     s.run_id = "pcapd/5b1c6f3e-2a44-4bd1-9a4e-0c3f6a1b2d7e".into();
     s.log_name = format!("projects/my-project/pcap/{}", s.run_id);

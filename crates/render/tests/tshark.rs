@@ -4,9 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::path::Path;
 
-use render::{fields as f, Interface, Source, Translator, TranslatorSettings};
+use render::{fields as f, Interface, Translator, TranslatorSettings};
 use serde_json::Value;
 
 const FIELDS: [&str; 20] = [
@@ -33,25 +35,14 @@ const FIELDS: [&str; 20] = [
 ];
 
 fn ours(file: &[u8]) -> Vec<Value> {
-    let pcap = wire::pcapfile::File::new(file).unwrap();
-    let source = Source {
-        interface: Interface {
-            index: 1,
-            name: "eth0".into(),
-            addrs: vec![],
-        },
-        linktype: pcap.linktype(),
+    let iface = Interface {
+        index: 1,
+        name: "eth0".into(),
+        addrs: vec![],
     };
     let mut t = Translator::new(TranslatorSettings::default());
-    let mut out = Vec::new();
-    for r in pcap.records() {
-        t.translate(&source, &r.unwrap(), &mut out);
-    }
-    String::from_utf8(out)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    let (out, _) = common::translate_pcap(&mut t, &iface, file);
+    common::parse_lines(&out)
 }
 
 /// Our value as tshark prints it ("" when absent).

@@ -5,163 +5,52 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::fs::File;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::Sidecar;
 use serde_json::Value;
 use sidecar_core::naming::CaptureFileName;
 use sidecar_core::readiness::{self, Readiness};
-use testbed::{wait_for, wait_until, ChildGuard, Netns, TestNet};
+use testbed::{wait_until, Netns, TestNet};
 
 const APP: &str = "198.51.100.1";
 const PEER: &str = "198.51.100.2";
 /// A second address of the peer, to tell address filters apart.
 const PEER2: &str = "198.51.100.3";
 
-/// A running `tcpdumpw` inside the app namespace.
-struct Sidecar {
-    child: ChildGuard,
-    dir: tempfile::TempDir,
+/// The packets of the `.pcap` files, as tshark decodes them.
+trait Packets {
+    /// Every packet.
+    fn packets(&self) -> Vec<Packet>;
+    /// The packets of `iface`'s files.
+    fn packets_of(&self, iface: &str) -> Vec<Packet>;
 }
 
-impl Sidecar {
-    fn start(ns: &Netns, env: &[(&str, &str)], args: &[&str]) -> Sidecar {
-        let dir = tempfile::tempdir().unwrap();
-        let mut command = ns.command(env!("CARGO_BIN_EXE_tcpdumpw"));
-        Self::spawn(&mut command, dir, env, args)
-    }
-
-    fn spawn(
-        command: &mut Command,
-        dir: tempfile::TempDir,
-        env: &[(&str, &str)],
-        args: &[&str],
-    ) -> Sidecar {
-        let log = File::create(dir.path().join("log")).unwrap();
-        command
-            .args(args)
-            .env_clear()
-            .env("GCS_MOUNT", dir.path().join("pcap"))
-            .env("PCAP_RUN_DIR", dir.path().join("run"))
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        Sidecar {
-            child: ChildGuard::spawn(command).unwrap(),
-            dir,
-        }
-    }
-
-    fn capture_dir(&self) -> PathBuf {
-        self.dir.path().join("pcap-tmp")
-    }
-
-    fn run_dir(&self) -> PathBuf {
-        self.dir.path().join("run")
-    }
-
-    fn lines(&self) -> Vec<Value> {
-        let text = std::fs::read_to_string(self.dir.path().join("log")).unwrap();
-        testbed::complete_lines(&text)
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+impl Packets for Sidecar {
+    fn packets(&self) -> Vec<Packet> {
+        self.files("pcap")
+            .iter()
+            .flat_map(|f| read_packets(f))
             .collect()
     }
 
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("log")).unwrap()
-    }
-
-    /// Index of the first log line whose message contains `text`.
-    fn find(&self, text: &str) -> Option<usize> {
-        self.lines()
+    fn packets_of(&self, iface: &str) -> Vec<Packet> {
+        let prefix = format!("{iface}_part_");
+        self.files("pcap")
             .iter()
-            .position(|l| l["message"].as_str().is_some_and(|m| m.contains(text)))
-    }
-
-    fn count(&self, text: &str) -> usize {
-        self.lines()
-            .iter()
-            .filter(|l| l["message"].as_str().is_some_and(|m| m.contains(text)))
-            .count()
-    }
-
-    fn wait_log(&mut self, text: &str, times: usize) {
-        let result = wait_for(
-            text,
-            Duration::from_secs(20),
-            Duration::from_millis(50),
-            || {
-                if self.count(text) >= times {
-                    Ok(())
-                } else {
-                    Err(self.log_text())
-                }
-            },
-        );
-        if let Err(error) = result {
-            panic!("{error}");
-        }
-    }
-
-    fn wait_ready(&mut self) {
-        let run = self.run_dir();
-        let result = wait_for(
-            "capture ready",
-            Duration::from_secs(20),
-            Duration::from_millis(20),
-            || match readiness::check(&run) {
-                Readiness::Ready { .. } => Ok(()),
-                other => Err(format!("{other:?}")),
-            },
-        );
-        if let Err(error) = result {
-            panic!("{error}\n{}", self.log_text());
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// SIGTERM, then the exit status (within 15 s).
-    fn terminate(&mut self) -> ExitStatus {
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.pid() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .unwrap();
-        self.wait_exit(Duration::from_secs(15))
-    }
-
-    fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        match self.child.wait_timeout(timeout).unwrap() {
-            Some(status) => status,
-            None => panic!(
-                "tcpdumpw still running after {timeout:?}\n{}",
-                self.log_text()
-            ),
-        }
-    }
-
-    /// The `.pcap` files of the capture directory, sorted by name.
-    fn files(&self) -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(self.capture_dir())
-            .map(|entries| {
-                entries
-                    .map(|e| e.unwrap().path())
-                    .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
-                    .collect()
+            .filter(|f| {
+                f.file_name()
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .starts_with(&prefix)
             })
-            .unwrap_or_default();
-        files.sort();
-        files
-    }
-
-    fn packets(&self) -> Vec<Packet> {
-        self.files().iter().flat_map(|f| read_packets(f)).collect()
+            .flat_map(|f| read_packets(f))
+            .collect()
     }
 }
 
@@ -315,15 +204,11 @@ fn rotation_produces_several_valid_files_and_loses_nothing() {
     let mut sidecar = Sidecar::start(net.app(), &env, &[]);
     sidecar.wait_ready();
     // 20 pings over about 4 seconds.
-    let output = net
-        .app()
-        .command("ping")
-        .args(["-n", "-q", "-c", "20", "-i", "0.2", PEER])
-        .output()
+    net.app()
+        .ping_every(PEER, 20, Duration::from_millis(200))
         .unwrap();
-    assert!(output.status.success());
     assert!(sidecar.terminate().success());
-    let files = sidecar.files();
+    let files = sidecar.files("pcap");
     assert!(files.len() >= 3, "{files:?}");
     for file in &files {
         let name = file.file_name().unwrap().to_str().unwrap();
@@ -350,16 +235,12 @@ fn cron_runs_capture_only_inside_their_windows() {
     sidecar.wait_ready();
     assert!(sidecar.find("capture schedule armed").is_some());
     // Pings every 100 ms for about 11 s: they span windows and the gaps between them.
-    let output = net
-        .app()
-        .command("ping")
-        .args(["-n", "-q", "-c", "110", "-i", "0.1", PEER])
-        .output()
+    net.app()
+        .ping_every(PEER, 110, Duration::from_millis(100))
         .unwrap();
-    assert!(output.status.success());
     assert!(sidecar.terminate().success());
 
-    let files = sidecar.files();
+    let files = sidecar.files("pcap");
     assert!(files.len() >= 2, "{files:?}\n{}", sidecar.log_text());
     for file in &files {
         let name = CaptureFileName::parse(file.file_name().unwrap().to_str().unwrap()).unwrap();
@@ -423,7 +304,7 @@ fn a_killed_tcpdump_is_restarted_and_capture_continues_without_truncation() {
     net.app().ping(PEER2, 3).unwrap();
     assert!(sidecar.terminate().success());
 
-    let files = sidecar.files();
+    let files = sidecar.files("pcap");
     assert!(files.len() >= 2, "{files:?}");
     let first = read_packets(&files[0]);
     assert_eq!(
@@ -465,7 +346,7 @@ fn an_existing_file_name_is_never_reused() {
     for path in &planted {
         assert_eq!(std::fs::read(path).unwrap(), b"earlier capture", "{path:?}");
     }
-    let files = sidecar.files();
+    let files = sidecar.files("pcap");
     let new: Vec<&PathBuf> = files.iter().filter(|f| !planted.contains(f)).collect();
     assert_eq!(new.len(), 1, "{files:?}");
     assert_eq!(echo_requests_to(&read_packets(new[0]), PEER), 2);
@@ -484,17 +365,13 @@ fn sigterm_leaves_a_complete_last_file_and_readiness_follows_capture() {
         "listening at line {listening}, ready at {ready}"
     );
     // The last packets right before the signal.
-    let output = net
-        .app()
-        .command("ping")
-        .args(["-n", "-q", "-c", "5", "-i", "0.01", PEER])
-        .output()
+    net.app()
+        .ping_every(PEER, 5, Duration::from_millis(10))
         .unwrap();
-    assert!(output.status.success());
     let status = sidecar.terminate();
     assert_eq!(status.code(), Some(0), "{}", sidecar.log_text());
     assert_eq!(readiness::check(&sidecar.run_dir()), Readiness::NotReady);
-    let files = sidecar.files();
+    let files = sidecar.files("pcap");
     assert_eq!(files.len(), 1, "{files:?}");
     let packets = read_packets(&files[0]);
     assert_eq!(echo_requests_to(&packets, PEER), 5);
@@ -507,14 +384,22 @@ fn sigterm_leaves_a_complete_last_file_and_readiness_follows_capture() {
         "the replies too: {packets:?}"
     );
     // tcpdump was stopped by SIGTERM and ended cleanly.
+    let stopped = stopped_cleanly(&sidecar, "tcpdump");
+    let last = stopped["last_file"].as_str().unwrap();
+    assert_eq!(files[0].file_name().unwrap().to_str().unwrap(), last);
+}
+
+/// The log line saying that `program` on eth0 was stopped at shutdown, which must say it
+/// exited with code 0.
+fn stopped_cleanly(sidecar: &Sidecar, program: &str) -> Value {
+    let message = format!("{program}[eth0] stopped (shutdown)");
     let stopped = sidecar
         .lines()
         .into_iter()
-        .find(|l| l["message"] == "tcpdump[eth0] stopped (shutdown)")
-        .unwrap();
+        .find(|l| l["message"] == message.as_str())
+        .unwrap_or_else(|| panic!("no {message:?}\n{}", sidecar.log_text()));
     assert_eq!(stopped["exit"], "exit code 0");
-    let last = stopped["last_file"].as_str().unwrap();
-    assert_eq!(files[0].file_name().unwrap().to_str().unwrap(), last);
+    stopped
 }
 
 fn interface_choice(sidecar: &Sidecar, name: &str) -> Value {
@@ -546,18 +431,7 @@ fn loopback_is_captured_only_when_asked_for() {
         assert_eq!(interface_choice(&sidecar, "eth0")["selected"], true);
         tcp_attempt(net.app(), "127.0.0.1", 9);
         assert!(sidecar.terminate().success());
-        let lo_packets: Vec<Packet> = sidecar
-            .files()
-            .iter()
-            .filter(|f| {
-                f.file_name()
-                    .unwrap()
-                    .to_str()
-                    .unwrap()
-                    .starts_with("lo_part_")
-            })
-            .flat_map(|f| read_packets(f))
-            .collect();
+        let lo_packets: Vec<Packet> = sidecar.packets_of("lo");
         if expected {
             assert!(
                 lo_packets.iter().any(|p| p.syn && p.ports.contains(&9)),
@@ -590,7 +464,7 @@ fn no_matching_interface_is_a_clear_error_in_bounded_time() {
     );
     assert!(sidecar.find(tcpdumpw::READY_MESSAGE).is_none());
     assert_eq!(readiness::check(&sidecar.run_dir()), Readiness::NotReady);
-    assert!(sidecar.files().is_empty());
+    assert!(sidecar.files("pcap").is_empty());
 }
 
 #[test]
@@ -680,18 +554,7 @@ fn interfaces_that_appear_later_are_captured() {
     .unwrap();
     net.app().ping("198.51.101.2", 3).unwrap();
     assert!(sidecar.terminate().success());
-    let eth1: Vec<Packet> = sidecar
-        .files()
-        .iter()
-        .filter(|f| {
-            f.file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .starts_with("eth1_part_")
-        })
-        .flat_map(|f| read_packets(f))
-        .collect();
+    let eth1: Vec<Packet> = sidecar.packets_of("eth1");
     assert!(echo_requests_to(&eth1, "198.51.101.2") >= 3, "{eth1:?}");
 }
 
@@ -808,12 +671,7 @@ fn json_output_runs_pcapd_beside_tcpdump_with_the_same_filter() {
             "{entry}"
         );
     }
-    let stopped = sidecar
-        .lines()
-        .into_iter()
-        .find(|l| l["message"] == "pcapd[eth0] stopped (shutdown)")
-        .unwrap();
-    assert_eq!(stopped["exit"], "exit code 0");
+    stopped_cleanly(&sidecar, "pcapd");
 }
 
 #[test]
@@ -896,10 +754,10 @@ fn a_file_left_open_by_a_quiet_interface_is_closed_after_its_period() {
     sidecar.wait_log("closing the idle capture file", 1);
     sidecar.wait_log("listening on eth0", 2);
     wait_until(Duration::from_secs(5), Duration::from_millis(20), || {
-        sidecar.files().len() >= 2
+        sidecar.files("pcap").len() >= 2
     })
     .unwrap();
-    let files = sidecar.files();
+    let files = sidecar.files("pcap");
     assert_eq!(files.len(), 2, "{files:?}");
     // Closed, hence complete: the packets can be exported before traffic resumes.
     let first = read_packets(&files[0]);
@@ -907,7 +765,7 @@ fn a_file_left_open_by_a_quiet_interface_is_closed_after_its_period() {
     // The new, empty file is left open: an idle interface does not churn out empty files.
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!(sidecar.count("closing the idle capture file"), 1);
-    assert_eq!(sidecar.files().len(), 2);
+    assert_eq!(sidecar.files("pcap").len(), 2);
     assert!(sidecar.terminate().success());
 }
 
@@ -959,7 +817,7 @@ fn issue_14_a_killed_tcpdumpw_leaves_no_capture_running() {
     let pcapd = pcapd_binary();
     let env = [("PCAP_JSON", "true"), ("PCAP_L4_PROTOS", "icmp")];
     let pcapd_flag = format!("--pcapd={}", pcapd.display());
-    let mut sidecar = Sidecar::start(net.app(), &env, &[&pcapd_flag]);
+    let sidecar = Sidecar::start(net.app(), &env, &[&pcapd_flag]);
     sidecar.wait_ready();
     net.app().ping(PEER, 2).unwrap();
     let parent = sidecar.child.id();

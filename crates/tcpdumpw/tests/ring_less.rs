@@ -13,18 +13,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::Sidecar;
 use serde_json::Value;
 use sidecar_core::naming::CaptureFileName;
-use sidecar_core::readiness::{self, Readiness};
 use testbed::gvisor::restrict_like_gvisor;
-use testbed::{wait_for, ChildGuard, Netns, TestNet};
+use testbed::{Netns, TestNet};
 
 const APP: &str = "198.51.100.1";
 const PEER: &str = "198.51.100.2";
@@ -34,110 +35,20 @@ const KEPT_PORT: u16 = 5000;
 const EXCLUDED_PORT: u16 = 5001;
 const FILTER_ENV: [(&str, &str); 2] = [("PCAP_L4_PROTOS", "udp"), ("PCAP_PORTS", "5000")];
 
-struct Sidecar {
-    child: ChildGuard,
-    dir: tempfile::TempDir,
+/// tcpdumpw writing JSON too (`PCAP_JSON=true` under `env`).
+fn start(ns: &Netns, env: &[(&str, &str)], gvisor: bool) -> Sidecar {
+    let mut all = vec![("PCAP_JSON", "true")];
+    all.extend_from_slice(env);
+    Sidecar::start_with_path(ns, &all, gvisor)
 }
 
-impl Sidecar {
-    fn start(ns: &Netns, env: &[(&str, &str)], gvisor: bool) -> Sidecar {
-        // tcpdumpw runs the pcapd next to it, which `cargo test -p tcpdumpw` does not build.
-        let pcapd = Path::new(env!("CARGO_BIN_EXE_tcpdumpw")).with_file_name("pcapd");
-        assert!(
-            pcapd.is_file(),
-            "{} is missing: run `cargo build -p pcapd` first",
-            pcapd.display()
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let log = File::create(dir.path().join("log")).unwrap();
-        let mut command = ns.command(env!("CARGO_BIN_EXE_tcpdumpw"));
-        command
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("GCS_MOUNT", dir.path().join("pcap"))
-            .env("PCAP_RUN_DIR", dir.path().join("run"))
-            .env("PCAP_JSON", "true")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        if gvisor {
-            restrict_like_gvisor(&mut command).unwrap();
-        }
-        Sidecar {
-            child: ChildGuard::spawn(&mut command).unwrap(),
-            dir,
-        }
-    }
+/// What the tests read from a sidecar's outputs.
+trait Outputs {
+    fn pcap_counts(&self) -> BTreeMap<(String, String), usize>;
+    fn json_packets(&self) -> Vec<Value>;
+}
 
-    fn capture_dir(&self) -> PathBuf {
-        self.dir.path().join("pcap-tmp")
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("log")).unwrap()
-    }
-
-    fn lines(&self) -> Vec<Value> {
-        let text = self.log_text();
-        testbed::complete_lines(&text)
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-            .collect()
-    }
-
-    /// Log lines (tcpdumpw's own, and pcapd's passed through) whose message contains `text`.
-    fn find(&self, text: &str) -> Vec<Value> {
-        self.lines()
-            .into_iter()
-            .filter(|l| l["message"].as_str().is_some_and(|m| m.contains(text)))
-            .collect()
-    }
-
-    fn wait_ready(&self) {
-        let run = self.dir.path().join("run");
-        let result = wait_for(
-            "capture ready",
-            Duration::from_secs(20),
-            Duration::from_millis(20),
-            || match readiness::check(&run) {
-                Readiness::Ready { .. } => Ok(()),
-                other => Err(format!("{other:?}")),
-            },
-        );
-        if let Err(error) = result {
-            panic!("{error}\n{}", self.log_text());
-        }
-    }
-
-    fn terminate(&mut self) -> ExitStatus {
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .unwrap();
-        self.wait_exit()
-    }
-
-    fn wait_exit(&mut self) -> ExitStatus {
-        match self.child.wait_timeout(Duration::from_secs(20)).unwrap() {
-            Some(status) => status,
-            None => panic!("tcpdumpw still running\n{}", self.log_text()),
-        }
-    }
-
-    fn files(&self, ext: &str) -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(self.capture_dir())
-            .map(|entries| {
-                entries
-                    .map(|e| e.unwrap().path())
-                    .filter(|p| p.extension().is_some_and(|e| e == ext))
-                    .collect()
-            })
-            .unwrap_or_default();
-        files.sort();
-        files
-    }
-
+impl Outputs for Sidecar {
     /// (protocol, destination port) → packets, over every `.pcap` file (tshark).
     fn pcap_counts(&self) -> BTreeMap<(String, String), usize> {
         let mut counts = BTreeMap::new();
@@ -307,8 +218,8 @@ fn compare_paths(tag: &str, iface: &str) {
     let net = TestNet::new(tag).unwrap();
     let mut env = FILTER_ENV.to_vec();
     env.push(("PCAP_IFACE", iface));
-    let mut normal = Sidecar::start(net.app(), &env, false);
-    let mut gvisor = Sidecar::start(net.app(), &env, true);
+    let mut normal = start(net.app(), &env, false);
+    let mut gvisor = start(net.app(), &env, true);
     normal.wait_ready();
     gvisor.wait_ready();
     traffic(&net, 200);
@@ -317,7 +228,7 @@ fn compare_paths(tag: &str, iface: &str) {
     assert!(b.success(), "{b:?}\n{}", gvisor.log_text());
 
     // The start log names the path and why, in tcpdumpw and in its pcapd.
-    let path = gvisor.find("capture path: ring-less");
+    let path = gvisor.matching("capture path: ring-less");
     assert!(
         path.iter().any(|l| l["reason"]
             .as_str()
@@ -330,11 +241,15 @@ fn compare_paths(tag: &str, iface: &str) {
         .as_str()
         .unwrap_or("")
         .contains("chosen by tcpdumpw")));
-    assert!(!normal.find("capture path: ring (").is_empty());
+    assert!(!normal.matching("capture path: ring (").is_empty());
     // No tcpdump ran; pcapd's filter ran in user space because the kernel refused it.
-    assert!(gvisor.find("tcpdump[").is_empty(), "{}", gvisor.log_text());
-    assert!(!normal.find("tcpdump[").is_empty());
-    let ready = gvisor.find("capture ready on");
+    assert!(
+        gvisor.matching("tcpdump[").is_empty(),
+        "{}",
+        gvisor.log_text()
+    );
+    assert!(!normal.matching("tcpdump[").is_empty());
+    let ready = gvisor.matching("capture ready on");
     assert_eq!(ready.len(), 1, "{}", gvisor.log_text());
     assert_eq!(ready[0]["filter_mode"], "user-space");
     assert_eq!(ready[0]["write_pcap"], true);
@@ -403,7 +318,7 @@ fn pcap_compat_forces_the_ring_less_path() {
     let net = TestNet::new("gv-forced").unwrap();
     let mut env = FILTER_ENV.to_vec();
     env.extend([("PCAP_COMPAT", "true"), ("PCAP_ROTATE_SECS", "1")]);
-    let mut sidecar = Sidecar::start(net.app(), &env, false);
+    let mut sidecar = start(net.app(), &env, false);
     sidecar.wait_ready();
     for _ in 0..3 {
         traffic(&net, 20);
@@ -411,11 +326,11 @@ fn pcap_compat_forces_the_ring_less_path() {
     }
     let status = sidecar.terminate();
     assert!(status.success(), "{status:?}\n{}", sidecar.log_text());
-    let path = sidecar.find("capture path: ring-less (forced by PCAP_COMPAT=true)");
+    let path = sidecar.matching("capture path: ring-less (forced by PCAP_COMPAT=true)");
     assert!(!path.is_empty(), "{}", sidecar.log_text());
     assert_eq!(path[0]["forced"], true);
     // The filter runs in user space on this path, also where the kernel would take it.
-    let ready = sidecar.find("capture ready on");
+    let ready = sidecar.matching("capture ready on");
     assert_eq!(ready[0]["filter_mode"], "user-space", "{}", ready[0]);
     // Rotation: several files, each named like tcpdump's, all packets in them.
     let files = sidecar.files("pcap");
@@ -432,12 +347,12 @@ fn pcap_files_without_json_on_the_ring_less_path() {
     let net = TestNet::new("gv-pcaponly").unwrap();
     let mut env = FILTER_ENV.to_vec();
     env.extend([("PCAP_COMPAT", "true"), ("PCAP_JSON", "false")]);
-    let mut sidecar = Sidecar::start(net.app(), &env, false);
+    let mut sidecar = start(net.app(), &env, false);
     sidecar.wait_ready();
     traffic(&net, 30);
     let status = sidecar.terminate();
     assert!(status.success(), "{status:?}\n{}", sidecar.log_text());
-    let ready = sidecar.find("capture ready on");
+    let ready = sidecar.matching("capture ready on");
     assert_eq!(ready[0]["outputs"], serde_json::json!([]), "{}", ready[0]);
     assert_eq!(ready[0]["write_pcap"], true);
     assert_eq!(port_count(&sidecar.pcap_counts(), KEPT_PORT), 30);
@@ -449,8 +364,8 @@ fn unlimited_snaplen_is_refused_on_the_ring_less_path() {
     let net = TestNet::new("gv-snaplen").unwrap();
     // Forced: refused by the configuration check.
     let env = [("PCAP_COMPAT", "true"), ("PCAP_SNAPSHOT_LENGTH", "0")];
-    let mut forced = Sidecar::start(net.app(), &env, false);
-    let status = forced.wait_exit();
+    let mut forced = start(net.app(), &env, false);
+    let status = forced.wait_exit(Duration::from_secs(20));
     assert_eq!(status.code(), Some(2), "{}", forced.log_text());
     assert!(
         forced.log_text().contains("PCAP_SNAPSHOT_LENGTH"),
@@ -459,8 +374,8 @@ fn unlimited_snaplen_is_refused_on_the_ring_less_path() {
     );
     // Detected: refused at start, after the detection, naming the variable too.
     let env = [("PCAP_SNAPSHOT_LENGTH", "0")];
-    let mut detected = Sidecar::start(net.app(), &env, true);
-    let status = detected.wait_exit();
+    let mut detected = start(net.app(), &env, true);
+    let status = detected.wait_exit(Duration::from_secs(20));
     assert_eq!(status.code(), Some(2), "{}", detected.log_text());
     let log = detected.log_text();
     assert!(

@@ -10,7 +10,8 @@
 //! - [`daemon_cli`]: `--version`, `--help` and the first log line of a daemon binary.
 //! - Generated traffic: [`rng::Rng`] (deterministic random numbers), [`synth`] (mixed and
 //!   HTTP-heavy captures with correct checksums, for pcapd), [`pcapgen`] (captures that
-//!   compress like real ones, for the exporter).
+//!   compress like real ones, for the exporter), all written by [`pcapfile::Writer`], the
+//!   tests' one pcap writer.
 //! - [`tshark`]: capture files read back by tshark, which must find them whole.
 //! - Small process helpers: [`ChildGuard`], [`free_port`], [`wait_until`], [`wait_for`], [`run`].
 //!
@@ -27,6 +28,7 @@ mod gcs;
 pub mod gvisor;
 mod metadata;
 mod netns;
+pub mod pcapfile;
 pub mod pcapgen;
 pub mod rng;
 pub mod synth;

@@ -127,10 +127,16 @@ impl Netns {
     /// `count` pings from inside the namespace to `to`, 50 ms apart, each answered within
     /// 2 s; fails unless every one is answered.
     pub fn ping(&self, to: &str, count: u32) -> Result<()> {
+        self.ping_every(to, count, Duration::from_millis(50))
+    }
+
+    /// [`Netns::ping`] with the pings `every` apart.
+    pub fn ping_every(&self, to: &str, count: u32, every: Duration) -> Result<()> {
         let count = count.to_string();
+        let interval = format!("{}", every.as_secs_f64());
         self.run(
             "ping",
-            ["-n", "-q", "-c", &count, "-i", "0.05", "-W", "2", to],
+            ["-n", "-q", "-c", &count, "-i", &interval, "-W", "2", to],
         )?;
         Ok(())
     }

@@ -3,6 +3,9 @@
 //! data compresses like a real capture (not like zeros). Deterministic for a given seed.
 //! Used by the exporter's tests and its benchmark.
 
+use std::io;
+
+use crate::pcapfile::{Writer, START_MICROS};
 use crate::rng::Rng;
 
 /// Client address, server address, client port, server port, initial sequence number.
@@ -19,12 +22,15 @@ const PATHS: &[&str] = &[
 
 /// A pcap file of about `size` bytes (stops at the first packet past it).
 pub fn pcap_bytes(seed: u64, size: usize) -> Vec<u8> {
-    let mut rng = Rng::new(seed);
     let mut out = Vec::with_capacity(size + 2048);
-    out.extend_from_slice(&wire::pcapfile::global_header(
-        65_535,
-        wire::LinkType::Ethernet,
-    ));
+    // Writing to memory cannot fail: there is no error to report.
+    let _ = write_pcap(&mut out, seed, size);
+    out
+}
+
+fn write_pcap(out: &mut Vec<u8>, seed: u64, size: usize) -> io::Result<()> {
+    let mut rng = Rng::new(seed);
+    let mut pcap = Writer::new(out, 65_535)?;
     let flows: Vec<Flow> = (0..40)
         .map(|i| {
             (
@@ -37,11 +43,11 @@ pub fn pcap_bytes(seed: u64, size: usize) -> Vec<u8> {
         })
         .collect();
     let mut seqs: Vec<u32> = flows.iter().map(|f| f.4).collect();
-    let mut seconds: u32 = 1_767_225_600;
-    let mut micros: u32 = 0;
+    let mut micros = START_MICROS;
     let mut payload = vec![0u8; 1460];
+    let mut frame = Vec::with_capacity(14 + 20 + 20 + 1460);
     let mut id: u16 = 1;
-    while out.len() < size {
+    while pcap.get_ref().len() < size {
         let flow = rng.below(flows.len() as u64) as usize;
         let (src, dst, sport, dport, _) = flows[flow];
         let kind = rng.below(100);
@@ -65,40 +71,31 @@ pub fn pcap_bytes(seed: u64, size: usize) -> Vec<u8> {
             rng.fill(&mut payload[5..len]);
             payload[..len].to_vec()
         };
-        micros += 20 + rng.below(3000) as u32;
-        if micros >= 1_000_000 {
-            micros -= 1_000_000;
-            seconds += 1;
-        }
-        let frame_len = 14 + 20 + 20 + body.len();
-        out.extend_from_slice(&wire::pcapfile::record_header(
-            seconds,
-            micros,
-            frame_len as u32,
-            frame_len as u32,
-        ));
+        micros += 20 + rng.below(3000);
+        frame.clear();
         // Ethernet.
-        out.extend_from_slice(&[0x42, 0x01, 0x0a, 0x00, 0x00, 0x01]);
-        out.extend_from_slice(&[0x42, 0x01, 0x0a, 0x00, 0x00, src[3]]);
-        out.extend_from_slice(&[0x08, 0x00]);
+        frame.extend_from_slice(&[0x42, 0x01, 0x0a, 0x00, 0x00, 0x01]);
+        frame.extend_from_slice(&[0x42, 0x01, 0x0a, 0x00, 0x00, src[3]]);
+        frame.extend_from_slice(&[0x08, 0x00]);
         // IPv4 (checksum left 0: offloaded, as captures on the sender often show).
         let total = (20 + 20 + body.len()) as u16;
-        out.extend_from_slice(&[0x45, 0x00]);
-        out.extend_from_slice(&total.to_be_bytes());
-        out.extend_from_slice(&id.to_be_bytes());
+        frame.extend_from_slice(&[0x45, 0x00]);
+        frame.extend_from_slice(&total.to_be_bytes());
+        frame.extend_from_slice(&id.to_be_bytes());
         id = id.wrapping_add(1);
-        out.extend_from_slice(&[0x40, 0x00, 64, 6, 0, 0]);
-        out.extend_from_slice(&src);
-        out.extend_from_slice(&dst);
+        frame.extend_from_slice(&[0x40, 0x00, 64, 6, 0, 0]);
+        frame.extend_from_slice(&src);
+        frame.extend_from_slice(&dst);
         // TCP.
-        out.extend_from_slice(&sport.to_be_bytes());
-        out.extend_from_slice(&dport.to_be_bytes());
-        out.extend_from_slice(&seqs[flow].to_be_bytes());
-        out.extend_from_slice(&(rng.next() as u32).to_be_bytes());
+        frame.extend_from_slice(&sport.to_be_bytes());
+        frame.extend_from_slice(&dport.to_be_bytes());
+        frame.extend_from_slice(&seqs[flow].to_be_bytes());
+        frame.extend_from_slice(&(rng.next() as u32).to_be_bytes());
         let flags = if body.is_empty() { 0x10 } else { 0x18 };
-        out.extend_from_slice(&[0x50, flags, 0x01, 0xf5, 0, 0, 0, 0]);
+        frame.extend_from_slice(&[0x50, flags, 0x01, 0xf5, 0, 0, 0, 0]);
         seqs[flow] = seqs[flow].wrapping_add(body.len() as u32);
-        out.extend_from_slice(&body);
+        frame.extend_from_slice(&body);
+        pcap.frame_at(micros, &frame)?;
     }
-    out
+    Ok(())
 }

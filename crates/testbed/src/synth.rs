@@ -379,21 +379,27 @@ fn conversation(rng: &mut Rng, n: u64) -> Conversation {
 pub fn hpack_literal(out: &mut Vec<u8>, name: &str, value: &str) {
     out.push(0x00);
     for s in [name, value] {
-        // §5.1 integer, 7-bit prefix, Huffman bit clear.
-        let mut len = s.len();
-        if len < 127 {
-            out.push(len as u8);
-        } else {
-            out.push(127);
-            len -= 127;
-            while len >= 128 {
-                out.push((len % 128) as u8 | 0x80);
-                len /= 128;
-            }
-            out.push(len as u8);
-        }
+        // 7-bit prefix, Huffman bit clear.
+        hpack_integer(out, 0, 7, s.len());
         out.extend_from_slice(s.as_bytes());
     }
+}
+
+/// Appends `v` as an HPACK integer (RFC 7541 §5.1) with an `n`-bit prefix, the first
+/// byte's other bits `first`.
+pub fn hpack_integer(out: &mut Vec<u8>, first: u8, n: u32, v: usize) {
+    let max = (1usize << n) - 1;
+    if v < max {
+        out.push(first | v as u8);
+        return;
+    }
+    out.push(first | max as u8);
+    let mut v = v - max;
+    while v >= 128 {
+        out.push((v % 128) as u8 | 0x80);
+        v /= 128;
+    }
+    out.push(v as u8);
 }
 
 /// Appends an HTTP/2 frame (RFC 9113 §4.1).
@@ -403,6 +409,13 @@ pub fn h2_frame(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u32, payload: &[
     out.push(flags);
     out.extend_from_slice(&stream.to_be_bytes());
     out.extend_from_slice(payload);
+}
+
+/// [`h2_frame`] as a buffer of its own.
+pub fn h2_frame_of(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9 + payload.len());
+    h2_frame(&mut out, kind, flags, stream, payload);
+    out
 }
 
 /// A trace header (traceparent, X-Cloud-Trace-Context, or none), one third each.
@@ -548,16 +561,12 @@ fn write_pcap_with(
     seed: u64,
     conversation: fn(&mut Rng, u64) -> Conversation,
 ) -> io::Result<()> {
-    out.write_all(&wire::pcapfile::global_header(
-        65_535,
-        wire::LinkType::Ethernet,
-    ))?;
+    let mut pcap = crate::pcapfile::Writer::new(out, 65_535)?;
     let mut rng = Rng::from_state(seed);
     let mut open: Vec<Conversation> = Vec::new();
     let mut started = 0u64;
-    let mut micros: u64 = 1_767_225_600_000_000; // 2026-01-01T00:00:00Z
-    let mut written = 0u64;
-    while written < count {
+    let mut micros = crate::pcapfile::START_MICROS;
+    while pcap.packets() < count {
         // Keep about 16 conversations open so flows interleave.
         while open.len() < 16 {
             open.push(conversation(&mut rng, started));
@@ -569,16 +578,7 @@ fn write_pcap_with(
             continue;
         };
         micros += 1 + rng.below(40);
-        let mut record = Vec::with_capacity(16 + frame.len());
-        record.extend_from_slice(&wire::pcapfile::record_header(
-            (micros / 1_000_000) as u32,
-            (micros % 1_000_000) as u32,
-            frame.len() as u32,
-            frame.len() as u32,
-        ));
-        record.extend_from_slice(&frame);
-        out.write_all(&record)?;
-        written += 1;
+        pcap.frame_at(micros, &frame)?;
     }
     Ok(())
 }

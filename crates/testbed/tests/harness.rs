@@ -24,15 +24,10 @@ fn needs_root(test: &str) -> bool {
 }
 
 /// Deterministic pseudo-random bytes: incompressible, includes every byte value.
-fn noise(len: usize, mut seed: u64) -> Vec<u8> {
-    (0..len)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed.to_le_bytes()[0]
-        })
-        .collect()
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut bytes = vec![0; len];
+    testbed::rng::Rng::from_state(seed).fill(&mut bytes);
+    bytes
 }
 
 #[test]

@@ -158,21 +158,20 @@ impl<'a> Iterator for Records<'a> {
     }
 }
 
-/// Writes a classic pcap file (snap length 262,144) of `(seconds, microseconds, data,
-/// original length)` records: handy to build corpora.
-pub fn write(linktype: LinkType, records: &[(u32, u32, &[u8], u32)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&global_header(262_144, linktype));
-    for (sec, usec, data, orig) in records {
-        out.extend_from_slice(&record_header(*sec, *usec, data.len() as u32, *orig));
-        out.extend_from_slice(data);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file of `(seconds, microseconds, data, original length)` records. Other crates' tests
+    /// write pcap files with `testbed::pcapfile::Writer`; testbed depends on this crate.
+    fn write(linktype: LinkType, records: &[(u32, u32, &[u8], u32)]) -> Vec<u8> {
+        let mut out = global_header(262_144, linktype).to_vec();
+        for (sec, usec, data, orig) in records {
+            out.extend_from_slice(&record_header(*sec, *usec, data.len() as u32, *orig));
+            out.extend_from_slice(data);
+        }
+        out
+    }
 
     #[test]
     fn reads_real_capture() {

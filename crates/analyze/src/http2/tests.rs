@@ -1,17 +1,9 @@
 use super::*;
 use crate::hpack::{self, encode_literal, Field};
+use testbed::rng::Rng;
+use testbed::synth::h2_frame_of as frame;
 
 const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-
-fn frame(t: u8, fl: u8, sid: u32, payload: &[u8]) -> Vec<u8> {
-    let len = payload.len() as u32;
-    let mut v = len.to_be_bytes()[1..].to_vec();
-    v.push(t);
-    v.push(fl);
-    v.extend_from_slice(&sid.to_be_bytes());
-    v.extend_from_slice(payload);
-    v
-}
 
 fn block(fields: &[(&str, &str)], index: bool) -> Vec<u8> {
     let mut b = Vec::new();
@@ -63,18 +55,13 @@ fn detection_is_strict() {
         b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"
     ));
     assert!(!looks_like_http2(b"GET / HTTP/1.1\r\n\r\n"));
-    // Random segments (xorshift, fixed seed): none is taken for HTTP/2.
-    let mut x = 0x2545_f491_4f6c_dd1du64;
+    // Random segments (fixed seed): none is taken for HTTP/2.
+    let mut rng = Rng::from_state(0x2545_f491_4f6c_dd1d);
     let mut hits = 0;
     for _ in 0..200_000 {
         let mut seg = [0u8; 48];
-        let len = 9 + (x % 40) as usize;
-        for b in seg.iter_mut() {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            *b = x as u8;
-        }
+        let len = 9 + rng.index(40);
+        rng.fill(&mut seg);
         hits += usize::from(looks_like_http2(&seg[..len]));
     }
     assert_eq!(hits, 0);
@@ -384,7 +371,7 @@ fn push_promise_and_unknown_frame_types() {
     assert_eq!(s.frames[1].kind.name(), "UNKNOWN");
 }
 
-/// Mutated and cut valid traffic (xorshift, fixed seed) through synced and mid-connection
+/// Mutated and cut valid traffic (fixed seed) through synced and mid-connection
 /// state: nothing panics (debug builds check arithmetic overflow too) and the bounds hold.
 #[test]
 fn mutated_segments_never_panic() {
@@ -406,25 +393,19 @@ fn mutated_segments_never_panic() {
     base.extend(cont);
     base.extend(frame(3, 0, 1, &[0, 0, 0, 1]));
     base.extend(frame(7, 0, 0, &[0, 0, 0, 1, 0, 0, 0, 2, b'x']));
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut rng = Rng::from_state(0x9e37_79b9_7f4a_7c15);
     for round in 0..20_000 {
         let mut c = Conn::new(round % 2 == 0);
         for _ in 0..8 {
             let mut seg = base.clone();
-            for _ in 0..(next() % 6) {
-                let i = (next() as usize) % seg.len();
-                seg[i] = next() as u8;
+            for _ in 0..rng.below(6) {
+                let i = rng.index(seg.len());
+                seg[i] = rng.next() as u8;
             }
-            let start = (next() as usize) % 40;
-            let end = seg.len() - (next() as usize) % 40;
-            let side = if next() % 3 == 0 { Side::B } else { Side::A };
-            let _ = c.on_segment(side, next() % 1_000, &seg[start.min(end)..end]);
+            let start = rng.index(40);
+            let end = seg.len() - rng.index(40);
+            let side = if rng.below(3) == 0 { Side::B } else { Side::A };
+            let _ = c.on_segment(side, rng.below(1_000), &seg[start.min(end)..end]);
             assert!(c.buffered() <= 2 * (MAX_FRAME_BUFFER + MAX_HEADER_BLOCK));
             assert!(c.streams() <= MAX_STREAMS);
             assert!(c.table_sizes().iter().all(|t| *t <= hpack::MAX_TABLE_SIZE));

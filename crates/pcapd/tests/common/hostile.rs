@@ -10,7 +10,8 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Write};
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -18,58 +19,21 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use testbed::synth::{self, Ip, ACK, FIN, PSH, SYN};
+use super::live::clean_env;
+use testbed::pcapfile::{Writer, START_MICROS};
+use testbed::synth::{self, h2_frame, hpack_integer, Ip, ACK, FIN, PSH, SYN};
 
-/// Writes a classic pcap (Ethernet, microseconds) of `frames`, 10 µs apart.
-pub struct PcapWriter<W: Write> {
-    out: W,
-    micros: u64,
-    /// Packets written.
-    pub packets: u64,
-}
-
-impl<W: Write> PcapWriter<W> {
-    pub fn new(mut out: W) -> Self {
-        out.write_all(&wire::pcapfile::global_header(
-            262_144,
-            wire::LinkType::Ethernet,
-        ))
-        .unwrap();
-        PcapWriter {
-            out,
-            micros: 1_767_225_600_000_000,
-            packets: 0,
-        }
-    }
-
-    pub fn frame(&mut self, frame: &[u8]) {
-        self.micros += 10;
-        let r = wire::pcapfile::record_header(
-            (self.micros / 1_000_000) as u32,
-            (self.micros % 1_000_000) as u32,
-            frame.len() as u32,
-            frame.len() as u32,
-        );
-        self.out.write_all(&r).unwrap();
-        self.out.write_all(frame).unwrap();
-        self.packets += 1;
-    }
-
-    pub fn finish(mut self) -> u64 {
-        self.out.flush().unwrap();
-        self.packets
-    }
-}
-
-/// Creates `path` and runs `f` with a writer; returns the packets written.
-pub fn write_file(
-    path: &Path,
-    f: impl FnOnce(&mut PcapWriter<std::io::BufWriter<std::fs::File>>),
-) -> u64 {
-    let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    let mut w = PcapWriter::new(file);
+/// Creates `path` and runs `f` with a pcap writer (snap length 256 KiB, frames 10 µs apart);
+/// returns the packets written.
+pub fn write_file(path: &Path, f: impl FnOnce(&mut Writer<BufWriter<File>>)) -> u64 {
+    let file = BufWriter::new(File::create(path).unwrap());
+    let mut w = Writer::new(file, 262_144)
+        .unwrap()
+        .clock(START_MICROS + 10, 10);
     f(&mut w);
-    w.finish()
+    let packets = w.packets();
+    w.finish().unwrap();
+    packets
 }
 
 /// One TCP connection: both directions' sequence numbers.
@@ -94,7 +58,7 @@ impl Tcp {
         }
     }
 
-    pub fn handshake<W: Write>(&mut self, w: &mut PcapWriter<W>) {
+    pub fn handshake<W: Write>(&mut self, w: &mut Writer<W>) {
         w.frame(&synth::tcp(
             self.ip,
             self.sport,
@@ -104,7 +68,8 @@ impl Tcp {
             SYN,
             &[],
             1,
-        ));
+        ))
+        .unwrap();
         w.frame(&synth::tcp(
             self.ip.reversed(),
             self.dport,
@@ -114,7 +79,8 @@ impl Tcp {
             SYN | ACK,
             &[],
             1,
-        ));
+        ))
+        .unwrap();
         self.c += 1;
         self.s += 1;
         w.frame(&synth::tcp(
@@ -126,11 +92,12 @@ impl Tcp {
             ACK,
             &[],
             2,
-        ));
+        ))
+        .unwrap();
     }
 
     /// A segment from the client (`true`) or the server.
-    pub fn send<W: Write>(&mut self, w: &mut PcapWriter<W>, client: bool, payload: &[u8]) {
+    pub fn send<W: Write>(&mut self, w: &mut Writer<W>, client: bool, payload: &[u8]) {
         let frame = if client {
             let f = synth::tcp(
                 self.ip,
@@ -158,10 +125,10 @@ impl Tcp {
             self.s = self.s.wrapping_add(payload.len() as u32);
             f
         };
-        w.frame(&frame);
+        w.frame(&frame).unwrap();
     }
 
-    pub fn close<W: Write>(&mut self, w: &mut PcapWriter<W>) {
+    pub fn close<W: Write>(&mut self, w: &mut Writer<W>) {
         w.frame(&synth::tcp(
             self.ip,
             self.sport,
@@ -171,7 +138,8 @@ impl Tcp {
             FIN | ACK,
             &[],
             4,
-        ));
+        ))
+        .unwrap();
         w.frame(&synth::tcp(
             self.ip.reversed(),
             self.dport,
@@ -181,19 +149,12 @@ impl Tcp {
             FIN | ACK,
             &[],
             4,
-        ));
+        ))
+        .unwrap();
     }
 }
 
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-pub fn h2_frame(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
-    out.extend_from_slice(&(payload.len() as u32).to_be_bytes()[1..]);
-    out.push(kind);
-    out.push(flags);
-    out.extend_from_slice(&stream.to_be_bytes());
-    out.extend_from_slice(payload);
-}
 
 pub const HEADERS: u8 = 1;
 pub const RST_STREAM: u8 = 3;
@@ -202,28 +163,12 @@ pub const CONTINUATION: u8 = 9;
 pub const END_STREAM: u8 = 1;
 pub const END_HEADERS: u8 = 4;
 
-/// HPACK §5.1 integer.
-pub fn hpack_int(out: &mut Vec<u8>, first: u8, n: u32, v: usize) {
-    let max = (1usize << n) - 1;
-    if v < max {
-        out.push(first | v as u8);
-        return;
-    }
-    out.push(first | max as u8);
-    let mut v = v - max;
-    while v >= 128 {
-        out.push((v % 128) as u8 | 0x80);
-        v /= 128;
-    }
-    out.push(v as u8);
-}
-
 /// Literal with incremental indexing, new name, raw strings.
 pub fn hpack_literal(out: &mut Vec<u8>, name: &str, value: &[u8]) {
     out.push(0x40);
-    hpack_int(out, 0, 7, name.len());
+    hpack_integer(out, 0, 7, name.len());
     out.extend_from_slice(name.as_bytes());
-    hpack_int(out, 0, 7, value.len());
+    hpack_integer(out, 0, 7, value.len());
     out.extend_from_slice(value);
 }
 
@@ -235,7 +180,7 @@ pub fn h2_setup(name: &str, value: &[u8]) -> Vec<u8> {
     settings.extend_from_slice(&65_536u32.to_be_bytes());
     h2_frame(&mut seg, SETTINGS, 0, 0, &settings);
     let mut block = Vec::new();
-    hpack_int(&mut block, 0x20, 5, 65_536);
+    hpack_integer(&mut block, 0x20, 5, 65_536);
     block.extend_from_slice(&[0x82, 0x86, 0x84]); // :method GET, :scheme http, :path /
     hpack_literal(&mut block, name, value);
     h2_frame(&mut seg, HEADERS, END_HEADERS | END_STREAM, 1, &block);
@@ -245,7 +190,7 @@ pub fn h2_setup(name: &str, value: &[u8]) -> Vec<u8> {
 /// The measured HPACK bomb: one h2c connection sets a 64 KiB header table, adds one 16 KB
 /// entry, then sends `segments` segments each holding 10 HEADERS frames of 128 one-byte
 /// references to that entry.
-pub fn hpack_bomb<W: Write>(w: &mut PcapWriter<W>, segments: u32) {
+pub fn hpack_bomb<W: Write>(w: &mut Writer<W>, segments: u32) {
     let mut t = Tcp::new(2, 40_000, 8080);
     t.handshake(w);
     t.send(w, true, &h2_setup("x-bomb", &[b'b'; 16_000]));
@@ -270,7 +215,7 @@ pub fn hpack_bomb<W: Write>(w: &mut PcapWriter<W>, segments: u32) {
 /// Table-size games (the table shrunk to 0 and regrown in every block, entries added and
 /// referenced) and Huffman edge cases (long strings of 5-bit codes decoding past the string
 /// cap, 30-bit codes, bad padding).
-pub fn hpack_games<W: Write>(w: &mut PcapWriter<W>, segments: u32) {
+pub fn hpack_games<W: Write>(w: &mut Writer<W>, segments: u32) {
     let mut t = Tcp::new(3, 40_001, 8080);
     t.handshake(w);
     t.send(w, true, &h2_setup("x-a", &[b'a'; 4_000]));
@@ -279,22 +224,22 @@ pub fn hpack_games<W: Write>(w: &mut PcapWriter<W>, segments: u32) {
     let zeros = vec![0u8; 12_000];
     for i in 0..segments {
         let mut block = Vec::new();
-        hpack_int(&mut block, 0x20, 5, 0);
-        hpack_int(&mut block, 0x20, 5, 65_536);
+        hpack_integer(&mut block, 0x20, 5, 0);
+        hpack_integer(&mut block, 0x20, 5, 65_536);
         match i % 3 {
             0 => {
                 // Literal, indexed name, Huffman value of 19,200 symbols.
                 block.push(0x40 | 58); // user-agent
-                hpack_int(&mut block, 0x80, 7, zeros.len());
+                hpack_integer(&mut block, 0x80, 7, zeros.len());
                 block.extend_from_slice(&zeros);
                 block.extend_from_slice(&[0xbe; 64]);
             }
             1 => {
                 // 30-bit codes (symbols 10, 13, 22) until the padding: a bad string.
                 block.push(0x40);
-                hpack_int(&mut block, 0, 7, 1);
+                hpack_integer(&mut block, 0, 7, 1);
                 block.push(b'n');
-                hpack_int(&mut block, 0x80, 7, 4_000);
+                hpack_integer(&mut block, 0x80, 7, 4_000);
                 block.extend(std::iter::repeat_n(0xff, 3_999));
                 block.push(0xf0);
             }
@@ -330,7 +275,7 @@ pub fn hpack_games<W: Write>(w: &mut PcapWriter<W>, segments: u32) {
 
 /// A HEADERS frame without END_HEADERS followed by thousands of one-byte CONTINUATION
 /// frames (never ending), over `segments` segments.
-pub fn continuation_flood<W: Write>(w: &mut PcapWriter<W>, segments: u32) {
+pub fn continuation_flood<W: Write>(w: &mut Writer<W>, segments: u32) {
     let mut t = Tcp::new(4, 40_002, 8080);
     t.handshake(w);
     let mut first = PREFACE.to_vec();
@@ -349,7 +294,7 @@ pub fn continuation_flood<W: Write>(w: &mut PcapWriter<W>, segments: u32) {
 
 /// Rapid reset (CVE-2023-44487): HEADERS then RST_STREAM(CANCEL) for thousands of streams,
 /// from the start and, on a second connection, from a capture joined mid-way.
-pub fn rapid_reset<W: Write>(w: &mut PcapWriter<W>, segments: u32) {
+pub fn rapid_reset<W: Write>(w: &mut Writer<W>, segments: u32) {
     let mut t = Tcp::new(5, 40_003, 8080);
     t.handshake(w);
     t.send(w, true, &h2_setup("x-r", b"r"));
@@ -376,7 +321,7 @@ pub fn rapid_reset<W: Write>(w: &mut PcapWriter<W>, segments: u32) {
 /// entry and a partly received 16 KB frame in the decoder (the 177 MiB case).
 /// The first connection then sends a request referencing its dynamic entry: by then its
 /// state has been evicted.
-pub fn h2_state_flood<W: Write>(w: &mut PcapWriter<W>, conns: u32, entry: usize) {
+pub fn h2_state_flood<W: Write>(w: &mut Writer<W>, conns: u32, entry: usize) {
     let value = vec![b'e'; entry];
     let conn = |n: u32| Tcp::new(0x10_0000 + n, 10_000 + (n % 50_000) as u16, 8080);
     for n in 0..conns {
@@ -403,7 +348,7 @@ pub fn h2_state_flood<W: Write>(w: &mut PcapWriter<W>, conns: u32, entry: usize)
 
 /// `conns` HTTP/1.1 connections whose request loses its second byte: every later segment
 /// (`segments` of 1,400 bytes each) waits out of order for a gap that never fills.
-pub fn out_of_order_flood<W: Write>(w: &mut PcapWriter<W>, conns: u32, segments: u32) {
+pub fn out_of_order_flood<W: Write>(w: &mut Writer<W>, conns: u32, segments: u32) {
     let chunk = vec![b'x'; 1_400];
     for n in 0..conns {
         let mut t = Tcp::new(0x20_0000 + n, 10_000 + (n % 50_000) as u16, 8080);
@@ -417,7 +362,7 @@ pub fn out_of_order_flood<W: Write>(w: &mut PcapWriter<W>, conns: u32, segments:
 }
 
 /// `flows` tiny flows: one SYN each, every one a new 5-tuple.
-pub fn tiny_flows<W: Write>(w: &mut PcapWriter<W>, flows: u32) {
+pub fn tiny_flows<W: Write>(w: &mut Writer<W>, flows: u32) {
     for n in 0..flows {
         let client = Ipv4Addr::from(0x0b00_0000 | (n >> 14));
         let ip = Ip::V4(client, Ipv4Addr::new(10, 0, 0, 1));
@@ -430,13 +375,14 @@ pub fn tiny_flows<W: Write>(w: &mut PcapWriter<W>, flows: u32) {
             SYN,
             &[],
             1,
-        ));
+        ))
+        .unwrap();
     }
 }
 
 /// Very many headers: HTTP/1.1 requests of thousands of short header lines (over several
 /// segments), and h2c header blocks of thousands of tiny literals joined by CONTINUATION.
-pub fn many_headers<W: Write>(w: &mut PcapWriter<W>, requests: u32) {
+pub fn many_headers<W: Write>(w: &mut Writer<W>, requests: u32) {
     let mut t = Tcp::new(6, 40_004, 80);
     t.handshake(w);
     for _ in 0..requests {
@@ -487,7 +433,7 @@ pub fn many_headers<W: Write>(w: &mut PcapWriter<W>, requests: u32) {
 }
 
 /// Pipelined HTTP/1.1: segments each holding a hundred requests, never answered.
-pub fn pipelined_http1<W: Write>(w: &mut PcapWriter<W>, segments: u32) {
+pub fn pipelined_http1<W: Write>(w: &mut Writer<W>, segments: u32) {
     let mut t = Tcp::new(8, 40_006, 80);
     t.handshake(w);
     for i in 0..segments {
@@ -504,7 +450,7 @@ pub fn pipelined_http1<W: Write>(w: &mut PcapWriter<W>, segments: u32) {
 }
 
 /// DNS responses whose names are long compression-pointer chains, and pointer loops.
-pub fn dns_chains<W: Write>(w: &mut PcapWriter<W>, packets: u32) {
+pub fn dns_chains<W: Write>(w: &mut Writer<W>, packets: u32) {
     let ip = Ip::V4(Ipv4Addr::new(10, 0, 0, 53), Ipv4Addr::new(10, 0, 0, 2));
     for i in 0..packets {
         let mut m = vec![0u8; 12];
@@ -530,12 +476,12 @@ pub fn dns_chains<W: Write>(w: &mut PcapWriter<W>, packets: u32) {
             prev = here;
             m.extend_from_slice(&[0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 0, 0, (k & 0xff) as u8]);
         }
-        w.frame(&synth::udp(ip, 53, 33_000, &m, 1));
+        w.frame(&synth::udp(ip, 53, 33_000, &m, 1)).unwrap();
     }
 }
 
 /// TLS ClientHellos carrying thousands of extensions (one 16 KB record each).
-pub fn tls_hellos<W: Write>(w: &mut PcapWriter<W>, hellos: u32) {
+pub fn tls_hellos<W: Write>(w: &mut Writer<W>, hellos: u32) {
     let mut t = Tcp::new(9, 40_007, 443);
     t.handshake(w);
     for i in 0..hellos {
@@ -612,16 +558,12 @@ pub fn read_measured(
     let rss_file = rss_dir.path().join("maxrss");
     // Killed and reaped if the test fails half-way (pcapd then meets a closed stdout).
     let mut child = testbed::ChildGuard::new(
-        Command::new("/usr/bin/time")
+        clean_env(&mut Command::new("/usr/bin/time"))
             .arg("-f")
             .arg("%M")
             .arg("-o")
             .arg(&rss_file)
             .arg(under_test(bin))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("PCAP_RUN_DIR", "/tmp/pcapd-test-run")
-            .env("GCS_MOUNT", "/tmp/pcapd-test-mount")
             .envs(env.iter().copied())
             .arg("--read")
             .arg(file)
@@ -730,7 +672,7 @@ pub fn secrets(seed: u64) -> [String; 5] {
 /// everything before the cut lost (a queue drop). h2c requests add the secret headers to the
 /// HPACK dynamic table and a second request sends them as references. Then header blocks
 /// over the analysers' buffers with the secrets at their end.
-pub fn redaction_corpus<W: Write>(w: &mut PcapWriter<W>, s: &[String; 5]) {
+pub fn redaction_corpus<W: Write>(w: &mut Writer<W>, s: &[String; 5]) {
     let req = format!(
         "GET /r HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer {}\r\nCookie: sid={}\r\nX-Api-Key: {}\r\nAccept: */*\r\n\r\n",
         s[0], s[1], s[2]
@@ -749,8 +691,8 @@ pub fn redaction_corpus<W: Write>(w: &mut PcapWriter<W>, s: &[String; 5]) {
         (23u8, format!("Bearer {}", s[0])),
         (32, format!("sid={}", s[1])),
     ] {
-        hpack_int(&mut block, 0x40, 6, usize::from(index));
-        hpack_int(&mut block, 0, 7, value.len());
+        hpack_integer(&mut block, 0x40, 6, usize::from(index));
+        hpack_integer(&mut block, 0, 7, value.len());
         block.extend_from_slice(value.as_bytes());
     }
     hpack_literal(&mut block, "x-api-key", s[2].as_bytes());
@@ -767,8 +709,8 @@ pub fn redaction_corpus<W: Write>(w: &mut PcapWriter<W>, s: &[String; 5]) {
     h2_frame(&mut server, SETTINGS, 0, 0, &[]);
     let mut block = vec![0x88];
     let value = format!("sid={}; Path=/", s[3]);
-    hpack_int(&mut block, 0x40, 6, 55);
-    hpack_int(&mut block, 0, 7, value.len());
+    hpack_integer(&mut block, 0x40, 6, 55);
+    hpack_integer(&mut block, 0, 7, value.len());
     block.extend_from_slice(value.as_bytes());
     hpack_literal(&mut block, "x-api-key", s[4].as_bytes());
     h2_frame(&mut server, HEADERS, END_HEADERS | END_STREAM, 1, &block);
@@ -833,8 +775,8 @@ pub fn redaction_corpus<W: Write>(w: &mut PcapWriter<W>, s: &[String; 5]) {
     h2_frame(&mut h2, SETTINGS, 0, 0, &[]);
     let mut block = vec![0x82, 0x86, 0x84];
     hpack_literal(&mut block, "x-pad", "p".repeat(70_000).as_bytes());
-    hpack_int(&mut block, 0x40, 6, 23);
-    hpack_int(&mut block, 0, 7, s[0].len());
+    hpack_integer(&mut block, 0x40, 6, 23);
+    hpack_integer(&mut block, 0, 7, s[0].len());
     block.extend_from_slice(s[0].as_bytes());
     hpack_literal(&mut block, "x-api-key", s[2].as_bytes());
     let chunks: Vec<&[u8]> = block.chunks(16_000).collect();
