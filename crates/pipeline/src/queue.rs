@@ -15,7 +15,7 @@ use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wire::CapturedPacket;
+use wire::{Captured, CapturedPacket};
 
 use crate::counters::DropReason;
 use crate::Shared;
@@ -33,15 +33,13 @@ pub enum Overflow {
     Block,
 }
 
+/// A queued packet: its capture record, the bytes being where `(start, end)` says in its
+/// batch's buffer.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Meta {
-    pub(crate) num: u64,
+    /// Ingest order, across workers (ordered mode restores it).
     pub(crate) seq: u64,
-    pub(crate) ts_sec: i64,
-    pub(crate) ts_nsec: u32,
-    pub(crate) wire_len: u32,
-    pub(crate) start: usize,
-    pub(crate) end: usize,
+    pub(crate) packet: Captured<(usize, usize)>,
 }
 
 /// Packets for one worker, stored back to back in one buffer.
@@ -157,13 +155,8 @@ impl Ingest {
         let start = batch.data.len();
         batch.data.extend_from_slice(packet.data);
         batch.packets.push(Meta {
-            num: packet.num,
             seq: self.next_seq,
-            ts_sec: packet.ts_sec,
-            ts_nsec: packet.ts_nsec,
-            wire_len: packet.wire_len,
-            start,
-            end: batch.data.len(),
+            packet: packet.with_data((start, batch.data.len())),
         });
         batch.charged += cost;
         self.next_seq += 1;

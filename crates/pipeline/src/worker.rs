@@ -112,14 +112,9 @@ impl<F: Factory> Worker<F> {
                 if self.shared.aborted() {
                     counters.count_drop(DropReason::Shutdown, 1);
                 } else {
-                    let data = batch.data.get(meta.start..meta.end).unwrap_or_default();
-                    let packet = CapturedPacket {
-                        num: meta.num,
-                        ts_sec: meta.ts_sec,
-                        ts_nsec: meta.ts_nsec,
-                        wire_len: meta.wire_len,
-                        data,
-                    };
+                    let (start, end) = meta.packet.data;
+                    let data = batch.data.get(start..end).unwrap_or_default();
+                    let packet = meta.packet.with_data(data);
                     let before = chunk.buf.len();
                     let result = catch_unwind(AssertUnwindSafe(|| {
                         translator.translate(&packet, &mut chunk.buf)
