@@ -379,33 +379,6 @@ impl Decoder {
     }
 }
 
-/// Appends `v` as a §5.1 integer with an `n`-bit prefix, the prefix's other bits `first`
-/// (for test and benchmark generators: the analyser only decodes).
-pub fn encode_integer(out: &mut Vec<u8>, first: u8, n: u32, v: usize) {
-    let max = (1usize << n) - 1;
-    if v < max {
-        out.push(first | v as u8);
-        return;
-    }
-    out.push(first | max as u8);
-    let mut v = v - max;
-    while v >= 128 {
-        out.push((v % 128) as u8 | 0x80);
-        v /= 128;
-    }
-    out.push(v as u8);
-}
-
-/// Appends a literal field with a new name, raw (not Huffman) strings, with incremental
-/// indexing or without (for test and benchmark generators).
-pub fn encode_literal(out: &mut Vec<u8>, name: &str, value: &[u8], index: bool) {
-    out.push(if index { 0x40 } else { 0x00 });
-    encode_integer(out, 0, 7, name.len());
-    out.extend_from_slice(name.as_bytes());
-    encode_integer(out, 0, 7, value.len());
-    out.extend_from_slice(value);
-}
-
 /// §5.1 integer with an `n`-bit prefix; advances `buf`.
 pub fn integer(buf: &mut &[u8], n: u32) -> Result<u64, HpackError> {
     let (&first, rest) = buf.split_first().ok_or(HpackError::Truncated)?;
@@ -860,6 +833,7 @@ const HUFFMAN: [(u32, u8); 256] = [
 #[cfg(test)]
 mod tests {
     use super::*;
+    use testbed::synth::hpack_literal as encode_literal;
 
     fn hex(s: &str) -> Vec<u8> {
         let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();

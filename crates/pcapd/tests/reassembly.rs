@@ -373,9 +373,9 @@ fn crafted_h2c_reordered_and_retransmitted_frames() {
     s += settings.len() as u32;
     let request = |stream: u32, path: &str, n: u32| {
         let mut block = vec![0x82, 0x86];
-        synth::hpack_literal(&mut block, ":path", path);
-        synth::hpack_literal(&mut block, ":authority", "x");
-        synth::hpack_literal(&mut block, "traceparent", &tp(n));
+        synth::hpack_literal(&mut block, ":path", path.as_bytes(), false);
+        synth::hpack_literal(&mut block, ":authority", b"x", false);
+        synth::hpack_literal(&mut block, "traceparent", tp(n).as_bytes(), false);
         let mut f = Vec::new();
         synth::h2_frame(&mut f, 1, 0x05, stream, &block);
         f

@@ -18,9 +18,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use analyze::hpack::encode_literal;
 use cloud_logging::Verbosity;
 use render::{Interface, Source, Translator, TranslatorSettings};
+use testbed::synth::hpack_literal as encode_literal;
 use wire::{CapturedPacket, LinkType};
 
 mod common;

@@ -1,5 +1,5 @@
 //! HTTP/2 (h2c) entries on hand-built segments: frames encoded here, header blocks with
-//! `analyze::hpack::encode_literal` (literal fields, with or without indexing) and indexed
+//! `testbed::synth::hpack_literal` (literal fields, with or without indexing) and indexed
 //! references. JSON is checked field by field after parsing; secrets are checked against
 //! the raw output bytes.
 
@@ -7,11 +7,11 @@
 
 use std::net::IpAddr;
 
-use analyze::hpack::encode_literal;
 use cloud_logging::Verbosity;
 use render::{fields as f, Interface, Translator, TranslatorSettings};
 use serde_json::Value;
 use testbed::synth::h2_frame_of as frame;
+use testbed::synth::hpack_literal as encode_literal;
 
 mod common;
 

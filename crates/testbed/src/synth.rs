@@ -374,14 +374,15 @@ fn conversation(rng: &mut Rng, n: u64) -> Conversation {
     }
 }
 
-/// Appends a literal header field without indexing, new name, raw strings (RFC 7541 §6.2.2):
-/// a tiny HPACK encoder for synthetic HTTP/2 header blocks.
-pub fn hpack_literal(out: &mut Vec<u8>, name: &str, value: &str) {
-    out.push(0x00);
-    for s in [name, value] {
+/// Appends a literal header field with a new name and raw (not Huffman) strings, with
+/// incremental indexing (RFC 7541 §6.2.1) or without (§6.2.2): the tests' HPACK encoder (the
+/// analyser only decodes).
+pub fn hpack_literal(out: &mut Vec<u8>, name: &str, value: &[u8], index: bool) {
+    out.push(if index { 0x40 } else { 0x00 });
+    for s in [name.as_bytes(), value] {
         // 7-bit prefix, Huffman bit clear.
         hpack_integer(out, 0, 7, s.len());
-        out.extend_from_slice(s.as_bytes());
+        out.extend_from_slice(s);
     }
 }
 
@@ -501,18 +502,23 @@ fn http_conversation(rng: &mut Rng, n: u64) -> Conversation {
         let (request, response) = if h2 {
             let stream = 1 + 2 * exchange as u32;
             let mut block = vec![0x82, 0x86]; // :method GET, :scheme http (static table)
-            hpack_literal(&mut block, ":path", &path);
-            hpack_literal(&mut block, ":authority", "backend.internal:50051");
-            hpack_literal(&mut block, "user-agent", "grpc-go/1.62.0");
-            hpack_literal(&mut block, "accept", "*/*");
+            hpack_literal(&mut block, ":path", path.as_bytes(), false);
+            hpack_literal(&mut block, ":authority", b"backend.internal:50051", false);
+            hpack_literal(&mut block, "user-agent", b"grpc-go/1.62.0", false);
+            hpack_literal(&mut block, "accept", b"*/*", false);
             if let Some((name, value)) = &trace {
-                hpack_literal(&mut block, name, value);
+                hpack_literal(&mut block, name, value.as_bytes(), false);
             }
             let mut req = Vec::new();
             h2_frame(&mut req, 1, 0x05, stream, &block);
             let mut head = vec![0x88]; // :status 200
-            hpack_literal(&mut head, "content-type", "text/plain");
-            hpack_literal(&mut head, "content-length", &body_len.to_string());
+            hpack_literal(&mut head, "content-type", b"text/plain", false);
+            hpack_literal(
+                &mut head,
+                "content-length",
+                body_len.to_string().as_bytes(),
+                false,
+            );
             let mut resp = Vec::new();
             h2_frame(&mut resp, 1, 0x04, stream, &head);
             h2_frame(&mut resp, 0, 0x01, stream, body.as_bytes());

@@ -1,7 +1,8 @@
 use super::*;
-use crate::hpack::{self, encode_literal, Field};
+use crate::hpack::{self, Field};
 use testbed::rng::Rng;
 use testbed::synth::h2_frame_of as frame;
+use testbed::synth::hpack_literal as encode_literal;
 
 const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 

@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use super::live::clean_env;
 use testbed::pcapfile::{Writer, START_MICROS};
-use testbed::synth::{self, h2_frame, hpack_integer, Ip, ACK, FIN, PSH, SYN};
+use testbed::synth::{self, h2_frame, hpack_integer, hpack_literal, Ip, ACK, FIN, PSH, SYN};
 
 /// Creates `path` and runs `f` with a pcap writer (snap length 256 KiB, frames 10 µs apart);
 /// returns the packets written.
@@ -163,15 +163,6 @@ pub const CONTINUATION: u8 = 9;
 pub const END_STREAM: u8 = 1;
 pub const END_HEADERS: u8 = 4;
 
-/// Literal with incremental indexing, new name, raw strings.
-pub fn hpack_literal(out: &mut Vec<u8>, name: &str, value: &[u8]) {
-    out.push(0x40);
-    hpack_integer(out, 0, 7, name.len());
-    out.extend_from_slice(name.as_bytes());
-    hpack_integer(out, 0, 7, value.len());
-    out.extend_from_slice(value);
-}
-
 /// The client preface, SETTINGS (HEADER_TABLE_SIZE 65536) and a HEADERS frame on stream 1
 /// that raises the table to 64 KiB and adds `name: value` to it.
 pub fn h2_setup(name: &str, value: &[u8]) -> Vec<u8> {
@@ -182,7 +173,7 @@ pub fn h2_setup(name: &str, value: &[u8]) -> Vec<u8> {
     let mut block = Vec::new();
     hpack_integer(&mut block, 0x20, 5, 65_536);
     block.extend_from_slice(&[0x82, 0x86, 0x84]); // :method GET, :scheme http, :path /
-    hpack_literal(&mut block, name, value);
+    hpack_literal(&mut block, name, value, true);
     h2_frame(&mut seg, HEADERS, END_HEADERS | END_STREAM, 1, &block);
     seg
 }
@@ -245,7 +236,7 @@ pub fn hpack_games<W: Write>(w: &mut Writer<W>, segments: u32) {
             }
             _ => {
                 for j in 0..200 {
-                    hpack_literal(&mut block, "x-g", format!("{j:0>300}").as_bytes());
+                    hpack_literal(&mut block, "x-g", format!("{j:0>300}").as_bytes(), true);
                     block.push(0xbe);
                 }
             }
@@ -695,7 +686,7 @@ pub fn redaction_corpus<W: Write>(w: &mut Writer<W>, s: &[String; 5]) {
         hpack_integer(&mut block, 0, 7, value.len());
         block.extend_from_slice(value.as_bytes());
     }
-    hpack_literal(&mut block, "x-api-key", s[2].as_bytes());
+    hpack_literal(&mut block, "x-api-key", s[2].as_bytes(), true);
     h2_frame(&mut client, HEADERS, END_HEADERS | END_STREAM, 1, &block);
     // Dynamic table now: 62 x-api-key, 63 cookie, 64 authorization.
     h2_frame(
@@ -712,7 +703,7 @@ pub fn redaction_corpus<W: Write>(w: &mut Writer<W>, s: &[String; 5]) {
     hpack_integer(&mut block, 0x40, 6, 55);
     hpack_integer(&mut block, 0, 7, value.len());
     block.extend_from_slice(value.as_bytes());
-    hpack_literal(&mut block, "x-api-key", s[4].as_bytes());
+    hpack_literal(&mut block, "x-api-key", s[4].as_bytes(), true);
     h2_frame(&mut server, HEADERS, END_HEADERS | END_STREAM, 1, &block);
     h2_frame(
         &mut server,
@@ -774,11 +765,11 @@ pub fn redaction_corpus<W: Write>(w: &mut Writer<W>, s: &[String; 5]) {
     let mut h2 = PREFACE.to_vec();
     h2_frame(&mut h2, SETTINGS, 0, 0, &[]);
     let mut block = vec![0x82, 0x86, 0x84];
-    hpack_literal(&mut block, "x-pad", "p".repeat(70_000).as_bytes());
+    hpack_literal(&mut block, "x-pad", "p".repeat(70_000).as_bytes(), true);
     hpack_integer(&mut block, 0x40, 6, 23);
     hpack_integer(&mut block, 0, 7, s[0].len());
     block.extend_from_slice(s[0].as_bytes());
-    hpack_literal(&mut block, "x-api-key", s[2].as_bytes());
+    hpack_literal(&mut block, "x-api-key", s[2].as_bytes(), true);
     let chunks: Vec<&[u8]> = block.chunks(16_000).collect();
     for (i, chunk) in chunks.iter().enumerate() {
         let kind = if i == 0 { HEADERS } else { CONTINUATION };
