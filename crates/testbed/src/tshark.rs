@@ -35,13 +35,7 @@ pub fn all_occurrences(file: &Path, fields: &[&str]) -> Result<Vec<Vec<String>>>
         "-E",
         "aggregator=,",
     ]);
-    for field in fields {
-        command.args(["-e", field]);
-    }
-    Ok(read(&mut command)?
-        .iter()
-        .map(|line| line.split('\t').map(str::to_string).collect())
-        .collect())
+    rows(&mut command, fields)
 }
 
 /// `tshark -n -r FILE -Y FILTER -T fields -e FIELD…`: one row of field values per packet the
@@ -52,10 +46,16 @@ pub fn filtered(file: &Path, filter: &str, fields: &[&str]) -> Result<Vec<Vec<St
         .args(["-n", "-r"])
         .arg(file)
         .args(["-Y", filter, "-T", "fields", "-E", "separator=/t"]);
+    rows(&mut command, fields)
+}
+
+/// Runs `command` (a tshark with tab-separated `-T fields` output) asking for `fields`: one
+/// row of values per packet.
+fn rows(command: &mut Command, fields: &[&str]) -> Result<Vec<Vec<String>>> {
     for field in fields {
         command.args(["-e", field]);
     }
-    Ok(read(&mut command)?
+    Ok(read(command)?
         .iter()
         .map(|line| line.split('\t').map(str::to_string).collect())
         .collect())
